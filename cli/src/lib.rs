@@ -1,0 +1,240 @@
+//! The `coop` command: create and run a co-op node, manage keys, submit signed entries, fetch
+//! entries and checkpoints, write proof files and verify them offline.
+#![forbid(unsafe_code)]
+
+mod keyfile;
+mod node;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Parser, Subcommand};
+use coopledger_ledger::bundle::ProofFile;
+use coopledger_ledger::codec::b64_encode;
+use coopledger_ledger::{Body, NoteVerifier};
+use coopledger_rpc::LedgerApiClient;
+use coopledger_rpc::client::{http_client, HttpClient};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Default JSON-RPC address of a node (HTTP and WebSocket on one port; not 8545, which EVM
+/// nodes use).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7341";
+
+#[derive(Parser, Debug)]
+#[command(name = "coop", version, about = "coopledger: a data co-op's verifiable ledger")]
+struct Cli {
+    /// Node JSON-RPC URL for client commands.
+    #[arg(long, global = true, env = "COOP_RPC", default_value = "http://127.0.0.1:7341")]
+    rpc: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a new co-op ledger in a data folder: node key, origin, founders, genesis entry.
+    Init(node::InitArgs),
+    /// Run the node (creates a demo co-op if the data folder is new).
+    Serve(node::ServeArgs),
+    /// Manage Ed25519 key files.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Sign a payload with a key file and submit it.
+    Submit {
+        /// Key file of the signer.
+        #[arg(long)]
+        key: PathBuf,
+        /// Entry type, e.g. coop.attest.
+        #[arg(long = "type")]
+        kind: String,
+        /// Entry type version.
+        #[arg(long, default_value_t = 1)]
+        version: u64,
+        /// Payload JSON object, or @FILE.
+        #[arg(long)]
+        payload: String,
+        /// Sequence number (default: ask the node for the next one).
+        #[arg(long)]
+        seq: Option<u64>,
+        /// Co-op origin (default: ask the node).
+        #[arg(long)]
+        coop: Option<String>,
+    },
+    /// Print entry N.
+    Entry {
+        /// Log index.
+        index: u64,
+    },
+    /// Print the newest signed checkpoint.
+    Checkpoint,
+    /// Write a self-contained proof file for entry N (entry, inclusion proof, signed checkpoint).
+    Prove {
+        /// Log index.
+        index: u64,
+        /// Output file.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Verify a proof file offline (no server). Exit code 0 = valid, 1 = invalid.
+    Verify {
+        /// Proof file from `coop prove`.
+        file: PathBuf,
+        /// The log's verifier key `<origin>+<keyid>+<base64>`.
+        #[arg(long)]
+        vkey: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCmd {
+    /// Create a new key file.
+    New {
+        /// Where to write it.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Show a key file's public key and member id.
+    Show {
+        /// Key file.
+        file: PathBuf,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn client(url: &str) -> Result<HttpClient> {
+    http_client(url).with_context(|| format!("bad --rpc URL {url}"))
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Init(args) => node::init(args).await?,
+        Cmd::Serve(args) => node::serve(args).await?,
+        Cmd::Key(KeyCmd::New { out }) => {
+            let key = keyfile::create(&out)?;
+            println!("public key: {}", b64_encode(key.verifying_key().to_bytes()));
+            println!("written to: {}", out.display());
+        }
+        Cmd::Key(KeyCmd::Show { file }) => {
+            let key = keyfile::read(&file)?;
+            let public = key.verifying_key().to_bytes();
+            print_json(&serde_json::json!({
+                "public": b64_encode(public),
+                "memberId": coopledger_governance::genesis::member_id(&public),
+            }))?;
+        }
+        Cmd::Submit { key, kind, version, payload, seq, coop } => {
+            let key = keyfile::read(&key)?;
+            let text = match payload.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+                None => payload,
+            };
+            let payload: Value = serde_json::from_str(&text).context("--payload is not JSON")?;
+            let payload = payload
+                .as_object()
+                .cloned()
+                .ok_or_else(|| anyhow!("--payload must be a JSON object"))?;
+            let c = client(&cli.rpc)?;
+            let signer = key.verifying_key().to_bytes();
+            let seq = match seq {
+                Some(s) => s,
+                None => c.next_seq(b64_encode(signer)).await?,
+            };
+            let coop = match coop {
+                Some(c) => c,
+                None => c.checkpoint().await?.origin,
+            };
+            let env = Body {
+                coop,
+                kind,
+                version,
+                signer,
+                seq,
+                ts: coopledger_ledger::log::now_ms(),
+                payload,
+            }
+            .sign(&key)
+            .map_err(|r| anyhow!("{r}"))?;
+            let receipt = c.submit(env.to_value()).await?;
+            print_json(&receipt)?;
+        }
+        Cmd::Entry { index } => print_json(&client(&cli.rpc)?.get_entry(index).await?)?,
+        Cmd::Checkpoint => print_json(&client(&cli.rpc)?.checkpoint().await?)?,
+        Cmd::Prove { index, out } => {
+            let c = client(&cli.rpc)?;
+            let cp = c.checkpoint().await?;
+            let entry = c.get_entry(index).await?;
+            let proof = c.inclusion_proof(index, cp.size).await?;
+            let file = serde_json::json!({
+                "format": coopledger_ledger::bundle::PROOF_FORMAT,
+                "index": index,
+                "entry": entry.entry,
+                "treeSize": cp.size,
+                "inclusionProof": proof.hashes,
+                "checkpoint": cp.note,
+            });
+            // Check before writing: never hand out a proof that does not verify.
+            let parsed: ProofFile = serde_json::from_value(file.clone())?;
+            let vkey = NoteVerifier::parse(&c.verifier_key().await?)?;
+            parsed.verify(&vkey).map_err(|e| anyhow!("node served a bad proof: {e}"))?;
+            std::fs::write(&out, serde_json::to_string_pretty(&file)? + "\n")
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("proof of entry {index} at tree size {} written to {}", cp.size, out.display());
+        }
+        Cmd::Verify { file, vkey } => {
+            let vkey = NoteVerifier::parse(&vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let parsed: ProofFile = match serde_json::from_str(&text) {
+                Ok(p) => p,
+                Err(e) => {
+                    println!("INVALID: {} is not a coopledger proof file: {e}", file.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            match parsed.verify(&vkey) {
+                Ok(v) => {
+                    let b = v.entry.body();
+                    println!(
+                        "VALID: entry {} ({} v{}, signer {}, seq {}) is in {} at tree size {}, root {}",
+                        v.index,
+                        b.kind,
+                        b.version,
+                        b64_encode(b.signer),
+                        b.seq,
+                        v.checkpoint.checkpoint.origin,
+                        v.checkpoint.checkpoint.size,
+                        v.checkpoint.checkpoint.root
+                    );
+                }
+                Err(e) => {
+                    println!("INVALID: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

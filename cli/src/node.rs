@@ -1,0 +1,188 @@
+//! `coop init` and `coop serve`: the data folder, the node key, genesis, and running the server.
+//!
+//! Data folder layout: `node.key` (the node's signing key, 0600), `ledger/` (RocksDB),
+//! `node.addr` (the address the running node bound, rewritten at each start), and for a demo
+//! co-op `demo-keys/` with the founders' key files.
+
+use crate::keyfile;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use coopledger_governance::{CoopRules, Founder, Genesis, Role};
+use coopledger_ledger::codec::b64_decode;
+use coopledger_ledger::{Body, Log, LogConfig};
+use ed25519_dalek::SigningKey;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Origin of the demo co-op `coop serve` creates in a new data folder.
+pub const DEMO_ORIGIN: &str = "demo.coopledger.example/ledger";
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Data folder to create.
+    #[arg(long, default_value = "coop-data")]
+    data: PathBuf,
+    /// The ledger's origin (checkpoint key name), e.g. `drivers.example.coop/ledger`.
+    #[arg(long)]
+    origin: String,
+    /// Display name of the co-op.
+    #[arg(long)]
+    name: String,
+    /// A founder: `PUBKEY_BASE64[:role,role]` or `@KEYFILE[:role,role]`; roles are board,
+    /// treasurer, auditor. Repeat for each founder.
+    #[arg(long = "founder", required = true)]
+    founders: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Data folder (created with a demo co-op when new).
+    #[arg(long, default_value = "coop-data")]
+    data: PathBuf,
+    /// Address for JSON-RPC over HTTP and WebSocket. Port 0 picks a free port.
+    #[arg(long, default_value = crate::DEFAULT_LISTEN)]
+    listen: String,
+    /// A batch closes at this many entries.
+    #[arg(long, default_value_t = 1024)]
+    batch_entries: usize,
+    /// …or this many milliseconds after its first entry.
+    #[arg(long, default_value_t = 5)]
+    batch_ms: u64,
+    /// Allowed distance between an entry's timestamp and the node clock, in seconds.
+    #[arg(long, default_value_t = 300)]
+    ts_window_secs: u64,
+    /// Largest entry accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_entry_bytes: usize,
+}
+
+fn parse_founder(spec: &str) -> Result<Founder> {
+    let (key_part, roles_part) = match spec.split_once(':') {
+        Some((k, r)) => (k, r),
+        None => (spec, ""),
+    };
+    let key: [u8; 32] = match key_part.strip_prefix('@') {
+        Some(path) => keyfile::read(Path::new(path))?.verifying_key().to_bytes(),
+        None => b64_decode(key_part)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| anyhow!("--founder {spec}: key must be base64 of 32 bytes or @KEYFILE"))?,
+    };
+    let mut roles = Vec::new();
+    for r in roles_part.split(',').filter(|r| !r.is_empty()) {
+        roles.push(Role::parse(r).ok_or_else(|| anyhow!("--founder {spec}: unknown role {r:?}"))?);
+    }
+    Ok(Founder { key, roles })
+}
+
+/// Creates the data folder, node key, ledger and genesis entry.
+async fn create(data: &Path, origin: &str, genesis_of: impl FnOnce(&SigningKey) -> Genesis) -> Result<()> {
+    let ledger_dir = data.join("ledger");
+    if coopledger_ledger::store::Store::exists(&ledger_dir) {
+        bail!("{} already holds a ledger", data.display());
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let key_path = data.join("node.key");
+    let node_key = if key_path.exists() { keyfile::read(&key_path)? } else { keyfile::create(&key_path)? };
+    let genesis = genesis_of(&node_key);
+    let log = Log::create(&ledger_dir, origin, node_key.clone(), CoopRules, LogConfig::default())?;
+    let env = Body {
+        coop: origin.to_owned(),
+        kind: "coop.genesis".into(),
+        version: 1,
+        signer: node_key.verifying_key().to_bytes(),
+        seq: 1,
+        ts: coopledger_ledger::log::now_ms(),
+        payload: genesis.to_payload(),
+    }
+    .sign(&node_key)
+    .map_err(|r| anyhow!("genesis: {r}"))?;
+    let receipt = log.submit(env).await.map_err(|e| anyhow!("genesis refused: {e}"))?;
+    println!("created co-op {origin:?} in {}", data.display());
+    println!("genesis entry: index {}, checkpoint size {}", receipt.index, receipt.checkpoint.checkpoint.size);
+    println!("verifier key: {}", log.verifier_key());
+    Ok(())
+}
+
+pub async fn init(args: InitArgs) -> Result<()> {
+    let founders = args.founders.iter().map(|s| parse_founder(s)).collect::<Result<Vec<_>>>()?;
+    let name = args.name.clone();
+    create(&args.data, &args.origin, |node| Genesis {
+        name,
+        node_key: node.verifying_key().to_bytes(),
+        founders,
+    })
+    .await
+}
+
+/// A demo co-op: three founders whose key files are left in `demo-keys/` for the tour.
+async fn create_demo(data: &Path) -> Result<()> {
+    let dir = data.join("demo-keys");
+    std::fs::create_dir_all(&dir)?;
+    let mut founders = Vec::new();
+    for (file, roles) in [
+        ("board.key", vec![Role::Board]),
+        ("treasurer.key", vec![Role::Treasurer]),
+        ("member.key", vec![]),
+    ] {
+        let k = keyfile::create(&dir.join(file))?;
+        founders.push(Founder { key: k.verifying_key().to_bytes(), roles });
+    }
+    create(data, DEMO_ORIGIN, |node| Genesis {
+        name: "Demo Drivers' Data Co-op".into(),
+        node_key: node.verifying_key().to_bytes(),
+        founders,
+    })
+    .await?;
+    println!("demo founders' keys: {}/{{board,treasurer,member}}.key", dir.display());
+    Ok(())
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let ledger_dir = args.data.join("ledger");
+    if !coopledger_ledger::store::Store::exists(&ledger_dir) {
+        println!("no ledger in {}; creating a demo co-op", args.data.display());
+        create_demo(&args.data).await?;
+    }
+    let node_key = keyfile::read(&args.data.join("node.key"))?;
+    let config = LogConfig {
+        batch_max_entries: args.batch_entries.max(1),
+        batch_max_wait: Duration::from_millis(args.batch_ms),
+        ts_window: Duration::from_secs(args.ts_window_secs),
+        max_entry_bytes: args.max_entry_bytes,
+        ..LogConfig::default()
+    };
+    let log = Arc::new(Log::open(&ledger_dir, node_key, CoopRules, config)?);
+    let listener = std::net::TcpListener::bind(&args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let node = coopledger_rpc::serve(listener, log.clone()).await?;
+    std::fs::write(args.data.join("node.addr"), format!("{}\n", node.addr))?;
+    let cp = log.checkpoint();
+    println!("coop node listening on http://{} (WebSocket on the same port)", node.addr);
+    println!("origin: {}", log.origin());
+    println!("verifier key: {}", log.verifier_key());
+    println!("checkpoint: size {} root {}", cp.checkpoint.size, cp.checkpoint.root);
+    tracing::info!(addr = %node.addr, "serving");
+    shutdown_signal().await;
+    println!("shutting down");
+    let _ = node.handle.stop();
+    node.handle.stopped().await;
+    drop(log);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,67 @@
+//! Criterion benchmarks of the ingest ceiling's parts: signature verdicts (single vs batched),
+//! tree appends, and proofs served from RocksDB. Run: `cargo bench -p coopledger-ledger`.
+
+use coopledger_ledger::hash::leaf_hash;
+use coopledger_ledger::merkle::{inclusion_plan, span_hashes, Frontier};
+use coopledger_ledger::sig::{verify_many, verify_one, SignedMessage};
+use coopledger_ledger::store::{BatchWrite, Store};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ed25519_dalek::{Signer, SigningKey};
+
+fn signatures(c: &mut Criterion) {
+    let n = 256usize;
+    let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32])).collect();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("entry body {i}").into_bytes()).collect();
+    let pubs: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let sigs: Vec<[u8; 64]> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m).to_bytes()).collect();
+    let items: Vec<SignedMessage<'_>> = (0..n)
+        .map(|i| SignedMessage { key: &pubs[i], msg: &msgs[i], sig: &sigs[i] })
+        .collect();
+    let mut g = c.benchmark_group("signatures");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("verify_one x256", |b| b.iter(|| items.iter().filter(|m| verify_one(m)).count()));
+    g.bench_function("verify_many 256", |b| b.iter(|| verify_many(&items)));
+    g.finish();
+}
+
+fn tree(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tree");
+    g.throughput(Throughput::Elements(1024));
+    g.bench_function("frontier append 1024 leaves", |b| {
+        b.iter_batched(
+            Frontier::new,
+            |mut f| {
+                let mut created = Vec::with_capacity(2048);
+                for i in 0u64..1024 {
+                    f.push(leaf_hash(&i.to_be_bytes()), &mut created);
+                }
+                f.root()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::create(dir.path(), "bench.example/log", "unused").unwrap_or_else(|e| panic!("{e}"));
+    let mut f = Frontier::new();
+    let size = 1u64 << 20;
+    while f.size() < size {
+        let mut w = BatchWrite::default();
+        for _ in 0..4096 {
+            f.push(leaf_hash(&f.size().to_be_bytes()), &mut w.nodes);
+        }
+        w.new_size = f.size();
+        store.commit(&w).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut i = 0u64;
+    c.bench_function("inclusion proof from RocksDB, tree of 2^20", |b| {
+        b.iter(|| {
+            i = (i * 7919 + 13) % size;
+            span_hashes(&store, &inclusion_plan(i, size - 3))
+        })
+    });
+}
+
+criterion_group!(benches, signatures, tree);
+criterion_main!(benches);

@@ -1,0 +1,530 @@
+//! The verifiable log a node serves: opening and recovery, `submit`, and every read — entries,
+//! checkpoints, inclusion and consistency proofs — always within the newest stored checkpoint.
+
+use crate::entry::{AdmissionPolicy, Envelope, Rejection};
+use crate::hash::Hash;
+use crate::merkle::{self, Frontier, NodeId, NodeSource};
+use crate::note::{Checkpoint, NoteError, NoteSigner, SignedCheckpoint};
+use crate::sequencer::{self, FaultPoint, SequencerState};
+use crate::state::{Overlay, StateMachine, StateSource, NS_APP};
+use crate::store::{Store, StoreError};
+use ed25519_dalek::SigningKey;
+use std::path::Path;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot};
+
+/// Milliseconds since the Unix epoch by the node's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A test hook called at each [`FaultPoint`]; an `Err` makes the step fail as storage would.
+pub type FaultHook = Arc<dyn Fn(FaultPoint) -> Result<(), StoreError> + Send + Sync>;
+
+/// Tunables of a running log.
+#[derive(Clone)]
+pub struct LogConfig {
+    /// A batch closes at this many entries…
+    pub batch_max_entries: usize,
+    /// …or this long after its first entry arrived.
+    pub batch_max_wait: Duration,
+    /// Largest canonical envelope accepted.
+    pub max_entry_bytes: usize,
+    /// Allowed distance between an entry's timestamp and the node clock.
+    pub ts_window: Duration,
+    /// Submissions waiting for signature checks before `Overloaded` is returned.
+    pub queue_capacity: usize,
+    /// Fault injection for durability tests; `None` in production.
+    pub fault_hook: Option<FaultHook>,
+}
+
+impl std::fmt::Debug for LogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogConfig")
+            .field("batch_max_entries", &self.batch_max_entries)
+            .field("batch_max_wait", &self.batch_max_wait)
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("ts_window", &self.ts_window)
+            .field("queue_capacity", &self.queue_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            batch_max_entries: 1024,
+            batch_max_wait: Duration::from_millis(5),
+            max_entry_bytes: 64 * 1024,
+            ts_window: Duration::from_secs(300),
+            queue_capacity: 65_536,
+            fault_hook: None,
+        }
+    }
+}
+
+/// Why a submission got no receipt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The entry was refused; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Too many submissions are queued; try again.
+    #[error("node is overloaded; retry later")]
+    Overloaded,
+    /// The node is shutting down or stopped after a storage failure; the entry may or may not
+    /// have been recorded — resubmit to a running node to get its receipt.
+    #[error("node is not sequencing")]
+    Stopped,
+    /// Reading storage failed.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// Nothing with that key in the checkpointed log.
+    #[error("{0}")]
+    NotFound(String),
+    /// A size or index outside what the latest checkpoint covers, or an impossible range.
+    #[error("field `{field}`: {reason}")]
+    OutOfRange {
+        /// Parameter name as the API spells it.
+        field: &'static str,
+        /// Explanation with the allowed range.
+        reason: String,
+    },
+    /// Storage failed or is corrupt.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// What the sequencer tells a submitter.
+#[derive(Debug, Clone)]
+pub(crate) struct Ack {
+    pub index: u64,
+    pub leaf_hash: Hash,
+    pub entry_id: Hash,
+    pub checkpoint: Arc<SignedCheckpoint>,
+    pub duplicate: bool,
+}
+
+/// Proof that an entry is in the log: returned only once a stored checkpoint covers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Position in the log.
+    pub index: u64,
+    /// `SHA-256(0x00 ‖ entry bytes)`.
+    pub leaf_hash: Hash,
+    /// `SHA-256(canonical body)`.
+    pub entry_id: Hash,
+    /// The stored checkpoint that covers the entry.
+    pub checkpoint: Arc<SignedCheckpoint>,
+    /// RFC 9162 inclusion proof of `index` in `checkpoint`.
+    pub inclusion_proof: Vec<Hash>,
+    /// True when the same body was already in the log (the original receipt is returned).
+    pub duplicate: bool,
+}
+
+/// State shared by the handle and the pipeline threads.
+pub(crate) struct Shared<M> {
+    pub store: Store,
+    pub machine: M,
+    pub config: LogConfig,
+    policy: AdmissionPolicy,
+    signer: NoteSigner,
+    latest: RwLock<Arc<SignedCheckpoint>>,
+    checkpoints: broadcast::Sender<Arc<SignedCheckpoint>>,
+    failure: Mutex<Option<StoreError>>,
+}
+
+impl<M> Shared<M> {
+    pub fn latest(&self) -> Arc<SignedCheckpoint> {
+        match self.latest.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn fault(&self, at: FaultPoint) -> Result<(), StoreError> {
+        match &self.config.fault_hook {
+            Some(h) => h(at),
+            None => Ok(()),
+        }
+    }
+
+    pub fn fail(&self, e: StoreError) {
+        if let Ok(mut f) = self.failure.lock() {
+            *f = Some(e);
+        }
+    }
+
+    /// Signs and stores a checkpoint for the durable tree `frontier` and makes it the latest.
+    /// Never two inconsistent checkpoints: sizes only grow, and each root is computed from the
+    /// same append-only durable leaves.
+    pub fn checkpoint_durable_tree(&self, frontier: &Frontier) -> Result<(), StoreError> {
+        let latest = self.latest();
+        if frontier.size() < latest.checkpoint.size {
+            return Err(StoreError::Corrupt(format!(
+                "durable size {} is below checkpointed size {}",
+                frontier.size(),
+                latest.checkpoint.size
+            )));
+        }
+        let checkpoint = Checkpoint {
+            origin: self.signer.name().to_owned(),
+            size: frontier.size(),
+            root: frontier.root(),
+            extensions: vec![],
+        };
+        let note = self
+            .signer
+            .sign(&checkpoint.to_text())
+            .map_err(|e| StoreError::Corrupt(format!("cannot sign checkpoint: {e}")))?;
+        self.store.put_checkpoint(checkpoint.size, &note)?;
+        let signed = Arc::new(SignedCheckpoint { checkpoint, note });
+        match self.latest.write() {
+            Ok(mut g) => *g = signed.clone(),
+            Err(p) => *p.into_inner() = signed.clone(),
+        }
+        let _ = self.checkpoints.send(signed);
+        Ok(())
+    }
+}
+
+/// A running log: the pipeline threads and the read API. Dropping it stops the pipeline after
+/// the batch in progress.
+pub struct Log<M: StateMachine> {
+    shared: Arc<Shared<M>>,
+    submit_tx: Option<SyncSender<sequencer::Pending>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl<M: StateMachine> std::fmt::Debug for Log<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("origin", &self.shared.signer.name())
+            .field("checkpoint", &self.shared.latest().checkpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Storage failed, is corrupt, missing or already exists.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The origin is not a valid key name.
+    #[error(transparent)]
+    Note(#[from] NoteError),
+    /// The node key given is not the key this ledger was created with.
+    #[error("the node key does not match this ledger (it was created with {expected})")]
+    WrongNodeKey {
+        /// The stored verifier key.
+        expected: String,
+    },
+    /// A stored checkpoint does not match the stored tree.
+    #[error("stored checkpoint at size {size} does not match the stored tree")]
+    CheckpointMismatch {
+        /// Tree size of that checkpoint.
+        size: u64,
+    },
+    /// A pipeline thread could not be started.
+    #[error("cannot start pipeline thread: {0}")]
+    Thread(String),
+}
+
+impl<M: StateMachine> Log<M> {
+    /// Creates a new, empty log for `origin` in `path`, signed by `node_key`.
+    pub fn create(
+        path: &Path,
+        origin: &str,
+        node_key: SigningKey,
+        machine: M,
+        config: LogConfig,
+    ) -> Result<Log<M>, OpenError> {
+        let signer = NoteSigner::new(origin, node_key.clone())?;
+        Store::create(path, origin, &signer.vkey())?;
+        Log::open(path, node_key, machine, config)
+    }
+
+    /// Opens an existing log. Loads the tree edge and the newest checkpoint (O(log n) reads —
+    /// nothing is replayed). If entries are durable but not covered by a checkpoint (a crash
+    /// between integration and checkpoint), signs one for them before serving.
+    pub fn open(
+        path: &Path,
+        node_key: SigningKey,
+        machine: M,
+        config: LogConfig,
+    ) -> Result<Log<M>, OpenError> {
+        let store = Store::open(path)?;
+        let origin = store.origin()?;
+        let signer = NoteSigner::new(&origin, node_key)?;
+        let expected = store.vkey()?;
+        if signer.vkey() != expected {
+            return Err(OpenError::WrongNodeKey { expected });
+        }
+        let size = store.size()?;
+        let frontier = Frontier::load(&store, size)?;
+        let batch_time_ms = store.batch_time()?;
+        let latest = match store.latest_checkpoint()? {
+            Some((cp_size, note)) => {
+                let opened = SignedCheckpoint::open(&note, &signer.verifier())
+                    .map_err(|_| OpenError::CheckpointMismatch { size: cp_size })?;
+                if cp_size > size || merkle::root(&store, cp_size)? != opened.checkpoint.root {
+                    return Err(OpenError::CheckpointMismatch { size: cp_size });
+                }
+                opened
+            }
+            // A new ledger: nothing signed yet. The placeholder is replaced below.
+            None => SignedCheckpoint {
+                checkpoint: Checkpoint {
+                    origin: origin.clone(),
+                    size: 0,
+                    root: crate::hash::empty_root(),
+                    extensions: vec![],
+                },
+                note: String::new(),
+            },
+        };
+        let needs_checkpoint = latest.note.is_empty() || latest.checkpoint.size < size;
+        let (checkpoints, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            store,
+            machine,
+            policy: AdmissionPolicy {
+                coop: origin,
+                max_entry_bytes: config.max_entry_bytes,
+                ts_window_ms: config.ts_window.as_millis() as u64,
+            },
+            config,
+            signer,
+            latest: RwLock::new(Arc::new(latest)),
+            checkpoints,
+            failure: Mutex::new(None),
+        });
+        if needs_checkpoint {
+            // Recovery: durable entries nobody was acknowledged for get their checkpoint now.
+            shared.checkpoint_durable_tree(&frontier)?;
+        }
+
+        let (submit_tx, submit_rx) = mpsc::sync_channel(shared.config.queue_capacity);
+        let (seq_tx, seq_rx) = mpsc::sync_channel(shared.config.queue_capacity);
+        let max = shared.config.batch_max_entries;
+        let verifier = std::thread::Builder::new()
+            .name("coop-verify".into())
+            .spawn(move || sequencer::run_verifier(submit_rx, seq_tx, max))
+            .map_err(|e| OpenError::Thread(e.to_string()))?;
+        let seq_shared = shared.clone();
+        let seq = std::thread::Builder::new()
+            .name("coop-sequence".into())
+            .spawn(move || {
+                sequencer::run_sequencer(seq_shared, seq_rx, SequencerState { frontier, batch_time_ms })
+            })
+            .map_err(|e| OpenError::Thread(e.to_string()))?;
+        Ok(Log {
+            shared,
+            submit_tx: Some(submit_tx),
+            threads: vec![verifier, seq],
+        })
+    }
+
+    /// The ledger's origin (co-op id and checkpoint key name).
+    pub fn origin(&self) -> &str {
+        self.shared.signer.name()
+    }
+
+    /// The node's checkpoint verifier key, `<origin>+<keyid>+<base64>`.
+    pub fn verifier_key(&self) -> String {
+        self.shared.signer.vkey()
+    }
+
+    /// The state machine.
+    pub fn machine(&self) -> &M {
+        &self.shared.machine
+    }
+
+    /// Submits a signed entry. Returns only when a stored checkpoint covers it (or it is refused).
+    pub async fn submit(&self, env: Envelope) -> Result<Receipt, SubmitError> {
+        // Stage 1 — admission: cheap stateless checks before the queue.
+        let machine = &self.shared.machine;
+        self.shared
+            .policy
+            .check(&env, |k, v| machine.accepts(k, v), now_ms())?;
+        let (reply, rx) = oneshot::channel();
+        let tx = self.submit_tx.as_ref().ok_or(SubmitError::Stopped)?;
+        tx.try_send(sequencer::Pending { env, reply })
+            .map_err(|e| match e {
+                TrySendError::Full(_) => SubmitError::Overloaded,
+                TrySendError::Disconnected(_) => SubmitError::Stopped,
+            })?;
+        let ack = rx.await.map_err(|_| SubmitError::Stopped)??;
+        let inclusion_proof = self
+            .inclusion_proof(ack.index, ack.checkpoint.checkpoint.size)
+            .map_err(|e| match e {
+                QueryError::Storage(s) => SubmitError::Storage(s),
+                _ => SubmitError::Stopped,
+            })?;
+        Ok(Receipt {
+            index: ack.index,
+            leaf_hash: ack.leaf_hash,
+            entry_id: ack.entry_id,
+            checkpoint: ack.checkpoint,
+            inclusion_proof,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// The storage failure that stopped the sequencer, if any.
+    pub fn failure(&self) -> Option<StoreError> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// The newest stored checkpoint.
+    pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
+        self.shared.latest()
+    }
+
+    /// The stored checkpoint note signed at exactly `size`, if any.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, QueryError> {
+        Ok(self.shared.store.checkpoint(size)?)
+    }
+
+    /// New checkpoints as they are stored.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SignedCheckpoint>> {
+        self.shared.checkpoints.subscribe()
+    }
+
+    fn covered(&self) -> u64 {
+        self.shared.latest().checkpoint.size
+    }
+
+    /// Entry bytes at `index` (exactly the bytes hashed into the tree).
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, QueryError> {
+        let size = self.covered();
+        if index >= size {
+            return Err(QueryError::OutOfRange {
+                field: "index",
+                reason: format!("{index} is not below the checkpointed size {size}"),
+            });
+        }
+        self.shared
+            .store
+            .entry(index)?
+            .ok_or_else(|| QueryError::Storage(StoreError::Corrupt(format!("entry {index} missing"))))
+    }
+
+    /// Leaf hash of entry `index`.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, QueryError> {
+        let size = self.covered();
+        if index >= size {
+            return Err(QueryError::OutOfRange {
+                field: "index",
+                reason: format!("{index} is not below the checkpointed size {size}"),
+            });
+        }
+        let got = self.shared.store.nodes(&[NodeId { level: 0, index }])?;
+        got.first()
+            .copied()
+            .ok_or_else(|| QueryError::Storage(StoreError::Corrupt("leaf missing".into())))
+    }
+
+    /// Index of the entry with this leaf hash.
+    pub fn index_of_leaf(&self, leaf: &Hash) -> Result<u64, QueryError> {
+        match self.shared.store.index_of_leaf(leaf)? {
+            Some(i) if i < self.covered() => Ok(i),
+            _ => Err(QueryError::NotFound(format!("no entry with leaf hash {leaf}"))),
+        }
+    }
+
+    /// Index of the entry with this entry id.
+    pub fn index_of_entry_id(&self, id: &Hash) -> Result<u64, QueryError> {
+        match self.shared.store.index_of_entry_id(id)? {
+            Some(i) if i < self.covered() => Ok(i),
+            _ => Err(QueryError::NotFound(format!("no entry with id {id}"))),
+        }
+    }
+
+    fn check_size(&self, field: &'static str, size: u64) -> Result<(), QueryError> {
+        let covered = self.covered();
+        if size > covered {
+            return Err(QueryError::OutOfRange {
+                field,
+                reason: format!("{size} is beyond the checkpointed size {covered}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Root of the first `size` entries (`size` ≤ checkpointed size).
+    pub fn root(&self, size: u64) -> Result<Hash, QueryError> {
+        self.check_size("treeSize", size)?;
+        Ok(merkle::root(&self.shared.store, size)?)
+    }
+
+    /// RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries.
+    pub fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, QueryError> {
+        self.check_size("treeSize", tree_size)?;
+        if index >= tree_size {
+            return Err(QueryError::OutOfRange {
+                field: "index",
+                reason: format!("{index} is not below treeSize {tree_size}"),
+            });
+        }
+        Ok(merkle::span_hashes(
+            &self.shared.store,
+            &merkle::inclusion_plan(index, tree_size),
+        )?)
+    }
+
+    /// RFC 9162 consistency proof from `from_size` to `to_size` (`1 ≤ from ≤ to ≤ checkpointed`).
+    pub fn consistency_proof(&self, from_size: u64, to_size: u64) -> Result<Vec<Hash>, QueryError> {
+        self.check_size("toSize", to_size)?;
+        if from_size == 0 {
+            return Err(QueryError::OutOfRange {
+                field: "fromSize",
+                reason: "must be at least 1: consistency with the empty tree proves nothing".into(),
+            });
+        }
+        if from_size > to_size {
+            return Err(QueryError::OutOfRange {
+                field: "fromSize",
+                reason: format!("{from_size} is above toSize {to_size}"),
+            });
+        }
+        Ok(merkle::span_hashes(
+            &self.shared.store,
+            &merkle::consistency_plan(from_size, to_size),
+        )?)
+    }
+
+    /// The next sequence number `signer` should use (last accepted + 1).
+    pub fn next_seq(&self, signer: &[u8; 32]) -> Result<u64, QueryError> {
+        Ok(sequencer::last_seq(&self.shared.store, &Overlay::new(), signer)? + 1)
+    }
+
+    /// Reads the state machine's committed state (for queries).
+    pub fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, QueryError> {
+        let mut k = vec![NS_APP];
+        k.extend_from_slice(key);
+        Ok(self.shared.store.state_get(&k)?)
+    }
+}
+
+impl<M: StateMachine> Drop for Log<M> {
+    fn drop(&mut self) {
+        // Closing the queue ends the verifier, which closes the sequencer's queue in turn.
+        self.submit_tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The ingest pipeline behind [`crate::log::Log::submit`] (DESIGN §6), one stage per thread:
+//!
+//! 1. **admission** (caller's task): parse, canonical form, size, co-op, type, timestamp;
+//! 2. **signatures** (verifier thread + rayon pool): batched, on all cores, off the sequencer;
+//! 3. **sequencing** (sequencer thread, single writer): dedupe, replay, co-op rules, in order;
+//! 4. **integration**: entries, leaf hashes, tree nodes, indexes, state — one WriteBatch, fsync;
+//! 5. **checkpoint**: sign `(origin, size, root)` only after step 4 returned, store it, fsync;
+//! 6. **acknowledgement**: only now is any submitter told its index.
+//!
+//! What a crash leaves behind at each step (see also `docs/format.md`):
+//! - before 4's write returns: nothing of the batch (RocksDB applies a WriteBatch atomically);
+//!   no submitter was acknowledged, clients retry, duplicates are idempotent;
+//! - after 4, before 5 is stored: the entries are durable but uncovered (`checkpointed <
+//!   durable`); on restart the node signs a checkpoint for them before serving anything;
+//! - after 5, before 6: the checkpoint covers entries nobody was told about; a resubmission gets
+//!   the same receipt (same index) because the entry id is already in the log.
+
+use crate::entry::{Envelope, Rejection, Verified};
+use crate::hash::Hash;
+use crate::log::{Ack, Shared, SubmitError};
+use crate::merkle::{Frontier, NodeId, NodeSource};
+use crate::state::{ApplyContext, ApplyError, Overlay, StateSource, StateView, NS_LEDGER};
+use crate::store::{BatchWrite, StoreError};
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// A submission that passed admission, waiting for its signature check.
+pub(crate) struct Pending {
+    pub env: Envelope,
+    pub reply: oneshot::Sender<Result<Ack, SubmitError>>,
+}
+
+/// A submission whose signature verified, waiting to be sequenced.
+pub(crate) struct Admitted {
+    pub env: Verified<Envelope>,
+    pub reply: oneshot::Sender<Result<Ack, SubmitError>>,
+}
+
+/// Where a fault can be injected (tests of the durability order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// Before the batch's WriteBatch is written.
+    BeforeCommit,
+    /// After the batch is durable, before its checkpoint is signed and stored.
+    AfterCommit,
+    /// After the checkpoint is stored, before any submitter is acknowledged.
+    AfterCheckpoint,
+}
+
+/// Stage 2: drain whatever is queued (up to `max`), verify all signatures in one parallel batched
+/// pass, forward the good ones in arrival order.
+pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max: usize) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let (envs, replies): (Vec<Envelope>, Vec<_>) =
+            batch.into_iter().map(|p| (p.env, p.reply)).unzip();
+        for (verdict, reply) in crate::entry::admit(envs).into_iter().zip(replies) {
+            match verdict {
+                Ok(env) => {
+                    if tx.send(Admitted { env, reply }).is_err() {
+                        return;
+                    }
+                }
+                Err(r) => {
+                    let _ = reply.send(Err(SubmitError::Rejected(r)));
+                }
+            }
+        }
+    }
+}
+
+/// The sequencer's own memory: the tree's right edge and the last batch time.
+pub(crate) struct SequencerState {
+    pub frontier: Frontier,
+    pub batch_time_ms: u64,
+}
+
+/// Stages 3–6, forever, until the channel closes or storage fails (then the node stops
+/// sequencing: fail-stop, never guess).
+pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
+    shared: Arc<Shared<M>>,
+    rx: Receiver<Admitted>,
+    mut st: SequencerState,
+) {
+    let cfg = shared.config.clone();
+    while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + cfg.batch_max_wait;
+        let mut items = vec![first];
+        while items.len() < cfg.batch_max_entries {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(a) => items.push(a),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if let Err(e) = sequence_batch(&shared, &mut st, items) {
+            tracing::error!(error = %e, "storage failed; the sequencer stops");
+            shared.fail(e);
+            // Refuse everything still queued.
+            while let Ok(a) = rx.try_recv() {
+                let _ = a.reply.send(Err(SubmitError::Stopped));
+            }
+            return;
+        }
+    }
+}
+
+fn seq_key(signer: &[u8; 32]) -> Vec<u8> {
+    let mut k = vec![NS_LEDGER];
+    k.extend_from_slice(b"seq/");
+    k.extend_from_slice(signer);
+    k
+}
+
+/// Last accepted sequence number of `signer` (0 if none), seen through `overlay`.
+pub(crate) fn last_seq(
+    base: &dyn StateSource,
+    overlay: &Overlay,
+    signer: &[u8; 32],
+) -> Result<u64, StoreError> {
+    let k = seq_key(signer);
+    let v = match overlay.get(&k) {
+        Some(v) => v.clone(),
+        None => base.state_get(&k)?,
+    };
+    Ok(v.and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+struct Accepted {
+    reply: oneshot::Sender<Result<Ack, SubmitError>>,
+    index: u64,
+    leaf_hash: Hash,
+    entry_id: Hash,
+    duplicate: bool,
+}
+
+fn sequence_batch<M: crate::state::StateMachine>(
+    shared: &Shared<M>,
+    st: &mut SequencerState,
+    items: Vec<Admitted>,
+) -> Result<(), StoreError> {
+    let store = &shared.store;
+    let batch_time_ms = st.batch_time_ms.max(crate::log::now_ms());
+    // Work on a copy of the tree's edge: memory moves forward only once the batch is durable.
+    let mut next = st.frontier.clone();
+    let mut overlay = Overlay::new();
+    let mut write = BatchWrite::default();
+    let mut in_batch: HashMap<Hash, (u64, Hash)> = HashMap::new();
+    let mut accepted: Vec<Accepted> = Vec::with_capacity(items.len());
+
+    // Step 3 — sequencing, in arrival order, against committed state plus this batch so far.
+    for Admitted { env, reply } in items {
+        let entry_id = env.entry_id();
+        // The same body again (from the log or from this batch): the same receipt.
+        let known = match in_batch.get(&entry_id) {
+            Some(&(index, leaf)) => Some((index, leaf)),
+            None => match store.index_of_entry_id(&entry_id)? {
+                Some(index) => {
+                    let leaf = store.nodes(&[NodeId { level: 0, index }])?;
+                    leaf.first().map(|l| (index, *l))
+                }
+                None => None,
+            },
+        };
+        if let Some((index, leaf_hash)) = known {
+            accepted.push(Accepted { reply, index, leaf_hash, entry_id, duplicate: true });
+            continue;
+        }
+        let signer = env.body().signer;
+        let last = last_seq(store, &overlay, &signer)?;
+        if env.body().seq <= last {
+            let _ = reply.send(Err(SubmitError::Rejected(Rejection::Replay {
+                last,
+                got: env.body().seq,
+            })));
+            continue;
+        }
+        let ctx = ApplyContext { index: next.size(), batch_time_ms };
+        let mut view = StateView::new(store, &overlay);
+        match shared.machine.apply(&mut view, &env, &ctx) {
+            Ok(()) => {
+                let writes = view.into_writes();
+                overlay.extend(writes);
+                overlay.insert(seq_key(&signer), Some(env.body().seq.to_be_bytes().to_vec()));
+            }
+            Err(ApplyError::Rejected(r)) => {
+                let _ = reply.send(Err(SubmitError::Rejected(r)));
+                continue;
+            }
+            Err(ApplyError::Storage(e)) => return Err(e),
+        }
+        let index = next.size();
+        let leaf_hash = env.leaf_hash();
+        next.push(leaf_hash, &mut write.nodes);
+        write.entries.push((index, env.bytes().to_vec(), leaf_hash, entry_id));
+        in_batch.insert(entry_id, (index, leaf_hash));
+        accepted.push(Accepted { reply, index, leaf_hash, entry_id, duplicate: false });
+    }
+
+    if !write.entries.is_empty() {
+        // Step 4 — integration: one WriteBatch with entries, nodes, indexes, state and the new
+        // size, written with sync=true. Until it returns, nothing of this batch exists.
+        shared.fault(FaultPoint::BeforeCommit)?;
+        write.state = overlay;
+        write.new_size = next.size();
+        write.batch_time_ms = batch_time_ms;
+        store.commit(&write)?;
+        st.frontier = next;
+        st.batch_time_ms = batch_time_ms;
+        shared.fault(FaultPoint::AfterCommit)?;
+
+        // Step 5 — checkpoint: the data is durable, so now sign (origin, size, root) and store
+        // the note (fsync) before anyone can see it. Only then does it become the latest.
+        shared.checkpoint_durable_tree(&st.frontier)?;
+        shared.fault(FaultPoint::AfterCheckpoint)?;
+    }
+
+    // Step 6 — acknowledgement: every accepted entry is covered by the stored latest checkpoint.
+    let checkpoint = shared.latest();
+    for a in accepted {
+        let _ = a.reply.send(Ok(Ack {
+            index: a.index,
+            leaf_hash: a.leaf_hash,
+            entry_id: a.entry_id,
+            checkpoint: checkpoint.clone(),
+            duplicate: a.duplicate,
+        }));
+    }
+    Ok(())
+}

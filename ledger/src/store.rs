@@ -1,0 +1,323 @@
+//! RocksDB storage: column families, key layouts and the commit of one batch. The byte-level
+//! format is specified in `docs/format.md`; every function here states its contract.
+//!
+//! Pointers, in the order the sequencer moves them (see `sequencer`):
+//! `checkpointed ≤ durable`, where `durable` is `meta/size` (entries, nodes, indexes and state
+//! committed and fsync'd) and `checkpointed` is the size of the newest stored checkpoint.
+
+use crate::hash::Hash;
+use crate::merkle::{NodeId, NodeSource};
+use crate::state::{Overlay, StateSource};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use std::path::Path;
+
+/// On-disk format version, `meta/format`. Bumped on any incompatible change.
+pub const FORMAT_VERSION: u8 = 1;
+
+const CF_META: &str = "meta";
+const CF_ENTRIES: &str = "entries";
+const CF_NODES: &str = "nodes";
+const CF_ENTRY_IDS: &str = "entry_ids";
+const CF_LEAVES: &str = "leaves";
+const CF_CHECKPOINTS: &str = "checkpoints";
+const CF_STATE: &str = "state";
+const ALL_CFS: [&str; 7] = [
+    CF_META,
+    CF_ENTRIES,
+    CF_NODES,
+    CF_ENTRY_IDS,
+    CF_LEAVES,
+    CF_CHECKPOINTS,
+    CF_STATE,
+];
+
+const META_FORMAT: &[u8] = b"format";
+const META_ORIGIN: &[u8] = b"origin";
+const META_VKEY: &[u8] = b"vkey";
+const META_SIZE: &[u8] = b"size";
+const META_BATCH_TIME: &[u8] = b"batch_time";
+
+/// A storage failure. The node stops sequencing on any of these rather than guess.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB reported an error.
+    #[error("storage: {0}")]
+    Db(String),
+    /// The data folder holds something this version cannot read, or is inconsistent.
+    #[error("storage is corrupt or of another format: {0}")]
+    Corrupt(String),
+    /// `create` on a folder that already holds a ledger.
+    #[error("a ledger already exists at {0}")]
+    AlreadyExists(String),
+    /// `open` on a folder without a ledger.
+    #[error("no ledger at {0}")]
+    Missing(String),
+}
+
+impl From<rocksdb::Error> for StoreError {
+    fn from(e: rocksdb::Error) -> StoreError {
+        StoreError::Db(e.into_string())
+    }
+}
+
+/// Big-endian u64 keys sort in numeric order.
+fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn u64_of(v: &[u8], what: &str) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(v)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not 8 bytes")))
+}
+
+/// `nodes` key: level (1 byte) then index (8 bytes, big-endian).
+fn node_key(id: NodeId) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = id.level;
+    k[1..].copy_from_slice(&be(id.index));
+    k
+}
+
+/// Everything one batch adds, written atomically by [`Store::commit`].
+#[derive(Debug, Default)]
+pub struct BatchWrite {
+    /// `(index, envelope bytes, leaf hash, entry id)` for each new entry, in index order.
+    pub entries: Vec<(u64, Vec<u8>, Hash, Hash)>,
+    /// Tree nodes completed by the new leaves.
+    pub nodes: Vec<(NodeId, Hash)>,
+    /// State changes (full keys, namespace byte first); `None` deletes.
+    pub state: Overlay,
+    /// Tree size after the batch.
+    pub new_size: u64,
+    /// The batch's time.
+    pub batch_time_ms: u64,
+}
+
+/// The ledger's RocksDB database.
+pub struct Store {
+    db: DB,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.db.path()).finish()
+    }
+}
+
+fn db_options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    o
+}
+
+fn synced() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+impl Store {
+    /// True when `path` holds a ledger database.
+    pub fn exists(path: &Path) -> bool {
+        path.join("CURRENT").exists()
+    }
+
+    /// Creates a new ledger database for `origin`, signed by the key whose verifier key is
+    /// `vkey`. Fails if one exists. Leaves size 0, no checkpoint, empty state.
+    pub fn create(path: &Path, origin: &str, vkey: &str) -> Result<Store, StoreError> {
+        if Store::exists(path) {
+            return Err(StoreError::AlreadyExists(path.display().to_string()));
+        }
+        let store = Store::open_db(path)?;
+        let meta = store.cf(CF_META)?;
+        let mut b = WriteBatch::default();
+        b.put_cf(meta, META_FORMAT, [FORMAT_VERSION]);
+        b.put_cf(meta, META_ORIGIN, origin.as_bytes());
+        b.put_cf(meta, META_VKEY, vkey.as_bytes());
+        b.put_cf(meta, META_SIZE, be(0));
+        b.put_cf(meta, META_BATCH_TIME, be(0));
+        store.db.write_opt(b, &synced())?;
+        Ok(store)
+    }
+
+    /// Opens an existing ledger database; refuses one of another format version.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if !Store::exists(path) {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        let store = Store::open_db(path)?;
+        match store.meta(META_FORMAT)?.as_deref() {
+            Some([FORMAT_VERSION]) => Ok(store),
+            Some(other) => Err(StoreError::Corrupt(format!(
+                "format version {other:?}, this build reads {FORMAT_VERSION}"
+            ))),
+            None => Err(StoreError::Corrupt("meta/format missing".into())),
+        }
+    }
+
+    fn open_db(path: &Path) -> Result<Store, StoreError> {
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, db_options()));
+        Ok(Store {
+            db: DB::open_cf_descriptors(&db_options(), path, cfs)?,
+        })
+    }
+
+    fn cf(&self, name: &str) -> Result<&ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} missing")))
+    }
+
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META)?, key)?)
+    }
+
+    fn meta_string(&self, key: &[u8]) -> Result<String, StoreError> {
+        let v = self
+            .meta(key)?
+            .ok_or_else(|| StoreError::Corrupt(format!("meta/{} missing", String::from_utf8_lossy(key))))?;
+        String::from_utf8(v).map_err(|_| StoreError::Corrupt("meta value is not UTF-8".into()))
+    }
+
+    fn meta_u64(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.meta(key)? {
+            Some(v) => u64_of(&v, "meta value"),
+            None => Err(StoreError::Corrupt(format!("meta/{} missing", String::from_utf8_lossy(key)))),
+        }
+    }
+
+    /// The ledger's origin (also its checkpoint key name).
+    pub fn origin(&self) -> Result<String, StoreError> {
+        self.meta_string(META_ORIGIN)
+    }
+
+    /// The verifier key of the node key this ledger was created with.
+    pub fn vkey(&self) -> Result<String, StoreError> {
+        self.meta_string(META_VKEY)
+    }
+
+    /// `durable`: number of entries committed and fsync'd.
+    pub fn size(&self) -> Result<u64, StoreError> {
+        self.meta_u64(META_SIZE)
+    }
+
+    /// Time of the last committed batch.
+    pub fn batch_time(&self) -> Result<u64, StoreError> {
+        self.meta_u64(META_BATCH_TIME)
+    }
+
+    /// Envelope bytes of entry `index`, if committed.
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_ENTRIES)?, be(index))?)
+    }
+
+    /// Index of the entry with this entry id, if committed.
+    pub fn index_of_entry_id(&self, id: &Hash) -> Result<Option<u64>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_ENTRY_IDS)?, id.as_bytes())?
+            .map(|v| u64_of(&v, "entry_ids value"))
+            .transpose()
+    }
+
+    /// Index of the first entry with this leaf hash, if committed.
+    pub fn index_of_leaf(&self, leaf: &Hash) -> Result<Option<u64>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_LEAVES)?, leaf.as_bytes())?
+            .map(|v| u64_of(&v, "leaves value"))
+            .transpose()
+    }
+
+    /// The stored checkpoint note for tree size `size`, if one was signed at that size.
+    pub fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_CHECKPOINTS)?, be(size))?
+            .map(|v| String::from_utf8(v).map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into())))
+            .transpose()
+    }
+
+    /// The newest stored checkpoint: `(size, note)`.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let cf = self.cf(CF_CHECKPOINTS)?;
+        match self.db.iterator_cf(cf, IteratorMode::End).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item?;
+                let size = u64_of(&k, "checkpoints key")?;
+                let note = String::from_utf8(v.into_vec())
+                    .map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into()))?;
+                Ok(Some((size, note)))
+            }
+        }
+    }
+
+    /// Commits one batch atomically and fsyncs it before returning (one WriteBatch, `sync=true`).
+    /// Contract: on `Ok`, every entry, node, index and state change of the batch and the new
+    /// `size` survive a crash; on `Err`, none of them is visible after restart.
+    pub fn commit(&self, batch: &BatchWrite) -> Result<(), StoreError> {
+        let (entries, ids, leaves, nodes, state, meta) = (
+            self.cf(CF_ENTRIES)?,
+            self.cf(CF_ENTRY_IDS)?,
+            self.cf(CF_LEAVES)?,
+            self.cf(CF_NODES)?,
+            self.cf(CF_STATE)?,
+            self.cf(CF_META)?,
+        );
+        let mut b = WriteBatch::default();
+        for (index, bytes, leaf, id) in &batch.entries {
+            b.put_cf(entries, be(*index), bytes);
+            b.put_cf(ids, id.as_bytes(), be(*index));
+            b.put_cf(leaves, leaf.as_bytes(), be(*index));
+        }
+        for (id, h) in &batch.nodes {
+            b.put_cf(nodes, node_key(*id), h.as_bytes());
+        }
+        for (k, v) in &batch.state {
+            match v {
+                Some(v) => b.put_cf(state, k, v),
+                None => b.delete_cf(state, k),
+            }
+        }
+        b.put_cf(meta, META_SIZE, be(batch.new_size));
+        b.put_cf(meta, META_BATCH_TIME, be(batch.batch_time_ms));
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
+    /// Stores a signed checkpoint for `size` and fsyncs it before returning.
+    /// Contract: callers only store checkpoints for sizes `≤ durable`, in increasing order.
+    pub fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.db
+            .put_cf_opt(self.cf(CF_CHECKPOINTS)?, be(size), note.as_bytes(), &synced())?;
+        Ok(())
+    }
+}
+
+impl NodeSource for Store {
+    type Error = StoreError;
+
+    /// One `multi_get` for all ids. Contract: every id is a complete node of the durable tree;
+    /// a missing one means corruption.
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        let cf = self.cf(CF_NODES)?;
+        let keys: Vec<[u8; 9]> = ids.iter().map(|id| node_key(*id)).collect();
+        let got = self.db.multi_get_cf(keys.iter().map(|k| (cf, k)));
+        got.into_iter()
+            .zip(ids)
+            .map(|(r, id)| {
+                let v = r?.ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} missing")))?;
+                Hash::from_slice(&v).ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is not 32 bytes")))
+            })
+            .collect()
+    }
+}
+
+impl StateSource for Store {
+    fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
+    }
+}

@@ -1,0 +1,12 @@
+//! coopledger's JSON-RPC surface — the only crate that knows JSON-RPC: wire types, stable error
+//! codes, the server (HTTP and WebSocket on one port) and a typed client.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod client;
+pub mod error;
+pub mod server;
+pub mod wire;
+
+pub use api::LedgerApiClient;
+pub use server::{serve, NodeHandle};

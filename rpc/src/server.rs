@@ -1,0 +1,191 @@
+//! The node's JSON-RPC server: HTTP and WebSocket on one port, on a listener the caller binds
+//! (tests bind port 0), stopped through the returned handle.
+
+use crate::api::{LedgerApiServer, RpcResult};
+use crate::error;
+use crate::wire::{
+    bytes_b64, hashes_b64, CheckpointInfo, ConsistencyProof, EntryResult, InclusionProof,
+    SubmitResult,
+};
+use coopledger_governance::CoopRules;
+use coopledger_ledger::codec::b64_decode;
+use coopledger_ledger::{Envelope, Hash, Log, NoteVerifier, SignedCheckpoint};
+use jsonrpsee::core::{async_trait, SubscriptionResult};
+use jsonrpsee::server::{PendingSubscriptionSink, Server, ServerHandle};
+use jsonrpsee::RpcModule;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+
+/// The OpenRPC document served by `rpc.discover`; `openrpc_lists_every_method` keeps it in sync.
+pub const OPENRPC: &str = include_str!("openrpc.json");
+
+/// Largest request body accepted (an entry is at most 64 KiB by default; base64 and JSON-RPC
+/// framing fit well inside this).
+const MAX_REQUEST_BYTES: u32 = 1024 * 1024;
+
+struct LedgerRpc {
+    log: Arc<Log<CoopRules>>,
+}
+
+fn leaf_param(field: &str, s: &str) -> RpcResult<Hash> {
+    Hash::from_base64(s).ok_or_else(|| error::invalid_param(field, "must be base64 of 32 bytes"))
+}
+
+#[async_trait]
+impl LedgerApiServer for LedgerRpc {
+    async fn submit(&self, entry: Value) -> RpcResult<SubmitResult> {
+        let env = match &entry {
+            // The exact canonical bytes, base64.
+            Value::String(s) => {
+                let bytes = b64_decode(s).map_err(|_| error::invalid_param("entry", "string form must be base64 of the canonical envelope"))?;
+                Envelope::from_bytes(&bytes)
+            }
+            other => Envelope::from_value(other),
+        }
+        .map_err(|r| error::rejection(&r))?;
+        let receipt = self.log.submit(env).await.map_err(|e| error::submit(&e))?;
+        Ok(SubmitResult::from(&receipt))
+    }
+
+    async fn get_entry(&self, index: u64) -> RpcResult<EntryResult> {
+        let bytes = self.log.entry(index).map_err(|e| error::query(&e))?;
+        let leaf = self.log.leaf_hash(index).map_err(|e| error::query(&e))?;
+        let decoded = Envelope::from_bytes(&bytes)
+            .map(|e| e.to_value())
+            .unwrap_or(Value::Null);
+        Ok(EntryResult {
+            index,
+            entry: bytes_b64(&bytes),
+            leaf_hash: leaf.to_base64(),
+            decoded,
+        })
+    }
+
+    async fn checkpoint(&self) -> RpcResult<CheckpointInfo> {
+        Ok(CheckpointInfo::from(self.log.checkpoint().as_ref()))
+    }
+
+    async fn checkpoint_at(&self, size: u64) -> RpcResult<CheckpointInfo> {
+        let note = self
+            .log
+            .checkpoint_at(size)
+            .map_err(|e| error::query(&e))?
+            .ok_or_else(|| {
+                error::query(&coopledger_ledger::QueryError::NotFound(format!(
+                    "no checkpoint was signed at size {size}"
+                )))
+            })?;
+        let key = NoteVerifier::parse(&self.log.verifier_key())
+            .map_err(|e| error::invalid_param("size", &e.to_string()))?;
+        let signed = SignedCheckpoint::open(&note, &key)
+            .map_err(|e| error::invalid_param("size", &e.to_string()))?;
+        Ok(CheckpointInfo::from(&signed))
+    }
+
+    async fn inclusion_proof(&self, index: u64, tree_size: u64) -> RpcResult<InclusionProof> {
+        let h = self
+            .log
+            .inclusion_proof(index, tree_size)
+            .map_err(|e| error::query(&e))?;
+        Ok(InclusionProof {
+            index,
+            tree_size,
+            hashes: hashes_b64(&h),
+        })
+    }
+
+    async fn inclusion_proof_by_hash(&self, leaf_hash: String, tree_size: u64) -> RpcResult<InclusionProof> {
+        let leaf = leaf_param("leafHash", &leaf_hash)?;
+        let index = self.log.index_of_leaf(&leaf).map_err(|e| error::query(&e))?;
+        self.inclusion_proof(index, tree_size).await
+    }
+
+    async fn consistency_proof(&self, from_size: u64, to_size: u64) -> RpcResult<ConsistencyProof> {
+        let h = self
+            .log
+            .consistency_proof(from_size, to_size)
+            .map_err(|e| error::query(&e))?;
+        Ok(ConsistencyProof {
+            from_size,
+            to_size,
+            hashes: hashes_b64(&h),
+        })
+    }
+
+    async fn verifier_key(&self) -> RpcResult<String> {
+        Ok(self.log.verifier_key())
+    }
+
+    async fn next_seq(&self, signer: String) -> RpcResult<u64> {
+        let key: [u8; 32] = b64_decode(&signer)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| error::invalid_param("signer", "must be base64 of a 32-byte Ed25519 key"))?;
+        self.log.next_seq(&key).map_err(|e| error::query(&e))
+    }
+
+    async fn subscribe_checkpoints(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let mut rx = self.log.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                _ = sink.closed() => break,
+                msg = rx.recv() => match msg {
+                    Ok(cp) => {
+                        let raw = serde_json::value::to_raw_value(&CheckpointInfo::from(cp.as_ref()))?;
+                        if sink.send(raw).await.is_err() {
+                            break;
+                        }
+                    }
+                    // A slow subscriber skips to newer checkpoints; each one supersedes the last.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every method the server answers, with `rpc.discover`.
+pub fn module(log: Arc<Log<CoopRules>>) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
+    let mut m = RpcModule::new(());
+    m.merge(LedgerRpc { log }.into_rpc())?;
+    m.register_method("rpc.discover", |_, _, _| -> Value {
+        serde_json::from_str(OPENRPC).unwrap_or(Value::Null)
+    })?;
+    Ok(m)
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct NodeHandle {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Stop it with `handle.stop()`, then `handle.stopped().await`.
+    pub handle: ServerHandle,
+}
+
+/// Serves `log` over HTTP and WebSocket on `listener` until the handle is stopped.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    log: Arc<Log<CoopRules>>,
+) -> std::io::Result<NodeHandle> {
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let config = jsonrpsee::server::ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .build();
+    let server = Server::builder().set_config(config).build_from_tcp(listener)?;
+    let methods = module(log).map_err(std::io::Error::other)?;
+    Ok(NodeHandle {
+        addr,
+        handle: server.start(methods),
+    })
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

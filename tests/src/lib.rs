@@ -1,0 +1,167 @@
+//! Harness for end-to-end tests: runs the real `coop` binary as a child process on a loopback
+//! port chosen by the OS, and signs entries the way a member's device does.
+#![forbid(unsafe_code)]
+
+use anyhow::{anyhow, bail, Context, Result};
+use coopledger_ledger::codec::{b64_decode, b64_encode};
+use coopledger_ledger::{Body, Envelope};
+use ed25519_dalek::SigningKey;
+use serde_json::{Map, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the `coop` binary built by this `cargo test` run (next to the test executables).
+pub fn coop_bin() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("COOP_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    // target/<triple>/debug/deps/<test> → target/<triple>/debug/coop
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("cannot locate target dir from {}", exe.display()))?;
+    let bin = dir.join("coop");
+    if !bin.exists() {
+        bail!(
+            "{} not found: run the whole workspace (`cargo test --workspace`), which builds it, \
+             or `cargo build -p coopledger-cli` first, or set COOP_BIN",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A running `coop serve` process. Killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Node {
+    child: Child,
+    /// `127.0.0.1:PORT` it bound.
+    pub addr: String,
+    /// Its data folder.
+    pub data: PathBuf,
+    /// What it printed at start-up.
+    pub banner: Vec<String>,
+}
+
+impl Node {
+    /// Starts `coop serve --data DATA --listen 127.0.0.1:0 [extra…]` and waits until it listens.
+    pub fn start(data: &Path, extra: &[&str]) -> Result<Node> {
+        let mut child = Command::new(coop_bin()?)
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start coop serve")?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("node did not start in time; printed {banner:?}");
+            }
+            let Some(line) = lines.next() else {
+                let _ = child.kill();
+                bail!("node exited during start-up; printed {banner:?}");
+            };
+            let line = line?;
+            banner.push(line.clone());
+            if let Some(rest) = line.strip_prefix("coop node listening on http://") {
+                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Ok(Node { child, addr, data: data.to_owned(), banner })
+    }
+
+    /// `http://ADDR`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://ADDR`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a power cut of the process.
+    pub fn kill9(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a `coop key` file.
+pub fn read_key(path: &Path) -> Result<SigningKey> {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let seed: [u8; 32] = v["seed"]
+        .as_str()
+        .and_then(|s| b64_decode(s).ok())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("bad key file {}", path.display()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    coopledger_ledger::log::now_ms()
+}
+
+/// Signs an entry as a member's device does.
+pub fn sign(
+    key: &SigningKey,
+    coop: &str,
+    kind: &str,
+    seq: u64,
+    ts: u64,
+    payload: Value,
+) -> Result<Envelope> {
+    let payload: Map<String, Value> = payload
+        .as_object()
+        .cloned()
+        .ok_or_else(|| anyhow!("payload must be an object"))?;
+    Body {
+        coop: coop.to_owned(),
+        kind: kind.to_owned(),
+        version: 1,
+        signer: key.verifying_key().to_bytes(),
+        seq,
+        ts,
+        payload,
+    }
+    .sign(key)
+    .map_err(|r| anyhow!("{r}"))
+}
+
+/// A valid `coop.attest` payload for document number `n`.
+pub fn attest(n: u64) -> Value {
+    let digest = coopledger_ledger::hash::sha256(format!("minutes of meeting {n}").as_bytes());
+    serde_json::json!({ "digest": b64_encode(digest.0), "kind": "minutes" })
+}
+
+/// Runs `coop ARGS…` to completion: (exit code, stdout, stderr).
+pub fn coop(args: &[&str]) -> Result<(i32, String, String)> {
+    let out = Command::new(coop_bin()?).args(args).output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
