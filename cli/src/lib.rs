@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use coopledger_ledger::bundle::ProofFile;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::{Body, NoteVerifier};
-use coopledger_rpc::LedgerApiClient;
 use coopledger_rpc::client::{http_client, HttpClient};
+use coopledger_rpc::LedgerApiClient;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,10 +21,19 @@ use std::process::ExitCode;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7341";
 
 #[derive(Parser, Debug)]
-#[command(name = "coop", version, about = "coopledger: a data co-op's verifiable ledger")]
+#[command(
+    name = "coop",
+    version,
+    about = "coopledger: a data co-op's verifiable ledger"
+)]
 struct Cli {
     /// Node JSON-RPC URL for client commands.
-    #[arg(long, global = true, env = "COOP_RPC", default_value = "http://127.0.0.1:7341")]
+    #[arg(
+        long,
+        global = true,
+        env = "COOP_RPC",
+        default_value = "http://127.0.0.1:7341"
+    )]
     rpc: String,
     #[command(subcommand)]
     cmd: Cmd,
@@ -103,7 +112,10 @@ enum KeyCmd {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
@@ -145,10 +157,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "memberId": coopledger_governance::genesis::member_id(&public),
             }))?;
         }
-        Cmd::Submit { key, kind, version, payload, seq, coop } => {
+        Cmd::Submit {
+            key,
+            kind,
+            version,
+            payload,
+            seq,
+            coop,
+        } => {
             let key = keyfile::read(&key)?;
             let text = match payload.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+                Some(path) => {
+                    std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+                }
                 None => payload,
             };
             let payload: Value = serde_json::from_str(&text).context("--payload is not JSON")?;
@@ -198,10 +219,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             // Check before writing: never hand out a proof that does not verify.
             let parsed: ProofFile = serde_json::from_value(file.clone())?;
             let vkey = NoteVerifier::parse(&c.verifier_key().await?)?;
-            parsed.verify(&vkey).map_err(|e| anyhow!("node served a bad proof: {e}"))?;
+            parsed
+                .verify(&vkey)
+                .map_err(|e| anyhow!("node served a bad proof: {e}"))?;
             std::fs::write(&out, serde_json::to_string_pretty(&file)? + "\n")
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            println!("proof of entry {index} at tree size {} written to {}", cp.size, out.display());
+            println!(
+                "proof of entry {index} at tree size {} written to {}",
+                cp.size,
+                out.display()
+            );
         }
         Cmd::Verify { file, vkey } => {
             let vkey = NoteVerifier::parse(&vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
@@ -210,7 +237,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let parsed: ProofFile = match serde_json::from_str(&text) {
                 Ok(p) => p,
                 Err(e) => {
-                    println!("INVALID: {} is not a coopledger proof file: {e}", file.display());
+                    println!(
+                        "INVALID: {} is not a coopledger proof file: {e}",
+                        file.display()
+                    );
                     return Ok(ExitCode::from(1));
                 }
             };

@@ -67,7 +67,9 @@ fn parse_founder(spec: &str) -> Result<Founder> {
         None => b64_decode(key_part)
             .ok()
             .and_then(|k| k.try_into().ok())
-            .ok_or_else(|| anyhow!("--founder {spec}: key must be base64 of 32 bytes or @KEYFILE"))?,
+            .ok_or_else(|| {
+                anyhow!("--founder {spec}: key must be base64 of 32 bytes or @KEYFILE")
+            })?,
     };
     let mut roles = Vec::new();
     for r in roles_part.split(',').filter(|r| !r.is_empty()) {
@@ -77,16 +79,30 @@ fn parse_founder(spec: &str) -> Result<Founder> {
 }
 
 /// Creates the data folder, node key, ledger and genesis entry.
-async fn create(data: &Path, origin: &str, genesis_of: impl FnOnce(&SigningKey) -> Genesis) -> Result<()> {
+async fn create(
+    data: &Path,
+    origin: &str,
+    genesis_of: impl FnOnce(&SigningKey) -> Genesis,
+) -> Result<()> {
     let ledger_dir = data.join("ledger");
     if coopledger_ledger::store::Store::exists(&ledger_dir) {
         bail!("{} already holds a ledger", data.display());
     }
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let key_path = data.join("node.key");
-    let node_key = if key_path.exists() { keyfile::read(&key_path)? } else { keyfile::create(&key_path)? };
+    let node_key = if key_path.exists() {
+        keyfile::read(&key_path)?
+    } else {
+        keyfile::create(&key_path)?
+    };
     let genesis = genesis_of(&node_key);
-    let log = Log::create(&ledger_dir, origin, node_key.clone(), CoopRules, LogConfig::default())?;
+    let log = Log::create(
+        &ledger_dir,
+        origin,
+        node_key.clone(),
+        CoopRules,
+        LogConfig::default(),
+    )?;
     let env = Body {
         coop: origin.to_owned(),
         kind: "coop.genesis".into(),
@@ -98,15 +114,25 @@ async fn create(data: &Path, origin: &str, genesis_of: impl FnOnce(&SigningKey) 
     }
     .sign(&node_key)
     .map_err(|r| anyhow!("genesis: {r}"))?;
-    let receipt = log.submit(env).await.map_err(|e| anyhow!("genesis refused: {e}"))?;
+    let receipt = log
+        .submit(env)
+        .await
+        .map_err(|e| anyhow!("genesis refused: {e}"))?;
     println!("created co-op {origin:?} in {}", data.display());
-    println!("genesis entry: index {}, checkpoint size {}", receipt.index, receipt.checkpoint.checkpoint.size);
+    println!(
+        "genesis entry: index {}, checkpoint size {}",
+        receipt.index, receipt.checkpoint.checkpoint.size
+    );
     println!("verifier key: {}", log.verifier_key());
     Ok(())
 }
 
 pub async fn init(args: InitArgs) -> Result<()> {
-    let founders = args.founders.iter().map(|s| parse_founder(s)).collect::<Result<Vec<_>>>()?;
+    let founders = args
+        .founders
+        .iter()
+        .map(|s| parse_founder(s))
+        .collect::<Result<Vec<_>>>()?;
     let name = args.name.clone();
     create(&args.data, &args.origin, |node| Genesis {
         name,
@@ -127,7 +153,10 @@ async fn create_demo(data: &Path) -> Result<()> {
         ("member.key", vec![]),
     ] {
         let k = keyfile::create(&dir.join(file))?;
-        founders.push(Founder { key: k.verifying_key().to_bytes(), roles });
+        founders.push(Founder {
+            key: k.verifying_key().to_bytes(),
+            roles,
+        });
     }
     create(data, DEMO_ORIGIN, |node| Genesis {
         name: "Demo Drivers' Data Co-op".into(),
@@ -135,14 +164,20 @@ async fn create_demo(data: &Path) -> Result<()> {
         founders,
     })
     .await?;
-    println!("demo founders' keys: {}/{{board,treasurer,member}}.key", dir.display());
+    println!(
+        "demo founders' keys: {}/{{board,treasurer,member}}.key",
+        dir.display()
+    );
     Ok(())
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let ledger_dir = args.data.join("ledger");
     if !coopledger_ledger::store::Store::exists(&ledger_dir) {
-        println!("no ledger in {}; creating a demo co-op", args.data.display());
+        println!(
+            "no ledger in {}; creating a demo co-op",
+            args.data.display()
+        );
         create_demo(&args.data).await?;
     }
     let node_key = keyfile::read(&args.data.join("node.key"))?;
@@ -159,10 +194,16 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let node = coopledger_rpc::serve(listener, log.clone()).await?;
     std::fs::write(args.data.join("node.addr"), format!("{}\n", node.addr))?;
     let cp = log.checkpoint();
-    println!("coop node listening on http://{} (WebSocket on the same port)", node.addr);
+    println!(
+        "coop node listening on http://{} (WebSocket on the same port)",
+        node.addr
+    );
     println!("origin: {}", log.origin());
     println!("verifier key: {}", log.verifier_key());
-    println!("checkpoint: size {} root {}", cp.checkpoint.size, cp.checkpoint.root);
+    println!(
+        "checkpoint: size {} root {}",
+        cp.checkpoint.size, cp.checkpoint.root
+    );
     tracing::info!(addr = %node.addr, "serving");
     shutdown_signal().await;
     println!("shutting down");

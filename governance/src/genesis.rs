@@ -93,7 +93,10 @@ fn key_from(v: Option<&Value>, field: &str) -> Result<[u8; 32], Rejection> {
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .ok_or_else(|| malformed(field, "must be base64 of 32 bytes"))?;
     if !coopledger_ledger::sig::is_acceptable_key(&k) {
-        return Err(malformed(field, "is not a canonical, full-order Ed25519 key"));
+        return Err(malformed(
+            field,
+            "is not a canonical, full-order Ed25519 key",
+        ));
     }
     Ok(k)
 }
@@ -120,7 +123,10 @@ impl Genesis {
 
     /// Parses and validates the payload; errors name the field.
     pub fn from_payload(p: &Map<String, Value>) -> Result<Genesis, Rejection> {
-        if let Some(extra) = p.keys().find(|k| !["name", "node", "founders"].contains(&k.as_str())) {
+        if let Some(extra) = p
+            .keys()
+            .find(|k| !["name", "node", "founders"].contains(&k.as_str()))
+        {
             return Err(malformed(extra, "unknown field"));
         }
         let name = p
@@ -155,7 +161,10 @@ impl Genesis {
                     .and_then(Role::parse)
                     .filter(|r| !matches!(r, Role::Node | Role::Member))
                     .ok_or_else(|| {
-                        malformed(&format!("{field}.roles[{j}]"), "must be board, treasurer or auditor")
+                        malformed(
+                            &format!("{field}.roles[{j}]"),
+                            "must be board, treasurer or auditor",
+                        )
                     })?;
                 if !roles.contains(&role) {
                     roles.push(role);

@@ -1,6 +1,14 @@
 //! Criterion benchmarks of the ingest ceiling's parts: signature verdicts (single vs batched),
 //! tree appends, and proofs served from RocksDB. Run: `cargo bench -p coopledger-ledger`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
 use coopledger_ledger::hash::leaf_hash;
 use coopledger_ledger::merkle::{inclusion_plan, span_hashes, Frontier};
 use coopledger_ledger::sig::{verify_many, verify_one, SignedMessage};
@@ -10,16 +18,30 @@ use ed25519_dalek::{Signer, SigningKey};
 
 fn signatures(c: &mut Criterion) {
     let n = 256usize;
-    let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32])).collect();
-    let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("entry body {i}").into_bytes()).collect();
+    let keys: Vec<SigningKey> = (0..n)
+        .map(|i| SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32]))
+        .collect();
+    let msgs: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("entry body {i}").into_bytes())
+        .collect();
     let pubs: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
-    let sigs: Vec<[u8; 64]> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m).to_bytes()).collect();
+    let sigs: Vec<[u8; 64]> = keys
+        .iter()
+        .zip(&msgs)
+        .map(|(k, m)| k.sign(m).to_bytes())
+        .collect();
     let items: Vec<SignedMessage<'_>> = (0..n)
-        .map(|i| SignedMessage { key: &pubs[i], msg: &msgs[i], sig: &sigs[i] })
+        .map(|i| SignedMessage {
+            key: &pubs[i],
+            msg: &msgs[i],
+            sig: &sigs[i],
+        })
         .collect();
     let mut g = c.benchmark_group("signatures");
     g.throughput(Throughput::Elements(n as u64));
-    g.bench_function("verify_one x256", |b| b.iter(|| items.iter().filter(|m| verify_one(m)).count()));
+    g.bench_function("verify_one x256", |b| {
+        b.iter(|| items.iter().filter(|m| verify_one(m)).count())
+    });
     g.bench_function("verify_many 256", |b| b.iter(|| verify_many(&items)));
     g.finish();
 }
@@ -43,7 +65,8 @@ fn tree(c: &mut Criterion) {
     g.finish();
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::create(dir.path(), "bench.example/log", "unused").unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Store::create(dir.path(), "bench.example/log", "unused").unwrap_or_else(|e| panic!("{e}"));
     let mut f = Frontier::new();
     let size = 1u64 << 20;
     while f.size() < size {

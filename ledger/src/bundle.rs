@@ -81,7 +81,12 @@ pub struct VerifiedProof {
 
 impl ProofFile {
     /// Assembles a proof file.
-    pub fn new(index: u64, entry: &[u8], proof: &[Hash], checkpoint: &SignedCheckpoint) -> ProofFile {
+    pub fn new(
+        index: u64,
+        entry: &[u8],
+        proof: &[Hash],
+        checkpoint: &SignedCheckpoint,
+    ) -> ProofFile {
         ProofFile {
             format: PROOF_FORMAT.into(),
             index,
@@ -111,10 +116,19 @@ impl ProofFile {
             .inclusion_proof
             .iter()
             .enumerate()
-            .map(|(i, h)| Hash::from_base64(h).ok_or_else(|| BundleError::Encoding(format!("inclusionProof[{i}]"))))
+            .map(|(i, h)| {
+                Hash::from_base64(h)
+                    .ok_or_else(|| BundleError::Encoding(format!("inclusionProof[{i}]")))
+            })
             .collect::<Result<Vec<Hash>, BundleError>>()?;
         let leaf = leaf_hash(&bytes);
-        verify_inclusion(&leaf, self.index, self.tree_size, &proof, &checkpoint.checkpoint.root)?;
+        verify_inclusion(
+            &leaf,
+            self.index,
+            self.tree_size,
+            &proof,
+            &checkpoint.checkpoint.root,
+        )?;
         let entry = verify_stored(&bytes)?;
         if entry.body().coop != checkpoint.checkpoint.origin {
             return Err(BundleError::CoopMismatch {

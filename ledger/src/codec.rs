@@ -119,8 +119,8 @@ mod tests {
 
     #[test]
     fn sorts_members_and_drops_whitespace() {
-        let v: Value = serde_json::from_str(r#"{ "b": [1, 2, {"z": null, "a": true}], "a": "x" }"#)
-            .unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{ "b": [1, 2, {"z": null, "a": true}], "a": "x" }"#).unwrap();
         assert_eq!(canon(&v), r#"{"a":"x","b":[1,2,{"a":true,"z":null}]}"#);
     }
 

@@ -53,7 +53,9 @@ pub enum Rejection {
         version: u64,
     },
     /// `body.ts` is too far from the node's clock.
-    #[error("field `body.ts`: {ts} ms is more than {window_ms} ms from the node's clock ({now} ms)")]
+    #[error(
+        "field `body.ts`: {ts} ms is more than {window_ms} ms from the node's clock ({now} ms)"
+    )]
     TimestampOutOfWindow {
         /// The signer's timestamp.
         ts: u64,
@@ -183,23 +185,27 @@ impl Body {
                     .as_u64()
                     .filter(|i| *i >= min && *i <= MAX_SAFE_INTEGER as u64)
                     .ok_or_else(|| {
-                        Rejection::malformed(&field, format!("must be an integer from {min} to 2^53−1"))
+                        Rejection::malformed(
+                            &field,
+                            format!("must be an integer from {min} to 2^53−1"),
+                        )
                     }),
                 Some(_) => Err(Rejection::malformed(&field, "must be an integer")),
                 None => Err(Rejection::malformed(&field, "missing")),
             }
         };
         let kind = string("type")?;
-        if !kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_' || b == b'-')
-        {
+        if !kind.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_' || b == b'-'
+        }) {
             return Err(Rejection::malformed("body.type", "must match [a-z0-9._-]+"));
         }
         let signer = b64_decode(&string("signer")?)
             .ok()
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .ok_or_else(|| Rejection::malformed("body.signer", "must be base64 of a 32-byte Ed25519 key"))?;
+            .ok_or_else(|| {
+                Rejection::malformed("body.signer", "must be base64 of a 32-byte Ed25519 key")
+            })?;
         let payload = match obj.get("payload") {
             Some(Value::Object(m)) => m.clone(),
             Some(_) => return Err(Rejection::malformed("body.payload", "must be an object")),
@@ -256,7 +262,9 @@ impl Envelope {
             Some(Value::String(s)) => b64_decode(s)
                 .ok()
                 .and_then(|b| <[u8; 64]>::try_from(b).ok())
-                .ok_or_else(|| Rejection::malformed("sig", "must be base64 of a 64-byte signature"))?,
+                .ok_or_else(|| {
+                    Rejection::malformed("sig", "must be base64 of a 64-byte signature")
+                })?,
             Some(_) => return Err(Rejection::malformed("sig", "must be a string")),
             None => return Err(Rejection::malformed("sig", "missing")),
         };
@@ -407,7 +415,13 @@ pub fn admit(envelopes: Vec<Envelope>) -> Vec<Result<Verified<Envelope>, Rejecti
     envelopes
         .into_iter()
         .zip(verdicts)
-        .map(|(e, ok)| if ok { Ok(Verified(e)) } else { Err(Rejection::BadSignature) })
+        .map(|(e, ok)| {
+            if ok {
+                Ok(Verified(e))
+            } else {
+                Err(Rejection::BadSignature)
+            }
+        })
         .collect()
 }
 
@@ -436,7 +450,10 @@ mod tests {
             signer: key().verifying_key().to_bytes(),
             seq,
             ts: 1_700_000_000_000,
-            payload: json!({"digest": "abc", "n": 3}).as_object().unwrap().clone(),
+            payload: json!({"digest": "abc", "n": 3})
+                .as_object()
+                .unwrap()
+                .clone(),
         }
     }
 
@@ -447,7 +464,12 @@ mod tests {
         assert_eq!(back, env);
         assert_eq!(Envelope::from_value(&env.to_value()).unwrap(), env);
         let text = std::str::from_utf8(env.bytes()).unwrap();
-        assert!(text.starts_with(r#"{"body":{"coop":"coop.example/demo","payload":{"digest":"abc","n":3},"seq":1,"#), "{text}");
+        assert!(
+            text.starts_with(
+                r#"{"body":{"coop":"coop.example/demo","payload":{"digest":"abc","n":3},"seq":1,"#
+            ),
+            "{text}"
+        );
         assert!(verify_stored(env.bytes()).is_ok());
     }
 
@@ -455,7 +477,9 @@ mod tests {
     fn non_canonical_bytes_are_refused() {
         let env = body(1).sign(&key()).unwrap();
         let pretty = serde_json::to_vec_pretty(&env.to_value()).unwrap();
-        assert!(matches!(Envelope::from_bytes(&pretty), Err(Rejection::Malformed { field, .. }) if field == "entry"));
+        assert!(
+            matches!(Envelope::from_bytes(&pretty), Err(Rejection::Malformed { field, .. }) if field == "entry")
+        );
     }
 
     #[test]
@@ -507,11 +531,29 @@ mod tests {
         let env = body(1).sign(&key()).unwrap();
         let yes = |_: &str, _: u64| true;
         assert!(policy.check(&env, yes, now).is_ok());
-        assert!(matches!(policy.check(&env, |_, _| false, now), Err(Rejection::UnknownType { .. })));
-        assert!(matches!(policy.check(&env, yes, now + 1001), Err(Rejection::TimestampOutOfWindow { .. })));
-        let other = AdmissionPolicy { coop: "x".into(), ..policy.clone() };
-        assert!(matches!(other.check(&env, yes, now), Err(Rejection::WrongCoop { .. })));
-        let small = AdmissionPolicy { max_entry_bytes: 10, ..policy };
-        assert!(matches!(small.check(&env, yes, now), Err(Rejection::TooLarge { .. })));
+        assert!(matches!(
+            policy.check(&env, |_, _| false, now),
+            Err(Rejection::UnknownType { .. })
+        ));
+        assert!(matches!(
+            policy.check(&env, yes, now + 1001),
+            Err(Rejection::TimestampOutOfWindow { .. })
+        ));
+        let other = AdmissionPolicy {
+            coop: "x".into(),
+            ..policy.clone()
+        };
+        assert!(matches!(
+            other.check(&env, yes, now),
+            Err(Rejection::WrongCoop { .. })
+        ));
+        let small = AdmissionPolicy {
+            max_entry_bytes: 10,
+            ..policy
+        };
+        assert!(matches!(
+            small.check(&env, yes, now),
+            Err(Rejection::TooLarge { .. })
+        ));
     }
 }

@@ -28,7 +28,9 @@ impl Hash {
 
     /// Decodes standard base64 that must hold exactly 32 bytes.
     pub fn from_base64(s: &str) -> Option<Hash> {
-        crate::codec::b64_decode(s).ok().and_then(|v| Hash::from_slice(&v))
+        crate::codec::b64_decode(s)
+            .ok()
+            .and_then(|v| Hash::from_slice(&v))
     }
 }
 
@@ -88,7 +90,10 @@ mod tests {
     fn leaf_and_node_hashes_are_domain_separated() {
         let l = leaf_hash(b"");
         // transparency-dev/merkle: leaf hash of the empty entry.
-        assert_eq!(l.to_base64(), "bjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB0=");
+        assert_eq!(
+            l.to_base64(),
+            "bjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB0="
+        );
         assert_ne!(node_hash(&l, &l), sha256(&[l.0, l.0].concat()));
     }
 

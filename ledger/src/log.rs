@@ -327,7 +327,14 @@ impl<M: StateMachine> Log<M> {
         let seq = std::thread::Builder::new()
             .name("coop-sequence".into())
             .spawn(move || {
-                sequencer::run_sequencer(seq_shared, seq_rx, SequencerState { frontier, batch_time_ms })
+                sequencer::run_sequencer(
+                    seq_shared,
+                    seq_rx,
+                    SequencerState {
+                        frontier,
+                        batch_time_ms,
+                    },
+                )
             })
             .map_err(|e| OpenError::Thread(e.to_string()))?;
         Ok(Log {
@@ -416,10 +423,9 @@ impl<M: StateMachine> Log<M> {
                 reason: format!("{index} is not below the checkpointed size {size}"),
             });
         }
-        self.shared
-            .store
-            .entry(index)?
-            .ok_or_else(|| QueryError::Storage(StoreError::Corrupt(format!("entry {index} missing"))))
+        self.shared.store.entry(index)?.ok_or_else(|| {
+            QueryError::Storage(StoreError::Corrupt(format!("entry {index} missing")))
+        })
     }
 
     /// Leaf hash of entry `index`.
@@ -441,7 +447,9 @@ impl<M: StateMachine> Log<M> {
     pub fn index_of_leaf(&self, leaf: &Hash) -> Result<u64, QueryError> {
         match self.shared.store.index_of_leaf(leaf)? {
             Some(i) if i < self.covered() => Ok(i),
-            _ => Err(QueryError::NotFound(format!("no entry with leaf hash {leaf}"))),
+            _ => Err(QueryError::NotFound(format!(
+                "no entry with leaf hash {leaf}"
+            ))),
         }
     }
 

@@ -158,10 +158,13 @@ pub fn span_hashes<S: NodeSource>(src: &S, spans: &[Span]) -> Result<Vec<Hash>, 
 
 /// The root of the first `size` leaves.
 pub fn root<S: NodeSource>(src: &S, size: u64) -> Result<Hash, S::Error> {
-    Ok(span_hashes(src, &[Span {
-        start: 0,
-        end: size,
-    }])?
+    Ok(span_hashes(
+        src,
+        &[Span {
+            start: 0,
+            end: size,
+        }],
+    )?
     .pop()
     .unwrap_or_else(empty_root))
 }

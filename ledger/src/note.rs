@@ -122,7 +122,11 @@ impl NoteSigner {
         let sig = self.key.sign(text.as_bytes()).to_bytes();
         let mut blob = self.id.to_be_bytes().to_vec();
         blob.extend_from_slice(&sig);
-        Ok(format!("{text}\n{SIG_PREFIX}{} {}\n", self.name, b64_encode(blob)))
+        Ok(format!(
+            "{text}\n{SIG_PREFIX}{} {}\n",
+            self.name,
+            b64_encode(blob)
+        ))
     }
 }
 
@@ -250,13 +254,15 @@ impl SignedNote {
         let text = note.get(..=split).unwrap_or_default();
         let sigs = note.get(split + 2..).unwrap_or_default();
         if sigs.is_empty() || !sigs.ends_with('\n') {
-            return Err(NoteError::Malformed("signature block must end in a newline"));
+            return Err(NoteError::Malformed(
+                "signature block must end in a newline",
+            ));
         }
         let mut signatures = Vec::new();
         for line in sigs.trim_end_matches('\n').split('\n') {
-            let rest = line
-                .strip_prefix(SIG_PREFIX)
-                .ok_or(NoteError::Malformed("line in the signature block is not a signature"))?;
+            let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed(
+                "line in the signature block is not a signature",
+            ))?;
             let (name, b64) = rest
                 .split_once(' ')
                 .ok_or(NoteError::Malformed("signature line has no signature"))?;
@@ -293,10 +299,7 @@ impl SignedNote {
     pub fn verify(&self, known: &[NoteVerifier]) -> Result<Vec<String>, NoteError> {
         let mut signed_by: Vec<String> = Vec::new();
         for s in &self.signatures {
-            let Some(v) = known
-                .iter()
-                .find(|v| v.name == s.name && v.id == s.key_id)
-            else {
+            let Some(v) = known.iter().find(|v| v.name == s.name && v.id == s.key_id) else {
                 continue;
             };
             if signed_by.contains(&v.name) {
@@ -330,7 +333,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// `<origin>\n<size>\n<base64 root>\n` followed by any extension lines.
     pub fn to_text(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, self.root.to_base64());
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            self.root.to_base64()
+        );
         for e in &self.extensions {
             s.push_str(e);
             s.push('\n');
@@ -349,7 +357,9 @@ impl Checkpoint {
             .next()
             .filter(|o| !o.is_empty())
             .ok_or(NoteError::BadCheckpoint("missing origin"))?;
-        let size_s = lines.next().ok_or(NoteError::BadCheckpoint("missing size"))?;
+        let size_s = lines
+            .next()
+            .ok_or(NoteError::BadCheckpoint("missing size"))?;
         if size_s.is_empty()
             || !size_s.bytes().all(|b| b.is_ascii_digit())
             || (size_s.len() > 1 && size_s.starts_with('0'))

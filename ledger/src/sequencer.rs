@@ -173,7 +173,13 @@ fn sequence_batch<M: crate::state::StateMachine>(
             },
         };
         if let Some((index, leaf_hash)) = known {
-            accepted.push(Accepted { reply, index, leaf_hash, entry_id, duplicate: true });
+            accepted.push(Accepted {
+                reply,
+                index,
+                leaf_hash,
+                entry_id,
+                duplicate: true,
+            });
             continue;
         }
         let signer = env.body().signer;
@@ -185,13 +191,19 @@ fn sequence_batch<M: crate::state::StateMachine>(
             })));
             continue;
         }
-        let ctx = ApplyContext { index: next.size(), batch_time_ms };
+        let ctx = ApplyContext {
+            index: next.size(),
+            batch_time_ms,
+        };
         let mut view = StateView::new(store, &overlay);
         match shared.machine.apply(&mut view, &env, &ctx) {
             Ok(()) => {
                 let writes = view.into_writes();
                 overlay.extend(writes);
-                overlay.insert(seq_key(&signer), Some(env.body().seq.to_be_bytes().to_vec()));
+                overlay.insert(
+                    seq_key(&signer),
+                    Some(env.body().seq.to_be_bytes().to_vec()),
+                );
             }
             Err(ApplyError::Rejected(r)) => {
                 let _ = reply.send(Err(SubmitError::Rejected(r)));
@@ -202,9 +214,17 @@ fn sequence_batch<M: crate::state::StateMachine>(
         let index = next.size();
         let leaf_hash = env.leaf_hash();
         next.push(leaf_hash, &mut write.nodes);
-        write.entries.push((index, env.bytes().to_vec(), leaf_hash, entry_id));
+        write
+            .entries
+            .push((index, env.bytes().to_vec(), leaf_hash, entry_id));
         in_batch.insert(entry_id, (index, leaf_hash));
-        accepted.push(Accepted { reply, index, leaf_hash, entry_id, duplicate: false });
+        accepted.push(Accepted {
+            reply,
+            index,
+            leaf_hash,
+            entry_id,
+            duplicate: false,
+        });
     }
 
     if !write.entries.is_empty() {

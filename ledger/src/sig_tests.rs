@@ -19,7 +19,13 @@ struct Case {
 }
 
 /// Signs with a raw secret scalar and a chosen `R` offset, as a malicious signer could.
-fn raw_sign(a: Scalar, a_bytes: [u8; 32], msg: &[u8], r: Scalar, r_offset: EdwardsPoint) -> [u8; 64] {
+fn raw_sign(
+    a: Scalar,
+    a_bytes: [u8; 32],
+    msg: &[u8],
+    r: Scalar,
+    r_offset: EdwardsPoint,
+) -> [u8; 64] {
     let big_r = (r * B + r_offset).compress();
     let mut h = Sha512::new();
     h.update(big_r.as_bytes());
@@ -41,11 +47,25 @@ fn cases() -> Vec<Case> {
     for i in 0..6u8 {
         let msg = vec![i; 10 + i as usize];
         let sig = sk.sign(&msg).to_bytes();
-        out.push(Case { name: "honest", key, msg, sig, ours: true, dalek_strict: true });
+        out.push(Case {
+            name: "honest",
+            key,
+            msg,
+            sig,
+            ours: true,
+            dalek_strict: true,
+        });
     }
     // Wrong message.
     let sig = sk.sign(b"one").to_bytes();
-    out.push(Case { name: "wrong message", key, msg: b"two".to_vec(), sig, ours: false, dalek_strict: false });
+    out.push(Case {
+        name: "wrong message",
+        key,
+        msg: b"two".to_vec(),
+        sig,
+        ours: false,
+        dalek_strict: false,
+    });
     // S + ℓ: non-canonical scalar (malleability); RFC 8032 requires rejection.
     let honest = sk.sign(b"malleable").to_bytes();
     let s = Scalar::from_canonical_bytes(honest[32..].try_into().unwrap()).unwrap();
@@ -63,19 +83,40 @@ fn cases() -> Vec<Case> {
     if carry == 0 {
         let mut sig = honest;
         sig[32..].copy_from_slice(&s_plus_l);
-        out.push(Case { name: "S + l", key, msg: b"malleable".to_vec(), sig, ours: false, dalek_strict: false });
+        out.push(Case {
+            name: "S + l",
+            key,
+            msg: b"malleable".to_vec(),
+            sig,
+            ours: false,
+            dalek_strict: false,
+        });
     }
     // Small-order public key (the identity), with a signature that satisfies the equation.
     let ident = EdwardsPoint::default().compress().to_bytes();
     let mut sig = [0u8; 64];
     sig[..32].copy_from_slice(&ident);
-    out.push(Case { name: "identity key and R, S = 0", key: ident, msg: b"anything".to_vec(), sig, ours: false, dalek_strict: false });
+    out.push(Case {
+        name: "identity key and R, S = 0",
+        key: ident,
+        msg: b"anything".to_vec(),
+        sig,
+        ours: false,
+        dalek_strict: false,
+    });
     // Non-canonical encoding of a key: y = p + 1 (decodes to y = 1, a small-order point anyway)
     // and of R: take an honest R and flip to y + p where possible (only for y < 19).
     let mut noncanon = [0xffu8; 32];
     noncanon[0] = 0xee; // p + 1 = 2^255 - 18
     noncanon[31] = 0x7f;
-    out.push(Case { name: "non-canonical key encoding", key: noncanon, msg: b"x".to_vec(), sig: honest, ours: false, dalek_strict: false });
+    out.push(Case {
+        name: "non-canonical key encoding",
+        key: noncanon,
+        msg: b"x".to_vec(),
+        sig: honest,
+        ours: false,
+        dalek_strict: false,
+    });
     // A scalar-chosen key with torsion in R: cofactorless rejects, cofactored accepts.
     let a = Scalar::from_bytes_mod_order(rng.gen());
     let a_bytes = (a * B).compress().to_bytes();
@@ -83,31 +124,54 @@ fn cases() -> Vec<Case> {
         let msg = format!("torsion in R {t}").into_bytes();
         let r = Scalar::from_bytes_mod_order(rng.gen());
         let sig = raw_sign(a, a_bytes, &msg, r, *tp);
-        out.push(Case { name: "mixed-order R", key: a_bytes, msg, sig, ours: true, dalek_strict: false });
+        out.push(Case {
+            name: "mixed-order R",
+            key: a_bytes,
+            msg,
+            sig,
+            ours: true,
+            dalek_strict: false,
+        });
     }
     // A mixed-order public key A + T: the signer knows `a`, the equation holds up to torsion.
     let a_mixed = (a * B + EIGHT_TORSION[1]).compress().to_bytes();
     let msg = b"mixed key".to_vec();
     let r = Scalar::from_bytes_mod_order(rng.gen());
     let sig = raw_sign(a, a_mixed, &msg, r, EdwardsPoint::default());
-    out.push(Case { name: "mixed-order A", key: a_mixed, msg, sig, ours: true, dalek_strict: false });
+    out.push(Case {
+        name: "mixed-order A",
+        key: a_mixed,
+        msg,
+        sig,
+        ours: true,
+        dalek_strict: false,
+    });
     out
 }
 
 #[test]
 fn single_verdicts_are_as_documented() {
     for c in cases() {
-        let m = SignedMessage { key: &c.key, msg: &c.msg, sig: &c.sig };
+        let m = SignedMessage {
+            key: &c.key,
+            msg: &c.msg,
+            sig: &c.sig,
+        };
         assert_eq!(verify_one(&m), c.ours, "{}", c.name);
         let strict = ed25519_dalek::VerifyingKey::from_bytes(&c.key)
-            .map(|k| k.verify_strict(&c.msg, &ed25519_dalek::Signature::from_bytes(&c.sig)).is_ok())
+            .map(|k| {
+                k.verify_strict(&c.msg, &ed25519_dalek::Signature::from_bytes(&c.sig))
+                    .is_ok()
+            })
             .unwrap_or(false);
         assert_eq!(strict, c.dalek_strict, "dalek verify_strict on {}", c.name);
         if c.dalek_strict {
             // Anything dalek-strict accepts, we accept: ordinary signers are never refused.
             assert!(c.ours, "{}", c.name);
             let vk = ed25519_dalek::VerifyingKey::from_bytes(&c.key).unwrap();
-            assert!(vk.verify(&c.msg, &ed25519_dalek::Signature::from_bytes(&c.sig)).is_ok());
+            assert!(vk
+                .verify(&c.msg, &ed25519_dalek::Signature::from_bytes(&c.sig))
+                .is_ok());
         }
     }
 }
@@ -121,7 +185,11 @@ fn batch_verdicts_equal_single_verdicts_in_every_composition() {
         let picked: Vec<&Case> = (0..n).map(|_| &all[rng.gen_range(0..all.len())]).collect();
         let items: Vec<SignedMessage<'_>> = picked
             .iter()
-            .map(|c| SignedMessage { key: &c.key, msg: &c.msg, sig: &c.sig })
+            .map(|c| SignedMessage {
+                key: &c.key,
+                msg: &c.msg,
+                sig: &c.sig,
+            })
             .collect();
         let want: Vec<bool> = picked.iter().map(|c| c.ours).collect();
         assert_eq!(verify_many(&items), want, "round {round}");
@@ -131,13 +199,23 @@ fn batch_verdicts_equal_single_verdicts_in_every_composition() {
 #[test]
 fn batch_of_only_valid_signatures_passes_and_one_bad_is_pinpointed() {
     let mut rng = StdRng::seed_from_u64(1);
-    let keys: Vec<SigningKey> = (0..64).map(|_| SigningKey::from_bytes(&rng.gen())).collect();
+    let keys: Vec<SigningKey> = (0..64)
+        .map(|_| SigningKey::from_bytes(&rng.gen()))
+        .collect();
     let msgs: Vec<Vec<u8>> = (0..64u32).map(|i| i.to_be_bytes().to_vec()).collect();
     let pubs: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
-    let mut sigs: Vec<[u8; 64]> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m).to_bytes()).collect();
+    let mut sigs: Vec<[u8; 64]> = keys
+        .iter()
+        .zip(&msgs)
+        .map(|(k, m)| k.sign(m).to_bytes())
+        .collect();
     let items = |sigs: &[[u8; 64]]| -> Vec<bool> {
         let v: Vec<SignedMessage<'_>> = (0..64)
-            .map(|i| SignedMessage { key: &pubs[i], msg: &msgs[i], sig: &sigs[i] })
+            .map(|i| SignedMessage {
+                key: &pubs[i],
+                msg: &msgs[i],
+                sig: &sigs[i],
+            })
             .collect();
         verify_many(&v)
     };

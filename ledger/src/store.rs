@@ -8,7 +8,9 @@
 use crate::hash::Hash;
 use crate::merkle::{NodeId, NodeSource};
 use crate::state::{Overlay, StateSource};
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 use std::path::Path;
 
 /// On-disk format version, `meta/format`. Bumped on any incompatible change.
@@ -101,7 +103,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.db.path()).finish()
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .finish()
     }
 }
 
@@ -178,16 +182,19 @@ impl Store {
     }
 
     fn meta_string(&self, key: &[u8]) -> Result<String, StoreError> {
-        let v = self
-            .meta(key)?
-            .ok_or_else(|| StoreError::Corrupt(format!("meta/{} missing", String::from_utf8_lossy(key))))?;
+        let v = self.meta(key)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("meta/{} missing", String::from_utf8_lossy(key)))
+        })?;
         String::from_utf8(v).map_err(|_| StoreError::Corrupt("meta value is not UTF-8".into()))
     }
 
     fn meta_u64(&self, key: &[u8]) -> Result<u64, StoreError> {
         match self.meta(key)? {
             Some(v) => u64_of(&v, "meta value"),
-            None => Err(StoreError::Corrupt(format!("meta/{} missing", String::from_utf8_lossy(key)))),
+            None => Err(StoreError::Corrupt(format!(
+                "meta/{} missing",
+                String::from_utf8_lossy(key)
+            ))),
         }
     }
 
@@ -236,7 +243,10 @@ impl Store {
     pub fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
         self.db
             .get_cf(self.cf(CF_CHECKPOINTS)?, be(size))?
-            .map(|v| String::from_utf8(v).map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into())))
+            .map(|v| {
+                String::from_utf8(v)
+                    .map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into()))
+            })
             .transpose()
     }
 
@@ -291,8 +301,12 @@ impl Store {
     /// Stores a signed checkpoint for `size` and fsyncs it before returning.
     /// Contract: callers only store checkpoints for sizes `≤ durable`, in increasing order.
     pub fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
-        self.db
-            .put_cf_opt(self.cf(CF_CHECKPOINTS)?, be(size), note.as_bytes(), &synced())?;
+        self.db.put_cf_opt(
+            self.cf(CF_CHECKPOINTS)?,
+            be(size),
+            note.as_bytes(),
+            &synced(),
+        )?;
         Ok(())
     }
 }
@@ -309,8 +323,10 @@ impl NodeSource for Store {
         got.into_iter()
             .zip(ids)
             .map(|(r, id)| {
-                let v = r?.ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} missing")))?;
-                Hash::from_slice(&v).ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is not 32 bytes")))
+                let v =
+                    r?.ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} missing")))?;
+                Hash::from_slice(&v)
+                    .ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is not 32 bytes")))
             })
             .collect()
     }

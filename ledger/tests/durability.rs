@@ -4,6 +4,14 @@
 //! old checkpoints consistent with the new, the root recomputable from the entries, and the
 //! interrupted submission recoverable by resubmitting (same receipt if it had become durable).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
 use coopledger_ledger::hash::leaf_hash;
 use coopledger_ledger::log::{now_ms, LogConfig};
 use coopledger_ledger::merkle::MemoryTree;
@@ -27,11 +35,23 @@ impl StateMachine for Notes {
     fn accepts(&self, kind: &str, version: u64) -> bool {
         kind == "test.note" && version == 1
     }
-    fn apply(&self, state: &mut StateView<'_>, e: &Verified<Envelope>, _: &ApplyContext) -> Result<(), ApplyError> {
+    fn apply(
+        &self,
+        state: &mut StateView<'_>,
+        e: &Verified<Envelope>,
+        _: &ApplyContext,
+    ) -> Result<(), ApplyError> {
         if e.body().payload.get("refuse").is_some() {
-            return Err(Rejection::Rule { rule: "test.refuse".into(), message: "refused".into() }.into());
+            return Err(Rejection::Rule {
+                rule: "test.refuse".into(),
+                message: "refused".into(),
+            }
+            .into());
         }
-        let n = state.get(b"count")?.map(|v| u64::from_be_bytes(v.try_into().unwrap_or([0; 8]))).unwrap_or(0);
+        let n = state
+            .get(b"count")?
+            .map(|v| u64::from_be_bytes(v.try_into().unwrap_or([0; 8])))
+            .unwrap_or(0);
         state.put(b"count", (n + 1).to_be_bytes().to_vec());
         Ok(())
     }
@@ -57,11 +77,18 @@ fn note(key: &SigningKey, seq: u64, extra: serde_json::Value) -> Envelope {
 }
 
 fn config(hook: Option<coopledger_ledger::log::FaultHook>) -> LogConfig {
-    LogConfig { batch_max_wait: Duration::from_millis(1), fault_hook: hook, ..LogConfig::default() }
+    LogConfig {
+        batch_max_wait: Duration::from_millis(1),
+        fault_hook: hook,
+        ..LogConfig::default()
+    }
 }
 
 fn count(log: &Log<Notes>) -> u64 {
-    log.state_get(b"count").unwrap().map(|v| u64::from_be_bytes(v.try_into().unwrap())).unwrap_or(0)
+    log.state_get(b"count")
+        .unwrap()
+        .map(|v| u64::from_be_bytes(v.try_into().unwrap()))
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -97,26 +124,62 @@ async fn a_crash_at_each_commit_step_leaves_a_consistent_recoverable_log() {
 
         armed.store(true, Ordering::SeqCst);
         let interrupted = note(&member, 6, serde_json::json!({}));
-        assert_eq!(log.submit(interrupted.clone()).await, Err(SubmitError::Stopped), "{point:?}");
-        assert!(log.failure().is_some(), "{point:?}: the sequencer must stop");
+        assert_eq!(
+            log.submit(interrupted.clone()).await,
+            Err(SubmitError::Stopped),
+            "{point:?}"
+        );
+        assert!(
+            log.failure().is_some(),
+            "{point:?}: the sequencer must stop"
+        );
         // Fail-stop: nothing more is accepted until restart.
-        assert_eq!(log.submit(note(&member, 7, serde_json::json!({}))).await, Err(SubmitError::Stopped));
+        assert_eq!(
+            log.submit(note(&member, 7, serde_json::json!({}))).await,
+            Err(SubmitError::Stopped)
+        );
         drop(log);
 
         // Restart without faults.
         let log = Log::open(dir.path(), node.clone(), Notes, config(None)).unwrap();
         let cp = log.checkpoint();
         let want = if durable { 6 } else { 5 };
-        assert_eq!(cp.checkpoint.size, want, "{point:?}: checkpoint must cover every durable entry");
-        assert_eq!(count(&log), want, "{point:?}: state commits with its batch, never apart");
+        assert_eq!(
+            cp.checkpoint.size, want,
+            "{point:?}: checkpoint must cover every durable entry"
+        );
+        assert_eq!(
+            count(&log),
+            want,
+            "{point:?}: state commits with its batch, never apart"
+        );
         for (env, r) in &acked {
             assert_eq!(log.entry(r.index).unwrap(), env.bytes());
             let proof = log.inclusion_proof(r.index, cp.checkpoint.size).unwrap();
-            verify_inclusion(&env.leaf_hash(), r.index, cp.checkpoint.size, &proof, &cp.checkpoint.root).unwrap();
-            assert_eq!(log.checkpoint_at(r.checkpoint.checkpoint.size).unwrap().as_deref(), Some(r.checkpoint.note.as_str()));
+            verify_inclusion(
+                &env.leaf_hash(),
+                r.index,
+                cp.checkpoint.size,
+                &proof,
+                &cp.checkpoint.root,
+            )
+            .unwrap();
+            assert_eq!(
+                log.checkpoint_at(r.checkpoint.checkpoint.size)
+                    .unwrap()
+                    .as_deref(),
+                Some(r.checkpoint.note.as_str())
+            );
         }
         let proof = log.consistency_proof(5, cp.checkpoint.size).unwrap();
-        verify_consistency(5, cp.checkpoint.size, &proof, &before.checkpoint.root, &cp.checkpoint.root).unwrap();
+        verify_consistency(
+            5,
+            cp.checkpoint.size,
+            &proof,
+            &before.checkpoint.root,
+            &cp.checkpoint.root,
+        )
+        .unwrap();
 
         // Audit: the root recomputed from the stored entries alone equals the checkpoint's.
         let mut t = MemoryTree::new();
@@ -147,7 +210,10 @@ async fn state_and_sequence_numbers_persist_without_replay_and_refusals_change_n
             log.submit(note(&member, 3, serde_json::json!({}))),
         );
         a.unwrap();
-        assert!(matches!(b, Err(SubmitError::Rejected(Rejection::Rule { .. }))));
+        assert!(matches!(
+            b,
+            Err(SubmitError::Rejected(Rejection::Rule { .. }))
+        ));
         c.unwrap();
         assert_eq!(log.checkpoint().checkpoint.size, 2);
         assert_eq!(count(&log), 2);
@@ -158,7 +224,8 @@ async fn state_and_sequence_numbers_persist_without_replay_and_refusals_change_n
     assert_eq!(count(&log), 2);
     assert_eq!(log.next_seq(&member.verifying_key().to_bytes()).unwrap(), 4);
     assert!(matches!(
-        log.submit(note(&member, 3, serde_json::json!({"other": 1}))).await,
+        log.submit(note(&member, 3, serde_json::json!({"other": 1})))
+            .await,
         Err(SubmitError::Rejected(Rejection::Replay { last: 3, got: 3 }))
     ));
     drop(log);
@@ -174,7 +241,10 @@ async fn state_and_sequence_numbers_persist_without_replay_and_refusals_change_n
 async fn concurrent_submissions_are_batched_and_all_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let node = SigningKey::from_bytes(&[1; 32]);
-    let cfg = LogConfig { batch_max_wait: Duration::from_millis(20), ..LogConfig::default() };
+    let cfg = LogConfig {
+        batch_max_wait: Duration::from_millis(20),
+        ..LogConfig::default()
+    };
     let log = Arc::new(Log::create(dir.path(), ORIGIN, node, Notes, cfg).unwrap());
     let mut tasks = Vec::new();
     for k in 0..50u8 {
@@ -188,7 +258,14 @@ async fn concurrent_submissions_are_batched_and_all_acknowledged() {
     let mut sizes = std::collections::BTreeSet::new();
     for t in tasks {
         let (env, r) = t.await.unwrap();
-        verify_inclusion(&env.leaf_hash(), r.index, r.checkpoint.checkpoint.size, &r.inclusion_proof, &r.checkpoint.checkpoint.root).unwrap();
+        verify_inclusion(
+            &env.leaf_hash(),
+            r.index,
+            r.checkpoint.checkpoint.size,
+            &r.inclusion_proof,
+            &r.checkpoint.checkpoint.root,
+        )
+        .unwrap();
         sizes.insert(r.checkpoint.checkpoint.size);
     }
     assert_eq!(log.checkpoint().checkpoint.size, 50);

@@ -9,6 +9,14 @@
 //! accepts such input (`sizes-are-equal-one-and-proof-is-empty`: equal 12-byte "roots", size 1
 //! to 1) is therefore rejected by us; that is the only verdict that differs, and it is listed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
 use coopledger_ledger::hash::{empty_root, leaf_hash, Hash};
 use coopledger_ledger::merkle::{consistency_plan, inclusion_plan, root, span_hashes, MemoryTree};
 use coopledger_ledger::verify::{verify_consistency, verify_inclusion};
@@ -80,7 +88,12 @@ fn roots_of_the_reference_tree_for_sizes_0_to_8() {
     let t = tree();
     assert_eq!(root(&t, 0).unwrap(), empty_root());
     for (i, want) in ROOTS.iter().enumerate() {
-        assert_eq!(hex::encode(root(&t, i as u64 + 1).unwrap().0), *want, "size {}", i + 1);
+        assert_eq!(
+            hex::encode(root(&t, i as u64 + 1).unwrap().0),
+            *want,
+            "size {}",
+            i + 1
+        );
     }
 }
 
@@ -89,17 +102,27 @@ fn every_transparency_dev_probe_gets_the_right_verdict() {
     let mut all = Vec::new();
     files(&testdata(), &mut all);
     all.sort();
-    assert!(all.len() >= 190, "expected the full probe set, found {}", all.len());
+    assert!(
+        all.len() >= 190,
+        "expected the full probe set, found {}",
+        all.len()
+    );
     let (mut checked, mut happy) = (0, 0);
     for path in all {
-        let rel = path.strip_prefix(testdata()).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(testdata())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let want_err = v["wantErr"].as_bool().unwrap();
         let got_err = if rel.starts_with("inclusion/") {
             let idx = v["leafIdx"].as_u64().unwrap();
             let size = v["treeSize"].as_u64().unwrap();
             match (h(&v["leafHash"]), h(&v["root"]), proof(&v["proof"])) {
-                (Some(leaf), Some(r), Some(p)) => verify_inclusion(&leaf, idx, size, &p, &r).is_err(),
+                (Some(leaf), Some(r), Some(p)) => {
+                    verify_inclusion(&leaf, idx, size, &p, &r).is_err()
+                }
                 _ => true,
             }
         } else {
@@ -111,7 +134,10 @@ fn every_transparency_dev_probe_gets_the_right_verdict() {
             }
         };
         if STRICTER.contains(&rel.as_str()) {
-            assert!(!want_err && got_err, "{rel}: documented stricter verdict changed");
+            assert!(
+                !want_err && got_err,
+                "{rel}: documented stricter verdict changed"
+            );
         } else {
             assert_eq!(got_err, want_err, "{rel}: {}", v["desc"]);
         }
@@ -132,7 +158,10 @@ fn our_proofs_equal_the_published_happy_path_proofs() {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let want = proof(&v["proof"]).unwrap();
         let ours = if v.get("leafIdx").is_some() {
-            let (i, n) = (v["leafIdx"].as_u64().unwrap(), v["treeSize"].as_u64().unwrap());
+            let (i, n) = (
+                v["leafIdx"].as_u64().unwrap(),
+                v["treeSize"].as_u64().unwrap(),
+            );
             span_hashes(&t, &inclusion_plan(i, n)).unwrap()
         } else {
             let (m, n) = (v["size1"].as_u64().unwrap(), v["size2"].as_u64().unwrap());

@@ -8,6 +8,14 @@
 //! counts as caught when verification fails *or* the log's root at the mutated size differs
 //! from the root being verified against — exactly what a checkpoint-bound verifier checks.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
 use coopledger_ledger::hash::{leaf_hash, Hash};
 use coopledger_ledger::merkle::{consistency_plan, inclusion_plan, root, span_hashes, Frontier};
 use coopledger_ledger::store::{BatchWrite, Store};

@@ -43,19 +43,71 @@ pub mod code {
 
 /// `(code, name, meaning)` for every application code, for documentation and `rpc.discover`.
 pub const TABLE: &[(i32, &str, &str)] = &[
-    (code::MALFORMED_ENTRY, "MALFORMED_ENTRY", "entry is not a well-formed canonical envelope; data.field names the field"),
-    (code::BAD_SIGNATURE, "BAD_SIGNATURE", "signature does not verify for body.signer"),
-    (code::UNKNOWN_SIGNER, "UNKNOWN_SIGNER", "body.signer is not a key of this co-op"),
-    (code::WRONG_COOP, "WRONG_COOP", "body.coop is not this ledger's origin"),
-    (code::UNKNOWN_ENTRY_TYPE, "UNKNOWN_ENTRY_TYPE", "body.type/body.v is not a registered pair"),
-    (code::REPLAYED_SEQUENCE, "REPLAYED_SEQUENCE", "body.seq is not above the signer's last accepted seq"),
-    (code::TIMESTAMP_OUT_OF_WINDOW, "TIMESTAMP_OUT_OF_WINDOW", "body.ts is too far from the node clock"),
-    (code::ENTRY_TOO_LARGE, "ENTRY_TOO_LARGE", "canonical entry exceeds the node's size limit"),
-    (code::RULE_VIOLATION, "RULE_VIOLATION", "a co-op rule refused the entry; data.rule names it"),
-    (code::NOT_FOUND, "NOT_FOUND", "no entry with that leaf hash or id in the checkpointed log"),
-    (code::OUT_OF_RANGE, "OUT_OF_RANGE", "index or size outside the checkpointed log; data.field names it"),
-    (code::OVERLOADED, "OVERLOADED", "too many submissions queued; retry"),
-    (code::UNAVAILABLE, "UNAVAILABLE", "node is not sequencing; resubmit later to get the receipt"),
+    (
+        code::MALFORMED_ENTRY,
+        "MALFORMED_ENTRY",
+        "entry is not a well-formed canonical envelope; data.field names the field",
+    ),
+    (
+        code::BAD_SIGNATURE,
+        "BAD_SIGNATURE",
+        "signature does not verify for body.signer",
+    ),
+    (
+        code::UNKNOWN_SIGNER,
+        "UNKNOWN_SIGNER",
+        "body.signer is not a key of this co-op",
+    ),
+    (
+        code::WRONG_COOP,
+        "WRONG_COOP",
+        "body.coop is not this ledger's origin",
+    ),
+    (
+        code::UNKNOWN_ENTRY_TYPE,
+        "UNKNOWN_ENTRY_TYPE",
+        "body.type/body.v is not a registered pair",
+    ),
+    (
+        code::REPLAYED_SEQUENCE,
+        "REPLAYED_SEQUENCE",
+        "body.seq is not above the signer's last accepted seq",
+    ),
+    (
+        code::TIMESTAMP_OUT_OF_WINDOW,
+        "TIMESTAMP_OUT_OF_WINDOW",
+        "body.ts is too far from the node clock",
+    ),
+    (
+        code::ENTRY_TOO_LARGE,
+        "ENTRY_TOO_LARGE",
+        "canonical entry exceeds the node's size limit",
+    ),
+    (
+        code::RULE_VIOLATION,
+        "RULE_VIOLATION",
+        "a co-op rule refused the entry; data.rule names it",
+    ),
+    (
+        code::NOT_FOUND,
+        "NOT_FOUND",
+        "no entry with that leaf hash or id in the checkpointed log",
+    ),
+    (
+        code::OUT_OF_RANGE,
+        "OUT_OF_RANGE",
+        "index or size outside the checkpointed log; data.field names it",
+    ),
+    (
+        code::OVERLOADED,
+        "OVERLOADED",
+        "too many submissions queued; retry",
+    ),
+    (
+        code::UNAVAILABLE,
+        "UNAVAILABLE",
+        "node is not sequencing; resubmit later to get the receipt",
+    ),
     (code::STORAGE, "STORAGE", "storage failed on the node"),
 ];
 
@@ -76,24 +128,38 @@ pub fn invalid_param(field: &str, reason: &str) -> ErrorObjectOwned {
 pub fn rejection(r: &Rejection) -> ErrorObjectOwned {
     let msg = r.to_string();
     match r {
-        Rejection::Malformed { field, .. } => err(code::MALFORMED_ENTRY, msg, json!({ "field": field })),
-        Rejection::TooLarge { size, max } => {
-            err(code::ENTRY_TOO_LARGE, msg, json!({ "field": "entry", "size": size, "max": max }))
+        Rejection::Malformed { field, .. } => {
+            err(code::MALFORMED_ENTRY, msg, json!({ "field": field }))
         }
-        Rejection::WrongCoop { expected, .. } => {
-            err(code::WRONG_COOP, msg, json!({ "field": "body.coop", "expected": expected }))
-        }
-        Rejection::UnknownType { .. } => err(code::UNKNOWN_ENTRY_TYPE, msg, json!({ "field": "body.type" })),
+        Rejection::TooLarge { size, max } => err(
+            code::ENTRY_TOO_LARGE,
+            msg,
+            json!({ "field": "entry", "size": size, "max": max }),
+        ),
+        Rejection::WrongCoop { expected, .. } => err(
+            code::WRONG_COOP,
+            msg,
+            json!({ "field": "body.coop", "expected": expected }),
+        ),
+        Rejection::UnknownType { .. } => err(
+            code::UNKNOWN_ENTRY_TYPE,
+            msg,
+            json!({ "field": "body.type" }),
+        ),
         Rejection::TimestampOutOfWindow { now, window_ms, .. } => err(
             code::TIMESTAMP_OUT_OF_WINDOW,
             msg,
             json!({ "field": "body.ts", "now": now, "windowMs": window_ms }),
         ),
         Rejection::BadSignature => err(code::BAD_SIGNATURE, msg, json!({ "field": "sig" })),
-        Rejection::UnknownSigner { .. } => err(code::UNKNOWN_SIGNER, msg, json!({ "field": "body.signer" })),
-        Rejection::Replay { last, .. } => {
-            err(code::REPLAYED_SEQUENCE, msg, json!({ "field": "body.seq", "lastSeq": last }))
+        Rejection::UnknownSigner { .. } => {
+            err(code::UNKNOWN_SIGNER, msg, json!({ "field": "body.signer" }))
         }
+        Rejection::Replay { last, .. } => err(
+            code::REPLAYED_SEQUENCE,
+            msg,
+            json!({ "field": "body.seq", "lastSeq": last }),
+        ),
         Rejection::Rule { rule, .. } => err(code::RULE_VIOLATION, msg, json!({ "rule": rule })),
     }
 }
@@ -112,7 +178,9 @@ pub fn submit(e: &SubmitError) -> ErrorObjectOwned {
 pub fn query(e: &QueryError) -> ErrorObjectOwned {
     match e {
         QueryError::NotFound(_) => err(code::NOT_FOUND, e.to_string(), json!({})),
-        QueryError::OutOfRange { field, .. } => err(code::OUT_OF_RANGE, e.to_string(), json!({ "field": field })),
+        QueryError::OutOfRange { field, .. } => {
+            err(code::OUT_OF_RANGE, e.to_string(), json!({ "field": field }))
+        }
         QueryError::Storage(_) => err(code::STORAGE, e.to_string(), json!({})),
     }
 }

@@ -39,7 +39,12 @@ impl LedgerApiServer for LedgerRpc {
         let env = match &entry {
             // The exact canonical bytes, base64.
             Value::String(s) => {
-                let bytes = b64_decode(s).map_err(|_| error::invalid_param("entry", "string form must be base64 of the canonical envelope"))?;
+                let bytes = b64_decode(s).map_err(|_| {
+                    error::invalid_param(
+                        "entry",
+                        "string form must be base64 of the canonical envelope",
+                    )
+                })?;
                 Envelope::from_bytes(&bytes)
             }
             other => Envelope::from_value(other),
@@ -96,9 +101,16 @@ impl LedgerApiServer for LedgerRpc {
         })
     }
 
-    async fn inclusion_proof_by_hash(&self, leaf_hash: String, tree_size: u64) -> RpcResult<InclusionProof> {
+    async fn inclusion_proof_by_hash(
+        &self,
+        leaf_hash: String,
+        tree_size: u64,
+    ) -> RpcResult<InclusionProof> {
         let leaf = leaf_param("leafHash", &leaf_hash)?;
-        let index = self.log.index_of_leaf(&leaf).map_err(|e| error::query(&e))?;
+        let index = self
+            .log
+            .index_of_leaf(&leaf)
+            .map_err(|e| error::query(&e))?;
         self.inclusion_proof(index, tree_size).await
     }
 
@@ -122,7 +134,9 @@ impl LedgerApiServer for LedgerRpc {
         let key: [u8; 32] = b64_decode(&signer)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| error::invalid_param("signer", "must be base64 of a 32-byte Ed25519 key"))?;
+            .ok_or_else(|| {
+                error::invalid_param("signer", "must be base64 of a 32-byte Ed25519 key")
+            })?;
         self.log.next_seq(&key).map_err(|e| error::query(&e))
     }
 
@@ -150,7 +164,9 @@ impl LedgerApiServer for LedgerRpc {
 }
 
 /// Every method the server answers, with `rpc.discover`.
-pub fn module(log: Arc<Log<CoopRules>>) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
+pub fn module(
+    log: Arc<Log<CoopRules>>,
+) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(());
     m.merge(LedgerRpc { log }.into_rpc())?;
     m.register_method("rpc.discover", |_, _, _| -> Value {
@@ -178,7 +194,9 @@ pub async fn serve(
     let config = jsonrpsee::server::ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .build();
-    let server = Server::builder().set_config(config).build_from_tcp(listener)?;
+    let server = Server::builder()
+        .set_config(config)
+        .build_from_tcp(listener)?;
     let methods = module(log).map_err(std::io::Error::other)?;
     Ok(NodeHandle {
         addr,

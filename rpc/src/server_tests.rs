@@ -7,7 +7,14 @@ use super::*;
 fn openrpc_lists_every_method_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]);
-    let log = Log::create(dir.path(), "test.example/log", key, CoopRules, Default::default()).unwrap();
+    let log = Log::create(
+        dir.path(),
+        "test.example/log",
+        key,
+        CoopRules,
+        Default::default(),
+    )
+    .unwrap();
     let m = module(Arc::new(log)).unwrap();
     let mut registered: Vec<&str> = m.method_names().collect();
     registered.sort();
@@ -32,7 +39,10 @@ fn openrpc_error_table_matches_the_code_table() {
         .map(|e| e["code"].as_i64().unwrap())
         .collect();
     for (code, name, _) in error::TABLE {
-        assert!(listed.contains(&(*code as i64)), "{name} missing from openrpc.json");
+        assert!(
+            listed.contains(&(*code as i64)),
+            "{name} missing from openrpc.json"
+        );
     }
     assert_eq!(listed.len(), error::TABLE.len() + 1, "plus INVALID_PARAMS");
 }

@@ -75,12 +75,21 @@ impl Node {
             let line = line?;
             banner.push(line.clone());
             if let Some(rest) = line.strip_prefix("coop node listening on http://") {
-                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Ok(Node { child, addr, data: data.to_owned(), banner })
+        Ok(Node {
+            child,
+            addr,
+            data: data.to_owned(),
+            banner,
+        })
     }
 
     /// `http://ADDR`.
@@ -111,8 +120,9 @@ impl Drop for Node {
 /// Reads a `coop key` file.
 pub fn read_key(path: &Path) -> Result<SigningKey> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    let seed: [u8; 32] = v["seed"]
-        .as_str()
+    let seed: [u8; 32] = v
+        .get("seed")
+        .and_then(Value::as_str)
         .and_then(|s| b64_decode(s).ok())
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| anyhow!("bad key file {}", path.display()))?;

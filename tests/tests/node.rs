@@ -3,6 +3,14 @@
 //! checkpoint and proof must survive and verify, and the old checkpoint must be provably
 //! consistent with the new one.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
 use coopledger_e2e::{attest, coop, now_ms, read_key, sign, Node};
 use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::hash::leaf_hash;
@@ -14,6 +22,9 @@ use coopledger_rpc::LedgerApiClient;
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::rpc_params;
 use serde_json::{json, Value};
+
+/// A way to damage a proof file.
+type Tamper = Box<dyn Fn(&mut Value)>;
 
 fn hashes(v: &[String]) -> Vec<Hash> {
     v.iter().map(|h| Hash::from_base64(h).unwrap()).collect()
@@ -41,18 +52,31 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("coop");
     let node = Node::start(&data, &[]).unwrap();
-    assert!(node.banner.iter().any(|l| l.contains("creating a demo co-op")), "{:?}", node.banner);
+    assert!(
+        node.banner
+            .iter()
+            .any(|l| l.contains("creating a demo co-op")),
+        "{:?}",
+        node.banner
+    );
     let c = http_client(&node.http_url()).unwrap();
     let vkey_s = c.verifier_key().await.unwrap();
     let vkey = NoteVerifier::parse(&vkey_s).unwrap();
     let origin = vkey.name().to_owned();
     let genesis_cp = c.checkpoint().await.unwrap();
-    assert_eq!(genesis_cp.size, 1, "the demo co-op starts with its genesis entry");
+    assert_eq!(
+        genesis_cp.size, 1,
+        "the demo co-op starts with its genesis entry"
+    );
 
     // A WebSocket subscriber sees new checkpoints.
     let ws = ws_client(&node.ws_url()).await.unwrap();
     let mut sub = ws
-        .subscribe::<Value, _>("ledger_subscribeCheckpoints", rpc_params![], "ledger_unsubscribeCheckpoints")
+        .subscribe::<Value, _>(
+            "ledger_subscribeCheckpoints",
+            rpc_params![],
+            "ledger_unsubscribeCheckpoints",
+        )
         .await
         .unwrap();
 
@@ -61,7 +85,11 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
     let member = read_key(&data.join("demo-keys/member.key")).unwrap();
     let mut envs = Vec::new();
     for i in 0..20u64 {
-        let (key, seq) = if i % 2 == 0 { (&board, i / 2 + 1) } else { (&member, i / 2 + 1) };
+        let (key, seq) = if i % 2 == 0 {
+            (&board, i / 2 + 1)
+        } else {
+            (&member, i / 2 + 1)
+        };
         envs.push(sign(key, &origin, "coop.attest", seq, now_ms(), attest(i)).unwrap());
     }
     // Each signer's entries must arrive in seq order; the two signers run in parallel.
@@ -95,7 +123,10 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
     let (env0, r0) = &receipts[0];
     let again = c.submit(env0.to_value()).await.unwrap();
     assert!(again.duplicate);
-    assert_eq!((again.index, &again.leaf_hash, &again.entry_id), (r0.index, &r0.leaf_hash, &r0.entry_id));
+    assert_eq!(
+        (again.index, &again.leaf_hash, &again.entry_id),
+        (r0.index, &r0.leaf_hash, &r0.entry_id)
+    );
     // The string form (base64 of the canonical bytes) is accepted too.
     let again2 = c.submit(json!(b64_encode(env0.bytes()))).await.unwrap();
     assert_eq!(again2.index, r0.index);
@@ -107,7 +138,11 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
 
     // Restart on the same folder: nothing is replayed, everything is there.
     let node = Node::start(&data, &[]).unwrap();
-    assert!(!node.banner.iter().any(|l| l.contains("demo")), "{:?}", node.banner);
+    assert!(
+        !node.banner.iter().any(|l| l.contains("demo")),
+        "{:?}",
+        node.banner
+    );
     let c = http_client(&node.http_url()).unwrap();
     assert_eq!(c.verifier_key().await.unwrap(), vkey_s);
     let after = c.checkpoint().await.unwrap();
@@ -120,8 +155,18 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
         assert_eq!(got.decoded["body"]["seq"], json!(env.body().seq));
         // Provable against the new checkpoint, by index and by leaf hash.
         let p = c.inclusion_proof(r.index, after.size).await.unwrap();
-        verify_inclusion(&leaf_hash(env.bytes()), r.index, after.size, &hashes(&p.hashes), &after_cp.checkpoint.root).unwrap();
-        let p2 = c.inclusion_proof_by_hash(r.leaf_hash.clone(), after.size).await.unwrap();
+        verify_inclusion(
+            &leaf_hash(env.bytes()),
+            r.index,
+            after.size,
+            &hashes(&p.hashes),
+            &after_cp.checkpoint.root,
+        )
+        .unwrap();
+        let p2 = c
+            .inclusion_proof_by_hash(r.leaf_hash.clone(), after.size)
+            .await
+            .unwrap();
         assert_eq!(p2, p);
         // And the checkpoint in its receipt is still served, byte for byte.
         let old = c.checkpoint_at(r.checkpoint.size).await.unwrap();
@@ -130,20 +175,52 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
     // The pre-crash checkpoint is consistent with the post-restart one.
     let before_cp = SignedCheckpoint::open(&before.note, &vkey).unwrap();
     let proof = c.consistency_proof(before.size, after.size).await.unwrap();
-    verify_consistency(before.size, after.size, &hashes(&proof.hashes), &before_cp.checkpoint.root, &after_cp.checkpoint.root).unwrap();
-    let proof = c.consistency_proof(genesis_cp.size, after.size).await.unwrap();
+    verify_consistency(
+        before.size,
+        after.size,
+        &hashes(&proof.hashes),
+        &before_cp.checkpoint.root,
+        &after_cp.checkpoint.root,
+    )
+    .unwrap();
+    let proof = c
+        .consistency_proof(genesis_cp.size, after.size)
+        .await
+        .unwrap();
     let genesis_root = Hash::from_base64(&genesis_cp.root).unwrap();
-    verify_consistency(genesis_cp.size, after.size, &hashes(&proof.hashes), &genesis_root, &after_cp.checkpoint.root).unwrap();
+    verify_consistency(
+        genesis_cp.size,
+        after.size,
+        &hashes(&proof.hashes),
+        &genesis_root,
+        &after_cp.checkpoint.root,
+    )
+    .unwrap();
 
     // Sequence numbers continue after the restart.
-    assert_eq!(c.next_seq(b64_encode(board.verifying_key().to_bytes())).await.unwrap(), 11);
+    assert_eq!(
+        c.next_seq(b64_encode(board.verifying_key().to_bytes()))
+            .await
+            .unwrap(),
+        11
+    );
     let env = sign(&board, &origin, "coop.attest", 11, now_ms(), attest(99)).unwrap();
     let r = c.submit(env.to_value()).await.unwrap();
     assert_eq!(r.index, after.size);
     check_receipt(&r, env.bytes(), &vkey);
     let newer = SignedCheckpoint::open(&r.checkpoint.note, &vkey).unwrap();
-    let proof = c.consistency_proof(after.size, newer.checkpoint.size).await.unwrap();
-    verify_consistency(after.size, newer.checkpoint.size, &hashes(&proof.hashes), &after_cp.checkpoint.root, &newer.checkpoint.root).unwrap();
+    let proof = c
+        .consistency_proof(after.size, newer.checkpoint.size)
+        .await
+        .unwrap();
+    verify_consistency(
+        after.size,
+        newer.checkpoint.size,
+        &hashes(&proof.hashes),
+        &after_cp.checkpoint.root,
+        &newer.checkpoint.root,
+    )
+    .unwrap();
 }
 
 /// Error code of a failed call.
@@ -182,16 +259,22 @@ async fn bad_input_gets_its_own_error_code_and_changes_nothing() {
     let before = c.checkpoint().await.unwrap();
 
     // Malformed JSON: JSON-RPC parse error.
-    let resp = raw_post(&node.addr, br#"{"jsonrpc":"2.0","id":1,"method":"ledger_submit","params":[{"body":"#);
+    let resp = raw_post(
+        &node.addr,
+        br#"{"jsonrpc":"2.0","id":1,"method":"ledger_submit","params":[{"body":"#,
+    );
     assert!(resp.contains("-32700"), "{resp}");
 
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
     let node_key = read_key(&data.join("node.key")).unwrap();
     let mut bad_sig = good.to_value();
     bad_sig["body"]["seq"] = json!(2); // body changed after signing
-    let mut float = sign(&board, &origin, "coop.attest", 2, now_ms(), attest(2)).unwrap().to_value();
+    let mut float = sign(&board, &origin, "coop.attest", 2, now_ms(), attest(2))
+        .unwrap()
+        .to_value();
     float["body"]["payload"]["n"] = json!(1.5);
-    let huge = json!({ "digest": attest(3)["digest"], "kind": "minutes", "pad": "x".repeat(70_000) });
+    let huge =
+        json!({ "digest": attest(3)["digest"], "kind": "minutes", "pad": "x".repeat(70_000) });
     let cases: Vec<(&str, Value, i32, &str)> = vec![
         ("float", float, 1001, "body.payload.n"),
         ("missing field", json!({"body": {"coop": origin}, "sig": "AA=="}), 1001, "body."),
@@ -209,7 +292,10 @@ async fn bad_input_gets_its_own_error_code_and_changes_nothing() {
     for (what, entry, want_code, want_in_message) in cases {
         let (code, msg) = code_of(c.submit(entry).await.unwrap_err());
         assert_eq!(code, want_code, "{what}: {msg}");
-        assert!(msg.contains(want_in_message), "{what}: message {msg:?} should name {want_in_message:?}");
+        assert!(
+            msg.contains(want_in_message),
+            "{what}: message {msg:?} should name {want_in_message:?}"
+        );
     }
     // Query errors.
     let (code, msg) = code_of(c.get_entry(1000).await.unwrap_err());
@@ -219,16 +305,29 @@ async fn bad_input_gets_its_own_error_code_and_changes_nothing() {
     let (code, msg) = code_of(c.consistency_proof(0, before.size).await.unwrap_err());
     assert_eq!(code, 2002);
     assert!(msg.contains("fromSize"), "{msg}");
-    let (code, msg) = code_of(c.inclusion_proof_by_hash("AAAA".into(), 1).await.unwrap_err());
+    let (code, msg) = code_of(
+        c.inclusion_proof_by_hash("AAAA".into(), 1)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, -32602);
     assert!(msg.contains("leafHash"), "{msg}");
-    let (code, _) = code_of(c.inclusion_proof_by_hash(b64_encode([9u8; 32]), 1).await.unwrap_err());
+    let (code, _) = code_of(
+        c.inclusion_proof_by_hash(b64_encode([9u8; 32]), 1)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 2001);
 
     // Nothing changed, and the signer's sequence is untouched by the refusals.
     let after = c.checkpoint().await.unwrap();
     assert_eq!(after, before);
-    assert_eq!(c.next_seq(b64_encode(board.verifying_key().to_bytes())).await.unwrap(), 2);
+    assert_eq!(
+        c.next_seq(b64_encode(board.verifying_key().to_bytes()))
+            .await
+            .unwrap(),
+        2
+    );
     // The OpenRPC document is served.
     let doc: Value = c.request("rpc.discover", rpc_params![]).await.unwrap();
     assert_eq!(doc["openrpc"], "1.2.6");
@@ -242,12 +341,34 @@ async fn cli_writes_a_proof_that_verifies_offline_and_catches_tampering() {
     let url = node.http_url();
     let key = data.join("demo-keys/treasurer.key");
     let payload = attest(1).to_string();
-    let (code, out, err) = coop(&["--rpc", &url, "submit", "--key", key.to_str().unwrap(), "--type", "coop.attest", "--payload", &payload]).unwrap();
+    let (code, out, err) = coop(&[
+        "--rpc",
+        &url,
+        "submit",
+        "--key",
+        key.to_str().unwrap(),
+        "--type",
+        "coop.attest",
+        "--payload",
+        &payload,
+    ])
+    .unwrap();
     assert_eq!(code, 0, "{out}{err}");
     let receipt: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(receipt["index"], 1);
     // A second submit picks the next seq from the node by itself.
-    let (code, out, err) = coop(&["--rpc", &url, "submit", "--key", key.to_str().unwrap(), "--type", "coop.attest", "--payload", &attest(2).to_string()]).unwrap();
+    let (code, out, err) = coop(&[
+        "--rpc",
+        &url,
+        "submit",
+        "--key",
+        key.to_str().unwrap(),
+        "--type",
+        "coop.attest",
+        "--payload",
+        &attest(2).to_string(),
+    ])
+    .unwrap();
     assert_eq!(code, 0, "{out}{err}");
 
     let (code, vkey_out, _) = coop(&["--rpc", &url, "checkpoint"]).unwrap();
@@ -256,7 +377,8 @@ async fn cli_writes_a_proof_that_verifies_offline_and_catches_tampering() {
     assert_eq!(cp["size"], 3);
     let vkey = http_client(&url).unwrap().verifier_key().await.unwrap();
     let proof = dir.path().join("proof.json");
-    let (code, out, err) = coop(&["--rpc", &url, "prove", "1", "-o", proof.to_str().unwrap()]).unwrap();
+    let (code, out, err) =
+        coop(&["--rpc", &url, "prove", "1", "-o", proof.to_str().unwrap()]).unwrap();
     assert_eq!(code, 0, "{out}{err}");
     drop(node); // offline from here on
 
@@ -277,12 +399,28 @@ async fn cli_writes_a_proof_that_verifies_offline_and_catches_tampering() {
         b[10] ^= 1;
         b64_encode(b)
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("entry byte", Box::new(move |v| v["entry"] = json!(flip_b64(v["entry"].as_str().unwrap())))),
-        ("proof hash", Box::new(move |v| v["inclusionProof"][0] = json!(flip_b64(v["inclusionProof"][0].as_str().unwrap())))),
+    let cases: Vec<(&str, Tamper)> = vec![
+        (
+            "entry byte",
+            Box::new(move |v| v["entry"] = json!(flip_b64(v["entry"].as_str().unwrap()))),
+        ),
+        (
+            "proof hash",
+            Box::new(move |v| {
+                v["inclusionProof"][0] = json!(flip_b64(v["inclusionProof"][0].as_str().unwrap()))
+            }),
+        ),
         ("index", Box::new(|v| v["index"] = json!(2))),
         ("tree size", Box::new(|v| v["treeSize"] = json!(4))),
-        ("checkpoint text", Box::new(|v| v["checkpoint"] = json!(v["checkpoint"].as_str().unwrap().replacen("\n3\n", "\n4\n", 1)))),
+        (
+            "checkpoint text",
+            Box::new(|v| {
+                v["checkpoint"] = json!(v["checkpoint"]
+                    .as_str()
+                    .unwrap()
+                    .replacen("\n3\n", "\n4\n", 1))
+            }),
+        ),
     ];
     for (what, f) in cases {
         let (code, out, _) = tamper(&*f);
@@ -291,7 +429,17 @@ async fn cli_writes_a_proof_that_verifies_offline_and_catches_tampering() {
     }
     // The same origin under another key (an impostor log) is refused.
     let origin = NoteVerifier::parse(&vkey).unwrap().name().to_owned();
-    let impostor = coopledger_ledger::NoteSigner::new(&origin, ed25519_dalek::SigningKey::from_bytes(&[5u8; 32])).unwrap();
-    let (code, out, _) = coop(&["verify", proof.to_str().unwrap(), "--vkey", &impostor.vkey()]).unwrap();
+    let impostor = coopledger_ledger::NoteSigner::new(
+        &origin,
+        ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]),
+    )
+    .unwrap();
+    let (code, out, _) = coop(&[
+        "verify",
+        proof.to_str().unwrap(),
+        "--vkey",
+        &impostor.vkey(),
+    ])
+    .unwrap();
     assert_eq!(code, 1, "{out}");
 }

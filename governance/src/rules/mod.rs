@@ -7,7 +7,9 @@
 use crate::genesis::{member_id, Genesis, Role};
 use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::store::StoreError;
-use coopledger_ledger::{ApplyContext, ApplyError, Envelope, Rejection, StateMachine, StateView, Verified};
+use coopledger_ledger::{
+    ApplyContext, ApplyError, Envelope, Rejection, StateMachine, StateView, Verified,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,14 +54,15 @@ fn key_key(k: &[u8; 32]) -> Vec<u8> {
 
 fn read<T: for<'de> Deserialize<'de>>(raw: Option<Vec<u8>>) -> Result<Option<T>, StoreError> {
     raw.map(|b| {
-        serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(format!("governance state: {e}")))
+        serde_json::from_slice(&b)
+            .map_err(|e| StoreError::Corrupt(format!("governance state: {e}")))
     })
     .transpose()
 }
 
 fn write<T: Serialize>(view: &mut StateView<'_>, key: &[u8], v: &T) -> Result<(), ApplyError> {
-    let bytes = serde_json::to_vec(v)
-        .map_err(|e| StoreError::Corrupt(format!("governance state: {e}")))?;
+    let bytes =
+        serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(format!("governance state: {e}")))?;
     view.put(key, bytes);
     Ok(())
 }
@@ -149,7 +152,8 @@ impl CoopRules {
         let kind_ok = p.get("kind").and_then(Value::as_str).is_some_and(|k| {
             !k.is_empty()
                 && k.len() <= 64
-                && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && k.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         });
         if !kind_ok {
             return Err(Rejection::Malformed {
@@ -184,7 +188,10 @@ impl StateMachine for CoopRules {
                 ))
             }
             (Some(_), "coop.genesis") => {
-                return Err(rule("genesis.once", "this co-op already has its genesis entry"))
+                return Err(rule(
+                    "genesis.once",
+                    "this co-op already has its genesis entry",
+                ))
             }
             (Some(_), _) => {}
         }

@@ -34,21 +34,34 @@ fn genesis_payload() -> Value {
         name: "Test Drivers' Co-op".into(),
         node_key: key(1).verifying_key().to_bytes(),
         founders: vec![
-            Founder { key: key(2).verifying_key().to_bytes(), roles: vec![Role::Board] },
-            Founder { key: key(3).verifying_key().to_bytes(), roles: vec![Role::Treasurer] },
+            Founder {
+                key: key(2).verifying_key().to_bytes(),
+                roles: vec![Role::Board],
+            },
+            Founder {
+                key: key(3).verifying_key().to_bytes(),
+                roles: vec![Role::Treasurer],
+            },
         ],
     };
     Value::Object(g.to_payload())
 }
 
 fn ctx(index: u64) -> ApplyContext {
-    ApplyContext { index, batch_time_ms: 1 }
+    ApplyContext {
+        index,
+        batch_time_ms: 1,
+    }
 }
 
 fn founded() -> MemoryState {
     let mut s = MemoryState::new();
-    s.apply(&CoopRules, &entry(&key(1), "coop.genesis", 1, genesis_payload()), &ctx(0))
-        .unwrap();
+    s.apply(
+        &CoopRules,
+        &entry(&key(1), "coop.genesis", 1, genesis_payload()),
+        &ctx(0),
+    )
+    .unwrap();
     s
 }
 
@@ -65,24 +78,38 @@ fn genesis_records_the_node_and_founders_with_roles() {
     let get = |k: &[u8]| Ok(s.get(k).cloned());
     let coop = CoopRules::coop(get).unwrap().unwrap();
     assert_eq!(coop.members, 2);
-    let board = CoopRules::key(get, &key(2).verifying_key().to_bytes()).unwrap().unwrap();
+    let board = CoopRules::key(get, &key(2).verifying_key().to_bytes())
+        .unwrap()
+        .unwrap();
     assert_eq!(board.roles, vec![Role::Member, Role::Board]);
     assert!(board.member.starts_with("m-"));
-    let node = CoopRules::key(get, &key(1).verifying_key().to_bytes()).unwrap().unwrap();
+    let node = CoopRules::key(get, &key(1).verifying_key().to_bytes())
+        .unwrap()
+        .unwrap();
     assert_eq!(node.roles, vec![Role::Node]);
-    assert!(CoopRules::key(get, &key(9).verifying_key().to_bytes()).unwrap().is_none());
+    assert!(CoopRules::key(get, &key(9).verifying_key().to_bytes())
+        .unwrap()
+        .is_none());
 }
 
 #[test]
 fn the_first_entry_must_be_genesis_and_only_once() {
     let mut s = MemoryState::new();
     let attest = json!({"digest": b64_encode([0u8; 32]), "kind": "minutes"});
-    let r = s.apply(&CoopRules, &entry(&key(2), "coop.attest", 1, attest), &ctx(0));
+    let r = s.apply(
+        &CoopRules,
+        &entry(&key(2), "coop.attest", 1, attest),
+        &ctx(0),
+    );
     assert_eq!(rejected_rule(r), "genesis.first");
     assert_eq!(s, MemoryState::new(), "a rejected entry changes nothing");
     let mut s = founded();
     let before = s.clone();
-    let r = s.apply(&CoopRules, &entry(&key(1), "coop.genesis", 2, genesis_payload()), &ctx(1));
+    let r = s.apply(
+        &CoopRules,
+        &entry(&key(1), "coop.genesis", 2, genesis_payload()),
+        &ctx(1),
+    );
     assert_eq!(rejected_rule(r), "genesis.once");
     assert_eq!(s, before);
 }
@@ -90,7 +117,11 @@ fn the_first_entry_must_be_genesis_and_only_once() {
 #[test]
 fn genesis_must_be_signed_by_the_node_key_it_names() {
     let mut s = MemoryState::new();
-    let r = s.apply(&CoopRules, &entry(&key(2), "coop.genesis", 1, genesis_payload()), &ctx(0));
+    let r = s.apply(
+        &CoopRules,
+        &entry(&key(2), "coop.genesis", 1, genesis_payload()),
+        &ctx(0),
+    );
     assert_eq!(rejected_rule(r), "genesis.node_signs");
 }
 
@@ -107,7 +138,9 @@ fn genesis_payload_errors_name_the_field() {
     }
     let mut dup = genesis_payload();
     dup["founders"][1]["key"] = dup["founders"][0]["key"].clone();
-    assert!(s.apply(&CoopRules, &entry(&key(1), "coop.genesis", 1, dup), &ctx(0)).is_err());
+    assert!(s
+        .apply(&CoopRules, &entry(&key(1), "coop.genesis", 1, dup), &ctx(0))
+        .is_err());
     assert_eq!(s, MemoryState::new());
 }
 
@@ -116,9 +149,17 @@ fn only_known_keys_may_sign() {
     let mut s = founded();
     let attest = json!({"digest": b64_encode([7u8; 32]), "kind": "minutes"});
     assert!(s
-        .apply(&CoopRules, &entry(&key(2), "coop.attest", 1, attest.clone()), &ctx(1))
+        .apply(
+            &CoopRules,
+            &entry(&key(2), "coop.attest", 1, attest.clone()),
+            &ctx(1)
+        )
         .is_ok());
-    match s.apply(&CoopRules, &entry(&key(9), "coop.attest", 1, attest), &ctx(2)) {
+    match s.apply(
+        &CoopRules,
+        &entry(&key(9), "coop.attest", 1, attest),
+        &ctx(2),
+    ) {
         Err(ApplyError::Rejected(Rejection::UnknownSigner { .. })) => {}
         other => panic!("{other:?}"),
     }
@@ -128,12 +169,27 @@ fn only_known_keys_may_sign() {
 fn attest_payload_is_validated() {
     let mut s = founded();
     for (payload, field) in [
-        (json!({"digest": "AAAA", "kind": "minutes"}), "body.payload.digest"),
-        (json!({"digest": b64_encode([1u8; 32]), "kind": "Has Spaces"}), "body.payload.kind"),
-        (json!({"digest": b64_encode([1u8; 32]), "kind": "minutes", "name": "Alice"}), "body.payload.name"),
+        (
+            json!({"digest": "AAAA", "kind": "minutes"}),
+            "body.payload.digest",
+        ),
+        (
+            json!({"digest": b64_encode([1u8; 32]), "kind": "Has Spaces"}),
+            "body.payload.kind",
+        ),
+        (
+            json!({"digest": b64_encode([1u8; 32]), "kind": "minutes", "name": "Alice"}),
+            "body.payload.name",
+        ),
     ] {
-        match s.apply(&CoopRules, &entry(&key(2), "coop.attest", 1, payload), &ctx(1)) {
-            Err(ApplyError::Rejected(Rejection::Malformed { field: f, .. })) => assert_eq!(f, field),
+        match s.apply(
+            &CoopRules,
+            &entry(&key(2), "coop.attest", 1, payload),
+            &ctx(1),
+        ) {
+            Err(ApplyError::Rejected(Rejection::Malformed { field: f, .. })) => {
+                assert_eq!(f, field)
+            }
             other => panic!("{field}: {other:?}"),
         }
     }

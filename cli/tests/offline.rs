@@ -1,0 +1,123 @@
+//! The `coop` binary's offline commands: keys, init, and verify's handling of bad input.
+//! (Having an integration test here also makes `cargo test --workspace` build the `coop`
+//! binary that the end-to-end tests in `tests/` start.)
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
+use std::process::Command;
+
+fn coop(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_coop"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn key_new_writes_an_owner_only_file_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice.key");
+    let p = path.to_str().unwrap();
+    let (code, out, err) = coop(&["key", "new", "-o", p]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("public key: "), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let before = std::fs::read(&path).unwrap();
+    let (code, _, err) = coop(&["key", "new", "-o", p]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    let (code, out, _) = coop(&["key", "show", p]);
+    assert_eq!(code, 0);
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(out.contains(shown["public"].as_str().unwrap()));
+    assert!(shown["memberId"].as_str().unwrap().starts_with("m-"));
+}
+
+#[test]
+fn init_creates_a_co_op_from_founders_key_files_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = dir.path().join("board.key");
+    coop(&["key", "new", "-o", board.to_str().unwrap()]);
+    let data = dir.path().join("data");
+    let founder = format!("@{}:board,treasurer", board.display());
+    let args = [
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--origin",
+        "drivers.example.coop/ledger",
+        "--name",
+        "Drivers",
+        "--founder",
+        &founder,
+    ];
+    let (code, out, err) = coop(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("verifier key: drivers.example.coop/ledger+"),
+        "{out}"
+    );
+    assert!(data.join("node.key").exists() && data.join("ledger/CURRENT").exists());
+    let (code, _, err) = coop(&args);
+    assert_eq!(code, 2);
+    assert!(err.contains("already holds a ledger"), "{err}");
+    let (code, _, err) = coop(&[
+        "init",
+        "--data",
+        dir.path().join("x").to_str().unwrap(),
+        "--origin",
+        "o",
+        "--name",
+        "n",
+        "--founder",
+        "not-a-key:board",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--founder"), "{err}");
+}
+
+#[test]
+fn verify_rejects_what_is_not_a_proof_and_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("junk.json");
+    std::fs::write(&f, "{\"hello\": 1}").unwrap();
+    let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+    let (code, out, _) = coop(&["verify", f.to_str().unwrap(), "--vkey", vkey]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("INVALID"), "{out}");
+    let (code, _, err) = coop(&[
+        "verify",
+        f.to_str().unwrap(),
+        "--vkey",
+        "PeterNeumann+00000000+AAAA",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--vkey"), "{err}");
+    let (code, _, _) = coop(&[
+        "verify",
+        dir.path().join("missing").to_str().unwrap(),
+        "--vkey",
+        vkey,
+    ]);
+    assert_eq!(code, 2);
+}
