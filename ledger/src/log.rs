@@ -160,9 +160,10 @@ impl<M> Shared<M> {
         }
     }
 
+    /// Records the first storage failure; the sequencer stops after it.
     pub fn fail(&self, e: StoreError) {
         if let Ok(mut f) = self.failure.lock() {
-            *f = Some(e);
+            f.get_or_insert(e);
         }
     }
 

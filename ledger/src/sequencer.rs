@@ -103,7 +103,6 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
         }
         if let Err(e) = sequence_batch(&shared, &mut st, items) {
             tracing::error!(error = %e, "storage failed; the sequencer stops");
-            shared.fail(e);
             // Refuse everything still queued.
             while let Ok(a) = rx.try_recv() {
                 let _ = a.reply.send(Err(SubmitError::Stopped));
@@ -150,6 +149,12 @@ fn sequence_batch<M: crate::state::StateMachine>(
     items: Vec<Admitted>,
 ) -> Result<(), StoreError> {
     let store = &shared.store;
+    // Record a storage failure *before* `?` drops any waiting reply, so a submitter that sees
+    // `Stopped` always finds the cause in `Log::failure`.
+    let failed = |e: StoreError| -> StoreError {
+        shared.fail(e.clone());
+        e
+    };
     let batch_time_ms = st.batch_time_ms.max(crate::log::now_ms());
     // Work on a copy of the tree's edge: memory moves forward only once the batch is durable.
     let mut next = st.frontier.clone();
@@ -164,9 +169,9 @@ fn sequence_batch<M: crate::state::StateMachine>(
         // The same body again (from the log or from this batch): the same receipt.
         let known = match in_batch.get(&entry_id) {
             Some(&(index, leaf)) => Some((index, leaf)),
-            None => match store.index_of_entry_id(&entry_id)? {
+            None => match store.index_of_entry_id(&entry_id).map_err(failed)? {
                 Some(index) => {
-                    let leaf = store.nodes(&[NodeId { level: 0, index }])?;
+                    let leaf = store.nodes(&[NodeId { level: 0, index }]).map_err(failed)?;
                     leaf.first().map(|l| (index, *l))
                 }
                 None => None,
@@ -183,7 +188,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
             continue;
         }
         let signer = env.body().signer;
-        let last = last_seq(store, &overlay, &signer)?;
+        let last = last_seq(store, &overlay, &signer).map_err(failed)?;
         if env.body().seq <= last {
             let _ = reply.send(Err(SubmitError::Rejected(Rejection::Replay {
                 last,
@@ -209,7 +214,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
                 let _ = reply.send(Err(SubmitError::Rejected(r)));
                 continue;
             }
-            Err(ApplyError::Storage(e)) => return Err(e),
+            Err(ApplyError::Storage(e)) => return Err(failed(e)),
         }
         let index = next.size();
         let leaf_hash = env.leaf_hash();
@@ -230,19 +235,21 @@ fn sequence_batch<M: crate::state::StateMachine>(
     if !write.entries.is_empty() {
         // Step 4 — integration: one WriteBatch with entries, nodes, indexes, state and the new
         // size, written with sync=true. Until it returns, nothing of this batch exists.
-        shared.fault(FaultPoint::BeforeCommit)?;
+        shared.fault(FaultPoint::BeforeCommit).map_err(failed)?;
         write.state = overlay;
         write.new_size = next.size();
         write.batch_time_ms = batch_time_ms;
-        store.commit(&write)?;
+        store.commit(&write).map_err(failed)?;
         st.frontier = next;
         st.batch_time_ms = batch_time_ms;
-        shared.fault(FaultPoint::AfterCommit)?;
+        shared.fault(FaultPoint::AfterCommit).map_err(failed)?;
 
         // Step 5 — checkpoint: the data is durable, so now sign (origin, size, root) and store
         // the note (fsync) before anyone can see it. Only then does it become the latest.
-        shared.checkpoint_durable_tree(&st.frontier)?;
-        shared.fault(FaultPoint::AfterCheckpoint)?;
+        shared
+            .checkpoint_durable_tree(&st.frontier)
+            .map_err(failed)?;
+        shared.fault(FaultPoint::AfterCheckpoint).map_err(failed)?;
     }
 
     // Step 6 — acknowledgement: every accepted entry is covered by the stored latest checkpoint.
