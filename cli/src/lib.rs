@@ -76,6 +76,8 @@ enum Cmd {
     },
     /// Print the newest signed checkpoint.
     Checkpoint,
+    /// Print the node's checkpoint verifier key (give it to auditors for `coop verify`).
+    Vkey,
     /// Write a self-contained proof file for entry N (entry, inclusion proof, signed checkpoint).
     Prove {
         /// Log index.
@@ -203,6 +205,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Entry { index } => print_json(&client(&cli.rpc)?.get_entry(index).await?)?,
         Cmd::Checkpoint => print_json(&client(&cli.rpc)?.checkpoint().await?)?,
+        Cmd::Vkey => println!("{}", client(&cli.rpc)?.verifier_key().await?),
         Cmd::Prove { index, out } => {
             let c = client(&cli.rpc)?;
             let cp = c.checkpoint().await?;

@@ -362,6 +362,11 @@ impl<M: StateMachine> Log<M> {
 
     /// Submits a signed entry. Returns only when a stored checkpoint covers it (or it is refused).
     pub async fn submit(&self, env: Envelope) -> Result<Receipt, SubmitError> {
+        // A body already in the log gets its original receipt, whatever its timestamp says now:
+        // retries stay idempotent after the admission window has passed.
+        if let Some(receipt) = self.existing_receipt(&env)? {
+            return Ok(receipt);
+        }
         // Stage 1 — admission: cheap stateless checks before the queue.
         let machine = &self.shared.machine;
         self.shared
@@ -389,6 +394,31 @@ impl<M: StateMachine> Log<M> {
             inclusion_proof,
             duplicate: ack.duplicate,
         })
+    }
+
+    /// The receipt of an entry with the same body, if the checkpointed log holds one.
+    fn existing_receipt(&self, env: &Envelope) -> Result<Option<Receipt>, SubmitError> {
+        let entry_id = env.entry_id();
+        let checkpoint = self.shared.latest();
+        let size = checkpoint.checkpoint.size;
+        let Some(index) = self.shared.store.index_of_entry_id(&entry_id)? else {
+            return Ok(None);
+        };
+        if index >= size {
+            return Ok(None);
+        }
+        let query = |e: QueryError| match e {
+            QueryError::Storage(s) => SubmitError::Storage(s),
+            other => SubmitError::Storage(StoreError::Corrupt(other.to_string())),
+        };
+        Ok(Some(Receipt {
+            index,
+            leaf_hash: self.leaf_hash(index).map_err(query)?,
+            entry_id,
+            inclusion_proof: self.inclusion_proof(index, size).map_err(query)?,
+            checkpoint,
+            duplicate: true,
+        }))
     }
 
     /// The storage failure that stopped the sequencer, if any.

@@ -201,11 +201,12 @@ async fn state_and_sequence_numbers_persist_without_replay_and_refusals_change_n
     let dir = tempfile::tempdir().unwrap();
     let node = SigningKey::from_bytes(&[1; 32]);
     let member = SigningKey::from_bytes(&[2; 32]);
+    let first = note(&member, 1, serde_json::json!({}));
     {
         let log = Log::create(dir.path(), ORIGIN, node.clone(), Notes, config(None)).unwrap();
         // One batch mixing accepted and refused entries.
         let (a, b, c) = tokio::join!(
-            log.submit(note(&member, 1, serde_json::json!({}))),
+            log.submit(first.clone()),
             log.submit(note(&member, 2, serde_json::json!({"refuse": true}))),
             log.submit(note(&member, 3, serde_json::json!({}))),
         );
@@ -220,6 +221,29 @@ async fn state_and_sequence_numbers_persist_without_replay_and_refusals_change_n
         // seq 2 was refused, so it is still free; 1 and 3 are used.
         assert_eq!(log.next_seq(&member.verifying_key().to_bytes()).unwrap(), 4);
     }
+    // A node whose admission window is 0 ms still answers a retry of a logged body with its
+    // original receipt: idempotency does not expire.
+    let strict = LogConfig {
+        ts_window: Duration::ZERO,
+        ..config(None)
+    };
+    let log = Log::open(dir.path(), node.clone(), Notes, strict).unwrap();
+    let retry = log.submit(first.clone()).await.unwrap();
+    assert!(retry.duplicate);
+    assert_eq!((retry.index, retry.leaf_hash), (0, first.leaf_hash()));
+    let stale = Body {
+        ts: now_ms() - 10_000,
+        ..note(&member, 9, serde_json::json!({})).body().clone()
+    }
+    .sign(&member)
+    .unwrap();
+    assert!(matches!(
+        log.submit(stale).await,
+        Err(SubmitError::Rejected(
+            Rejection::TimestampOutOfWindow { .. }
+        ))
+    ));
+    drop(log);
     let log = Log::open(dir.path(), node.clone(), Notes, config(None)).unwrap();
     assert_eq!(count(&log), 2);
     assert_eq!(log.next_seq(&member.verifying_key().to_bytes()).unwrap(), 4);

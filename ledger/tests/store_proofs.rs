@@ -23,14 +23,14 @@ use coopledger_ledger::verify::{verify_consistency, verify_inclusion};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
-const STORED: u64 = 4096;
-const MAX_SIZE: u64 = 2048;
+const STORED: u64 = 16384;
+const MAX_SIZE: u64 = 5000;
 
 fn leaf(i: u64) -> Hash {
     leaf_hash(&i.to_be_bytes())
 }
 
-/// One store of 4096 leaves, committed in batches of varying size, shared by all cases.
+/// One store of 16,384 leaves, committed in batches of varying size, shared by all cases.
 fn store() -> &'static Store {
     static STORE: OnceLock<(tempfile::TempDir, Store)> = OnceLock::new();
     &STORE
@@ -64,7 +64,7 @@ proptest! {
 
     #[test]
     fn inclusion_proofs_verify_and_every_bit_flip_fails(
-        n in 1..=MAX_SIZE, m_frac in 0.0..1.0f64, bit in 0usize..256, which in any::<prop::sample::Index>(), k in 0u32..12,
+        n in 1..=MAX_SIZE, m_frac in 0.0..1.0f64, bit in 0usize..256, which in any::<prop::sample::Index>(), k in 0u32..13,
     ) {
         let s = store();
         let m = ((n as f64 * m_frac) as u64).min(n - 1);
@@ -88,7 +88,7 @@ proptest! {
 
     #[test]
     fn consistency_proofs_verify_and_every_bit_flip_fails(
-        n in 2..=MAX_SIZE, m_frac in 0.0..1.0f64, bit in 0usize..256, which in any::<prop::sample::Index>(), k in 0u32..12,
+        n in 2..=MAX_SIZE, m_frac in 0.0..1.0f64, bit in 0usize..256, which in any::<prop::sample::Index>(), k in 0u32..13,
     ) {
         let s = store();
         let m = ((n as f64 * m_frac) as u64).clamp(1, n - 1);

@@ -82,10 +82,14 @@ impl LedgerApiServer for LedgerRpc {
                     "no checkpoint was signed at size {size}"
                 )))
             })?;
-        let key = NoteVerifier::parse(&self.log.verifier_key())
-            .map_err(|e| error::invalid_param("size", &e.to_string()))?;
-        let signed = SignedCheckpoint::open(&note, &key)
-            .map_err(|e| error::invalid_param("size", &e.to_string()))?;
+        // A stored note that does not open with our own key means corrupt storage.
+        let corrupt = |e: coopledger_ledger::note::NoteError| {
+            error::query(&coopledger_ledger::QueryError::Storage(
+                coopledger_ledger::store::StoreError::Corrupt(format!("stored checkpoint: {e}")),
+            ))
+        };
+        let key = NoteVerifier::parse(&self.log.verifier_key()).map_err(corrupt)?;
+        let signed = SignedCheckpoint::open(&note, &key).map_err(corrupt)?;
         Ok(CheckpointInfo::from(&signed))
     }
 
