@@ -96,8 +96,15 @@ async fn create(
         keyfile::create(&key_path)?
     };
     let genesis = genesis_of(&node_key);
+    // Build the ledger beside its final place and move it in only once its genesis entry is
+    // durable and checkpointed: a crash during creation never leaves a ledger without genesis.
+    let building = data.join("ledger.creating");
+    if building.exists() {
+        std::fs::remove_dir_all(&building)
+            .with_context(|| format!("cannot remove {}", building.display()))?;
+    }
     let log = Log::create(
-        &ledger_dir,
+        &building,
         origin,
         node_key.clone(),
         CoopRules,
@@ -118,12 +125,19 @@ async fn create(
         .submit(env)
         .await
         .map_err(|e| anyhow!("genesis refused: {e}"))?;
+    let vkey = log.verifier_key();
+    drop(log);
+    std::fs::rename(&building, &ledger_dir)
+        .with_context(|| format!("cannot move {} into place", building.display()))?;
+    std::fs::File::open(data)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", data.display()))?;
     println!("created co-op {origin:?} in {}", data.display());
     println!(
         "genesis entry: index {}, checkpoint size {}",
         receipt.index, receipt.checkpoint.checkpoint.size
     );
-    println!("verifier key: {}", log.verifier_key());
+    println!("verifier key: {vkey}");
     Ok(())
 }
 
@@ -152,7 +166,13 @@ async fn create_demo(data: &Path) -> Result<()> {
         ("treasurer.key", vec![Role::Treasurer]),
         ("member.key", vec![]),
     ] {
-        let k = keyfile::create(&dir.join(file))?;
+        // Reuse keys left by an interrupted earlier attempt.
+        let path = dir.join(file);
+        let k = if path.exists() {
+            keyfile::read(&path)?
+        } else {
+            keyfile::create(&path)?
+        };
         founders.push(Founder {
             key: k.verifying_key().to_bytes(),
             roles,

@@ -340,36 +340,26 @@ async fn cli_writes_a_proof_that_verifies_offline_and_catches_tampering() {
     let node = Node::start(&data, &[]).unwrap();
     let url = node.http_url();
     let key = data.join("demo-keys/treasurer.key");
-    let payload = attest(1).to_string();
-    let (code, out, err) = coop(&[
-        "--rpc",
-        &url,
-        "submit",
-        "--key",
-        key.to_str().unwrap(),
-        "--type",
-        "coop.attest",
-        "--payload",
-        &payload,
-    ])
-    .unwrap();
-    assert_eq!(code, 0, "{out}{err}");
-    let receipt: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(receipt["index"], 1);
+    let submit = |n: u64| {
+        let payload = attest(n).to_string();
+        let (code, out, err) = coop(&[
+            "--rpc",
+            &url,
+            "submit",
+            "--key",
+            key.to_str().unwrap(),
+            "--type",
+            "coop.attest",
+            "--payload",
+            &payload,
+        ])
+        .unwrap();
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    assert_eq!(submit(1)["index"], 1);
     // A second submit picks the next seq from the node by itself.
-    let (code, out, err) = coop(&[
-        "--rpc",
-        &url,
-        "submit",
-        "--key",
-        key.to_str().unwrap(),
-        "--type",
-        "coop.attest",
-        "--payload",
-        &attest(2).to_string(),
-    ])
-    .unwrap();
-    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(submit(2)["index"], 2);
 
     let (code, vkey_out, _) = coop(&["--rpc", &url, "checkpoint"]).unwrap();
     assert_eq!(code, 0);
