@@ -225,3 +225,57 @@ fn batch_of_only_valid_signatures_passes_and_one_bad_is_pinpointed() {
     assert_eq!(verdicts.iter().filter(|v| !**v).count(), 1);
     assert!(!verdicts[17]);
 }
+
+/// The ed25519-speccheck vectors (see `testdata/README.md`). Verdicts of our rule, case by case:
+/// 0–2 have a small-order `A` or `R` → refused (rule 2); 3 passes both equations → accepted;
+/// 4–5 pass only the cofactored equation (mixed-order points; 5 is the "pre-reduced scalar"
+/// trap) → accepted; 6–7 have `S ≥ ℓ` → refused (rule 1); 8–9 have a non-canonical `R`
+/// encoding → refused (rule 2). ed25519-dalek `verify_strict` accepts only case 3.
+#[test]
+fn speccheck_vectors_get_the_documented_verdicts_in_single_and_batch() {
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("../testdata/ed25519-speccheck-cases.json")).unwrap();
+    let ours = [
+        false, false, false, true, true, true, false, false, false, false,
+    ];
+    let strict = [
+        false, false, false, true, false, false, false, false, false, false,
+    ];
+    let parsed: Vec<([u8; 32], Vec<u8>, [u8; 64])> = cases
+        .iter()
+        .map(|c| {
+            let h = |k: &str| hex::decode(c[k].as_str().unwrap()).unwrap();
+            (
+                h("pub_key").try_into().unwrap(),
+                h("message"),
+                h("signature").try_into().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(parsed.len(), 10);
+    for (i, (key, msg, sig)) in parsed.iter().enumerate() {
+        let m = SignedMessage { key, msg, sig };
+        assert_eq!(verify_one(&m), ours[i], "case {i}");
+        let dalek = ed25519_dalek::VerifyingKey::from_bytes(key)
+            .map(|k| {
+                k.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        assert_eq!(dalek, strict[i], "dalek verify_strict, case {i}");
+    }
+    // Every subset (as a bit mask) batched: the same verdicts as alone.
+    for mask in 1u32..(1 << 10) {
+        let picked: Vec<usize> = (0..10).filter(|i| mask & (1 << i) != 0).collect();
+        let items: Vec<SignedMessage<'_>> = picked
+            .iter()
+            .map(|&i| SignedMessage {
+                key: &parsed[i].0,
+                msg: &parsed[i].1,
+                sig: &parsed[i].2,
+            })
+            .collect();
+        let want: Vec<bool> = picked.iter().map(|&i| ours[i]).collect();
+        assert_eq!(verify_many(&items), want, "subset {mask:#b}");
+    }
+}
