@@ -5,6 +5,7 @@
 
 pub mod genesis;
 pub mod rules;
+pub mod tally;
 
 pub use genesis::{Founder, Genesis, Role};
 pub use rules::{CoopRules, CoopState, KeyRecord, ENTRY_TYPES};
