@@ -3,6 +3,7 @@
 //! Pure logic over the state view — no clock, no randomness, no I/O.
 #![forbid(unsafe_code)]
 
+pub mod bylaws;
 pub mod genesis;
 pub mod rules;
 pub mod tally;

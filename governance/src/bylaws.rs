@@ -1,0 +1,451 @@
+//! The co-op's bylaws as data: member classes and how votes weigh, and for each kind of decision
+//! the quorum, threshold, timing, methods, revotes, proxies, secrecy, result visibility and
+//! tie-break. Validated as a whole; changed only by an adopted bylaws amendment (issue 3).
+
+use crate::tally::{
+    ClassId, Comparator, Quorum, QuorumBasis, Threshold, ThresholdBasis, TieBreak, VotingMode, PPM,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Kinds of decision the bylaws give rules for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// Day-to-day resolutions.
+    Ordinary,
+    /// Special resolutions (e.g. a new data-sharing agreement).
+    Special,
+    /// Changing the bylaws.
+    BylawsAmendment,
+    /// Admitting a member.
+    Admission,
+    /// Expelling a member.
+    Expulsion,
+    /// Adopting an allocation policy / approving a distribution.
+    DistributionApproval,
+    /// Electing the board.
+    BoardElection,
+}
+
+impl DecisionKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [DecisionKind; 7] = [
+        DecisionKind::Ordinary,
+        DecisionKind::Special,
+        DecisionKind::BylawsAmendment,
+        DecisionKind::Admission,
+        DecisionKind::Expulsion,
+        DecisionKind::DistributionApproval,
+        DecisionKind::BoardElection,
+    ];
+
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Ordinary => "ordinary",
+            DecisionKind::Special => "special",
+            DecisionKind::BylawsAmendment => "bylaws_amendment",
+            DecisionKind::Admission => "admission",
+            DecisionKind::Expulsion => "expulsion",
+            DecisionKind::DistributionApproval => "distribution_approval",
+            DecisionKind::BoardElection => "board_election",
+        }
+    }
+}
+
+/// Voting methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Yes / no / abstain.
+    YesNo,
+    /// One choice among several (plurality).
+    SingleChoice,
+    /// Any set of choices.
+    Approval,
+    /// A ranking, counted by instant runoff.
+    RankedChoice,
+}
+
+/// Proxy voting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyRules {
+    /// Whether a member may give a proxy.
+    pub allowed: bool,
+    /// Most proxies one member may hold.
+    pub max_per_proxy: u32,
+}
+
+/// When results may be seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultsVisibility {
+    /// Running totals while the vote is open.
+    Live,
+    /// Only the final tally.
+    AfterClose,
+}
+
+/// The rules for one kind of decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecisionRules {
+    /// Quorum.
+    pub quorum: Quorum,
+    /// Threshold (for yes/no).
+    pub threshold: Threshold,
+    /// Threshold every class must also meet, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_class: Option<Threshold>,
+    /// Least time between creating a proposal and opening it.
+    pub min_notice_ms: u64,
+    /// Shortest voting window.
+    pub min_duration_ms: u64,
+    /// Longest voting window.
+    pub max_duration_ms: u64,
+    /// Allowed methods.
+    pub methods: Vec<Method>,
+    /// Whether a later vote supersedes an earlier one.
+    pub revote: bool,
+    /// Proxies.
+    pub proxies: ProxyRules,
+    /// Secret ballot.
+    pub secret: bool,
+    /// Result visibility.
+    pub results: ResultsVisibility,
+    /// Tie-break for choice methods (`lot` seeds come from the proposal).
+    pub tie_break: TieBreakRule,
+    /// For expulsions: least time between the notice entry and the expulsion.
+    #[serde(default)]
+    pub notice_period_ms: u64,
+}
+
+/// The tie-break declared in the bylaws; a `lot`'s seed is the proposal's entry id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TieBreakRule {
+    /// A tie decides nothing.
+    NoDecision,
+    /// The first-listed choice wins.
+    FirstListed,
+    /// A lot seeded by the proposal's entry id.
+    Lot,
+}
+
+impl TieBreakRule {
+    /// The concrete tie-break for a proposal with entry id `seed`.
+    pub fn for_proposal(self, seed: [u8; 32]) -> TieBreak {
+        match self {
+            TieBreakRule::NoDecision => TieBreak::NoDecision,
+            TieBreakRule::FirstListed => TieBreak::FirstListed,
+            TieBreakRule::Lot => TieBreak::Lot { seed },
+        }
+    }
+}
+
+/// A member class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberClass {
+    /// Whether members of the class vote.
+    pub votes: bool,
+}
+
+/// The bylaws.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Bylaws {
+    /// Version, increased by each adopted amendment.
+    pub version: u64,
+    /// Member classes.
+    pub classes: BTreeMap<ClassId, MemberClass>,
+    /// How votes weigh.
+    pub voting: VotingMode,
+    /// Rules for each kind of decision (all kinds must be present).
+    pub decisions: BTreeMap<DecisionKind, DecisionRules>,
+}
+
+/// A bylaws field that is not acceptable, by JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {reason}")]
+pub struct BylawsError {
+    /// Path below the bylaws object, e.g. `decisions.special.threshold.ratioPpm`.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn bad(field: impl Into<String>, reason: impl Into<String>) -> BylawsError {
+    BylawsError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn check_ppm(field: &str, v: u32) -> Result<(), BylawsError> {
+    if v > PPM {
+        return Err(bad(field, "must be at most 1,000,000 ppm"));
+    }
+    Ok(())
+}
+
+impl Bylaws {
+    /// Checks every rule that makes the bylaws usable; the error names the field.
+    pub fn validate(&self) -> Result<(), BylawsError> {
+        if self.classes.is_empty() {
+            return Err(bad("classes", "at least one member class is needed"));
+        }
+        for c in self.classes.keys() {
+            let ok = !c.is_empty()
+                && c.len() <= 32
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(bad(
+                    format!("classes.{c}"),
+                    "class names are 1–32 of [a-z0-9_]",
+                ));
+            }
+        }
+        if let VotingMode::ClassWeighted { weights, cap_ppm } = &self.voting {
+            let mut sum: u64 = 0;
+            for (c, w) in weights {
+                if !self.classes.get(c).is_some_and(|k| k.votes) {
+                    return Err(bad(
+                        format!("voting.weights.{c}"),
+                        "not a voting member class",
+                    ));
+                }
+                check_ppm(&format!("voting.weights.{c}"), *w)?;
+                sum += u64::from(*w);
+            }
+            if sum != u64::from(PPM) {
+                return Err(bad(
+                    "voting.weights",
+                    format!("must sum to 1,000,000 ppm, not {sum}"),
+                ));
+            }
+            for (c, k) in &self.classes {
+                if k.votes && !weights.contains_key(c) {
+                    return Err(bad(
+                        format!("voting.weights.{c}"),
+                        "a voting class needs a weight",
+                    ));
+                }
+            }
+            if let Some(cap) = cap_ppm {
+                check_ppm("voting.capPpm", *cap)?;
+                if u64::from(*cap) * (weights.len() as u64) < u64::from(PPM) {
+                    return Err(bad(
+                        "voting.capPpm",
+                        "too low for the classes' weights to sum to 1,000,000",
+                    ));
+                }
+            }
+        }
+        for kind in DecisionKind::ALL {
+            let path = format!("decisions.{}", kind.as_str());
+            let d = self
+                .decisions
+                .get(&kind)
+                .ok_or_else(|| bad(&path, "rules for this kind of decision are missing"))?;
+            check_ppm(&format!("{path}.quorum.minimumPpm"), d.quorum.minimum_ppm)?;
+            check_ppm(&format!("{path}.threshold.ratioPpm"), d.threshold.ratio_ppm)?;
+            if let Some(t) = d.every_class {
+                check_ppm(&format!("{path}.everyClass.ratioPpm"), t.ratio_ppm)?;
+            }
+            if d.min_duration_ms == 0 || d.min_duration_ms > d.max_duration_ms {
+                return Err(bad(
+                    format!("{path}.minDurationMs"),
+                    "must be above 0 and at most maxDurationMs",
+                ));
+            }
+            if d.methods.is_empty() {
+                return Err(bad(format!("{path}.methods"), "at least one method"));
+            }
+            if d.secret && d.revote {
+                return Err(bad(
+                    format!("{path}.revote"),
+                    "a secret ballot cannot allow revotes",
+                ));
+            }
+            if d.proxies.allowed && d.proxies.max_per_proxy == 0 {
+                return Err(bad(
+                    format!("{path}.proxies.maxPerProxy"),
+                    "must be at least 1 when proxies are allowed",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sensible bylaws for a one-class co-op: simple majority of votes cast with a 20% quorum,
+    /// two-thirds for special resolutions, amendments and expulsions, 14 days' notice for
+    /// expulsion.
+    pub fn single_class() -> Bylaws {
+        const DAY: u64 = 86_400_000;
+        let simple = Threshold {
+            basis: ThresholdBasis::CastExcludingAbstain,
+            ratio_ppm: 500_000,
+            comparator: Comparator::Gt,
+        };
+        let two_thirds = Threshold {
+            basis: ThresholdBasis::CastExcludingAbstain,
+            ratio_ppm: 666_667,
+            comparator: Comparator::Gte,
+        };
+        let rules =
+            |threshold: Threshold, methods: Vec<Method>, notice_period_ms: u64| DecisionRules {
+                quorum: Quorum {
+                    basis: QuorumBasis::EligibleMembers,
+                    minimum_ppm: 200_000,
+                    abstentions_count: true,
+                },
+                threshold,
+                every_class: None,
+                min_notice_ms: 0,
+                min_duration_ms: 60_000,
+                max_duration_ms: 30 * DAY,
+                methods,
+                revote: true,
+                proxies: ProxyRules {
+                    allowed: true,
+                    max_per_proxy: 2,
+                },
+                secret: false,
+                results: ResultsVisibility::AfterClose,
+                tie_break: TieBreakRule::Lot,
+                notice_period_ms,
+            };
+        let yes_no = vec![Method::YesNo];
+        let decisions = BTreeMap::from([
+            (DecisionKind::Ordinary, rules(simple, yes_no.clone(), 0)),
+            (DecisionKind::Special, rules(two_thirds, yes_no.clone(), 0)),
+            (
+                DecisionKind::BylawsAmendment,
+                rules(two_thirds, yes_no.clone(), 0),
+            ),
+            (DecisionKind::Admission, rules(simple, yes_no.clone(), 0)),
+            (
+                DecisionKind::Expulsion,
+                rules(two_thirds, yes_no.clone(), 14 * DAY),
+            ),
+            (DecisionKind::DistributionApproval, rules(simple, yes_no, 0)),
+            (
+                DecisionKind::BoardElection,
+                rules(
+                    simple,
+                    vec![Method::SingleChoice, Method::Approval, Method::RankedChoice],
+                    0,
+                ),
+            ),
+        ]);
+        Bylaws {
+            version: 1,
+            classes: BTreeMap::from([("members".to_string(), MemberClass { votes: true })]),
+            voting: VotingMode::OneMemberOneVote,
+            decisions,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_bylaws_are_valid_and_round_trip_through_json() {
+        let b = Bylaws::single_class();
+        b.validate().unwrap();
+        let json = serde_json::to_value(&b).unwrap();
+        assert_eq!(
+            json["decisions"]["expulsion"]["noticePeriodMs"],
+            14 * 86_400_000u64
+        );
+        let back: Bylaws = serde_json::from_value(json).unwrap();
+        assert_eq!(back, b);
+    }
+
+    /// A change that makes the bylaws invalid.
+    type Edit = Box<dyn Fn(&mut Bylaws)>;
+
+    #[test]
+    fn invalid_bylaws_name_the_field() {
+        let base = Bylaws::single_class();
+        let cases: Vec<(&str, Edit)> = vec![
+            (
+                "decisions.special.threshold.ratioPpm",
+                Box::new(|b| {
+                    if let Some(d) = b.decisions.get_mut(&DecisionKind::Special) {
+                        d.threshold.ratio_ppm = 1_000_001
+                    }
+                }),
+            ),
+            (
+                "decisions.board_election",
+                Box::new(|b| {
+                    b.decisions.remove(&DecisionKind::BoardElection);
+                }),
+            ),
+            (
+                "decisions.ordinary.revote",
+                Box::new(|b| {
+                    if let Some(d) = b.decisions.get_mut(&DecisionKind::Ordinary) {
+                        d.secret = true;
+                        d.revote = true
+                    }
+                }),
+            ),
+            (
+                "decisions.ordinary.minDurationMs",
+                Box::new(|b| {
+                    if let Some(d) = b.decisions.get_mut(&DecisionKind::Ordinary) {
+                        d.min_duration_ms = d.max_duration_ms + 1
+                    }
+                }),
+            ),
+            (
+                "voting.weights",
+                Box::new(|b| {
+                    b.classes
+                        .insert("riders".into(), MemberClass { votes: true });
+                    b.voting = VotingMode::ClassWeighted {
+                        weights: BTreeMap::from([
+                            ("members".into(), 600_000),
+                            ("riders".into(), 300_000),
+                        ]),
+                        cap_ppm: None,
+                    };
+                }),
+            ),
+            (
+                "voting.capPpm",
+                Box::new(|b| {
+                    b.classes
+                        .insert("riders".into(), MemberClass { votes: true });
+                    b.voting = VotingMode::ClassWeighted {
+                        weights: BTreeMap::from([
+                            ("members".into(), 600_000),
+                            ("riders".into(), 400_000),
+                        ]),
+                        cap_ppm: Some(400_000),
+                    };
+                }),
+            ),
+            (
+                "classes.Drivers",
+                Box::new(|b| {
+                    b.classes
+                        .insert("Drivers".into(), MemberClass { votes: true });
+                }),
+            ),
+        ];
+        for (field, f) in cases {
+            let mut b = base.clone();
+            f(&mut b);
+            assert_eq!(b.validate().map_err(|e| e.field), Err(field.to_string()));
+        }
+    }
+}
