@@ -114,6 +114,14 @@ enum KeyCmd {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Diagnostics go to stderr; `RUST_LOG` selects them (default: warnings and errors, such as a
+    // storage failure that stops the sequencer).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -208,7 +208,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         max_entry_bytes: args.max_entry_bytes,
         ..LogConfig::default()
     };
-    let log = Arc::new(Log::open(&ledger_dir, node_key, CoopRules, config)?);
+    let log = Arc::new(
+        Log::open(&ledger_dir, node_key, CoopRules, config).with_context(|| {
+            format!(
+                "cannot open the ledger in {} (is another node running on it?)",
+                ledger_dir.display()
+            )
+        })?,
+    );
     let listener = std::net::TcpListener::bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let node = coopledger_rpc::serve(listener, log.clone()).await?;
