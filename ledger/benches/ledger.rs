@@ -43,6 +43,23 @@ fn signatures(c: &mut Criterion) {
         b.iter(|| items.iter().filter(|m| verify_one(m)).count())
     });
     g.bench_function("verify_many 256", |b| b.iter(|| verify_many(&items)));
+    // Reference point on the same machine: ed25519-dalek's own checks.
+    let vks: Vec<ed25519_dalek::VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+    let dsigs: Vec<ed25519_dalek::Signature> = sigs
+        .iter()
+        .map(ed25519_dalek::Signature::from_bytes)
+        .collect();
+    g.bench_function("dalek verify_strict x256", |b| {
+        b.iter(|| {
+            (0..n)
+                .filter(|&i| vks[i].verify_strict(&msgs[i], &dsigs[i]).is_ok())
+                .count()
+        })
+    });
+    let mrefs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    g.bench_function("dalek verify_batch 256", |b| {
+        b.iter(|| ed25519_dalek::verify_batch(&mrefs, &dsigs, &vks).is_ok())
+    });
     g.finish();
 }
 

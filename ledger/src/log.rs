@@ -9,6 +9,7 @@ use crate::sequencer::{self, FaultPoint, SequencerState};
 use crate::state::{Overlay, StateMachine, StateSource, NS_APP};
 use crate::store::{Store, StoreError};
 use ed25519_dalek::SigningKey;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
@@ -114,6 +115,9 @@ pub(crate) struct Ack {
     pub entry_id: Hash,
     pub checkpoint: Arc<SignedCheckpoint>,
     pub duplicate: bool,
+    /// The tree's right edge before the batch plus every node the batch completed: all a new
+    /// entry's inclusion proof needs, so receipts cost no storage reads.
+    pub batch_nodes: Arc<HashMap<NodeId, Hash>>,
 }
 
 /// Proof that an entry is in the log: returned only once a stored checkpoint covers it.
@@ -380,12 +384,14 @@ impl<M: StateMachine> Log<M> {
                 TrySendError::Disconnected(_) => SubmitError::Stopped,
             })?;
         let ack = rx.await.map_err(|_| SubmitError::Stopped)??;
-        let inclusion_proof = self
-            .inclusion_proof(ack.index, ack.checkpoint.checkpoint.size)
-            .map_err(|e| match e {
-                QueryError::Storage(s) => SubmitError::Storage(s),
-                _ => SubmitError::Stopped,
-            })?;
+        let source = merkle::CachedNodes {
+            memory: &ack.batch_nodes,
+            fallback: &self.shared.store,
+        };
+        let inclusion_proof = merkle::span_hashes(
+            &source,
+            &merkle::inclusion_plan(ack.index, ack.checkpoint.checkpoint.size),
+        )?;
         Ok(Receipt {
             index: ack.index,
             leaf_hash: ack.leaf_hash,

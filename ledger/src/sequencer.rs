@@ -158,6 +158,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
     let batch_time_ms = st.batch_time_ms.max(crate::log::now_ms());
     // Work on a copy of the tree's edge: memory moves forward only once the batch is durable.
     let mut next = st.frontier.clone();
+    let old_peaks: Vec<(NodeId, Hash)> = st.frontier.peaks().to_vec();
     let mut overlay = Overlay::new();
     let mut write = BatchWrite::default();
     let mut in_batch: HashMap<Hash, (u64, Hash)> = HashMap::new();
@@ -253,6 +254,15 @@ fn sequence_batch<M: crate::state::StateMachine>(
     }
 
     // Step 6 — acknowledgement: every accepted entry is covered by the stored latest checkpoint.
+    // Its proof's nodes are the old right edge plus the nodes this batch completed (a left
+    // sibling outside the batch is always an old peak), handed over so receipts read nothing.
+    let batch_nodes: Arc<HashMap<NodeId, Hash>> = Arc::new(
+        old_peaks
+            .iter()
+            .chain(write.nodes.iter())
+            .copied()
+            .collect(),
+    );
     let checkpoint = shared.latest();
     for a in accepted {
         let _ = a.reply.send(Ok(Ack {
@@ -261,6 +271,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
             entry_id: a.entry_id,
             checkpoint: checkpoint.clone(),
             duplicate: a.duplicate,
+            batch_nodes: batch_nodes.clone(),
         }));
     }
     Ok(())

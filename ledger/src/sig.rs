@@ -33,13 +33,45 @@ pub struct SignedMessage<'a> {
     pub sig: &'a [u8; 64],
 }
 
-/// A point that passed rule 2.
+/// True when the encoded `y` (the low 255 bits) is at least `p = 2^255 − 19`: such encodings
+/// decode (reduced mod p) but are not canonical. Byte comparison, no field arithmetic.
+fn y_not_reduced(bytes: &[u8; 32]) -> bool {
+    let [first, middle @ .., last] = bytes;
+    *first >= 0xed && middle.iter().all(|b| *b == 0xff) && (*last & 0x7f) == 0x7f
+}
+
+/// A point that passed rule 2. (The only canonical-`y` encodings with `x = 0` and the sign bit
+/// set are `y = ±1`, both of small order, so the small-order check covers them.)
 fn strict_point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+    if y_not_reduced(bytes) {
+        return None;
+    }
     let p = CompressedEdwardsY(*bytes).decompress()?;
-    if p.compress().as_bytes() != bytes || p.is_small_order() {
+    if p.is_small_order() {
         return None;
     }
     Some(p)
+}
+
+/// Decoded public keys, so a member who signs often costs one decompression, not one per entry.
+/// Bounded: cleared when full (a cache miss costs only time, never a different verdict).
+fn key_point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    const MAX_KEYS: usize = 100_000;
+    static KEYS: OnceLock<Mutex<HashMap<[u8; 32], Option<EdwardsPoint>>>> = OnceLock::new();
+    let cache = KEYS.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(bytes).copied()) {
+        return hit;
+    }
+    let point = strict_point(bytes);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= MAX_KEYS {
+            c.clear();
+        }
+        c.insert(*bytes, point);
+    }
+    point
 }
 
 /// Rules 1 and 2, plus the challenge scalar: everything but the equation.
@@ -55,7 +87,7 @@ fn prepare(m: &SignedMessage<'_>) -> Option<Prepared> {
     let r_bytes: [u8; 32] = r_bytes.try_into().ok()?;
     let s_bytes: [u8; 32] = s_bytes.try_into().ok()?;
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
-    let a = strict_point(m.key)?;
+    let a = key_point(m.key)?;
     let r = strict_point(&r_bytes)?;
     let mut h = Sha512::new();
     h.update(r_bytes);

@@ -279,3 +279,36 @@ fn speccheck_vectors_get_the_documented_verdicts_in_single_and_batch() {
         assert_eq!(verify_many(&items), want, "subset {mask:#b}");
     }
 }
+
+#[test]
+fn unreduced_y_encodings_are_recognised_by_bytes() {
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    assert!(y_not_reduced(&p), "y = p");
+    let mut p_sign = p;
+    p_sign[31] = 0xff;
+    assert!(y_not_reduced(&p_sign), "y = p with the sign bit");
+    let mut max = [0xffu8; 32];
+    max[31] = 0x7f;
+    assert!(y_not_reduced(&max), "y = 2^255 - 1");
+    let mut below = p;
+    below[0] = 0xec;
+    assert!(!y_not_reduced(&below), "y = p - 1 is canonical");
+    let mut low = p;
+    low[5] = 0xfe;
+    assert!(!y_not_reduced(&low));
+    // Agrees with re-encoding for every y in the tail [p - 40, 2^255 - 1] that decodes.
+    for delta in 0u8..59 {
+        let mut b = [0xffu8; 32];
+        b[31] = 0x7f;
+        b[0] = 0xff - delta;
+        if let Some(pt) = CompressedEdwardsY(b).decompress() {
+            assert_eq!(
+                y_not_reduced(&b),
+                pt.compress().to_bytes() != b,
+                "y tail - {delta}"
+            );
+        }
+    }
+}
