@@ -102,6 +102,17 @@ impl Node {
         format!("ws://{}", self.addr)
     }
 
+    /// SIGTERM, as a service manager stops it; waits and returns the exit code.
+    pub fn terminate(mut self) -> Result<Option<i32>> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        Ok(self.child.wait()?.code())
+    }
+
     /// SIGKILL: no shutdown code runs, as in a power cut of the process.
     pub fn kill9(mut self) -> Result<()> {
         self.child.kill()?;

@@ -197,6 +197,13 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
     )
     .unwrap();
 
+    // JSON-RPC over WebSocket answers the same methods on the same port.
+    let ws = ws_client(&node.ws_url()).await.unwrap();
+    assert_eq!(
+        ws.checkpoint().await.unwrap(),
+        c.checkpoint().await.unwrap()
+    );
+
     // Sequence numbers continue after the restart.
     assert_eq!(
         c.next_seq(b64_encode(board.verifying_key().to_bytes()))
@@ -432,4 +439,21 @@ async fn cli_writes_a_proof_that_verifies_offline_and_catches_tampering() {
     ])
     .unwrap();
     assert_eq!(code, 1, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_node_cleanly_and_it_restarts_on_the_same_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coop");
+    let node = Node::start(&data, &[]).unwrap();
+    let c = http_client(&node.http_url()).unwrap();
+    let origin = c.checkpoint().await.unwrap().origin;
+    let member = read_key(&data.join("demo-keys/member.key")).unwrap();
+    let env = sign(&member, &origin, "coop.attest", 1, now_ms(), attest(1)).unwrap();
+    let r = c.submit(env.to_value()).await.unwrap();
+    assert_eq!(node.terminate().unwrap(), Some(0), "a clean stop exits 0");
+    let node = Node::start(&data, &[]).unwrap();
+    let c = http_client(&node.http_url()).unwrap();
+    assert_eq!(c.checkpoint().await.unwrap(), r.checkpoint);
+    assert_eq!(c.get_entry(r.index).await.unwrap().leaf_hash, r.leaf_hash);
 }
