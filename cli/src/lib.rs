@@ -219,19 +219,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let cp = c.checkpoint().await?;
             let entry = c.get_entry(index).await?;
             let proof = c.inclusion_proof(index, cp.size).await?;
-            let file = serde_json::json!({
-                "format": coopledger_ledger::bundle::PROOF_FORMAT,
-                "index": index,
-                "entry": entry.entry,
-                "treeSize": cp.size,
-                "inclusionProof": proof.hashes,
-                "checkpoint": cp.note,
-            });
+            let file = ProofFile {
+                format: coopledger_ledger::bundle::PROOF_FORMAT.into(),
+                index,
+                entry: entry.entry,
+                tree_size: cp.size,
+                inclusion_proof: proof.hashes,
+                checkpoint: cp.note,
+            };
             // Check before writing: never hand out a proof that does not verify.
-            let parsed: ProofFile = serde_json::from_value(file.clone())?;
             let vkey = NoteVerifier::parse(&c.verifier_key().await?)?;
-            parsed
-                .verify(&vkey)
+            file.verify(&vkey)
                 .map_err(|e| anyhow!("node served a bad proof: {e}"))?;
             std::fs::write(&out, serde_json::to_string_pretty(&file)? + "\n")
                 .with_context(|| format!("cannot write {}", out.display()))?;

@@ -107,6 +107,17 @@ pub enum QueryError {
     Storage(#[from] StoreError),
 }
 
+impl From<QueryError> for SubmitError {
+    /// A read failing while a receipt is assembled: the entry is in the log, but the node
+    /// cannot show it, which only a storage fault explains.
+    fn from(e: QueryError) -> SubmitError {
+        match e {
+            QueryError::Storage(s) => SubmitError::Storage(s),
+            other => SubmitError::Storage(StoreError::Corrupt(other.to_string())),
+        }
+    }
+}
+
 /// What the sequencer tells a submitter.
 #[derive(Debug, Clone)]
 pub(crate) struct Ack {
@@ -183,18 +194,7 @@ impl<M> Shared<M> {
                 latest.checkpoint.size
             )));
         }
-        let checkpoint = Checkpoint {
-            origin: self.signer.name().to_owned(),
-            size: frontier.size(),
-            root: frontier.root(),
-            extensions: vec![],
-        };
-        let note = self
-            .signer
-            .sign(&checkpoint.to_text())
-            .map_err(|e| StoreError::Corrupt(format!("cannot sign checkpoint: {e}")))?;
-        self.store.put_checkpoint(checkpoint.size, &note)?;
-        let signed = Arc::new(SignedCheckpoint { checkpoint, note });
+        let signed = Arc::new(sign_and_store(&self.signer, &self.store, frontier)?);
         match self.latest.write() {
             Ok(mut g) => *g = signed.clone(),
             Err(p) => *p.into_inner() = signed.clone(),
@@ -202,6 +202,26 @@ impl<M> Shared<M> {
         let _ = self.checkpoints.send(signed);
         Ok(())
     }
+}
+
+/// Signs `(origin, size, root)` of the durable tree `frontier` and stores the note (fsync'd).
+/// Callers only pass a frontier over durable leaves.
+fn sign_and_store(
+    signer: &NoteSigner,
+    store: &Store,
+    frontier: &Frontier,
+) -> Result<SignedCheckpoint, StoreError> {
+    let checkpoint = Checkpoint {
+        origin: signer.name().to_owned(),
+        size: frontier.size(),
+        root: frontier.root(),
+        extensions: vec![],
+    };
+    let note = signer
+        .sign(&checkpoint.to_text())
+        .map_err(|e| StoreError::Corrupt(format!("cannot sign checkpoint: {e}")))?;
+    store.put_checkpoint(checkpoint.size, &note)?;
+    Ok(SignedCheckpoint { checkpoint, note })
 }
 
 /// A running log: the pipeline threads and the read API. Dropping it stops the pipeline after
@@ -287,20 +307,16 @@ impl<M: StateMachine> Log<M> {
                 if cp_size > size || merkle::root(&store, cp_size)? != opened.checkpoint.root {
                     return Err(OpenError::CheckpointMismatch { size: cp_size });
                 }
-                opened
+                Some(opened)
             }
-            // A new ledger: nothing signed yet. The placeholder is replaced below.
-            None => SignedCheckpoint {
-                checkpoint: Checkpoint {
-                    origin: origin.clone(),
-                    size: 0,
-                    root: crate::hash::empty_root(),
-                    extensions: vec![],
-                },
-                note: String::new(),
-            },
+            None => None,
         };
-        let needs_checkpoint = latest.note.is_empty() || latest.checkpoint.size < size;
+        let latest = match latest {
+            Some(cp) if cp.checkpoint.size == size => cp,
+            // A new ledger (nothing signed yet), or recovery: durable entries that nobody was
+            // acknowledged for get their checkpoint before anything is served.
+            _ => sign_and_store(&signer, &store, &frontier)?,
+        };
         let (checkpoints, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             store,
@@ -316,11 +332,6 @@ impl<M: StateMachine> Log<M> {
             checkpoints,
             failure: Mutex::new(None),
         });
-        if needs_checkpoint {
-            // Recovery: durable entries nobody was acknowledged for get their checkpoint now.
-            shared.checkpoint_durable_tree(&frontier)?;
-        }
-
         let (submit_tx, submit_rx) = mpsc::sync_channel(shared.config.queue_capacity);
         let (seq_tx, seq_rx) = mpsc::sync_channel(shared.config.queue_capacity);
         let max = shared.config.batch_max_entries;
@@ -413,15 +424,11 @@ impl<M: StateMachine> Log<M> {
         if index >= size {
             return Ok(None);
         }
-        let query = |e: QueryError| match e {
-            QueryError::Storage(s) => SubmitError::Storage(s),
-            other => SubmitError::Storage(StoreError::Corrupt(other.to_string())),
-        };
         Ok(Some(Receipt {
             index,
-            leaf_hash: self.leaf_hash(index).map_err(query)?,
+            leaf_hash: self.leaf_hash(index)?,
             entry_id,
-            inclusion_proof: self.inclusion_proof(index, size).map_err(query)?,
+            inclusion_proof: self.inclusion_proof(index, size)?,
             checkpoint,
             duplicate: true,
         }))

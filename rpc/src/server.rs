@@ -57,9 +57,14 @@ impl LedgerApiServer for LedgerRpc {
     async fn get_entry(&self, index: u64) -> RpcResult<EntryResult> {
         let bytes = self.log.entry(index).map_err(|e| error::query(&e))?;
         let leaf = self.log.leaf_hash(index).map_err(|e| error::query(&e))?;
+        // Stored entries are canonical envelopes; one that does not decode is corruption, said so.
         let decoded = Envelope::from_bytes(&bytes)
             .map(|e| e.to_value())
-            .unwrap_or(Value::Null);
+            .map_err(|r| {
+                error::query(&coopledger_ledger::QueryError::Storage(
+                    coopledger_ledger::store::StoreError::Corrupt(format!("entry {index}: {r}")),
+                ))
+            })?;
         Ok(EntryResult {
             index,
             entry: bytes_b64(&bytes),
