@@ -7,6 +7,7 @@
 use crate::keyfile;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::{CoopRules, Founder, Genesis, Role};
 use coopledger_ledger::codec::b64_decode;
 use coopledger_ledger::{Body, Log, LogConfig};
@@ -29,10 +30,15 @@ pub struct InitArgs {
     /// Display name of the co-op.
     #[arg(long)]
     name: String,
-    /// A founder: `PUBKEY_BASE64[:role,role]` or `@KEYFILE[:role,role]`; roles are board,
-    /// treasurer, auditor. Repeat for each founder.
+    /// A founder: `PUBKEY_BASE64[:item,item]` or `@KEYFILE[:item,item]`; items are roles
+    /// (board, treasurer, auditor) and `class=NAME` (needed when the bylaws have several
+    /// classes). Repeat for each founder.
     #[arg(long = "founder", required = true)]
     founders: Vec<String>,
+    /// Bylaws JSON file (default: one class `members`, one member one vote, simple majority
+    /// with a 20% quorum, two-thirds for special resolutions, amendments and expulsions).
+    #[arg(long)]
+    bylaws: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -57,7 +63,7 @@ pub struct ServeArgs {
     max_entry_bytes: usize,
 }
 
-fn parse_founder(spec: &str) -> Result<Founder> {
+fn parse_founder(spec: &str, bylaws: &Bylaws) -> Result<Founder> {
     let (key_part, roles_part) = match spec.split_once(':') {
         Some((k, r)) => (k, r),
         None => (spec, ""),
@@ -72,10 +78,30 @@ fn parse_founder(spec: &str) -> Result<Founder> {
             })?,
     };
     let mut roles = Vec::new();
+    let mut class = None;
     for r in roles_part.split(',').filter(|r| !r.is_empty()) {
+        if let Some(c) = r.strip_prefix("class=") {
+            class = Some(c.to_owned());
+            continue;
+        }
         roles.push(Role::parse(r).ok_or_else(|| anyhow!("--founder {spec}: unknown role {r:?}"))?);
     }
-    Ok(Founder { key, roles })
+    let class = match class {
+        Some(c) => c,
+        None if bylaws.classes.len() == 1 => {
+            bylaws.classes.keys().next().cloned().unwrap_or_default()
+        }
+        None => bail!(
+            "--founder {spec}: say the member class with class=NAME (classes: {})",
+            bylaws
+                .classes
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Ok(Founder { key, class, roles })
 }
 
 /// Creates the data folder, node key, ledger and genesis entry.
@@ -142,16 +168,29 @@ async fn create(
 }
 
 pub async fn init(args: InitArgs) -> Result<()> {
+    let bylaws = match &args.bylaws {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let b: Bylaws = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid bylaws", path.display()))?;
+            b.validate()
+                .with_context(|| format!("{}: bylaws refused", path.display()))?;
+            b
+        }
+        None => Bylaws::single_class(),
+    };
     let founders = args
         .founders
         .iter()
-        .map(|s| parse_founder(s))
+        .map(|s| parse_founder(s, &bylaws))
         .collect::<Result<Vec<_>>>()?;
     let name = args.name.clone();
     create(&args.data, &args.origin, |node| Genesis {
         name,
         node_key: node.verifying_key().to_bytes(),
         founders,
+        bylaws,
     })
     .await
 }
@@ -175,6 +214,7 @@ async fn create_demo(data: &Path) -> Result<()> {
         };
         founders.push(Founder {
             key: k.verifying_key().to_bytes(),
+            class: "members".into(),
             roles,
         });
     }
@@ -182,6 +222,7 @@ async fn create_demo(data: &Path) -> Result<()> {
         name: "Demo Drivers' Data Co-op".into(),
         node_key: node.verifying_key().to_bytes(),
         founders,
+        bylaws: Bylaws::single_class(),
     })
     .await?;
     println!(

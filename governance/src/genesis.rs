@@ -1,5 +1,7 @@
 //! The genesis entry: what a co-op is when its ledger begins.
 
+use crate::bylaws::Bylaws;
+use crate::tally::ClassId;
 use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::Rejection;
 use serde::{Deserialize, Serialize};
@@ -47,11 +49,14 @@ impl Role {
     }
 }
 
-/// A founding member: a key and the roles it starts with (every founder is a member).
+/// A founding member: a key, a member class and the roles it starts with (every founder is a
+/// member).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Founder {
     /// Ed25519 public key.
     pub key: [u8; 32],
+    /// Member class, one of the bylaws' classes.
+    pub class: ClassId,
     /// Roles besides `member`.
     pub roles: Vec<Role>,
 }
@@ -65,6 +70,8 @@ pub struct Genesis {
     pub node_key: [u8; 32],
     /// Founding members.
     pub founders: Vec<Founder>,
+    /// The first bylaws (version 1).
+    pub bylaws: Bylaws,
 }
 
 /// Pseudonymous member id derived from the member's first key: `m-` and 16 hex digits of
@@ -77,12 +84,16 @@ pub fn member_id(first_key: &[u8; 32]) -> String {
     format!("m-{}", hex::encode(&d[..8]))
 }
 
-fn malformed(field: &str, reason: &str) -> Rejection {
-    Rejection::Malformed {
-        field: format!("body.payload.{field}"),
-        reason: reason.to_owned(),
-    }
+/// Whether `s` has the shape of a member id.
+pub fn is_member_id(s: &str) -> bool {
+    s.len() == 18
+        && s.starts_with("m-")
+        && s.bytes()
+            .skip(2)
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
+
+use crate::payload::malformed;
 
 fn key_from(v: Option<&Value>, field: &str) -> Result<[u8; 32], Rejection> {
     let s = v
@@ -110,6 +121,7 @@ impl Genesis {
             .map(|f| {
                 serde_json::json!({
                     "key": b64_encode(f.key),
+                    "class": f.class,
                     "roles": f.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
                 })
             })
@@ -118,6 +130,10 @@ impl Genesis {
         m.insert("name".into(), Value::String(self.name.clone()));
         m.insert("node".into(), Value::String(b64_encode(self.node_key)));
         m.insert("founders".into(), Value::Array(founders));
+        m.insert(
+            "bylaws".into(),
+            serde_json::to_value(&self.bylaws).unwrap_or(Value::Null),
+        );
         m
     }
 
@@ -125,7 +141,7 @@ impl Genesis {
     pub fn from_payload(p: &Map<String, Value>) -> Result<Genesis, Rejection> {
         if let Some(extra) = p
             .keys()
-            .find(|k| !["name", "node", "founders"].contains(&k.as_str()))
+            .find(|k| !["name", "node", "founders", "bylaws"].contains(&k.as_str()))
         {
             return Err(malformed(extra, "unknown field"));
         }
@@ -136,6 +152,13 @@ impl Genesis {
             .ok_or_else(|| malformed("name", "must be a string of 1 to 200 characters"))?
             .to_owned();
         let node_key = key_from(p.get("node"), "node")?;
+        let bylaws = parse_bylaws(p.get("bylaws"), "bylaws")?;
+        if bylaws.version != 1 {
+            return Err(malformed(
+                "bylaws.version",
+                "the first bylaws are version 1",
+            ));
+        }
         let list = p
             .get("founders")
             .and_then(Value::as_array)
@@ -148,6 +171,17 @@ impl Genesis {
             if key == node_key || founders.iter().any(|g| g.key == key) {
                 return Err(malformed(&format!("{field}.key"), "appears twice"));
             }
+            let class = f
+                .get("class")
+                .and_then(Value::as_str)
+                .filter(|c| bylaws.classes.contains_key(*c))
+                .ok_or_else(|| {
+                    malformed(
+                        &format!("{field}.class"),
+                        "must name one of the bylaws' member classes",
+                    )
+                })?
+                .to_owned();
             let mut roles = Vec::new();
             for (j, r) in f
                 .get("roles")
@@ -171,12 +205,23 @@ impl Genesis {
                 }
             }
             roles.sort();
-            founders.push(Founder { key, roles });
+            founders.push(Founder { key, class, roles });
         }
         Ok(Genesis {
             name,
             node_key,
             founders,
+            bylaws,
         })
     }
+}
+
+/// Parses and validates bylaws found at `body.payload.<field>`; errors name the nested field.
+pub(crate) fn parse_bylaws(v: Option<&Value>, field: &str) -> Result<Bylaws, Rejection> {
+    let v = v.ok_or_else(|| malformed(field, "the bylaws object is required"))?;
+    let b: Bylaws = serde_json::from_value(v.clone())
+        .map_err(|e| malformed(field, format!("not valid bylaws: {e}")))?;
+    b.validate()
+        .map_err(|e| malformed(&format!("{field}.{}", e.field), e.reason))?;
+    Ok(b)
 }

@@ -1,12 +1,17 @@
-//! The co-op's rules as a deterministic state machine the ledger drives: genesis (origin, node
-//! key, founders and their roles) and the rule that only keys known to the co-op may sign.
-//! Pure logic over the state view — no clock, no randomness, no I/O.
+//! The co-op's rules as a deterministic state machine the ledger drives: genesis and bylaws,
+//! membership lifecycle, proposals, signed votes and tallies anyone can recompute. Pure logic
+//! over the state view — no clock, no randomness, no I/O.
 #![forbid(unsafe_code)]
 
 pub mod bylaws;
 pub mod genesis;
+mod payload;
+pub mod records;
 pub mod rules;
 pub mod tally;
+pub mod tallying;
 
-pub use genesis::{Founder, Genesis, Role};
-pub use rules::{CoopRules, CoopState, KeyRecord, ENTRY_TYPES};
+pub use genesis::{member_id, Founder, Genesis, Role};
+pub use payload::parse_id;
+pub use records::{CoopState, KeyRecord, MemberRecord, MemberStatus, ProposalRecord};
+pub use rules::{key_add_message, CoopRules, ENTRY_TYPES};

@@ -156,6 +156,9 @@ pub enum TallyError {
     /// More votes than eligible members in a class.
     #[error("class {0:?} has more votes than eligible members")]
     Overcount(String),
+    /// The electorate does not match the eligible counts frozen with the proposal.
+    #[error("the electorate does not match the eligible counts frozen at creation")]
+    ElectorateMismatch,
 }
 
 /// Head counts of one class for a yes/no decision.
@@ -332,6 +335,38 @@ fn basis_count(basis: ThresholdBasis, n: &ClassCount) -> u64 {
     }
 }
 
+/// Participation on the quorum's basis; members who took part are `yes + no`, plus `abstain`
+/// when abstentions count.
+pub fn participation_share(
+    quorum: &Quorum,
+    weights: &BTreeMap<ClassId, Share>,
+    counts: &BTreeMap<ClassId, ClassCount>,
+) -> Result<Share, TallyError> {
+    let took_part = |n: &ClassCount| {
+        n.yes
+            + n.no
+            + if quorum.abstentions_count {
+                n.abstain
+            } else {
+                0
+            }
+    };
+    match quorum.basis {
+        QuorumBasis::EligibleMembers => {
+            let part: u64 = counts.values().map(took_part).sum();
+            let all: u64 = counts.values().map(|n| n.eligible).sum();
+            Share::of(part, all).ok_or(TallyError::NoEligibleWeight)
+        }
+        QuorumBasis::EligibleWeight => {
+            let all = weigh(weights, counts, |n| n.eligible);
+            if all.is_zero() {
+                return Err(TallyError::NoEligibleWeight);
+            }
+            Ok(Share(weigh(weights, counts, took_part) / all))
+        }
+    }
+}
+
 /// Tallies a yes/no decision.
 pub fn tally_yes_no(
     rules: &YesNoRules,
@@ -347,29 +382,7 @@ pub fn tally_yes_no(
         .map(|(c, n)| (c.clone(), n.eligible))
         .collect();
     let weights = class_weights(&rules.mode, &eligible)?;
-    let took_part = |n: &ClassCount| {
-        n.yes
-            + n.no
-            + if rules.quorum.abstentions_count {
-                n.abstain
-            } else {
-                0
-            }
-    };
-    let participation = match rules.quorum.basis {
-        QuorumBasis::EligibleMembers => {
-            let part: u64 = counts.values().map(took_part).sum();
-            let all: u64 = counts.values().map(|n| n.eligible).sum();
-            Share::of(part, all).ok_or(TallyError::NoEligibleWeight)?
-        }
-        QuorumBasis::EligibleWeight => {
-            let all = weigh(&weights, counts, |n| n.eligible);
-            if all.is_zero() {
-                return Err(TallyError::NoEligibleWeight);
-            }
-            Share(weigh(&weights, counts, took_part) / all)
-        }
-    };
+    let participation = participation_share(&rules.quorum, &weights, counts)?;
     let quorum_met = Comparator::Gte.holds(&participation, rules.quorum.minimum_ppm);
     let t = rules.threshold;
     let base = weigh(&weights, counts, |n| basis_count(t.basis, n));

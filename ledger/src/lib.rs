@@ -21,4 +21,4 @@ pub use hash::Hash;
 pub use log::{Log, LogConfig, QueryError, Receipt, SubmitError};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier, SignedCheckpoint};
 pub use sequencer::FaultPoint;
-pub use state::{ApplyContext, ApplyError, StateMachine, StateView};
+pub use state::{ApplyContext, ApplyError, StateMachine, StateRead, StateView};

@@ -6,7 +6,7 @@ use crate::hash::Hash;
 use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::note::{Checkpoint, NoteError, NoteSigner, SignedCheckpoint};
 use crate::sequencer::{self, FaultPoint, SequencerState};
-use crate::state::{Overlay, StateMachine, StateSource, NS_APP};
+use crate::state::{scan_app, KeyValue, Overlay, StateMachine, StateRead, StateSource, NS_APP};
 use crate::store::{Store, StoreError};
 use ed25519_dalek::SigningKey;
 use std::collections::HashMap;
@@ -568,6 +568,17 @@ impl<M: StateMachine> Log<M> {
         let mut k = vec![NS_APP];
         k.extend_from_slice(key);
         Ok(self.shared.store.state_get(&k)?)
+    }
+}
+
+impl<M: StateMachine> StateRead for Log<M> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut k = vec![NS_APP];
+        k.extend_from_slice(key);
+        self.shared.store.state_get(&k)
+    }
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        scan_app(&self.shared.store, &[], prefix)
     }
 }
 

@@ -51,7 +51,48 @@ pub trait StateMachine: Send + Sync + 'static {
 pub trait StateSource {
     /// The committed value, if any.
     fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every committed `(key, value)` whose key starts with `prefix`, in key order.
+    fn state_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
 }
+
+/// Read access to the state machine's namespace (keys without the namespace byte), the same
+/// whether the reader is a rule being applied, a query on the node, or an offline replay.
+pub trait StateRead {
+    /// The value of `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every `(key, value)` whose key starts with `prefix`, in key order.
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+}
+
+/// `base` read through `overlays` (later overlays win), restricted to the app namespace.
+pub(crate) fn scan_app(
+    base: &dyn StateSource,
+    overlays: &[&Overlay],
+    prefix: &[u8],
+) -> Result<Vec<KeyValue>, StoreError> {
+    let full = app_key(prefix);
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.state_scan(&full)?.into_iter().collect();
+    for overlay in overlays {
+        for (k, v) in overlay.range(full.clone()..) {
+            if !k.starts_with(&full) {
+                break;
+            }
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(k, v)| (k.get(1..).map(<[u8]>::to_vec).unwrap_or_default(), v))
+        .collect())
+}
+
+/// One state key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// Uncommitted writes: `None` is a deletion.
 pub type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -100,6 +141,12 @@ impl<'a> StateView<'a> {
         self.base.state_get(&k)
     }
 
+    /// Every `(key, value)` of the state machine's namespace under `prefix`, including this
+    /// batch's and this entry's writes.
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        scan_app(self.base, &[self.batch, &self.pending], prefix)
+    }
+
     /// Writes a key of the state machine's namespace.
     pub fn put(&mut self, key: &[u8], value: Vec<u8>) {
         self.pending.insert(app_key(key), Some(value));
@@ -121,9 +168,35 @@ pub struct MemoryState {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
+impl StateRead for StateView<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        StateView::get(self, key)
+    }
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        StateView::scan(self, prefix)
+    }
+}
+
 impl StateSource for MemoryState {
     fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.map.get(key).cloned())
+    }
+    fn state_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        Ok(self
+            .map
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+impl StateRead for MemoryState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.map.get(&app_key(key)).cloned())
+    }
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        scan_app(self, &[], prefix)
     }
 }
 
@@ -155,5 +228,36 @@ impl MemoryState {
     /// Reads a key of the state machine's namespace.
     pub fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
         self.map.get(&app_key(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_sees_committed_state_through_the_batch_and_the_entry_writes() {
+        let mut base = MemoryState::new();
+        for k in [&b"a/1"[..], b"a/2", b"a/3", b"b/1"] {
+            base.map.insert(app_key(k), k.to_vec());
+        }
+        base.map.insert(vec![NS_LEDGER, b'a'], vec![9]); // another namespace: never seen
+        let mut batch = Overlay::new();
+        batch.insert(app_key(b"a/2"), None);
+        batch.insert(app_key(b"a/4"), Some(b"batch".to_vec()));
+        let mut view = StateView::new(&base, &batch);
+        view.put(b"a/0", b"entry".to_vec());
+        view.delete(b"a/4");
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = view.scan(b"a/").unwrap();
+        assert_eq!(
+            keys,
+            vec![
+                (b"a/0".to_vec(), b"entry".to_vec()),
+                (b"a/1".to_vec(), b"a/1".to_vec()),
+                (b"a/3".to_vec(), b"a/3".to_vec()),
+            ]
+        );
+        assert_eq!(StateRead::scan(&base, b"b").unwrap().len(), 1);
+        assert!(StateRead::scan(&base, b"c").unwrap().is_empty());
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::hash::Hash;
 use crate::merkle::{NodeId, NodeSource};
-use crate::state::{Overlay, StateSource};
+use crate::state::{KeyValue, Overlay, StateSource};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options,
     WriteBatch, WriteOptions, DB,
@@ -349,5 +349,21 @@ impl NodeSource for Store {
 impl StateSource for Store {
     fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
+    }
+
+    fn state_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let iter = self.db.iterator_cf(
+            self.cf(CF_STATE)?,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
     }
 }

@@ -1,95 +1,143 @@
 //! `CoopRules`: the entry-type registry and the validate-and-apply function for each type.
-//!
-//! State layout (keys in the state machine's namespace, values JSON with fixed field order):
-//! - `coop` → [`CoopState`]
-//! - `key/<32-byte key>` → [`KeyRecord`]
+//! Every refusal is a `Rejection::Rule` with a stable rule name (listed in `docs/rules.md`) or a
+//! `Rejection::Malformed` naming the payload field; a refused entry changes nothing.
+
+mod membership;
+mod proposals;
 
 use crate::genesis::{member_id, Genesis, Role};
-use coopledger_ledger::codec::{b64_decode, b64_encode};
+use crate::records::{
+    self, key_key, member_key, CoopState, KeyRecord, MemberEvent, MemberRecord, MemberStatus,
+    BYLAWS_KEY, COOP_KEY,
+};
+use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::store::StoreError;
 use coopledger_ledger::{
     ApplyContext, ApplyError, Envelope, Rejection, StateMachine, StateView, Verified,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
+
+pub use membership::key_add_message;
+pub use proposals::{compute_tally, tally_entry_payload};
 
 /// Registered `(type, version)` pairs; anything else is refused at admission.
-pub const ENTRY_TYPES: &[(&str, u64)] = &[("coop.genesis", 1), ("coop.attest", 1)];
-
-/// The co-op as founded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CoopState {
-    /// Display name.
-    pub name: String,
-    /// Base64 node key.
-    pub node_key: String,
-    /// Log index of the genesis entry.
-    pub genesis_index: u64,
-    /// Number of members.
-    pub members: u64,
-}
-
-/// A key known to the co-op.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyRecord {
-    /// Pseudonymous member id (`node` for the node key).
-    pub member: String,
-    /// Roles held through this key.
-    pub roles: Vec<Role>,
-    /// Log index at which the key became known.
-    pub since: u64,
-}
+pub const ENTRY_TYPES: &[(&str, u64)] = &[
+    ("coop.genesis", 1),
+    ("coop.attest", 1),
+    ("member.apply", 1),
+    ("member.admit", 1),
+    ("member.key_add", 1),
+    ("member.key_revoke", 1),
+    ("member.class", 1),
+    ("member.role", 1),
+    ("member.suspend", 1),
+    ("member.reinstate", 1),
+    ("member.notice", 1),
+    ("member.expel", 1),
+    ("member.withdraw", 1),
+    ("gov.propose", 1),
+    ("gov.amend", 1),
+    ("gov.withdraw", 1),
+    ("gov.vote", 1),
+    ("gov.proxy", 1),
+    ("gov.tally", 1),
+];
 
 /// The co-op's rules.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CoopRules;
 
-const COOP_KEY: &[u8] = b"coop";
-
-fn key_key(k: &[u8; 32]) -> Vec<u8> {
-    let mut v = b"key/".to_vec();
-    v.extend_from_slice(k);
-    v
-}
-
-fn read<T: for<'de> Deserialize<'de>>(raw: Option<Vec<u8>>) -> Result<Option<T>, StoreError> {
-    raw.map(|b| {
-        serde_json::from_slice(&b)
-            .map_err(|e| StoreError::Corrupt(format!("governance state: {e}")))
-    })
-    .transpose()
-}
-
-fn write<T: Serialize>(view: &mut StateView<'_>, key: &[u8], v: &T) -> Result<(), ApplyError> {
+pub(crate) fn write<T: Serialize>(
+    view: &mut StateView<'_>,
+    key: &[u8],
+    v: &T,
+) -> Result<(), ApplyError> {
     let bytes =
         serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(format!("governance state: {e}")))?;
     view.put(key, bytes);
     Ok(())
 }
 
-fn rule(rule: &str, message: impl Into<String>) -> ApplyError {
+pub(crate) fn rule(rule: &str, message: impl Into<String>) -> ApplyError {
     ApplyError::Rejected(Rejection::Rule {
         rule: rule.to_owned(),
         message: message.into(),
     })
 }
 
+pub(crate) fn corrupt(what: impl Into<String>) -> ApplyError {
+    ApplyError::Storage(StoreError::Corrupt(what.into()))
+}
+
+/// Who signed an entry, resolved against the co-op's keys.
+pub(crate) enum Signer {
+    /// The node key.
+    Node,
+    /// A member's current key.
+    Member(MemberRecord),
+}
+
+impl Signer {
+    /// The member, if the signer is one in good standing.
+    pub(crate) fn active_member(&self) -> Result<&MemberRecord, ApplyError> {
+        match self {
+            Signer::Node => Err(rule(
+                "role.required",
+                "the node key does not act as a member",
+            )),
+            Signer::Member(m) if m.status == MemberStatus::Active => Ok(m),
+            Signer::Member(m) => Err(rule(
+                "member.active",
+                format!("member {} is {:?}, not active", m.id, m.status).to_lowercase(),
+            )),
+        }
+    }
+
+    /// An active member holding `role`.
+    pub(crate) fn with_role(&self, role: Role) -> Result<&MemberRecord, ApplyError> {
+        let m = self.active_member()?;
+        if !m.roles.contains(&role) {
+            return Err(rule(
+                "role.required",
+                format!("this entry type needs the {} role", role.as_str()),
+            ));
+        }
+        Ok(m)
+    }
+
+    pub(crate) fn require_node(&self) -> Result<(), ApplyError> {
+        match self {
+            Signer::Node => Ok(()),
+            Signer::Member(_) => Err(rule(
+                "role.required",
+                "only the node key records this entry type",
+            )),
+        }
+    }
+}
+
+fn resolve_signer(view: &StateView<'_>, key: &[u8; 32]) -> Result<Signer, ApplyError> {
+    let Some(k) = records::key(view, key)? else {
+        return Err(Rejection::UnknownSigner {
+            signer: b64_encode(key),
+        }
+        .into());
+    };
+    if let Some(at) = k.revoked {
+        return Err(rule(
+            "key.revoked",
+            format!("body.signer was revoked at log index {at}; sign with a current key"),
+        ));
+    }
+    if k.member == "node" {
+        return Ok(Signer::Node);
+    }
+    let m = records::member(view, &k.member)?
+        .ok_or_else(|| corrupt(format!("key of unknown member {}", k.member)))?;
+    Ok(Signer::Member(m))
+}
+
 impl CoopRules {
-    /// The co-op record, if genesis has happened (reads any key-value getter).
-    pub fn coop(
-        get: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
-    ) -> Result<Option<CoopState>, StoreError> {
-        read(get(COOP_KEY)?)
-    }
-
-    /// What the co-op knows of `key`.
-    pub fn key(
-        get: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
-        key: &[u8; 32],
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        read(get(&key_key(key))?)
-    }
-
     fn apply_genesis(
         &self,
         view: &mut StateView<'_>,
@@ -105,20 +153,38 @@ impl CoopRules {
         }
         let node = KeyRecord {
             member: "node".into(),
-            roles: vec![Role::Node],
             since: ctx.index,
+            revoked: None,
         };
         write(view, &key_key(&g.node_key), &node)?;
         for f in &g.founders {
-            let mut roles = vec![Role::Member];
-            roles.extend(f.roles.iter().copied());
-            let rec = KeyRecord {
-                member: member_id(&f.key),
-                roles,
-                since: ctx.index,
+            let id = member_id(&f.key);
+            write(
+                view,
+                &key_key(&f.key),
+                &KeyRecord {
+                    member: id.clone(),
+                    since: ctx.index,
+                    revoked: None,
+                },
+            )?;
+            let m = MemberRecord {
+                id: id.clone(),
+                class: f.class.clone(),
+                status: MemberStatus::Active,
+                roles: f.roles.clone(),
+                keys: vec![b64_encode(f.key)],
+                history: vec![MemberEvent {
+                    index: ctx.index,
+                    event: "founded".into(),
+                    status: MemberStatus::Active,
+                    class: f.class.clone(),
+                }],
+                notice: None,
             };
-            write(view, &key_key(&f.key), &rec)?;
+            write(view, &member_key(&id), &m)?;
         }
+        write(view, BYLAWS_KEY, &g.bylaws)?;
         let coop = CoopState {
             name: g.name,
             node_key: b64_encode(g.node_key),
@@ -129,41 +195,30 @@ impl CoopRules {
     }
 
     fn apply_attest(&self, env: &Envelope) -> Result<(), ApplyError> {
-        let p = &env.body().payload;
-        if let Some(extra) = p.keys().find(|k| !["digest", "kind"].contains(&k.as_str())) {
-            return Err(Rejection::Malformed {
-                field: format!("body.payload.{extra}"),
-                reason: "unknown field".into(),
-            }
-            .into());
-        }
-        let digest_ok = p
-            .get("digest")
-            .and_then(Value::as_str)
-            .and_then(|s| b64_decode(s).ok())
-            .is_some_and(|d| d.len() == 32);
-        if !digest_ok {
-            return Err(Rejection::Malformed {
-                field: "body.payload.digest".into(),
-                reason: "must be base64 of a 32-byte SHA-256 digest".into(),
-            }
-            .into());
-        }
-        let kind_ok = p.get("kind").and_then(Value::as_str).is_some_and(|k| {
+        let f = crate::payload::Fields::new(&env.body().payload, &["digest", "kind"])?;
+        f.digest("digest")?;
+        let kind_ok = f.value("kind").and_then(|v| v.as_str()).is_some_and(|k| {
             !k.is_empty()
                 && k.len() <= 64
                 && k.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         });
         if !kind_ok {
-            return Err(Rejection::Malformed {
-                field: "body.payload.kind".into(),
-                reason: "must be 1 to 64 characters of [a-z0-9-], e.g. \"minutes\"".into(),
-            }
+            return Err(crate::payload::malformed(
+                "kind",
+                "must be 1 to 64 characters of [a-z0-9-], e.g. \"minutes\"",
+            )
             .into());
         }
         Ok(())
     }
+}
+
+/// Adjusts the co-op's member count.
+pub(crate) fn count_members(view: &mut StateView<'_>, delta: i64) -> Result<(), ApplyError> {
+    let mut coop = records::coop(view)?.ok_or_else(|| corrupt("co-op record missing"))?;
+    coop.members = coop.members.saturating_add_signed(delta);
+    write(view, COOP_KEY, &coop)
 }
 
 impl StateMachine for CoopRules {
@@ -178,33 +233,48 @@ impl StateMachine for CoopRules {
         ctx: &ApplyContext,
     ) -> Result<(), ApplyError> {
         let body = entry.body();
-        let coop: Option<CoopState> = read(view.get(COOP_KEY)?)?;
-        match (coop, body.kind.as_str()) {
-            (None, "coop.genesis") => return self.apply_genesis(view, entry, ctx),
-            (None, _) => {
+        let founded = records::coop(view)?.is_some();
+        match (founded, body.kind.as_str()) {
+            (false, "coop.genesis") => return self.apply_genesis(view, entry, ctx),
+            (false, _) => {
                 return Err(rule(
                     "genesis.first",
                     "the ledger has no genesis yet; the first entry must be coop.genesis",
                 ))
             }
-            (Some(_), "coop.genesis") => {
+            (true, "coop.genesis") => {
                 return Err(rule(
                     "genesis.once",
                     "this co-op already has its genesis entry",
                 ))
             }
-            (Some(_), _) => {}
+            // An applicant signs with a key the co-op does not know yet.
+            (true, "member.apply") => return membership::apply_application(view, entry, ctx),
+            (true, _) => {}
         }
-        // Only keys known to the co-op may sign.
-        let known: Option<KeyRecord> = read(view.get(&key_key(&body.signer))?)?;
-        let Some(_signer) = known else {
-            return Err(Rejection::UnknownSigner {
-                signer: b64_encode(body.signer),
-            }
-            .into());
-        };
+        // Every other entry: only current keys known to the co-op may sign.
+        let signer = resolve_signer(view, &body.signer)?;
         match body.kind.as_str() {
-            "coop.attest" => self.apply_attest(entry),
+            "coop.attest" => {
+                signer.active_member()?;
+                self.apply_attest(entry)
+            }
+            "member.admit" => membership::admit(view, entry, ctx, &signer),
+            "member.key_add" => membership::key_add(view, entry, ctx, &signer),
+            "member.key_revoke" => membership::key_revoke(view, entry, ctx, &signer),
+            "member.class" => membership::change_class(view, entry, ctx, &signer),
+            "member.role" => membership::change_role(view, entry, &signer),
+            "member.suspend" => membership::suspend(view, entry, ctx, &signer),
+            "member.reinstate" => membership::reinstate(view, entry, ctx, &signer),
+            "member.notice" => membership::notice(view, entry, ctx, &signer),
+            "member.expel" => membership::expel(view, entry, ctx, &signer),
+            "member.withdraw" => membership::withdraw(view, entry, ctx, &signer),
+            "gov.propose" => proposals::propose(view, entry, ctx, &signer),
+            "gov.amend" => proposals::amend(view, entry, ctx, &signer),
+            "gov.withdraw" => proposals::withdraw(view, entry, ctx, &signer),
+            "gov.vote" => proposals::vote(view, entry, ctx, &signer),
+            "gov.proxy" => proposals::proxy(view, entry, ctx, &signer),
+            "gov.tally" => proposals::record_tally(view, entry, ctx, &signer),
             other => Err(rule(
                 "type.registered",
                 format!("entry type {other:?} has no rule (registry and rules disagree)"),

@@ -1,27 +1,76 @@
-//! Rule tests over in-memory state: genesis and the known-signer rule.
+//! Rule tests over in-memory state: genesis, the known-signer rule, the membership lifecycle,
+//! proposals, votes, proxies and tallies. Each refusal is checked by its stable rule name and
+//! leaves the state unchanged.
 
 use super::*;
+use crate::bylaws::{Bylaws, DecisionKind, MemberClass, Method};
 use crate::genesis::{Founder, Genesis};
+use crate::records::{MemberStatus, ProposalRecord, ProposalStatus, Vote};
+use crate::tally::{Outcome, VotingMode};
 use coopledger_ledger::entry::admit;
 use coopledger_ledger::state::MemoryState;
 use coopledger_ledger::Body;
-use ed25519_dalek::SigningKey;
-use serde_json::json;
+use ed25519_dalek::{Signer as _, SigningKey};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
 
 const COOP: &str = "coop.example/test";
+const T0: u64 = 1_800_000_000_000;
+const DAY: u64 = 86_400_000;
 
 fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
 }
 
-fn entry(signer: &SigningKey, kind: &str, seq: u64, payload: Value) -> Verified<Envelope> {
+fn pk(n: u8) -> [u8; 32] {
+    key(n).verifying_key().to_bytes()
+}
+
+fn mid(n: u8) -> String {
+    member_id(&pk(n))
+}
+
+/// Bylaws with fast timings for tests: votes last 1 minute to 1 day, no notice, 14 days'
+/// expulsion notice, at most 1 proxy per holder.
+fn test_bylaws() -> Bylaws {
+    let mut b = Bylaws::single_class();
+    for d in b.decisions.values_mut() {
+        d.min_duration_ms = 60_000;
+        d.max_duration_ms = DAY;
+        d.proxies.max_per_proxy = 1;
+    }
+    b
+}
+
+fn two_class_bylaws() -> Bylaws {
+    let mut b = test_bylaws();
+    b.classes = BTreeMap::from([
+        ("drivers".to_string(), MemberClass { votes: true }),
+        ("riders".to_string(), MemberClass { votes: true }),
+    ]);
+    b.voting = VotingMode::ClassWeighted {
+        weights: BTreeMap::from([("drivers".into(), 700_000), ("riders".into(), 300_000)]),
+        cap_ppm: None,
+    };
+    b
+}
+
+/// A co-op in memory: node key 1, founders 2 (board) and 3 and 4, the clock at `now`.
+struct World {
+    s: MemoryState,
+    index: u64,
+    now: u64,
+    seq: HashMap<[u8; 32], u64>,
+}
+
+fn env(signer: &SigningKey, kind: &str, seq: u64, ts: u64, payload: Value) -> Verified<Envelope> {
     let env = Body {
         coop: COOP.into(),
         kind: kind.into(),
         version: 1,
         signer: signer.verifying_key().to_bytes(),
         seq,
-        ts: 1,
+        ts,
         payload: payload.as_object().unwrap().clone(),
     }
     .sign(signer)
@@ -29,40 +78,134 @@ fn entry(signer: &SigningKey, kind: &str, seq: u64, payload: Value) -> Verified<
     admit(vec![env]).pop().unwrap().unwrap()
 }
 
-fn genesis_payload() -> Value {
-    let g = Genesis {
-        name: "Test Drivers' Co-op".into(),
-        node_key: key(1).verifying_key().to_bytes(),
-        founders: vec![
-            Founder {
-                key: key(2).verifying_key().to_bytes(),
-                roles: vec![Role::Board],
-            },
-            Founder {
-                key: key(3).verifying_key().to_bytes(),
-                roles: vec![Role::Treasurer],
-            },
-        ],
-    };
-    Value::Object(g.to_payload())
-}
-
-fn ctx(index: u64) -> ApplyContext {
-    ApplyContext {
-        index,
-        batch_time_ms: 1,
+impl World {
+    fn with(bylaws: Bylaws, founders: &[(u8, &str, &[Role])]) -> World {
+        let g = Genesis {
+            name: "Test Drivers' Co-op".into(),
+            node_key: pk(1),
+            founders: founders
+                .iter()
+                .map(|(n, class, roles)| Founder {
+                    key: pk(*n),
+                    class: (*class).into(),
+                    roles: roles.to_vec(),
+                })
+                .collect(),
+            bylaws,
+        };
+        let mut w = World {
+            s: MemoryState::new(),
+            index: 0,
+            now: T0,
+            seq: HashMap::new(),
+        };
+        w.submit(1, "coop.genesis", Value::Object(g.to_payload()))
+            .unwrap();
+        w
     }
-}
 
-fn founded() -> MemoryState {
-    let mut s = MemoryState::new();
-    s.apply(
-        &CoopRules,
-        &entry(&key(1), "coop.genesis", 1, genesis_payload()),
-        &ctx(0),
-    )
-    .unwrap();
-    s
+    fn new() -> World {
+        World::with(
+            test_bylaws(),
+            &[
+                (2, "members", &[Role::Board]),
+                (3, "members", &[]),
+                (4, "members", &[]),
+            ],
+        )
+    }
+
+    /// Signs with key `n` at signer time = node time = `now`; returns the entry id.
+    fn submit(&mut self, n: u8, kind: &str, payload: Value) -> Result<[u8; 32], ApplyError> {
+        self.submit_at(n, kind, payload, self.now)
+    }
+
+    fn submit_at(
+        &mut self,
+        n: u8,
+        kind: &str,
+        payload: Value,
+        ts: u64,
+    ) -> Result<[u8; 32], ApplyError> {
+        let seq = self.seq.get(&pk(n)).copied().unwrap_or(0) + 1;
+        let e = env(&key(n), kind, seq, ts, payload);
+        let id = *e.entry_id().as_bytes();
+        let before = self.s.clone();
+        let r = self.s.apply(
+            &CoopRules,
+            &e,
+            &ApplyContext {
+                index: self.index,
+                batch_time_ms: self.now,
+            },
+        );
+        match r {
+            Ok(()) => {
+                self.seq.insert(pk(n), seq);
+                self.index += 1;
+                Ok(id)
+            }
+            Err(e) => {
+                assert_eq!(self.s, before, "a refused entry changes nothing");
+                Err(e)
+            }
+        }
+    }
+
+    fn refused(&mut self, n: u8, kind: &str, payload: Value) -> String {
+        rejected_rule(self.submit(n, kind, payload).map(|_| ()))
+    }
+
+    fn propose(&mut self, n: u8, extra: Value) -> String {
+        let mut p = json!({
+            "kind": "ordinary",
+            "title": "Share anonymised trip data with the city",
+            "method": "yes_no",
+            "opensMs": self.now,
+            "closesMs": self.now + 120_000,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        hex::encode(self.submit(n, "gov.propose", p).unwrap())
+    }
+
+    fn vote(&mut self, n: u8, p: &str, v: &str) -> Result<[u8; 32], ApplyError> {
+        self.submit(n, "gov.vote", json!({"proposal": p, "vote": v}))
+    }
+
+    /// Moves the clock past the close and records the node's tally.
+    fn close(&mut self, p: &str) -> ProposalRecord {
+        let id = crate::parse_id(p).unwrap();
+        let prop = records::proposal(&self.s, &id).unwrap().unwrap();
+        self.now = self.now.max(prop.closes_ms);
+        let payload = tally_entry_payload(&self.s, &id).unwrap().unwrap();
+        self.submit(1, "gov.tally", Value::Object(payload)).unwrap();
+        records::proposal(&self.s, &id).unwrap().unwrap()
+    }
+
+    fn member(&self, n: u8) -> MemberRecord {
+        records::member(&self.s, &mid(n)).unwrap().unwrap()
+    }
+
+    /// Applicant key `n` applies, the co-op votes (founders 2–4 yes), the board admits.
+    fn admit(&mut self, n: u8, class: &str) {
+        let app = self
+            .submit(n, "member.apply", json!({"class": class}))
+            .unwrap();
+        let app = hex::encode(app);
+        let p = self.propose(2, json!({"kind": "admission", "application": app}));
+        for v in [2, 3, 4] {
+            self.vote(v, &p, "yes").unwrap();
+        }
+        self.close(&p);
+        self.submit(
+            2,
+            "member.admit",
+            json!({"application": app, "decision": p}),
+        )
+        .unwrap();
+    }
 }
 
 fn rejected_rule(r: Result<(), ApplyError>) -> String {
@@ -72,102 +215,128 @@ fn rejected_rule(r: Result<(), ApplyError>) -> String {
     }
 }
 
+fn malformed_field(r: Result<[u8; 32], ApplyError>) -> String {
+    match r {
+        Err(ApplyError::Rejected(Rejection::Malformed { field, .. })) => field,
+        other => panic!("expected a malformed-field rejection, got {other:?}"),
+    }
+}
+
 #[test]
-fn genesis_records_the_node_and_founders_with_roles() {
-    let s = founded();
-    let get = |k: &[u8]| Ok(s.get(k).cloned());
-    let coop = CoopRules::coop(get).unwrap().unwrap();
-    assert_eq!(coop.members, 2);
-    let board = CoopRules::key(get, &key(2).verifying_key().to_bytes())
-        .unwrap()
-        .unwrap();
-    assert_eq!(board.roles, vec![Role::Member, Role::Board]);
-    assert!(board.member.starts_with("m-"));
-    let node = CoopRules::key(get, &key(1).verifying_key().to_bytes())
-        .unwrap()
-        .unwrap();
-    assert_eq!(node.roles, vec![Role::Node]);
-    assert!(CoopRules::key(get, &key(9).verifying_key().to_bytes())
-        .unwrap()
-        .is_none());
+fn genesis_records_the_node_founders_classes_roles_and_bylaws() {
+    let w = World::new();
+    let coop = records::coop(&w.s).unwrap().unwrap();
+    assert_eq!(coop.members, 3);
+    let board = w.member(2);
+    assert_eq!(board.roles, vec![Role::Board]);
+    assert_eq!(board.class, "members");
+    assert_eq!(board.history.len(), 1);
+    assert_eq!(records::key(&w.s, &pk(1)).unwrap().unwrap().member, "node");
+    assert!(records::key(&w.s, &pk(9)).unwrap().is_none());
+    assert_eq!(records::bylaws(&w.s).unwrap().unwrap(), test_bylaws());
 }
 
 #[test]
 fn the_first_entry_must_be_genesis_and_only_once() {
     let mut s = MemoryState::new();
     let attest = json!({"digest": b64_encode([0u8; 32]), "kind": "minutes"});
+    let ctx = ApplyContext {
+        index: 0,
+        batch_time_ms: T0,
+    };
     let r = s.apply(
         &CoopRules,
-        &entry(&key(2), "coop.attest", 1, attest),
-        &ctx(0),
+        &env(&key(2), "coop.attest", 1, T0, attest),
+        &ctx,
     );
     assert_eq!(rejected_rule(r), "genesis.first");
     assert_eq!(s, MemoryState::new(), "a rejected entry changes nothing");
-    let mut s = founded();
-    let before = s.clone();
-    let r = s.apply(
-        &CoopRules,
-        &entry(&key(1), "coop.genesis", 2, genesis_payload()),
-        &ctx(1),
+    let mut w = World::new();
+    let g = Genesis {
+        name: "again".into(),
+        node_key: pk(1),
+        founders: vec![],
+        bylaws: test_bylaws(),
+    };
+    assert_eq!(
+        w.refused(1, "coop.genesis", Value::Object(g.to_payload())),
+        "genesis.once"
     );
-    assert_eq!(rejected_rule(r), "genesis.once");
-    assert_eq!(s, before);
 }
 
 #[test]
-fn genesis_must_be_signed_by_the_node_key_it_names() {
+fn genesis_must_be_signed_by_the_node_key_it_names_and_errors_name_the_field() {
+    let g = Genesis {
+        name: "x".into(),
+        node_key: pk(1),
+        founders: vec![Founder {
+            key: pk(2),
+            class: "members".into(),
+            roles: vec![],
+        }],
+        bylaws: test_bylaws(),
+    };
+    let ctx = ApplyContext {
+        index: 0,
+        batch_time_ms: T0,
+    };
     let mut s = MemoryState::new();
+    let payload = Value::Object(g.to_payload());
     let r = s.apply(
         &CoopRules,
-        &entry(&key(2), "coop.genesis", 1, genesis_payload()),
-        &ctx(0),
+        &env(&key(2), "coop.genesis", 1, T0, payload.clone()),
+        &ctx,
     );
     assert_eq!(rejected_rule(r), "genesis.node_signs");
-}
-
-#[test]
-fn genesis_payload_errors_name_the_field() {
-    let mut bad = genesis_payload();
-    bad["founders"][1]["roles"] = json!(["king"]);
-    let mut s = MemoryState::new();
-    match s.apply(&CoopRules, &entry(&key(1), "coop.genesis", 1, bad), &ctx(0)) {
+    for (edit, field) in [
+        (
+            json!({"founders": [{"key": b64_encode(pk(2)), "class": "members", "roles": ["king"]}]}),
+            "body.payload.founders[0].roles[0]",
+        ),
+        (
+            json!({"founders": [{"key": b64_encode(pk(2)), "class": "pilots", "roles": []}]}),
+            "body.payload.founders[0].class",
+        ),
+        (json!({"bylaws": {"version": 1}}), "body.payload.bylaws"),
+    ] {
+        let mut p = payload.clone();
+        for (k, v) in edit.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        match s.apply(&CoopRules, &env(&key(1), "coop.genesis", 1, T0, p), &ctx) {
+            Err(ApplyError::Rejected(Rejection::Malformed { field: f, .. })) => {
+                assert_eq!(f, field)
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let mut bad = g.bylaws.clone();
+    if let Some(d) = bad.decisions.get_mut(&DecisionKind::Special) {
+        d.threshold.ratio_ppm = 2_000_000;
+    }
+    let mut p = payload;
+    p["bylaws"] = serde_json::to_value(&bad).unwrap();
+    match s.apply(&CoopRules, &env(&key(1), "coop.genesis", 1, T0, p), &ctx) {
         Err(ApplyError::Rejected(Rejection::Malformed { field, .. })) => {
-            assert_eq!(field, "body.payload.founders[1].roles[0]")
+            assert_eq!(
+                field,
+                "body.payload.bylaws.decisions.special.threshold.ratioPpm"
+            )
         }
         other => panic!("{other:?}"),
     }
-    let mut dup = genesis_payload();
-    dup["founders"][1]["key"] = dup["founders"][0]["key"].clone();
-    assert!(s
-        .apply(&CoopRules, &entry(&key(1), "coop.genesis", 1, dup), &ctx(0))
-        .is_err());
     assert_eq!(s, MemoryState::new());
 }
 
 #[test]
-fn only_known_keys_may_sign() {
-    let mut s = founded();
+fn only_current_known_keys_may_sign_and_payloads_name_bad_fields() {
+    let mut w = World::new();
     let attest = json!({"digest": b64_encode([7u8; 32]), "kind": "minutes"});
-    assert!(s
-        .apply(
-            &CoopRules,
-            &entry(&key(2), "coop.attest", 1, attest.clone()),
-            &ctx(1)
-        )
-        .is_ok());
-    match s.apply(
-        &CoopRules,
-        &entry(&key(9), "coop.attest", 1, attest),
-        &ctx(2),
-    ) {
+    w.submit(2, "coop.attest", attest.clone()).unwrap();
+    match w.submit(9, "coop.attest", attest) {
         Err(ApplyError::Rejected(Rejection::UnknownSigner { .. })) => {}
         other => panic!("{other:?}"),
     }
-}
-
-#[test]
-fn attest_payload_is_validated() {
-    let mut s = founded();
     for (payload, field) in [
         (
             json!({"digest": "AAAA", "kind": "minutes"}),
@@ -182,23 +351,557 @@ fn attest_payload_is_validated() {
             "body.payload.name",
         ),
     ] {
-        match s.apply(
-            &CoopRules,
-            &entry(&key(2), "coop.attest", 1, payload),
-            &ctx(1),
-        ) {
-            Err(ApplyError::Rejected(Rejection::Malformed { field: f, .. })) => {
-                assert_eq!(f, field)
-            }
-            other => panic!("{field}: {other:?}"),
-        }
+        assert_eq!(malformed_field(w.submit(2, "coop.attest", payload)), field);
     }
 }
 
 #[test]
 fn registry_lists_exactly_the_handled_types() {
-    assert!(CoopRules.accepts("coop.genesis", 1));
-    assert!(CoopRules.accepts("coop.attest", 1));
+    for (kind, v) in ENTRY_TYPES {
+        assert!(CoopRules.accepts(kind, *v));
+    }
     assert!(!CoopRules.accepts("coop.attest", 2));
     assert!(!CoopRules.accepts("member.vote", 1));
+}
+
+#[test]
+fn admission_needs_an_application_an_adopted_decision_and_the_board() {
+    let mut w = World::new();
+    let app = hex::encode(
+        w.submit(5, "member.apply", json!({"class": "members"}))
+            .unwrap(),
+    );
+    assert_eq!(
+        w.refused(6, "member.apply", json!({"class": "pilots"})),
+        "class.unknown"
+    );
+    assert_eq!(
+        w.refused(3, "member.apply", json!({"class": "members"})),
+        "apply.known_key"
+    );
+    let p = w.propose(3, json!({"kind": "admission", "application": app}));
+    // Not closed yet.
+    assert_eq!(
+        w.refused(
+            2,
+            "member.admit",
+            json!({"application": app, "decision": p})
+        ),
+        "decision.adopted"
+    );
+    w.vote(2, &p, "yes").unwrap();
+    w.vote(3, &p, "no").unwrap();
+    w.vote(4, &p, "yes").unwrap();
+    let closed = w.close(&p);
+    assert_eq!(closed.tally.unwrap().outcome, Outcome::Adopted);
+    // Only the board admits.
+    assert_eq!(
+        w.refused(
+            3,
+            "member.admit",
+            json!({"application": app, "decision": p})
+        ),
+        "role.required"
+    );
+    let other = w.propose(2, json!({}));
+    assert_eq!(
+        w.refused(
+            2,
+            "member.admit",
+            json!({"application": app, "decision": other})
+        ),
+        "decision.kind"
+    );
+    let admitted_at = w.index;
+    w.submit(
+        2,
+        "member.admit",
+        json!({"application": app, "decision": p}),
+    )
+    .unwrap();
+    let m = w.member(5);
+    assert_eq!(m.status, MemberStatus::Active);
+    assert_eq!(m.history[0].index, admitted_at);
+    assert_eq!(
+        w.refused(
+            2,
+            "member.admit",
+            json!({"application": app, "decision": p})
+        ),
+        "admit.application"
+    );
+    assert_eq!(records::coop(&w.s).unwrap().unwrap().members, 4);
+    // Who was a member at which index.
+    let before: Vec<String> = records::members_at(&w.s, admitted_at - 1)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.member)
+        .collect();
+    assert!(!before.contains(&mid(5)));
+    assert_eq!(before.len(), 3);
+    assert_eq!(records::members_at(&w.s, admitted_at).unwrap().len(), 4);
+}
+
+#[test]
+fn a_member_admitted_after_the_proposal_was_created_cannot_vote_on_it() {
+    let mut w = World::new();
+    let early = w.propose(3, json!({"closesMs": T0 + DAY / 2}));
+    w.admit(5, "members");
+    assert_eq!(
+        rejected_rule(w.vote(5, &early, "yes").map(|_| ())),
+        "vote.electorate"
+    );
+    let later = w.propose(3, json!({}));
+    w.vote(5, &later, "yes").unwrap();
+    let p = records::proposal(&w.s, &crate::parse_id(&early).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.eligible["members"], 3);
+}
+
+#[test]
+fn a_suspended_member_cannot_vote_until_reinstated() {
+    let mut w = World::new();
+    let p = w.propose(3, json!({}));
+    let reason = b64_encode([5u8; 32]);
+    assert_eq!(
+        w.refused(
+            3,
+            "member.suspend",
+            json!({"member": mid(4), "reason": reason})
+        ),
+        "role.required"
+    );
+    w.submit(
+        2,
+        "member.suspend",
+        json!({"member": mid(4), "reason": reason}),
+    )
+    .unwrap();
+    assert_eq!(
+        rejected_rule(w.vote(4, &p, "yes").map(|_| ())),
+        "vote.suspended"
+    );
+    assert_eq!(w.refused(4, "gov.propose", json!({})), "member.active");
+    w.submit(2, "member.reinstate", json!({"member": mid(4)}))
+        .unwrap();
+    w.vote(4, &p, "yes").unwrap();
+    let m = w.member(4);
+    let events: Vec<&str> = m.history.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(events, ["founded", "suspended", "reinstated"]);
+}
+
+fn key_add_payload(new: u8, member: &str) -> Value {
+    let proof = key(new).sign(&key_add_message(COOP, member));
+    json!({"key": b64_encode(pk(new)), "proof": b64_encode(proof.to_bytes())})
+}
+
+#[test]
+fn a_revoked_key_is_refused_and_the_new_key_accepted() {
+    let mut w = World::new();
+    let p = w.propose(2, json!({}));
+    // Proof of possession: key 8 cannot be added with a proof for another member.
+    let wrong = key_add_payload(8, &mid(4));
+    assert_eq!(w.refused(3, "member.key_add", wrong), "key.proof");
+    assert_eq!(
+        w.refused(3, "member.key_revoke", json!({"key": b64_encode(pk(3))})),
+        "key.last"
+    );
+    w.submit(3, "member.key_add", key_add_payload(8, &mid(3)))
+        .unwrap();
+    assert_eq!(
+        w.refused(4, "member.key_add", key_add_payload(8, &mid(4))),
+        "key.known"
+    );
+    w.vote(3, &p, "no").unwrap();
+    w.submit(8, "member.key_revoke", json!({"key": b64_encode(pk(3))}))
+        .unwrap();
+    assert_eq!(
+        rejected_rule(w.vote(3, &p, "yes").map(|_| ())),
+        "key.revoked"
+    );
+    // The new key acts for the same member: its vote supersedes the one the old key cast.
+    w.vote(8, &p, "yes").unwrap();
+    let votes = records::votes(&w.s, &crate::parse_id(&p).unwrap()).unwrap();
+    assert_eq!(votes[&mid(3)].vote, Vote::Yes);
+    assert!(votes[&mid(3)].supersedes.is_some());
+    assert_eq!(w.member(3).keys.len(), 2);
+}
+
+#[test]
+fn expulsion_needs_notice_the_notice_period_and_an_adopted_decision() {
+    let mut w = World::new();
+    let reason = b64_encode([9u8; 32]);
+    let p = w.propose(2, json!({"kind": "expulsion", "member": mid(4)}));
+    w.vote(2, &p, "yes").unwrap();
+    w.vote(3, &p, "yes").unwrap();
+    w.close(&p);
+    assert_eq!(
+        w.refused(2, "member.expel", json!({"member": mid(4), "decision": p})),
+        "expel.notice"
+    );
+    w.submit(
+        2,
+        "member.notice",
+        json!({"member": mid(4), "reason": reason}),
+    )
+    .unwrap();
+    w.now += 14 * DAY - 1;
+    assert_eq!(
+        w.refused(2, "member.expel", json!({"member": mid(4), "decision": p})),
+        "expel.notice_period"
+    );
+    w.now += 1;
+    let other = w.propose(2, json!({"kind": "expulsion", "member": mid(3)}));
+    assert_eq!(
+        w.refused(
+            2,
+            "member.expel",
+            json!({"member": mid(4), "decision": other})
+        ),
+        "decision.subject"
+    );
+    w.submit(2, "member.expel", json!({"member": mid(4), "decision": p}))
+        .unwrap();
+    assert_eq!(w.member(4).status, MemberStatus::Expelled);
+    assert_eq!(
+        w.refused(4, "gov.vote", json!({"proposal": other, "vote": "no"})),
+        "vote.suspended"
+    );
+    assert_eq!(records::coop(&w.s).unwrap().unwrap().members, 2);
+}
+
+#[test]
+fn withdrawal_and_class_change_are_recorded_in_the_history() {
+    let mut w = World::with(
+        two_class_bylaws(),
+        &[
+            (2, "drivers", &[Role::Board]),
+            (3, "riders", &[]),
+            (4, "riders", &[]),
+        ],
+    );
+    w.submit(
+        2,
+        "member.class",
+        json!({"member": mid(3), "class": "drivers"}),
+    )
+    .unwrap();
+    assert_eq!(
+        w.refused(
+            2,
+            "member.class",
+            json!({"member": mid(3), "class": "pilots"})
+        ),
+        "class.unknown"
+    );
+    w.submit(4, "member.withdraw", json!({})).unwrap();
+    assert_eq!(w.refused(4, "member.withdraw", json!({})), "member.status");
+    let at_genesis = records::members_at(&w.s, 0).unwrap();
+    let now = records::members_at(&w.s, w.index).unwrap();
+    let class_of = |v: &[records::Standing], m: &str| {
+        v.iter()
+            .find(|s| s.member == m)
+            .map(|s| (s.class.clone(), s.status))
+    };
+    assert_eq!(
+        class_of(&at_genesis, &mid(3)),
+        Some(("riders".into(), MemberStatus::Active))
+    );
+    assert_eq!(
+        class_of(&now, &mid(3)),
+        Some(("drivers".into(), MemberStatus::Active))
+    );
+    assert_eq!(
+        class_of(&now, &mid(4)),
+        Some(("riders".into(), MemberStatus::Withdrawn))
+    );
+}
+
+#[test]
+fn votes_outside_the_window_by_either_clock_are_refused() {
+    let mut w = World::new();
+    let p = w.propose(2, json!({"opensMs": T0 + 60_000, "closesMs": T0 + 180_000}));
+    assert_eq!(
+        rejected_rule(w.vote(3, &p, "yes").map(|_| ())),
+        "vote.window"
+    );
+    w.now = T0 + 60_000;
+    // Node time inside, signer time before opening.
+    let early = w.submit_at(
+        3,
+        "gov.vote",
+        json!({"proposal": p, "vote": "yes"}),
+        T0 + 59_999,
+    );
+    assert_eq!(rejected_rule(early.map(|_| ())), "vote.window");
+    w.vote(3, &p, "yes").unwrap();
+    w.now = T0 + 180_000;
+    assert_eq!(
+        rejected_rule(w.vote(4, &p, "yes").map(|_| ())),
+        "vote.window"
+    );
+    assert_eq!(
+        w.refused(3, "gov.vote", json!({"proposal": p, "vote": "maybe"})),
+        "vote.window"
+    );
+}
+
+#[test]
+fn proposals_follow_the_frozen_rules_and_are_amended_only_before_opening() {
+    let mut w = World::new();
+    let base = json!({"kind": "ordinary", "title": "t", "method": "yes_no",
+                      "opensMs": T0, "closesMs": T0 + 120_000});
+    let with = |k: &str, v: Value| {
+        let mut p = base.clone();
+        p[k] = v;
+        p
+    };
+    assert_eq!(
+        w.refused(3, "gov.propose", with("closesMs", json!(T0 + 1000))),
+        "proposal.duration"
+    );
+    let mut approval = with("method", json!("approval"));
+    approval["choices"] = json!(["a", "b"]);
+    assert_eq!(w.refused(3, "gov.propose", approval), "proposal.method");
+    assert_eq!(
+        w.refused(3, "gov.propose", with("opensMs", json!(T0 - 1))),
+        "proposal.notice"
+    );
+    assert_eq!(
+        malformed_field(w.submit(3, "gov.propose", with("kind", json!("coup")))),
+        "body.payload.kind"
+    );
+    assert_eq!(
+        malformed_field(w.submit(3, "gov.propose", with("member", json!(mid(4))))),
+        "body.payload.member"
+    );
+    let p = w.propose(3, json!({"opensMs": T0 + 60_000, "closesMs": T0 + 200_000}));
+    assert_eq!(
+        w.refused(4, "gov.amend", json!({"proposal": p, "title": "mine now"})),
+        "proposal.proposer"
+    );
+    w.submit(
+        3,
+        "gov.amend",
+        json!({"proposal": p, "title": "Better title"}),
+    )
+    .unwrap();
+    w.now = T0 + 60_000;
+    assert_eq!(
+        w.refused(3, "gov.amend", json!({"proposal": p, "title": "too late"})),
+        "proposal.opened"
+    );
+    let id = crate::parse_id(&p).unwrap();
+    assert_eq!(
+        records::proposal(&w.s, &id).unwrap().unwrap().title,
+        "Better title"
+    );
+    w.submit(3, "gov.withdraw", json!({"proposal": p})).unwrap();
+    assert_eq!(
+        w.refused(3, "gov.vote", json!({"proposal": p, "vote": "yes"})),
+        "proposal.closed"
+    );
+    assert!(records::due_for_tally(&w.s, u64::MAX).unwrap().is_empty());
+    assert_eq!(records::proposal_entries(&w.s, &id).unwrap().len(), 3);
+}
+
+#[test]
+fn revotes_supersede_unless_the_bylaws_forbid_them() {
+    let mut b = test_bylaws();
+    if let Some(d) = b.decisions.get_mut(&DecisionKind::Special) {
+        d.revote = false;
+    }
+    let mut w = World::with(b, &[(2, "members", &[Role::Board]), (3, "members", &[])]);
+    let ordinary = w.propose(2, json!({}));
+    w.vote(3, &ordinary, "no").unwrap();
+    w.vote(3, &ordinary, "yes").unwrap();
+    let special = w.propose(2, json!({"kind": "special"}));
+    w.vote(3, &special, "no").unwrap();
+    assert_eq!(
+        rejected_rule(w.vote(3, &special, "yes").map(|_| ())),
+        "vote.revote"
+    );
+    let t = w.close(&ordinary).tally.unwrap();
+    assert_eq!((t.ballots, t.outcome), (1, Outcome::Adopted));
+}
+
+#[test]
+fn proxies_respect_the_cap_and_the_grantors_own_vote_overrides_them() {
+    let mut w = World::with(
+        test_bylaws(),
+        &[
+            (2, "members", &[Role::Board]),
+            (3, "members", &[]),
+            (4, "members", &[]),
+            (5, "members", &[]),
+            (6, "members", &[]),
+        ],
+    );
+    let p = w.propose(2, json!({}));
+    w.submit(3, "gov.proxy", json!({"proposal": p, "to": mid(2)}))
+        .unwrap();
+    // The cap is one proxy per holder.
+    assert_eq!(
+        w.refused(4, "gov.proxy", json!({"proposal": p, "to": mid(2)})),
+        "proxy.cap"
+    );
+    assert_eq!(
+        w.refused(4, "gov.proxy", json!({"proposal": p, "to": mid(4)})),
+        "proxy.self"
+    );
+    w.submit(4, "gov.proxy", json!({"proposal": p, "to": mid(5)}))
+        .unwrap();
+    w.vote(2, &p, "yes").unwrap();
+    w.vote(5, &p, "no").unwrap();
+    // Member 4 votes directly: overrides member 5's proxy vote.
+    w.vote(4, &p, "yes").unwrap();
+    let t = w.close(&p).tally.unwrap();
+    assert_eq!((t.ballots, t.by_proxy), (4, 1));
+    match t.result {
+        crate::tallying::TallyResult::YesNo(y) => {
+            assert_eq!(y.yes_share.map(|s| s.0.to_string()), Some("3/4".into()))
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut no_proxies = test_bylaws();
+    for d in no_proxies.decisions.values_mut() {
+        d.proxies.allowed = false;
+    }
+    let mut w = World::with(
+        no_proxies,
+        &[(2, "members", &[Role::Board]), (3, "members", &[])],
+    );
+    let p = w.propose(2, json!({}));
+    assert_eq!(
+        w.refused(3, "gov.proxy", json!({"proposal": p, "to": mid(2)})),
+        "proxy.disallowed"
+    );
+}
+
+#[test]
+fn the_tally_entry_must_come_from_the_node_after_close_and_match_the_recount() {
+    let mut w = World::new();
+    let p = w.propose(2, json!({}));
+    w.vote(3, &p, "yes").unwrap();
+    let id = crate::parse_id(&p).unwrap();
+    let payload = Value::Object(tally_entry_payload(&w.s, &id).unwrap().unwrap());
+    assert_eq!(w.refused(1, "gov.tally", payload.clone()), "tally.early");
+    w.now = T0 + 120_000;
+    assert_eq!(w.refused(2, "gov.tally", payload.clone()), "role.required");
+    let mut forged = payload.clone();
+    forged["tally"]["outcome"] = json!("rejected");
+    assert_eq!(w.refused(1, "gov.tally", forged), "tally.mismatch");
+    assert_eq!(records::due_for_tally(&w.s, w.now).unwrap(), vec![id]);
+    w.submit(1, "gov.tally", payload.clone()).unwrap();
+    assert_eq!(w.refused(1, "gov.tally", payload), "proposal.closed");
+    assert!(records::due_for_tally(&w.s, w.now).unwrap().is_empty());
+    // 1 of 3 took part: quorum (20%) met; 1 yes of 1 cast.
+    let p = records::proposal(&w.s, &id).unwrap().unwrap();
+    assert_eq!(p.tally.unwrap().outcome, Outcome::Adopted);
+    assert!(matches!(p.status, ProposalStatus::Closed { .. }));
+}
+
+#[test]
+fn an_adopted_amendment_changes_the_bylaws_and_a_board_election_seats_the_winner() {
+    let mut w = World::new();
+    let mut next = test_bylaws();
+    next.version = 2;
+    if let Some(d) = next.decisions.get_mut(&DecisionKind::Ordinary) {
+        d.quorum.minimum_ppm = 600_000;
+    }
+    let stale = {
+        let mut b = next.clone();
+        b.version = 3;
+        b
+    };
+    assert_eq!(
+        w.refused(
+            2,
+            "gov.propose",
+            json!({"kind": "bylaws_amendment", "title": "t", "method": "yes_no",
+                   "opensMs": T0, "closesMs": T0 + 120_000,
+                   "bylaws": serde_json::to_value(&stale).unwrap()})
+        ),
+        "proposal.subject"
+    );
+    let a = w.propose(
+        2,
+        json!({"kind": "bylaws_amendment", "bylaws": serde_json::to_value(&next).unwrap()}),
+    );
+    // 1 of 3 votes: quorum of 20% met, but two-thirds needs... 1/1 = 100%: adopted.
+    w.vote(2, &a, "yes").unwrap();
+    let closed = w.close(&a);
+    assert!(matches!(
+        closed.status,
+        ProposalStatus::Closed { applied: true, .. }
+    ));
+    assert_eq!(records::bylaws(&w.s).unwrap().unwrap(), next);
+
+    let e = w.propose(
+        3,
+        json!({"kind": "board_election", "method": "ranked_choice",
+               "choices": [mid(3), mid(4)]}),
+    );
+    assert_eq!(
+        w.refused(2, "gov.vote", json!({"proposal": e, "choices": [0, 0]})),
+        "vote.choice"
+    );
+    assert_eq!(
+        w.refused(2, "gov.vote", json!({"proposal": e, "choices": [2]})),
+        "vote.choice"
+    );
+    w.submit(2, "gov.vote", json!({"proposal": e, "choices": [1, 0]}))
+        .unwrap();
+    w.submit(3, "gov.vote", json!({"proposal": e, "choices": [1]}))
+        .unwrap();
+    let closed = w.close(&e);
+    assert_eq!(closed.tally.unwrap().winner, Some(1));
+    assert_eq!(w.member(4).roles, vec![Role::Board]);
+    assert!(w.member(3).roles.is_empty());
+    let bad_election = json!({"kind": "board_election", "method": "single_choice",
+        "choices": [mid(3), "m-0000000000000000"]});
+    let mut p = json!({"title": "t", "opensMs": w.now, "closesMs": w.now + 120_000});
+    for (k, v) in bad_election.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    assert_eq!(w.refused(2, "gov.propose", p), "proposal.subject");
+}
+
+#[test]
+fn class_weights_decide_a_multi_stakeholder_vote() {
+    // Drivers weigh 70%, riders 30%: one driver's no outweighs two riders' yes.
+    let mut w = World::with(
+        two_class_bylaws(),
+        &[
+            (2, "drivers", &[Role::Board]),
+            (3, "riders", &[]),
+            (4, "riders", &[]),
+        ],
+    );
+    let p = w.propose(3, json!({}));
+    w.vote(2, &p, "no").unwrap();
+    w.vote(3, &p, "yes").unwrap();
+    w.vote(4, &p, "yes").unwrap();
+    let t = w.close(&p).tally.unwrap();
+    assert_eq!(t.outcome, Outcome::Rejected);
+    assert_eq!(
+        t.eligible,
+        BTreeMap::from([("drivers".into(), 1), ("riders".into(), 2)])
+    );
+}
+
+#[test]
+fn the_fold_is_deterministic() {
+    let run = || {
+        let mut w = World::new();
+        let p = w.propose(2, json!({}));
+        w.vote(3, &p, "yes").unwrap();
+        w.vote(4, &p, "no").unwrap();
+        w.close(&p);
+        w.admit(5, "members");
+        w.s
+    };
+    assert_eq!(run(), run());
+    let _ = Method::YesNo;
 }

@@ -1,0 +1,469 @@
+//! The co-op's state: the records the rules keep, their keys, and the queries over them. Every
+//! query reads through [`StateRead`], so the node, a rule being applied and an offline replay
+//! all see the same thing.
+//!
+//! Keys (in the state machine's namespace; values are JSON with a fixed field order):
+//!
+//! | key | value |
+//! |---|---|
+//! | `coop` | [`CoopState`] |
+//! | `bylaws` | the bylaws in force ([`Bylaws`]) |
+//! | `key/<32-byte key>` | [`KeyRecord`] |
+//! | `member/<member id>` | [`MemberRecord`] |
+//! | `app/<32-byte entry id>` | [`Application`] |
+//! | `prop/<32-byte proposal id>` | [`ProposalRecord`] |
+//! | `vote/<proposal id>/<member id>` | [`VoteRecord`] (the member's current direct vote) |
+//! | `proxy/<proposal id>/<grantor id>` | [`ProxyRecord`] |
+//! | `held/<proposal id>/<holder id>` | number of proxies held (8 bytes BE) |
+//! | `pe/<proposal id><index, 8 bytes BE>` | empty: the log entries of a proposal, in order |
+//! | `open/<closesMs, 8 bytes BE><proposal id>` | empty: proposals not yet closed or withdrawn |
+
+use crate::bylaws::{Bylaws, DecisionKind, DecisionRules, Method};
+use crate::genesis::Role;
+use crate::tally::{ClassId, VotingMode};
+use crate::tallying::TallyRecord;
+use coopledger_ledger::store::StoreError;
+use coopledger_ledger::StateRead;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub(crate) const COOP_KEY: &[u8] = b"coop";
+pub(crate) const BYLAWS_KEY: &[u8] = b"bylaws";
+
+pub(crate) fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+pub(crate) fn key_key(k: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"key/", k])
+}
+pub(crate) fn member_key(id: &str) -> Vec<u8> {
+    cat(&[b"member/", id.as_bytes()])
+}
+pub(crate) fn app_key(id: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"app/", id])
+}
+pub(crate) fn prop_key(id: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"prop/", id])
+}
+pub(crate) fn vote_prefix(p: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"vote/", p, b"/"])
+}
+pub(crate) fn vote_key(p: &[u8; 32], member: &str) -> Vec<u8> {
+    cat(&[&vote_prefix(p), member.as_bytes()])
+}
+pub(crate) fn proxy_prefix(p: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"proxy/", p, b"/"])
+}
+pub(crate) fn proxy_key(p: &[u8; 32], grantor: &str) -> Vec<u8> {
+    cat(&[&proxy_prefix(p), grantor.as_bytes()])
+}
+pub(crate) fn held_key(p: &[u8; 32], holder: &str) -> Vec<u8> {
+    cat(&[b"held/", p, b"/", holder.as_bytes()])
+}
+pub(crate) fn pe_prefix(p: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"pe/", p])
+}
+pub(crate) fn pe_key(p: &[u8; 32], index: u64) -> Vec<u8> {
+    cat(&[&pe_prefix(p), &index.to_be_bytes()])
+}
+pub(crate) const OPEN_PREFIX: &[u8] = b"open/";
+pub(crate) fn open_key(closes_ms: u64, p: &[u8; 32]) -> Vec<u8> {
+    cat(&[OPEN_PREFIX, &closes_ms.to_be_bytes(), p])
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("governance state: {e}")))
+}
+
+pub(crate) fn read<T: for<'de> Deserialize<'de>>(
+    s: &dyn StateRead,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    s.get(key)?.map(|b| decode(&b)).transpose()
+}
+
+/// The co-op as founded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoopState {
+    /// Display name.
+    pub name: String,
+    /// Base64 node key.
+    pub node_key: String,
+    /// Log index of the genesis entry.
+    pub genesis_index: u64,
+    /// Members currently active or suspended (not expelled or withdrawn).
+    pub members: u64,
+}
+
+/// A key known to the co-op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRecord {
+    /// Pseudonymous member id (`node` for the node key).
+    pub member: String,
+    /// Log index at which the key became known.
+    pub since: u64,
+    /// Log index of the revocation, if revoked: entries it signed before stay valid, later ones
+    /// are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<u64>,
+}
+
+/// Where a member stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    /// A member in good standing.
+    Active,
+    /// Suspended: may not vote, propose or act until reinstated.
+    Suspended,
+    /// Expelled after notice and an adopted expulsion decision.
+    Expelled,
+    /// Left of their own accord.
+    Withdrawn,
+}
+
+/// What happened to a member at a log index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberEvent {
+    /// Log index of the entry.
+    pub index: u64,
+    /// What it did: `founded`, `admitted`, `class`, `suspended`, `reinstated`, `expelled`,
+    /// `withdrawn`.
+    pub event: String,
+    /// Status from this index on.
+    pub status: MemberStatus,
+    /// Class from this index on.
+    pub class: ClassId,
+}
+
+/// A notice of intended expulsion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpulsionNotice {
+    /// Log index of the notice.
+    pub index: u64,
+    /// Node time of the notice's batch.
+    pub time_ms: u64,
+    /// Commitment to the stated reasons (the text lives off-ledger).
+    pub reason: String,
+}
+
+/// A member (a person or an organisation holding several keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRecord {
+    /// Pseudonymous id.
+    pub id: String,
+    /// Current class.
+    pub class: ClassId,
+    /// Current status.
+    pub status: MemberStatus,
+    /// Roles besides `member`.
+    pub roles: Vec<Role>,
+    /// Keys ever held (base64), revoked ones included.
+    pub keys: Vec<String>,
+    /// Membership history, oldest first.
+    pub history: Vec<MemberEvent>,
+    /// Pending expulsion notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<ExpulsionNotice>,
+}
+
+impl MemberRecord {
+    /// The member's standing as of log index `index` (after the entry at `index`), or `None` if
+    /// they were not yet a member.
+    pub fn at(&self, index: u64) -> Option<&MemberEvent> {
+        self.history.iter().rev().find(|e| e.index <= index)
+    }
+}
+
+/// A membership application, signed by the applicant's new key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Entry id (hex).
+    pub id: String,
+    /// Log index.
+    pub index: u64,
+    /// The applicant's key (base64).
+    pub key: String,
+    /// The member id the applicant will have.
+    pub member: String,
+    /// Requested class.
+    pub class: ClassId,
+    /// Salted commitment to the application's off-ledger details, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    /// Log index of the admission, once admitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted: Option<u64>,
+}
+
+/// What a proposal is about, beyond its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Subject {
+    /// Nothing beyond the title (and the optional document digest).
+    Motion,
+    /// Admit the applicant of this application (entry id, hex).
+    Application {
+        /// Application entry id.
+        id: String,
+    },
+    /// Expel this member.
+    Member {
+        /// Member id.
+        id: String,
+    },
+    /// Replace the bylaws with these.
+    Bylaws {
+        /// The proposed bylaws (version = current + 1).
+        bylaws: Box<Bylaws>,
+    },
+}
+
+/// Where a proposal stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ProposalStatus {
+    /// Created; open for votes between `opensMs` and `closesMs`.
+    Open,
+    /// Withdrawn by its proposer.
+    Withdrawn {
+        /// Log index of the withdrawal.
+        index: u64,
+    },
+    /// Closed and tallied.
+    Closed {
+        /// Log index of the tally entry.
+        index: u64,
+        /// Whether its effect (new bylaws, a board seat) took hold.
+        applied: bool,
+    },
+}
+
+/// A proposal, with the electorate and rules frozen at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProposalRecord {
+    /// Proposal id: the creating entry's id (hex). Also the seed of a `lot` tie-break.
+    pub id: String,
+    /// Log index of creation: the electorate is the voting members as of this index.
+    pub index: u64,
+    /// Proposer's member id.
+    pub proposer: String,
+    /// Kind of decision.
+    pub kind: DecisionKind,
+    /// Title (co-op business, never personal data).
+    pub title: String,
+    /// Digest of the full motion text, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    /// Voting method.
+    pub method: Method,
+    /// Choices (empty for yes/no).
+    pub choices: Vec<String>,
+    /// Voting opens (node and signer time, ms).
+    pub opens_ms: u64,
+    /// Voting closes (exclusive).
+    pub closes_ms: u64,
+    /// What it decides.
+    pub subject: Subject,
+    /// Bylaws version in force at creation.
+    pub bylaws_version: u64,
+    /// Decision rules frozen at creation.
+    pub rules: DecisionRules,
+    /// Voting mode frozen at creation.
+    pub voting: VotingMode,
+    /// Eligible members per voting class at creation.
+    pub eligible: BTreeMap<ClassId, u64>,
+    /// Where it stands.
+    pub status: ProposalStatus,
+    /// The tally, once closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tally: Option<TallyRecord>,
+}
+
+impl ProposalRecord {
+    /// The proposal id as bytes.
+    pub fn id_bytes(&self) -> Result<[u8; 32], StoreError> {
+        crate::payload::parse_id(&self.id)
+            .ok_or_else(|| StoreError::Corrupt(format!("proposal id {:?}", self.id)))
+    }
+}
+
+/// A ballot's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vote {
+    /// Yes.
+    Yes,
+    /// No.
+    No,
+    /// Abstain.
+    Abstain,
+    /// Choice indexes: one for single choice, any set for approval, a ranking for ranked choice
+    /// (empty: abstain).
+    Choices(Vec<u32>),
+}
+
+/// A member's current direct vote on a proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoteRecord {
+    /// Log index of the vote entry.
+    pub index: u64,
+    /// The ballot.
+    pub vote: Vote,
+    /// Index of the vote it superseded (a revote), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<u64>,
+}
+
+/// A proxy given for one proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyRecord {
+    /// The member who holds the proxy.
+    pub holder: String,
+    /// Log index of the grant.
+    pub index: u64,
+}
+
+/// The co-op record, if genesis has happened.
+pub fn coop(s: &dyn StateRead) -> Result<Option<CoopState>, StoreError> {
+    read(s, COOP_KEY)
+}
+
+/// The bylaws in force.
+pub fn bylaws(s: &dyn StateRead) -> Result<Option<Bylaws>, StoreError> {
+    read(s, BYLAWS_KEY)
+}
+
+/// What the co-op knows of `key`.
+pub fn key(s: &dyn StateRead, key: &[u8; 32]) -> Result<Option<KeyRecord>, StoreError> {
+    read(s, &key_key(key))
+}
+
+/// A member by id.
+pub fn member(s: &dyn StateRead, id: &str) -> Result<Option<MemberRecord>, StoreError> {
+    read(s, &member_key(id))
+}
+
+/// Every member ever admitted, by id.
+pub fn members(s: &dyn StateRead) -> Result<Vec<MemberRecord>, StoreError> {
+    s.scan(b"member/")?.iter().map(|(_, v)| decode(v)).collect()
+}
+
+/// One member's standing at a log index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Standing {
+    /// Member id.
+    pub member: String,
+    /// Class at that index.
+    pub class: ClassId,
+    /// Status at that index.
+    pub status: MemberStatus,
+}
+
+/// Who was a member, in which class and standing, as of log index `index` (after the entry at
+/// `index`): expelled and withdrawn members are listed with that status.
+pub fn members_at(s: &dyn StateRead, index: u64) -> Result<Vec<Standing>, StoreError> {
+    Ok(members(s)?
+        .iter()
+        .filter_map(|m| {
+            m.at(index).map(|e| Standing {
+                member: m.id.clone(),
+                class: e.class.clone(),
+                status: e.status,
+            })
+        })
+        .collect())
+}
+
+/// An application by entry id.
+pub fn application(s: &dyn StateRead, id: &[u8; 32]) -> Result<Option<Application>, StoreError> {
+    read(s, &app_key(id))
+}
+
+/// A proposal by id.
+pub fn proposal(s: &dyn StateRead, id: &[u8; 32]) -> Result<Option<ProposalRecord>, StoreError> {
+    read(s, &prop_key(id))
+}
+
+/// Every proposal, in id order.
+pub fn proposals(s: &dyn StateRead) -> Result<Vec<ProposalRecord>, StoreError> {
+    s.scan(b"prop/")?.iter().map(|(_, v)| decode(v)).collect()
+}
+
+/// Current direct votes on a proposal, by member.
+pub fn votes(s: &dyn StateRead, p: &[u8; 32]) -> Result<BTreeMap<String, VoteRecord>, StoreError> {
+    let prefix = vote_prefix(p);
+    s.scan(&prefix)?
+        .iter()
+        .map(|(k, v)| {
+            let member = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default());
+            Ok((member.into_owned(), decode(v)?))
+        })
+        .collect()
+}
+
+/// Proxies in force on a proposal, by grantor.
+pub fn proxies(
+    s: &dyn StateRead,
+    p: &[u8; 32],
+) -> Result<BTreeMap<String, ProxyRecord>, StoreError> {
+    let prefix = proxy_prefix(p);
+    s.scan(&prefix)?
+        .iter()
+        .map(|(k, v)| {
+            let member = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default());
+            Ok((member.into_owned(), decode(v)?))
+        })
+        .collect()
+}
+
+/// Log indexes of every entry about a proposal (creation, amendments, votes, proxies,
+/// withdrawal, tally), in log order.
+pub fn proposal_entries(s: &dyn StateRead, p: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
+    let prefix = pe_prefix(p);
+    Ok(s.scan(&prefix)?
+        .iter()
+        .filter_map(|(k, _)| {
+            let b: [u8; 8] = k.get(prefix.len()..)?.try_into().ok()?;
+            Some(u64::from_be_bytes(b))
+        })
+        .collect())
+}
+
+/// Proposals still open whose voting closed at or before `now_ms`: the node tallies these.
+pub fn due_for_tally(s: &dyn StateRead, now_ms: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+    Ok(s.scan(OPEN_PREFIX)?
+        .iter()
+        .filter_map(|(k, _)| {
+            let rest = k.get(OPEN_PREFIX.len()..)?;
+            let closes = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+            let id: [u8; 32] = rest.get(8..)?.try_into().ok()?;
+            (closes <= now_ms).then_some(id)
+        })
+        .collect())
+}
+
+/// The frozen electorate of a proposal: members active in a voting class as of its creation.
+pub fn electorate(
+    s: &dyn StateRead,
+    p: &ProposalRecord,
+) -> Result<BTreeMap<String, ClassId>, StoreError> {
+    Ok(members(s)?
+        .iter()
+        .filter_map(|m| {
+            let e = m.at(p.index)?;
+            (e.status == MemberStatus::Active && p.eligible.contains_key(&e.class))
+                .then(|| (m.id.clone(), e.class.clone()))
+        })
+        .collect())
+}
