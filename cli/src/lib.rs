@@ -2,6 +2,7 @@
 //! entries and checkpoints, write proof files and verify them offline.
 #![forbid(unsafe_code)]
 
+mod clerk;
 mod keyfile;
 mod node;
 

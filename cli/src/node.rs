@@ -250,7 +250,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         ..LogConfig::default()
     };
     let log = Arc::new(
-        Log::open(&ledger_dir, node_key, CoopRules, config).with_context(|| {
+        Log::open(&ledger_dir, node_key.clone(), CoopRules, config).with_context(|| {
             format!(
                 "cannot open the ledger in {} (is another node running on it?)",
                 ledger_dir.display()
@@ -273,8 +273,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         cp.checkpoint.size, cp.checkpoint.root
     );
     tracing::info!(addr = %node.addr, "serving");
+    let clerk = tokio::spawn(crate::clerk::run(log.clone(), node_key));
     shutdown_signal().await;
     println!("shutting down");
+    clerk.abort();
+    let _ = clerk.await;
     let _ = node.handle.stop();
     node.handle.stopped().await;
     drop(log);

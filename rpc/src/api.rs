@@ -1,7 +1,13 @@
 //! The JSON-RPC interface: method names and parameter names are a stable contract with outside
 //! verifiers. The macro generates both the server trait and the typed client (`LedgerApiClient`).
 
-use crate::wire::{CheckpointInfo, ConsistencyProof, EntryResult, InclusionProof, SubmitResult};
+use crate::wire::{
+    CheckpointInfo, ConsistencyProof, CoopInfo, ElectorateView, EntryResult, InclusionProof,
+    MemberView, ProposalSummary, SubmitResult,
+};
+use coopledger_governance::bylaws::Bylaws;
+use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
+use coopledger_governance::tallying::TallyRecord;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -64,4 +70,62 @@ pub trait LedgerApi {
     /// Pushes every new checkpoint as a `ledger_newCheckpoint` notification.
     #[subscription(name = "subscribeCheckpoints" => "newCheckpoint", unsubscribe = "unsubscribeCheckpoints", item = CheckpointInfo)]
     async fn subscribe_checkpoints(&self) -> SubscriptionResult;
+}
+
+/// `gov_*`: the co-op's governance state — bylaws, members, proposals, votes and tallies.
+/// Entries are submitted with `ledger_submit`; these methods read what the rules made of them.
+#[rpc(server, client, namespace = "gov")]
+pub trait GovApi {
+    /// The co-op: name, node key, genesis index, member count, bylaws version, entry types.
+    #[method(name = "info")]
+    async fn info(&self) -> RpcResult<CoopInfo>;
+
+    /// The bylaws in force.
+    #[method(name = "bylaws")]
+    async fn bylaws(&self) -> RpcResult<Bylaws>;
+
+    /// One member: record, history, and standing as of `atIndex` (default: now).
+    #[method(name = "member")]
+    async fn member(
+        &self,
+        member: String,
+        #[argument(rename = "atIndex")] at_index: Option<u64>,
+    ) -> RpcResult<MemberView>;
+
+    /// Who was a member, in which class and standing, as of log index `atIndex` (default: now).
+    #[method(name = "members")]
+    async fn members(
+        &self,
+        #[argument(rename = "atIndex")] at_index: Option<u64>,
+    ) -> RpcResult<Vec<Standing>>;
+
+    /// What the co-op knows of a key (base64): its member, since when, revoked when.
+    #[method(name = "key")]
+    async fn key(&self, key: String) -> RpcResult<KeyRecord>;
+
+    /// A membership application by entry id (hex).
+    #[method(name = "application")]
+    async fn application(&self, id: String) -> RpcResult<Application>;
+
+    /// A proposal by id (hex): terms, frozen rules and electorate counts, status, tally.
+    #[method(name = "proposal")]
+    async fn proposal(&self, id: String) -> RpcResult<ProposalRecord>;
+
+    /// Every proposal, newest first.
+    #[method(name = "proposals")]
+    async fn proposals(&self) -> RpcResult<Vec<ProposalSummary>>;
+
+    /// Log indexes of every entry about a proposal, in log order (creation, amendments, votes,
+    /// proxies, withdrawal, tally): fetch them with inclusion proofs to recount.
+    #[method(name = "proposalEntries")]
+    async fn proposal_entries(&self, id: String) -> RpcResult<Vec<u64>>;
+
+    /// The frozen electorate of a proposal, with the digest its tally commits to.
+    #[method(name = "electorate")]
+    async fn electorate(&self, id: String) -> RpcResult<ElectorateView>;
+
+    /// The running tally of an open proposal whose bylaws make results live; refused with
+    /// RESULTS_SEALED when results come only after close.
+    #[method(name = "liveTally")]
+    async fn live_tally(&self, id: String) -> RpcResult<TallyRecord>;
 }

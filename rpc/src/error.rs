@@ -39,6 +39,8 @@ pub mod code {
     pub const UNAVAILABLE: i32 = 3002;
     /// Storage failed.
     pub const STORAGE: i32 = 3003;
+    /// Results of an open vote are published only after it closes.
+    pub const RESULTS_SEALED: i32 = 2003;
 }
 
 /// `(code, name, meaning)` for every application code, for documentation and `rpc.discover`.
@@ -97,6 +99,11 @@ pub const TABLE: &[(i32, &str, &str)] = &[
         code::OUT_OF_RANGE,
         "OUT_OF_RANGE",
         "index or size outside the checkpointed log; data.field names it",
+    ),
+    (
+        code::RESULTS_SEALED,
+        "RESULTS_SEALED",
+        "the bylaws publish this vote's results only after it closes",
     ),
     (
         code::OVERLOADED,
@@ -183,4 +190,23 @@ pub fn query(e: &QueryError) -> ErrorObjectOwned {
         }
         QueryError::Storage(_) => err(code::STORAGE, e.to_string(), json!({})),
     }
+}
+
+/// A governance record that does not exist; `field` names the parameter.
+pub fn not_found(field: &str, what: String) -> ErrorObjectOwned {
+    err(code::NOT_FOUND, what, json!({ "field": field }))
+}
+
+/// The state could not be read.
+pub fn storage(e: &coopledger_ledger::store::StoreError) -> ErrorObjectOwned {
+    err(code::STORAGE, e.to_string(), json!({}))
+}
+
+/// Results sealed until close.
+pub fn results_sealed(closes_ms: u64) -> ErrorObjectOwned {
+    err(
+        code::RESULTS_SEALED,
+        format!("results are published after voting closes at {closes_ms} ms"),
+        json!({ "closesMs": closes_ms }),
+    )
 }

@@ -5,8 +5,9 @@
 pub mod api;
 pub mod client;
 pub mod error;
+mod gov;
 pub mod server;
 pub mod wire;
 
-pub use api::LedgerApiClient;
+pub use api::{GovApiClient, LedgerApiClient};
 pub use server::{serve, NodeHandle};

@@ -1,7 +1,7 @@
 //! The node's JSON-RPC server: HTTP and WebSocket on one port, on a listener the caller binds
 //! (tests bind port 0), stopped through the returned handle.
 
-use crate::api::{LedgerApiServer, RpcResult};
+use crate::api::{GovApiServer, LedgerApiServer, RpcResult};
 use crate::error;
 use crate::wire::{
     bytes_b64, hashes_b64, CheckpointInfo, ConsistencyProof, EntryResult, InclusionProof,
@@ -177,7 +177,8 @@ pub fn module(
     log: Arc<Log<CoopRules>>,
 ) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(());
-    m.merge(LedgerRpc { log }.into_rpc())?;
+    m.merge(LedgerRpc { log: log.clone() }.into_rpc())?;
+    m.merge(crate::gov::GovRpc { log }.into_rpc())?;
     m.register_method("rpc.discover", |_, _, _| -> Value {
         serde_json::from_str(OPENRPC).unwrap_or(Value::Null)
     })?;

@@ -1,6 +1,9 @@
 //! Wire types: field names and encodings exactly as outside verifiers see them (camelCase,
 //! hashes and bytes in standard base64, sizes and indexes as JSON integers).
 
+use coopledger_governance::bylaws::DecisionKind;
+use coopledger_governance::records::{MemberEvent, MemberRecord, ProposalRecord, ProposalStatus};
+use coopledger_governance::tally::Outcome;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::{Hash, Receipt, SignedCheckpoint};
 use serde::{Deserialize, Serialize};
@@ -112,4 +115,95 @@ pub fn hashes_b64(h: &[Hash]) -> Vec<String> {
 /// Base64 of bytes.
 pub fn bytes_b64(b: &[u8]) -> String {
     b64_encode(b)
+}
+
+/// The co-op at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoopInfo {
+    /// The ledger's origin.
+    pub origin: String,
+    /// Display name.
+    pub name: String,
+    /// Base64 node key.
+    pub node_key: String,
+    /// Log index of genesis.
+    pub genesis_index: u64,
+    /// Members active or suspended.
+    pub members: u64,
+    /// Version of the bylaws in force.
+    pub bylaws_version: u64,
+    /// Registered entry types as `type/v`.
+    pub entry_types: Vec<String>,
+}
+
+/// A member's record and their standing at the index asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    /// The full record (current class, status, roles, keys, history).
+    pub record: MemberRecord,
+    /// The index the standing is for.
+    pub at_index: u64,
+    /// Standing at that index (`null`: not yet a member then).
+    pub standing: Option<MemberEvent>,
+}
+
+/// A proposal in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProposalSummary {
+    /// Id (hex).
+    pub id: String,
+    /// Log index of creation.
+    pub index: u64,
+    /// Kind of decision.
+    pub kind: DecisionKind,
+    /// Title.
+    pub title: String,
+    /// Voting opens.
+    pub opens_ms: u64,
+    /// Voting closes.
+    pub closes_ms: u64,
+    /// Status.
+    pub status: ProposalStatus,
+    /// Outcome, once tallied.
+    pub outcome: Option<Outcome>,
+}
+
+impl From<&ProposalRecord> for ProposalSummary {
+    fn from(p: &ProposalRecord) -> ProposalSummary {
+        ProposalSummary {
+            id: p.id.clone(),
+            index: p.index,
+            kind: p.kind,
+            title: p.title.clone(),
+            opens_ms: p.opens_ms,
+            closes_ms: p.closes_ms,
+            status: p.status.clone(),
+            outcome: p.tally.as_ref().map(|t| t.outcome),
+        }
+    }
+}
+
+/// One member of a frozen electorate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Elector {
+    /// Member id.
+    pub member: String,
+    /// Class the member votes in.
+    pub class: String,
+}
+
+/// A proposal's frozen electorate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ElectorateView {
+    /// Proposal id.
+    pub proposal: String,
+    /// Members in id order.
+    pub members: Vec<Elector>,
+    /// `electorate_digest` of the list: equals the tally's `electorate` field.
+    pub digest: String,
 }

@@ -463,6 +463,22 @@ fn check_voter(view: &StateView<'_>, p: &ProposalRecord, member: &str) -> Result
     Ok(())
 }
 
+/// Votes and proxies name the member they are for, so the log alone says whose vote it is
+/// (a member may sign with any of their keys); it must be the signer's member.
+fn check_member_field(f: &Fields<'_>, m: &crate::records::MemberRecord) -> Result<(), ApplyError> {
+    let named = f.member("member")?;
+    if named != m.id {
+        return Err(rule(
+            "vote.member",
+            format!(
+                "body.payload.member is {named} but body.signer is a key of {}",
+                m.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_window(p: &ProposalRecord, ctx: &ApplyContext, ts: u64) -> Result<(), ApplyError> {
     let inside = |t: u64| t >= p.opens_ms && t < p.closes_ms;
     if !inside(ctx.batch_time_ms) || !inside(ts) {
@@ -533,7 +549,7 @@ fn vote_from(f: &Fields<'_>, p: &ProposalRecord) -> Result<Vote, ApplyError> {
     Ok(Vote::Choices(out))
 }
 
-/// `gov.vote {proposal, vote | choices}` — by a member of the frozen electorate, in good
+/// `gov.vote {proposal, member, vote | choices}` — by a member of the frozen electorate, in good
 /// standing, inside the window by both clocks. A revote (where allowed) supersedes the earlier
 /// vote, which stays in the log.
 pub(super) fn vote(
@@ -545,7 +561,11 @@ pub(super) fn vote(
     let Signer::Member(m) = signer else {
         return Err(rule("role.required", "only members vote"));
     };
-    let f = Fields::new(&env.body().payload, &["proposal", "vote", "choices"])?;
+    let f = Fields::new(
+        &env.body().payload,
+        &["proposal", "member", "vote", "choices"],
+    )?;
+    check_member_field(&f, m)?;
     let (id, p) = load(view, &f)?;
     require_open(&p)?;
     check_window(&p, ctx, env.body().ts)?;
@@ -590,7 +610,7 @@ fn set_held(view: &mut StateView<'_>, p: &[u8; 32], holder: &str, n: u64) {
     }
 }
 
-/// `gov.proxy {proposal, to}` — the grantor names a holder (`to`: member id) or takes the proxy
+/// `gov.proxy {proposal, member, to}` — the grantor names a holder (`to`: member id) or takes the proxy
 /// back (`to`: null), before voting closes. A holder holds at most the bylaws' maximum.
 pub(super) fn proxy(
     view: &mut StateView<'_>,
@@ -601,7 +621,8 @@ pub(super) fn proxy(
     let Signer::Member(m) = signer else {
         return Err(rule("role.required", "only members give proxies"));
     };
-    let f = Fields::new(&env.body().payload, &["proposal", "to"])?;
+    let f = Fields::new(&env.body().payload, &["proposal", "member", "to"])?;
+    check_member_field(&f, m)?;
     let (id, p) = load(view, &f)?;
     require_open(&p)?;
     if !p.rules.proxies.allowed {

@@ -171,7 +171,11 @@ impl World {
     }
 
     fn vote(&mut self, n: u8, p: &str, v: &str) -> Result<[u8; 32], ApplyError> {
-        self.submit(n, "gov.vote", json!({"proposal": p, "vote": v}))
+        self.submit(
+            n,
+            "gov.vote",
+            json!({"proposal": p, "member": self.member_of(n), "vote": v}),
+        )
     }
 
     /// Moves the clock past the close and records the node's tally.
@@ -182,6 +186,13 @@ impl World {
         let payload = tally_entry_payload(&self.s, &id).unwrap().unwrap();
         self.submit(1, "gov.tally", Value::Object(payload)).unwrap();
         records::proposal(&self.s, &id).unwrap().unwrap()
+    }
+
+    /// The member key `n` belongs to.
+    fn member_of(&self, n: u8) -> String {
+        records::key(&self.s, &pk(n))
+            .unwrap()
+            .map_or_else(|| mid(n), |k| k.member)
     }
 
     fn member(&self, n: u8) -> MemberRecord {
@@ -520,6 +531,15 @@ fn a_revoked_key_is_refused_and_the_new_key_accepted() {
         rejected_rule(w.vote(3, &p, "yes").map(|_| ())),
         "key.revoked"
     );
+    // A vote must name the signer's own member.
+    assert_eq!(
+        w.refused(
+            8,
+            "gov.vote",
+            json!({"proposal": p, "member": mid(4), "vote": "yes"})
+        ),
+        "vote.member"
+    );
     // The new key acts for the same member: its vote supersedes the one the old key cast.
     w.vote(8, &p, "yes").unwrap();
     let votes = records::votes(&w.s, &crate::parse_id(&p).unwrap()).unwrap();
@@ -565,7 +585,11 @@ fn expulsion_needs_notice_the_notice_period_and_an_adopted_decision() {
         .unwrap();
     assert_eq!(w.member(4).status, MemberStatus::Expelled);
     assert_eq!(
-        w.refused(4, "gov.vote", json!({"proposal": other, "vote": "no"})),
+        w.refused(
+            4,
+            "gov.vote",
+            json!({"proposal": other, "member": w.member_of(4), "vote": "no"})
+        ),
         "vote.suspended"
     );
     assert_eq!(records::coop(&w.s).unwrap().unwrap().members, 2);
@@ -631,7 +655,7 @@ fn votes_outside_the_window_by_either_clock_are_refused() {
     let early = w.submit_at(
         3,
         "gov.vote",
-        json!({"proposal": p, "vote": "yes"}),
+        json!({"proposal": p, "member": mid(3), "vote": "yes"}),
         T0 + 59_999,
     );
     assert_eq!(rejected_rule(early.map(|_| ())), "vote.window");
@@ -642,7 +666,11 @@ fn votes_outside_the_window_by_either_clock_are_refused() {
         "vote.window"
     );
     assert_eq!(
-        w.refused(3, "gov.vote", json!({"proposal": p, "vote": "maybe"})),
+        w.refused(
+            3,
+            "gov.vote",
+            json!({"proposal": p, "member": w.member_of(3), "vote": "maybe"})
+        ),
         "vote.window"
     );
 }
@@ -699,7 +727,11 @@ fn proposals_follow_the_frozen_rules_and_are_amended_only_before_opening() {
     );
     w.submit(3, "gov.withdraw", json!({"proposal": p})).unwrap();
     assert_eq!(
-        w.refused(3, "gov.vote", json!({"proposal": p, "vote": "yes"})),
+        w.refused(
+            3,
+            "gov.vote",
+            json!({"proposal": p, "member": w.member_of(3), "vote": "yes"})
+        ),
         "proposal.closed"
     );
     assert!(records::due_for_tally(&w.s, u64::MAX).unwrap().is_empty());
@@ -739,19 +771,35 @@ fn proxies_respect_the_cap_and_the_grantors_own_vote_overrides_them() {
         ],
     );
     let p = w.propose(2, json!({}));
-    w.submit(3, "gov.proxy", json!({"proposal": p, "to": mid(2)}))
-        .unwrap();
+    w.submit(
+        3,
+        "gov.proxy",
+        json!({"proposal": p, "member": w.member_of(3), "to": mid(2)}),
+    )
+    .unwrap();
     // The cap is one proxy per holder.
     assert_eq!(
-        w.refused(4, "gov.proxy", json!({"proposal": p, "to": mid(2)})),
+        w.refused(
+            4,
+            "gov.proxy",
+            json!({"proposal": p, "member": w.member_of(4), "to": mid(2)})
+        ),
         "proxy.cap"
     );
     assert_eq!(
-        w.refused(4, "gov.proxy", json!({"proposal": p, "to": mid(4)})),
+        w.refused(
+            4,
+            "gov.proxy",
+            json!({"proposal": p, "member": w.member_of(4), "to": mid(4)})
+        ),
         "proxy.self"
     );
-    w.submit(4, "gov.proxy", json!({"proposal": p, "to": mid(5)}))
-        .unwrap();
+    w.submit(
+        4,
+        "gov.proxy",
+        json!({"proposal": p, "member": w.member_of(4), "to": mid(5)}),
+    )
+    .unwrap();
     w.vote(2, &p, "yes").unwrap();
     w.vote(5, &p, "no").unwrap();
     // Member 4 votes directly: overrides member 5's proxy vote.
@@ -774,7 +822,11 @@ fn proxies_respect_the_cap_and_the_grantors_own_vote_overrides_them() {
     );
     let p = w.propose(2, json!({}));
     assert_eq!(
-        w.refused(3, "gov.proxy", json!({"proposal": p, "to": mid(2)})),
+        w.refused(
+            3,
+            "gov.proxy",
+            json!({"proposal": p, "member": w.member_of(3), "to": mid(2)})
+        ),
         "proxy.disallowed"
     );
 }
@@ -844,17 +896,33 @@ fn an_adopted_amendment_changes_the_bylaws_and_a_board_election_seats_the_winner
                "choices": [mid(3), mid(4)]}),
     );
     assert_eq!(
-        w.refused(2, "gov.vote", json!({"proposal": e, "choices": [0, 0]})),
+        w.refused(
+            2,
+            "gov.vote",
+            json!({"proposal": e, "member": w.member_of(2), "choices": [0, 0]})
+        ),
         "vote.choice"
     );
     assert_eq!(
-        w.refused(2, "gov.vote", json!({"proposal": e, "choices": [2]})),
+        w.refused(
+            2,
+            "gov.vote",
+            json!({"proposal": e, "member": w.member_of(2), "choices": [2]})
+        ),
         "vote.choice"
     );
-    w.submit(2, "gov.vote", json!({"proposal": e, "choices": [1, 0]}))
-        .unwrap();
-    w.submit(3, "gov.vote", json!({"proposal": e, "choices": [1]}))
-        .unwrap();
+    w.submit(
+        2,
+        "gov.vote",
+        json!({"proposal": e, "member": w.member_of(2), "choices": [1, 0]}),
+    )
+    .unwrap();
+    w.submit(
+        3,
+        "gov.vote",
+        json!({"proposal": e, "member": w.member_of(3), "choices": [1]}),
+    )
+    .unwrap();
     let closed = w.close(&e);
     assert_eq!(closed.tally.unwrap().winner, Some(1));
     assert_eq!(w.member(4).roles, vec![Role::Board]);

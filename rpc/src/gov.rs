@@ -1,0 +1,159 @@
+//! `gov_*` methods: read-only views of the governance state the rules keep, answered from the
+//! node's committed state (entries go in through `ledger_submit`).
+
+use crate::api::{GovApiServer, RpcResult};
+use crate::error;
+use crate::wire::{CoopInfo, Elector, ElectorateView, MemberView, ProposalSummary};
+use coopledger_governance::bylaws::{Bylaws, ResultsVisibility};
+use coopledger_governance::records::{
+    self, Application, KeyRecord, ProposalRecord, ProposalStatus, Standing,
+};
+use coopledger_governance::tallying::{electorate_digest, TallyRecord};
+use coopledger_governance::{parse_id, CoopRules, ENTRY_TYPES};
+use coopledger_ledger::codec::b64_decode;
+use coopledger_ledger::{Log, StateRead};
+use jsonrpsee::core::async_trait;
+use std::sync::Arc;
+
+pub(crate) struct GovRpc {
+    pub(crate) log: Arc<Log<CoopRules>>,
+}
+
+fn id_param(field: &str, s: &str) -> RpcResult<[u8; 32]> {
+    parse_id(s).ok_or_else(|| error::invalid_param(field, "must be 64 lowercase hex digits"))
+}
+
+impl GovRpc {
+    fn state(&self) -> &dyn StateRead {
+        self.log.as_ref()
+    }
+
+    fn proposal_record(&self, id: &str) -> RpcResult<([u8; 32], ProposalRecord)> {
+        let idb = id_param("id", id)?;
+        let p = records::proposal(self.state(), &idb)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| error::not_found("id", format!("no proposal {id}")))?;
+        Ok((idb, p))
+    }
+
+    fn now_index(&self) -> u64 {
+        self.log.checkpoint().checkpoint.size.saturating_sub(1)
+    }
+}
+
+#[async_trait]
+impl GovApiServer for GovRpc {
+    async fn info(&self) -> RpcResult<CoopInfo> {
+        let s = self.state();
+        let coop = records::coop(s)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| error::not_found("coop", "the ledger has no genesis".into()))?;
+        let bylaws = records::bylaws(s)
+            .map_err(|e| error::storage(&e))?
+            .map_or(0, |b| b.version);
+        Ok(CoopInfo {
+            origin: self.log.origin().to_owned(),
+            name: coop.name,
+            node_key: coop.node_key,
+            genesis_index: coop.genesis_index,
+            members: coop.members,
+            bylaws_version: bylaws,
+            entry_types: ENTRY_TYPES
+                .iter()
+                .map(|(t, v)| format!("{t}/{v}"))
+                .collect(),
+        })
+    }
+
+    async fn bylaws(&self) -> RpcResult<Bylaws> {
+        records::bylaws(self.state())
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| error::not_found("bylaws", "the ledger has no genesis".into()))
+    }
+
+    async fn member(&self, member: String, at_index: Option<u64>) -> RpcResult<MemberView> {
+        let record = records::member(self.state(), &member)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| error::not_found("member", format!("no member {member}")))?;
+        let at_index = at_index.unwrap_or_else(|| self.now_index());
+        let standing = record.at(at_index).cloned();
+        Ok(MemberView {
+            record,
+            at_index,
+            standing,
+        })
+    }
+
+    async fn members(&self, at_index: Option<u64>) -> RpcResult<Vec<Standing>> {
+        let at = at_index.unwrap_or_else(|| self.now_index());
+        records::members_at(self.state(), at).map_err(|e| error::storage(&e))
+    }
+
+    async fn key(&self, key: String) -> RpcResult<KeyRecord> {
+        let k: [u8; 32] = b64_decode(&key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| error::invalid_param("key", "must be base64 of a 32-byte key"))?;
+        records::key(self.state(), &k)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| error::not_found("key", "not a key of this co-op".into()))
+    }
+
+    async fn application(&self, id: String) -> RpcResult<Application> {
+        let idb = id_param("id", &id)?;
+        records::application(self.state(), &idb)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| error::not_found("id", format!("no application {id}")))
+    }
+
+    async fn proposal(&self, id: String) -> RpcResult<ProposalRecord> {
+        Ok(self.proposal_record(&id)?.1)
+    }
+
+    async fn proposals(&self) -> RpcResult<Vec<ProposalSummary>> {
+        let mut all: Vec<ProposalSummary> = records::proposals(self.state())
+            .map_err(|e| error::storage(&e))?
+            .iter()
+            .map(ProposalSummary::from)
+            .collect();
+        all.sort_by(|a, b| b.index.cmp(&a.index));
+        Ok(all)
+    }
+
+    async fn proposal_entries(&self, id: String) -> RpcResult<Vec<u64>> {
+        let (idb, _) = self.proposal_record(&id)?;
+        records::proposal_entries(self.state(), &idb).map_err(|e| error::storage(&e))
+    }
+
+    async fn electorate(&self, id: String) -> RpcResult<ElectorateView> {
+        let (_, p) = self.proposal_record(&id)?;
+        let e = records::electorate(self.state(), &p).map_err(|e| error::storage(&e))?;
+        Ok(ElectorateView {
+            proposal: p.id.clone(),
+            digest: electorate_digest(&e),
+            members: e
+                .into_iter()
+                .map(|(member, class)| Elector { member, class })
+                .collect(),
+        })
+    }
+
+    async fn live_tally(&self, id: String) -> RpcResult<TallyRecord> {
+        let (idb, p) = self.proposal_record(&id)?;
+        if let Some(t) = p.tally {
+            return Ok(t);
+        }
+        if p.status != ProposalStatus::Open {
+            return Err(error::not_found(
+                "id",
+                format!("proposal {id} was withdrawn"),
+            ));
+        }
+        if p.rules.results != ResultsVisibility::Live {
+            return Err(error::results_sealed(p.closes_ms));
+        }
+        coopledger_governance::rules::compute_tally(self.state(), &idb)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| error::not_found("id", format!("no proposal {id}")))
+    }
+}
