@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod clerk;
+mod gov;
 mod keyfile;
 mod node;
 
@@ -87,6 +88,46 @@ enum Cmd {
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Membership: apply, admit, keys, class, roles, suspension, notice, expulsion, withdrawal.
+    #[command(subcommand)]
+    Member(gov::MemberCmd),
+    /// Proposals: create, amend, withdraw, show, list.
+    #[command(subcommand)]
+    Proposal(gov::ProposalCmd),
+    /// Vote on a proposal: yes|no|abstain, or --choices 2,0,1 for choice methods.
+    Vote {
+        /// Your key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Proposal id.
+        proposal: String,
+        /// yes, no or abstain (yes/no proposals).
+        vote: Option<String>,
+        /// Choice numbers, comma-separated (a ranking for ranked choice; empty to abstain).
+        #[arg(long)]
+        choices: Option<String>,
+    },
+    /// Give a proxy for one proposal to another member, or take it back with --revoke.
+    Proxy {
+        /// Your key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Proposal id.
+        proposal: String,
+        /// Member id of the proxy holder.
+        #[arg(long, conflicts_with = "revoke", required_unless_present = "revoke")]
+        to: Option<String>,
+        /// Take the proxy back.
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// Tallies: show the recorded one, or recount it offline.
+    #[command(subcommand)]
+    Tally(gov::TallyCmd),
+    /// Print the bylaws in force.
+    Bylaws,
+    /// Print the co-op's summary (name, members, bylaws version, entry types).
+    Info,
     /// Verify a proof file offline (no server). Exit code 0 = valid, 1 = invalid.
     Verify {
         /// Proof file from `coop prove`.
@@ -212,6 +253,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let receipt = c.submit(env.to_value()).await?;
             print_json(&receipt)?;
         }
+        Cmd::Member(cmd) => gov::member(&client(&cli.rpc)?, cmd).await?,
+        Cmd::Proposal(cmd) => gov::proposal(&client(&cli.rpc)?, cmd).await?,
+        Cmd::Vote {
+            key,
+            proposal,
+            vote,
+            choices,
+        } => gov::vote(&client(&cli.rpc)?, &key, proposal, vote, choices).await?,
+        Cmd::Proxy {
+            key,
+            proposal,
+            to,
+            revoke: _,
+        } => gov::proxy(&client(&cli.rpc)?, &key, proposal, to).await?,
+        Cmd::Tally(gov::TallyCmd::Show { id }) => {
+            let p = coopledger_rpc::GovApiClient::proposal(&client(&cli.rpc)?, id).await?;
+            match p.tally {
+                Some(t) => print_json(&t)?,
+                None => anyhow::bail!(
+                    "proposal {} has no tally yet (closes at {} ms)",
+                    p.id,
+                    p.closes_ms
+                ),
+            }
+        }
+        Cmd::Tally(gov::TallyCmd::Verify { id, vkey }) => {
+            return gov::verify_tally(&client(&cli.rpc)?, id, vkey).await;
+        }
+        Cmd::Bylaws => gov::bylaws(&client(&cli.rpc)?).await?,
+        Cmd::Info => print_json(&coopledger_rpc::GovApiClient::info(&client(&cli.rpc)?).await?)?,
         Cmd::Entry { index } => print_json(&client(&cli.rpc)?.get_entry(index).await?)?,
         Cmd::Checkpoint => print_json(&client(&cli.rpc)?.checkpoint().await?)?,
         Cmd::Vkey => println!("{}", client(&cli.rpc)?.verifier_key().await?),

@@ -116,7 +116,7 @@ impl GovApiServer for GovRpc {
             .iter()
             .map(ProposalSummary::from)
             .collect();
-        all.sort_by(|a, b| b.index.cmp(&a.index));
+        all.sort_by_key(|p| std::cmp::Reverse(p.index));
         Ok(all)
     }
 

@@ -1,0 +1,824 @@
+//! Governance commands: membership (`coop member …`), proposals (`coop proposal …`), votes and
+//! proxies (`coop vote`, `coop proxy`), tallies (`coop tally show|verify`), bylaws. Every entry is
+//! signed here, on the member's device, with the member's key file.
+
+use crate::keyfile;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use coopledger_governance::bylaws::{Bylaws, DecisionKind};
+use coopledger_governance::records::{ProposalRecord, ProposalStatus, Vote};
+use coopledger_governance::tallying::{counted_ballots, electorate_digest, tally, TallyRecord};
+use coopledger_governance::{key_add_message, parse_id};
+use coopledger_ledger::bundle::{ProofFile, PROOF_FORMAT};
+use coopledger_ledger::codec::{b64_decode, b64_encode};
+use coopledger_ledger::{Body, Envelope, NoteVerifier, SignedCheckpoint, Verified};
+use coopledger_rpc::client::HttpClient;
+use coopledger_rpc::wire::SubmitResult;
+use coopledger_rpc::{GovApiClient, LedgerApiClient};
+use ed25519_dalek::{Signer as _, SigningKey};
+use rand::RngCore;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Signs `payload` as an entry of type `kind` with `key` and submits it; returns the receipt
+/// and the entry id (hex: proposal and application ids are entry ids).
+pub async fn sign_and_submit(
+    c: &HttpClient,
+    key: &SigningKey,
+    kind: &str,
+    payload: Value,
+) -> Result<(SubmitResult, String)> {
+    sign_and_submit_at(c, key, kind, payload, coopledger_ledger::log::now_ms()).await
+}
+
+/// As [`sign_and_submit`], with the signer's timestamp `ts` (ms since the epoch).
+pub async fn sign_and_submit_at(
+    c: &HttpClient,
+    key: &SigningKey,
+    kind: &str,
+    payload: Value,
+    ts: u64,
+) -> Result<(SubmitResult, String)> {
+    let payload = payload
+        .as_object()
+        .cloned()
+        .ok_or_else(|| anyhow!("payload must be a JSON object"))?;
+    let signer = key.verifying_key().to_bytes();
+    let seq = c.next_seq(b64_encode(signer)).await?;
+    let coop = c.checkpoint().await?.origin;
+    let env = Body {
+        coop,
+        kind: kind.into(),
+        version: 1,
+        signer,
+        seq,
+        ts,
+        payload,
+    }
+    .sign(key)
+    .map_err(|r| anyhow!("{r}"))?;
+    let id = hex::encode(env.entry_id().as_bytes());
+    let receipt = c.submit(env.to_value()).await?;
+    Ok((receipt, id))
+}
+
+/// A salted commitment to off-ledger text: `SHA-256("coopledger/commitment\0" ‖ salt ‖ text)`.
+/// The text and salt stay off the ledger (and can be erased); the commitment proves them later.
+fn commit_text(text: &str) -> (String, String) {
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let mut h = Sha256::new();
+    h.update(b"coopledger/commitment\0");
+    h.update(salt);
+    h.update(text.as_bytes());
+    (b64_encode(h.finalize()), hex::encode(salt))
+}
+
+async fn member_of(c: &HttpClient, key: &SigningKey) -> Result<String> {
+    let rec = c
+        .key(b64_encode(key.verifying_key().to_bytes()))
+        .await
+        .context("this key is not known to the co-op")?;
+    Ok(rec.member)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCmd {
+    /// Apply for membership with a new key (prints the application id).
+    Apply {
+        /// The applicant's new key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Requested member class.
+        #[arg(long)]
+        class: String,
+        /// Application details kept off-ledger; only a salted commitment is recorded.
+        #[arg(long)]
+        details: Option<String>,
+    },
+    /// Board: admit an applicant, citing the adopted admission decision.
+    Admit {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        application: String,
+        #[arg(long)]
+        decision: String,
+    },
+    /// Add a key to your membership (rotation, another device or officer).
+    KeyAdd {
+        /// One of your current keys.
+        #[arg(long)]
+        key: PathBuf,
+        /// The new key file (it signs a proof of possession).
+        #[arg(long)]
+        new_key: PathBuf,
+    },
+    /// Revoke a key (yours, or any as board); past entries it signed stay valid.
+    KeyRevoke {
+        #[arg(long)]
+        key: PathBuf,
+        /// The key to revoke: base64 or @KEYFILE.
+        #[arg(long)]
+        revoke: String,
+    },
+    /// Board: move a member to another class.
+    Class {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        class: String,
+    },
+    /// Board: grant or remove a role (board, treasurer, auditor).
+    Role {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        role: String,
+        /// Remove instead of grant.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Board: suspend a member (the reason stays off-ledger; a commitment is recorded).
+    Suspend {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Board: reinstate a suspended member.
+    Reinstate {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        member: String,
+    },
+    /// Board: give notice of intended expulsion (starts the bylaws' notice period).
+    Notice {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Board: expel after the notice period, citing the adopted expulsion decision.
+    Expel {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        decision: String,
+    },
+    /// Leave the co-op.
+    Withdraw {
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Show a member (and their standing at log index --at).
+    Show {
+        member: String,
+        #[arg(long)]
+        at: Option<u64>,
+    },
+    /// Who was a member, in which class, at log index --at (default: now).
+    List {
+        #[arg(long)]
+        at: Option<u64>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ProposeArgs {
+    /// Proposer's key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// ordinary, special, bylaws_amendment, admission, expulsion, distribution_approval,
+    /// board_election.
+    #[arg(long)]
+    kind: String,
+    #[arg(long)]
+    title: String,
+    /// yes_no, single_choice, approval, ranked_choice.
+    #[arg(long, default_value = "yes_no")]
+    method: String,
+    /// A choice (repeat); for a board election, candidates' member ids.
+    #[arg(long = "choice")]
+    choices: Vec<String>,
+    /// Voting opens this many seconds from now.
+    #[arg(long, default_value_t = 0)]
+    opens_in: u64,
+    /// Voting lasts this many seconds.
+    #[arg(long)]
+    duration: u64,
+    /// Admission: the application id.
+    #[arg(long)]
+    application: Option<String>,
+    /// Expulsion: the member id.
+    #[arg(long)]
+    member: Option<String>,
+    /// Bylaws amendment: the new bylaws JSON file (version = current + 1).
+    #[arg(long)]
+    bylaws: Option<PathBuf>,
+    /// A file with the full motion text; its SHA-256 is recorded.
+    #[arg(long)]
+    document: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProposalCmd {
+    /// Create a proposal (prints its id).
+    Create(ProposeArgs),
+    /// Change the title, times or choices before voting opens.
+    Amend {
+        #[arg(long)]
+        key: PathBuf,
+        id: String,
+        #[arg(long)]
+        title: Option<String>,
+        /// New closing time: this many seconds after opening.
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Withdraw a proposal before it closes.
+    Withdraw {
+        #[arg(long)]
+        key: PathBuf,
+        id: String,
+    },
+    /// Show a proposal.
+    Show { id: String },
+    /// List proposals.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TallyCmd {
+    /// Print the recorded tally.
+    Show { id: String },
+    /// Recount offline from the proposal's entries, each proven against a signed checkpoint;
+    /// exit 0 when the node's tally agrees, 1 when it differs.
+    Verify {
+        id: String,
+        /// The log's verifier key (default: ask the node — then the check proves consistency
+        /// with the node's key, not the key's authenticity).
+        #[arg(long)]
+        vkey: Option<String>,
+    },
+}
+
+fn key_arg(spec: &str) -> Result<[u8; 32]> {
+    match spec.strip_prefix('@') {
+        Some(path) => Ok(keyfile::read(Path::new(path))?.verifying_key().to_bytes()),
+        None => b64_decode(spec)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow!("{spec}: a key is base64 of 32 bytes or @KEYFILE")),
+    }
+}
+
+async fn submit_printing(
+    c: &HttpClient,
+    key: &Path,
+    kind: &str,
+    payload: Value,
+) -> Result<(SubmitResult, String)> {
+    let key = keyfile::read(key)?;
+    let (r, id) = sign_and_submit(c, &key, kind, payload).await?;
+    println!("{kind} accepted at index {} (entry id {id})", r.index);
+    Ok((r, id))
+}
+
+pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
+    match cmd {
+        MemberCmd::Apply {
+            key,
+            class,
+            details,
+        } => {
+            let mut p = obj(json!({ "class": class }));
+            if let Some(d) = details {
+                let (commitment, salt) = commit_text(&d);
+                p.insert("details".into(), json!(commitment));
+                println!("details salt (keep off-ledger with the details): {salt}");
+            }
+            let (_, id) = submit_printing(c, &key, "member.apply", Value::Object(p)).await?;
+            println!("application: {id}");
+        }
+        MemberCmd::Admit {
+            key,
+            application,
+            decision,
+        } => {
+            submit_printing(
+                c,
+                &key,
+                "member.admit",
+                json!({"application": application, "decision": decision}),
+            )
+            .await?;
+        }
+        MemberCmd::KeyAdd { key, new_key } => {
+            let k = keyfile::read(&key)?;
+            let new = keyfile::read(&new_key)?;
+            let member = member_of(c, &k).await?;
+            let coop = c.checkpoint().await?.origin;
+            let proof = new.sign(&key_add_message(&coop, &member));
+            let payload = json!({
+                "key": b64_encode(new.verifying_key().to_bytes()),
+                "proof": b64_encode(proof.to_bytes()),
+            });
+            let (r, _) = sign_and_submit(c, &k, "member.key_add", payload).await?;
+            println!("key added to {member} at index {}", r.index);
+        }
+        MemberCmd::KeyRevoke { key, revoke } => {
+            let k = key_arg(&revoke)?;
+            submit_printing(c, &key, "member.key_revoke", json!({"key": b64_encode(k)})).await?;
+        }
+        MemberCmd::Class { key, member, class } => {
+            submit_printing(
+                c,
+                &key,
+                "member.class",
+                json!({"member": member, "class": class}),
+            )
+            .await?;
+        }
+        MemberCmd::Role {
+            key,
+            member,
+            role,
+            remove,
+        } => {
+            submit_printing(
+                c,
+                &key,
+                "member.role",
+                json!({"member": member, "role": role, "grant": !remove}),
+            )
+            .await?;
+        }
+        MemberCmd::Suspend {
+            key,
+            member,
+            reason,
+        } => {
+            let (commitment, salt) = commit_text(&reason);
+            println!("reason salt (keep off-ledger with the reason): {salt}");
+            submit_printing(
+                c,
+                &key,
+                "member.suspend",
+                json!({"member": member, "reason": commitment}),
+            )
+            .await?;
+        }
+        MemberCmd::Notice {
+            key,
+            member,
+            reason,
+        } => {
+            let (commitment, salt) = commit_text(&reason);
+            println!("reason salt (keep off-ledger with the reason): {salt}");
+            submit_printing(
+                c,
+                &key,
+                "member.notice",
+                json!({"member": member, "reason": commitment}),
+            )
+            .await?;
+        }
+        MemberCmd::Reinstate { key, member } => {
+            submit_printing(c, &key, "member.reinstate", json!({"member": member})).await?;
+        }
+        MemberCmd::Expel {
+            key,
+            member,
+            decision,
+        } => {
+            submit_printing(
+                c,
+                &key,
+                "member.expel",
+                json!({"member": member, "decision": decision}),
+            )
+            .await?;
+        }
+        MemberCmd::Withdraw { key } => {
+            submit_printing(c, &key, "member.withdraw", json!({})).await?;
+        }
+        MemberCmd::Show { member, at } => {
+            crate::print_json(&c.member(member, at).await?)?;
+        }
+        MemberCmd::List { at } => crate::print_json(&c.members(at).await?)?,
+    }
+    Ok(())
+}
+
+pub async fn proposal(c: &HttpClient, cmd: ProposalCmd) -> Result<()> {
+    match cmd {
+        ProposalCmd::Create(a) => {
+            let now = coopledger_ledger::log::now_ms();
+            let opens = now + a.opens_in * 1000;
+            let mut p = obj(json!({
+                "kind": a.kind,
+                "title": a.title,
+                "method": a.method,
+                "opensMs": opens,
+                "closesMs": opens + a.duration * 1000,
+            }));
+            if !a.choices.is_empty() {
+                p.insert("choices".into(), json!(a.choices));
+            }
+            if let Some(app) = a.application {
+                p.insert("application".into(), json!(app));
+            }
+            if let Some(m) = a.member {
+                p.insert("member".into(), json!(m));
+            }
+            if let Some(path) = a.bylaws {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let b: Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", path.display()))?;
+                p.insert("bylaws".into(), b);
+            }
+            if let Some(path) = a.document {
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                p.insert("document".into(), json!(b64_encode(Sha256::digest(&bytes))));
+            }
+            // Signed at the same instant voting opens: "now" for the rules' notice check.
+            let key = keyfile::read(&a.key)?;
+            let (r, id) = sign_and_submit_at(c, &key, "gov.propose", Value::Object(p), now).await?;
+            println!("gov.propose accepted at index {} (entry id {id})", r.index);
+            println!("proposal: {id}");
+        }
+        ProposalCmd::Amend {
+            key,
+            id,
+            title,
+            duration,
+        } => {
+            let mut p = obj(json!({ "proposal": id }));
+            if let Some(t) = title {
+                p.insert("title".into(), json!(t));
+            }
+            if let Some(d) = duration {
+                let current = c.proposal(id.clone()).await?;
+                p.insert("closesMs".into(), json!(current.opens_ms + d * 1000));
+            }
+            submit_printing(c, &key, "gov.amend", Value::Object(p)).await?;
+        }
+        ProposalCmd::Withdraw { key, id } => {
+            submit_printing(c, &key, "gov.withdraw", json!({ "proposal": id })).await?;
+        }
+        ProposalCmd::Show { id } => crate::print_json(&c.proposal(id).await?)?,
+        ProposalCmd::List => crate::print_json(&c.proposals().await?)?,
+    }
+    Ok(())
+}
+
+/// `coop vote`: yes/no/abstain, or `--choices` for choice methods (a ranking for ranked choice).
+pub async fn vote(
+    c: &HttpClient,
+    key: &Path,
+    id: String,
+    vote: Option<String>,
+    choices: Option<String>,
+) -> Result<()> {
+    let k = keyfile::read(key)?;
+    let member = member_of(c, &k).await?;
+    let mut p = obj(json!({ "proposal": id, "member": member }));
+    match (vote, choices) {
+        (Some(v), None) => {
+            p.insert("vote".into(), json!(v));
+        }
+        (None, Some(list)) => {
+            let parsed: Vec<u64> = list
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.trim().parse::<u64>())
+                .collect::<Result<_, _>>()
+                .context("--choices is a comma-separated list of choice numbers, e.g. 2,0,1")?;
+            p.insert("choices".into(), json!(parsed));
+        }
+        _ => bail!("give either yes|no|abstain or --choices"),
+    }
+    let (r, _) = sign_and_submit(c, &k, "gov.vote", Value::Object(p)).await?;
+    println!("vote by {member} recorded at index {}", r.index);
+    Ok(())
+}
+
+/// `coop proxy`: give (`--to`) or take back (`--revoke`) a proxy for one proposal.
+pub async fn proxy(c: &HttpClient, key: &Path, id: String, to: Option<String>) -> Result<()> {
+    let k = keyfile::read(key)?;
+    let member = member_of(c, &k).await?;
+    let p = json!({ "proposal": id, "member": member, "to": to });
+    let (r, _) = sign_and_submit(c, &k, "gov.proxy", p).await?;
+    println!("proxy of {member} recorded at index {}", r.index);
+    Ok(())
+}
+
+pub async fn bylaws(c: &HttpClient) -> Result<()> {
+    crate::print_json(&c.bylaws().await?)
+}
+
+/// An entry fetched from the node and proven included in the checkpoint.
+struct Proven {
+    index: u64,
+    entry: Verified<Envelope>,
+}
+
+async fn fetch_proven(
+    c: &HttpClient,
+    index: u64,
+    cp: &SignedCheckpoint,
+    vkey: &NoteVerifier,
+) -> Result<Proven> {
+    let e = c.get_entry(index).await?;
+    let proof = c.inclusion_proof(index, cp.checkpoint.size).await?;
+    // The same check as `coop verify` runs on a proof file.
+    let file = ProofFile {
+        format: PROOF_FORMAT.into(),
+        index,
+        entry: e.entry,
+        tree_size: cp.checkpoint.size,
+        inclusion_proof: proof.hashes,
+        checkpoint: cp.note.clone(),
+    };
+    let v = file
+        .verify(vkey)
+        .map_err(|e| anyhow!("entry {index} is not proven in the checkpoint: {e}"))?;
+    Ok(Proven {
+        index,
+        entry: v.entry,
+    })
+}
+
+/// The bylaws in force at `version`, from the log: genesis, or the adopted amendment that made
+/// them (its proposal and tally entries proven).
+async fn proven_bylaws(
+    c: &HttpClient,
+    version: u64,
+    cp: &SignedCheckpoint,
+    vkey: &NoteVerifier,
+) -> Result<Bylaws> {
+    let from_payload = |e: &Proven, field: &str| -> Result<Bylaws> {
+        let v = e
+            .entry
+            .body()
+            .payload
+            .get(field)
+            .cloned()
+            .ok_or_else(|| anyhow!("entry {} has no bylaws", e.index))?;
+        Ok(serde_json::from_value(v)?)
+    };
+    if version == 1 {
+        let info = c.info().await?;
+        let g = fetch_proven(c, info.genesis_index, cp, vkey).await?;
+        return from_payload(&g, "bylaws");
+    }
+    for s in c.proposals().await? {
+        if s.kind != DecisionKind::BylawsAmendment {
+            continue;
+        }
+        let ProposalStatus::Closed {
+            index: tally_at,
+            applied: true,
+        } = s.status
+        else {
+            continue;
+        };
+        let p = fetch_proven(c, s.index, cp, vkey).await?;
+        let b = from_payload(&p, "bylaws")?;
+        if b.version != version {
+            continue;
+        }
+        let t = fetch_proven(c, tally_at, cp, vkey).await?;
+        let adopted = t.entry.body().kind == "gov.tally"
+            && t.entry
+                .body()
+                .payload
+                .get("tally")
+                .and_then(|t| t.get("outcome"))
+                == Some(&json!("adopted"));
+        if !adopted {
+            bail!("the amendment to bylaws v{version} is not shown adopted by its tally entry");
+        }
+        return Ok(b);
+    }
+    bail!("no adopted amendment made bylaws version {version}")
+}
+
+/// `coop tally verify`: recount offline and compare; prints every difference.
+pub async fn verify_tally(c: &HttpClient, id: String, vkey: Option<String>) -> Result<ExitCode> {
+    let idb = parse_id(&id).ok_or_else(|| anyhow!("{id}: a proposal id is 64 hex digits"))?;
+    let vkey_text = match vkey {
+        Some(v) => v,
+        None => c.verifier_key().await?,
+    };
+    let vkey = NoteVerifier::parse(&vkey_text).map_err(|e| anyhow!("verifier key: {e}"))?;
+    let cp = SignedCheckpoint::open(&c.checkpoint().await?.note, &vkey)
+        .map_err(|e| anyhow!("the node's checkpoint does not verify: {e}"))?;
+    let record = c.proposal(id.clone()).await?;
+    let indexes = c.proposal_entries(id.clone()).await?;
+    let mut entries = Vec::with_capacity(indexes.len());
+    for i in &indexes {
+        entries.push(fetch_proven(c, *i, &cp, &vkey).await?);
+    }
+    let mut problems: Vec<String> = Vec::new();
+    // The proposal as created and amended, from its own entries.
+    let first = entries
+        .first()
+        .ok_or_else(|| anyhow!("the node lists no entries for {id}"))?;
+    if first.entry.body().kind != "gov.propose" || *first.entry.entry_id().as_bytes() != idb {
+        bail!("the first entry listed is not the proposal {id}");
+    }
+    let mut p: ProposalRecord = record.clone();
+    let created = &first.entry.body().payload;
+    apply_terms(&mut p, created);
+    let bylaws = proven_bylaws(c, record.bylaws_version, &cp, &vkey).await?;
+    let rules = bylaws
+        .decisions
+        .get(&record.kind)
+        .cloned()
+        .ok_or_else(|| anyhow!("the bylaws lack rules for {}", record.kind.as_str()))?;
+    if rules != record.rules {
+        problems.push("the node's frozen rules differ from the bylaws in the log".into());
+    }
+    if bylaws.voting != record.voting {
+        problems.push("the node's frozen voting mode differs from the bylaws in the log".into());
+    }
+    p.rules = rules;
+    p.voting = bylaws.voting;
+    let mut votes: BTreeMap<String, Vote> = BTreeMap::new();
+    let mut proxies: BTreeMap<String, String> = BTreeMap::new();
+    let mut recorded: Option<(u64, TallyRecord)> = None;
+    for e in entries.iter().skip(1) {
+        let b = e.entry.body();
+        if b.payload.get("proposal") != Some(&json!(id)) {
+            problems.push(format!("entry {} is not about this proposal", e.index));
+            continue;
+        }
+        let member = b.payload.get("member").and_then(Value::as_str);
+        match (b.kind.as_str(), member) {
+            ("gov.amend", _) => apply_terms(&mut p, &b.payload),
+            ("gov.vote", Some(m)) => {
+                if b.ts < p.opens_ms || b.ts >= p.closes_ms {
+                    problems.push(format!(
+                        "vote at entry {} was signed outside the window",
+                        e.index
+                    ));
+                }
+                let v = match (
+                    b.payload.get("vote").and_then(Value::as_str),
+                    b.payload.get("choices"),
+                ) {
+                    (Some("yes"), _) => Vote::Yes,
+                    (Some("no"), _) => Vote::No,
+                    (Some("abstain"), _) => Vote::Abstain,
+                    (_, Some(list)) => Vote::Choices(serde_json::from_value(list.clone())?),
+                    _ => bail!("entry {}: unreadable vote", e.index),
+                };
+                votes.insert(m.to_owned(), v);
+            }
+            ("gov.proxy", Some(m)) => match b.payload.get("to").and_then(Value::as_str) {
+                Some(to) => {
+                    proxies.insert(m.to_owned(), to.to_owned());
+                }
+                None => {
+                    proxies.remove(m);
+                }
+            },
+            ("gov.tally", _) => {
+                let t: TallyRecord =
+                    serde_json::from_value(b.payload.get("tally").cloned().unwrap_or(Value::Null))?;
+                recorded = Some((e.index, t));
+            }
+            ("gov.withdraw", _) => {
+                println!(
+                    "proposal {id} was withdrawn at entry {}: nothing to count",
+                    e.index
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            (kind, _) => problems.push(format!("entry {} ({kind}) is unexpected", e.index)),
+        }
+    }
+    let Some((tally_index, recorded)) = recorded else {
+        bail!(
+            "proposal {id} has no tally entry yet (voting closes at {} ms)",
+            p.closes_ms
+        );
+    };
+    // The electorate: the node's list must match the digest its signed tally entry commits to.
+    let view = c.electorate(id.clone()).await?;
+    let electorate: BTreeMap<String, String> = view
+        .members
+        .into_iter()
+        .map(|e| (e.member, e.class))
+        .collect();
+    if electorate_digest(&electorate) != recorded.electorate {
+        problems.push("the electorate listed does not match the digest in the tally entry".into());
+    }
+    for m in votes.keys().chain(proxies.keys()) {
+        if !electorate.contains_key(m) {
+            problems.push(format!(
+                "{m} voted or gave a proxy but is not in the electorate"
+            ));
+        }
+    }
+    let ballots = counted_ballots(&electorate, &votes, &proxies);
+    match tally(&p, &electorate, &ballots) {
+        Ok(mine) => {
+            let (a, b) = (
+                serde_json::to_value(&mine)?,
+                serde_json::to_value(&recorded)?,
+            );
+            if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
+                for (k, v) in a {
+                    if b.get(k) != Some(v) {
+                        problems.push(format!(
+                            "{k}: recounted {v}, node recorded {}",
+                            b.get(k).cloned().unwrap_or(Value::Null)
+                        ));
+                    }
+                }
+            }
+        }
+        Err(e) => problems.push(format!("cannot recount: {e}")),
+    }
+    println!(
+        "checked {} entries of proposal {id} against checkpoint {} (size {}), bylaws v{} from the log",
+        entries.len(),
+        cp.checkpoint.origin,
+        cp.checkpoint.size,
+        p.bylaws_version
+    );
+    if problems.is_empty() {
+        println!(
+            "AGREES: tally at entry {tally_index}: {} ballots ({} by proxy), participation {}, outcome {}{}",
+            recorded.ballots,
+            recorded.by_proxy,
+            serde_json::to_value(&recorded.participation)?.as_str().unwrap_or_default(),
+            serde_json::to_value(recorded.outcome)?.as_str().unwrap_or_default(),
+            recorded
+                .winner
+                .and_then(|w| p.choices.get(w as usize))
+                .map(|c| format!(", winner {c}"))
+                .unwrap_or_default()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("DIFFERS:");
+        for pr in problems {
+            println!("  {pr}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Applies the terms a `gov.propose` or `gov.amend` payload sets.
+fn apply_terms(p: &mut ProposalRecord, payload: &Map<String, Value>) {
+    if let Some(t) = payload.get("title").and_then(Value::as_str) {
+        p.title = t.to_owned();
+    }
+    if let Some(m) = payload
+        .get("method")
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+    {
+        p.method = m;
+        p.choices = vec![];
+    }
+    if let Some(c) = payload
+        .get("choices")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+    {
+        p.choices = c;
+    }
+    if let Some(o) = payload.get("opensMs").and_then(Value::as_u64) {
+        p.opens_ms = o;
+    }
+    if let Some(o) = payload.get("closesMs").and_then(Value::as_u64) {
+        p.closes_ms = o;
+    }
+}
+
+/// The object inside a `json!({...})` literal.
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
