@@ -299,6 +299,26 @@ async fn submit_printing(
     Ok((r, id))
 }
 
+/// A board entry about `member` whose reason stays off-ledger (a salted commitment goes on it).
+async fn with_reason(
+    c: &HttpClient,
+    key: &Path,
+    kind: &str,
+    member: &str,
+    reason: &str,
+) -> Result<()> {
+    let (commitment, salt) = commit_text(reason);
+    println!("reason salt (keep off-ledger with the reason): {salt}");
+    submit_printing(
+        c,
+        key,
+        kind,
+        json!({"member": member, "reason": commitment}),
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
     match cmd {
         MemberCmd::Apply {
@@ -372,32 +392,12 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
             key,
             member,
             reason,
-        } => {
-            let (commitment, salt) = commit_text(&reason);
-            println!("reason salt (keep off-ledger with the reason): {salt}");
-            submit_printing(
-                c,
-                &key,
-                "member.suspend",
-                json!({"member": member, "reason": commitment}),
-            )
-            .await?;
-        }
+        } => with_reason(c, &key, "member.suspend", &member, &reason).await?,
         MemberCmd::Notice {
             key,
             member,
             reason,
-        } => {
-            let (commitment, salt) = commit_text(&reason);
-            println!("reason salt (keep off-ledger with the reason): {salt}");
-            submit_printing(
-                c,
-                &key,
-                "member.notice",
-                json!({"member": member, "reason": commitment}),
-            )
-            .await?;
-        }
+        } => with_reason(c, &key, "member.notice", &member, &reason).await?,
         MemberCmd::Reinstate { key, member } => {
             submit_printing(c, &key, "member.reinstate", json!({"member": member})).await?;
         }

@@ -400,10 +400,12 @@ pub fn proposals(s: &dyn StateRead) -> Result<Vec<ProposalRecord>, StoreError> {
     s.scan(b"prop/")?.iter().map(|(_, v)| decode(v)).collect()
 }
 
-/// Current direct votes on a proposal, by member.
-pub fn votes(s: &dyn StateRead, p: &[u8; 32]) -> Result<BTreeMap<String, VoteRecord>, StoreError> {
-    let prefix = vote_prefix(p);
-    s.scan(&prefix)?
+/// Records under `prefix ‖ member id`, by member id.
+fn by_member<T: for<'de> Deserialize<'de>>(
+    s: &dyn StateRead,
+    prefix: &[u8],
+) -> Result<BTreeMap<String, T>, StoreError> {
+    s.scan(prefix)?
         .iter()
         .map(|(k, v)| {
             let member = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default());
@@ -412,19 +414,17 @@ pub fn votes(s: &dyn StateRead, p: &[u8; 32]) -> Result<BTreeMap<String, VoteRec
         .collect()
 }
 
+/// Current direct votes on a proposal, by member.
+pub fn votes(s: &dyn StateRead, p: &[u8; 32]) -> Result<BTreeMap<String, VoteRecord>, StoreError> {
+    by_member(s, &vote_prefix(p))
+}
+
 /// Proxies in force on a proposal, by grantor.
 pub fn proxies(
     s: &dyn StateRead,
     p: &[u8; 32],
 ) -> Result<BTreeMap<String, ProxyRecord>, StoreError> {
-    let prefix = proxy_prefix(p);
-    s.scan(&prefix)?
-        .iter()
-        .map(|(k, v)| {
-            let member = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default());
-            Ok((member.into_owned(), decode(v)?))
-        })
-        .collect()
+    by_member(s, &proxy_prefix(p))
 }
 
 /// Log indexes of every entry about a proposal (creation, amendments, votes, proxies,
