@@ -177,7 +177,18 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Print each cause once: some errors (jsonrpsee's) repeat themselves as their source.
+            let mut line = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if !line.contains(&cause) {
+                    line = if line.is_empty() {
+                        cause
+                    } else {
+                        format!("{line}: {cause}")
+                    };
+                }
+            }
+            eprintln!("error: {line}");
             ExitCode::from(2)
         }
     }

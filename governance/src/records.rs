@@ -124,6 +124,13 @@ pub enum MemberStatus {
     Withdrawn,
 }
 
+impl MemberStatus {
+    /// Still a member (active or suspended), not expelled or withdrawn.
+    pub fn is_member(self) -> bool {
+        matches!(self, MemberStatus::Active | MemberStatus::Suspended)
+    }
+}
+
 /// What happened to a member at a log index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -54,6 +54,21 @@ fn target(view: &StateView<'_>, f: &Fields<'_>) -> Result<MemberRecord, ApplyErr
     })
 }
 
+/// The member named by `body.payload.member`, who must still be a member.
+pub(super) fn current_member(
+    view: &StateView<'_>,
+    f: &Fields<'_>,
+) -> Result<MemberRecord, ApplyError> {
+    let m = target(view, f)?;
+    if !m.status.is_member() {
+        return Err(rule(
+            "member.status",
+            format!("body.payload.member: {} is no longer a member", m.id),
+        ));
+    }
+    Ok(m)
+}
+
 fn record_event(
     view: &mut StateView<'_>,
     m: &mut MemberRecord,
@@ -303,15 +318,9 @@ pub(super) fn change_class(
 ) -> Result<(), ApplyError> {
     signer.with_role(Role::Board)?;
     let f = Fields::new(&env.body().payload, &["member", "class"])?;
-    let mut m = target(view, &f)?;
+    let mut m = current_member(view, &f)?;
     let class = f.ident("class")?;
     class_exists(view, &class, "class")?;
-    if matches!(m.status, MemberStatus::Expelled | MemberStatus::Withdrawn) {
-        return Err(rule(
-            "member.status",
-            format!("body.payload.member: {} is no longer a member", m.id),
-        ));
-    }
     if m.class == class {
         return Err(rule(
             "class.same",
@@ -420,14 +429,8 @@ pub(super) fn notice(
 ) -> Result<(), ApplyError> {
     signer.with_role(Role::Board)?;
     let f = Fields::new(&env.body().payload, &["member", "reason"])?;
-    let mut m = target(view, &f)?;
+    let mut m = current_member(view, &f)?;
     let reason = f.digest("reason")?;
-    if matches!(m.status, MemberStatus::Expelled | MemberStatus::Withdrawn) {
-        return Err(rule(
-            "member.status",
-            format!("body.payload.member: {} is no longer a member", m.id),
-        ));
-    }
     m.notice = Some(ExpulsionNotice {
         index: ctx.index,
         time_ms: ctx.batch_time_ms,
@@ -446,13 +449,7 @@ pub(super) fn expel(
 ) -> Result<(), ApplyError> {
     signer.with_role(Role::Board)?;
     let f = Fields::new(&env.body().payload, &["member", "decision"])?;
-    let mut m = target(view, &f)?;
-    if matches!(m.status, MemberStatus::Expelled | MemberStatus::Withdrawn) {
-        return Err(rule(
-            "member.status",
-            format!("body.payload.member: {} is no longer a member", m.id),
-        ));
-    }
+    let mut m = current_member(view, &f)?;
     let Some(notice) = m.notice.clone() else {
         return Err(rule(
             "expel.notice",
@@ -483,14 +480,10 @@ pub(super) fn expel(
         DecisionKind::Expulsion,
         &Subject::Member { id: m.id.clone() },
     )?;
-    let was_counted = matches!(m.status, MemberStatus::Active | MemberStatus::Suspended);
     m.status = MemberStatus::Expelled;
     m.notice = None;
     record_event(view, &mut m, ctx, "expelled")?;
-    if was_counted {
-        count_members(view, -1)?;
-    }
-    Ok(())
+    count_members(view, -1)
 }
 
 /// `member.withdraw {}` — a member leaves (also while suspended).

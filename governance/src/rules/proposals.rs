@@ -170,20 +170,8 @@ fn subject_from(
             Ok(Subject::Application { id: app.id })
         }
         DecisionKind::Expulsion => {
-            let id = f.member("member")?;
-            let m = records::member(view, &id)?.ok_or_else(|| {
-                rule(
-                    "member.unknown",
-                    format!("body.payload.member: no member {id}"),
-                )
-            })?;
-            if !matches!(m.status, MemberStatus::Active | MemberStatus::Suspended) {
-                return Err(rule(
-                    "member.status",
-                    format!("body.payload.member: {id} is no longer a member"),
-                ));
-            }
-            Ok(Subject::Member { id })
+            let m = super::membership::current_member(view, f)?;
+            Ok(Subject::Member { id: m.id })
         }
         DecisionKind::BylawsAmendment => {
             let b = parse_bylaws(f.value("bylaws"), "bylaws")?;
@@ -220,6 +208,19 @@ fn subject_from(
 
 fn note_entry(view: &mut StateView<'_>, p: &[u8; 32], ctx: &ApplyContext) {
     view.put(&pe_key(p, ctx.index), vec![]);
+}
+
+/// Stores an open proposal, indexes it by closing time and records this entry as one of its own.
+fn save_open(
+    view: &mut StateView<'_>,
+    id: &[u8; 32],
+    p: &ProposalRecord,
+    ctx: &ApplyContext,
+) -> Result<(), ApplyError> {
+    write(view, &prop_key(id), p)?;
+    view.put(&open_key(p.closes_ms, id), vec![]);
+    note_entry(view, id, ctx);
+    Ok(())
 }
 
 fn load(view: &StateView<'_>, f: &Fields<'_>) -> Result<([u8; 32], ProposalRecord), ApplyError> {
@@ -336,11 +337,7 @@ pub(super) fn propose(
         tally: None,
     };
     check_terms(&p, ctx.batch_time_ms, env.body().ts)?;
-    let idb = *id.as_bytes();
-    write(view, &prop_key(&idb), &p)?;
-    view.put(&open_key(p.closes_ms, &idb), vec![]);
-    note_entry(view, &idb, ctx);
-    Ok(())
+    save_open(view, id.as_bytes(), &p, ctx)
 }
 
 /// `gov.amend {proposal, title?, document?, method?, choices?, opensMs?, closesMs?}` — by the
@@ -399,10 +396,7 @@ pub(super) fn amend(
         p.closes_ms = f.uint("closesMs")?;
     }
     check_terms(&p, ctx.batch_time_ms, env.body().ts)?;
-    write(view, &prop_key(&id), &p)?;
-    view.put(&open_key(p.closes_ms, &id), vec![]);
-    note_entry(view, &id, ctx);
-    Ok(())
+    save_open(view, &id, &p, ctx)
 }
 
 /// `gov.withdraw {proposal}` — by the proposer (or the board) before it is tallied.
