@@ -271,6 +271,12 @@ impl Bylaws {
                     "a secret ballot cannot allow revotes",
                 ));
             }
+            if d.secret && d.proxies.allowed {
+                return Err(bad(
+                    format!("{path}.proxies.allowed"),
+                    "a secret ballot takes no proxies (a proxy's vote would show the grantor's)",
+                ));
+            }
             if d.proxies.allowed && d.proxies.max_per_proxy == 0 {
                 return Err(bad(
                     format!("{path}.proxies.maxPerProxy"),

@@ -3,6 +3,7 @@
 //! over the state view — no clock, no randomness, no I/O.
 #![forbid(unsafe_code)]
 
+pub mod ballot;
 pub mod bylaws;
 pub mod genesis;
 mod payload;

@@ -17,6 +17,8 @@
 //! | `held/<proposal id>/<holder id>` | number of proxies held (8 bytes BE) |
 //! | `pe/<proposal id><index, 8 bytes BE>` | empty: the log entries of a proposal, in order |
 //! | `open/<closesMs, 8 bytes BE><proposal id>` | empty: proposals not yet closed or withdrawn |
+//! | `part/<proposal id>/<member id>` | [`Participation`] (secret ballots: who took part) |
+//! | `ballot/<proposal id>/<32-byte token>` | [`BallotRecord`] (secret ballots, once published) |
 
 use crate::bylaws::{Bylaws, DecisionKind, DecisionRules, Method};
 use crate::genesis::Role;
@@ -65,6 +67,18 @@ pub(crate) fn pe_prefix(p: &[u8; 32]) -> Vec<u8> {
 }
 pub(crate) fn pe_key(p: &[u8; 32], index: u64) -> Vec<u8> {
     cat(&[&pe_prefix(p), &index.to_be_bytes()])
+}
+pub(crate) fn part_prefix(p: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"part/", p, b"/"])
+}
+pub(crate) fn part_key(p: &[u8; 32], member: &str) -> Vec<u8> {
+    cat(&[&part_prefix(p), member.as_bytes()])
+}
+pub(crate) fn ballot_prefix(p: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"ballot/", p, b"/"])
+}
+pub(crate) fn ballot_key(p: &[u8; 32], token: &[u8; 32]) -> Vec<u8> {
+    cat(&[&ballot_prefix(p), token])
 }
 pub(crate) const OPEN_PREFIX: &[u8] = b"open/";
 pub(crate) fn open_key(closes_ms: u64, p: &[u8; 32]) -> Vec<u8> {
@@ -292,6 +306,55 @@ pub struct ProposalRecord {
     /// The tally, once closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tally: Option<TallyRecord>,
+    /// Secret-ballot bookkeeping, for proposals whose rules say `secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretBallot>,
+}
+
+/// The public side of a secret ballot (see `ballot`): the class keys, who took part per class,
+/// and what was published at the close.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretBallot {
+    /// Public ballot key per voting class (base64 of 32 bytes), once the node published them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<ClassId, String>,
+    /// Index of the `gov.ballot_key` entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_index: Option<u64>,
+    /// Signed participations per class.
+    pub participants: BTreeMap<ClassId, u64>,
+    /// Ballots published per class.
+    pub cast: BTreeMap<ClassId, u64>,
+    /// Index of the first `gov.ballots` entry (the ballot box opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<u64>,
+}
+
+/// A member's signed participation in a secret ballot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participation {
+    /// Log index of the participation entry.
+    pub index: u64,
+    /// The member's class in the frozen electorate.
+    pub class: ClassId,
+    /// The blinded token element `M` (base64).
+    pub blinded: String,
+}
+
+/// A published secret ballot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BallotRecord {
+    /// The ballot's own entry id (hex): what the voter's receipt names.
+    pub ballot: String,
+    /// Voting class it counts in.
+    pub class: ClassId,
+    /// The vote.
+    pub vote: Vote,
+    /// Index of the `gov.ballots` entry that published it.
+    pub index: u64,
 }
 
 impl ProposalRecord {
@@ -445,6 +508,37 @@ pub fn proposal_entries(s: &dyn StateRead, p: &[u8; 32]) -> Result<Vec<u64>, Sto
             Some(u64::from_be_bytes(b))
         })
         .collect())
+}
+
+/// Signed participations in a secret ballot, by member.
+pub fn participations(
+    s: &dyn StateRead,
+    p: &[u8; 32],
+) -> Result<BTreeMap<String, Participation>, StoreError> {
+    by_member(s, &part_prefix(p))
+}
+
+/// Published secret ballots of a proposal, by token.
+pub fn ballots(
+    s: &dyn StateRead,
+    p: &[u8; 32],
+) -> Result<BTreeMap<[u8; 32], BallotRecord>, StoreError> {
+    let prefix = ballot_prefix(p);
+    s.scan(&prefix)?
+        .iter()
+        .map(|(k, v)| {
+            let token: [u8; 32] = k
+                .get(prefix.len()..)
+                .and_then(|t| t.try_into().ok())
+                .ok_or_else(|| StoreError::Corrupt("ballot key is not 32 bytes".into()))?;
+            Ok((token, decode(v)?))
+        })
+        .collect()
+}
+
+/// Every proposal not yet closed or withdrawn, by closing time.
+pub fn open_proposals(s: &dyn StateRead) -> Result<Vec<[u8; 32]>, StoreError> {
+    due_for_tally(s, u64::MAX)
 }
 
 /// Proposals still open whose voting closed at or before `now_ms`: the node tallies these.

@@ -61,6 +61,18 @@ pub struct TallyRecord {
     /// The winning choice, for choice methods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub winner: Option<u32>,
+    /// Secret ballots: members who signed a participation (`ballots` can be fewer: a member may
+    /// take part and never cast).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participants: Option<u64>,
+}
+
+impl TallyRecord {
+    /// The same tally, stating how many took part in a secret ballot.
+    pub fn with_participants(mut self, n: u64) -> TallyRecord {
+        self.participants = Some(n);
+        self
+    }
 }
 
 /// `SHA-256("coopledger/electorate\0" ‖ Σ member ‖ 0x00 ‖ class ‖ 0x0A)` over the electorate in
@@ -216,6 +228,7 @@ pub fn tally(
         } else {
             None
         },
+        participants: None,
     })
 }
 

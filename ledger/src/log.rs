@@ -571,6 +571,27 @@ impl<M: StateMachine> Log<M> {
     }
 }
 
+/// Off-log records (see [`Store::offlog_put`](crate::store::Store::offlog_put)): durable, beside
+/// the log, in no proof. Writes are fsync'd before these return.
+impl<M: StateMachine> Log<M> {
+    /// Stores an off-log record durably.
+    pub fn offlog_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.shared.store.offlog_put(key, value)
+    }
+    /// Reads an off-log record.
+    pub fn offlog_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.shared.store.offlog_get(key)
+    }
+    /// Every off-log record under `prefix`, in key order.
+    pub fn offlog_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.shared.store.offlog_scan(prefix)
+    }
+    /// Deletes an off-log record durably.
+    pub fn offlog_delete(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.shared.store.offlog_delete(key)
+    }
+}
+
 impl<M: StateMachine> StateRead for Log<M> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let mut k = vec![NS_APP];

@@ -24,7 +24,8 @@ const CF_ENTRY_IDS: &str = "entry_ids";
 const CF_LEAVES: &str = "leaves";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_STATE: &str = "state";
-const ALL_CFS: [&str; 7] = [
+const CF_OFFLOG: &str = "offlog";
+const ALL_CFS: [&str; 8] = [
     CF_META,
     CF_ENTRIES,
     CF_NODES,
@@ -32,6 +33,7 @@ const ALL_CFS: [&str; 7] = [
     CF_LEAVES,
     CF_CHECKPOINTS,
     CF_STATE,
+    CF_OFFLOG,
 ];
 
 const META_FORMAT: &[u8] = b"format";
@@ -321,6 +323,47 @@ impl Store {
             note.as_bytes(),
             &synced(),
         )?;
+        Ok(())
+    }
+}
+
+/// Off-log records: durable data the node keeps beside the log that is *not* part of the log,
+/// its state or any proof (e.g. sealed ballots waiting for the close). Keys are the caller's.
+impl Store {
+    /// Stores `value` under `key` and fsyncs it before returning.
+    /// Contract: on `Ok` the record survives a crash; a later `offlog_put` of the same key
+    /// replaces it.
+    pub fn offlog_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf_opt(self.cf(CF_OFFLOG)?, key, value, &synced())?;
+        Ok(())
+    }
+
+    /// The record under `key`, if any.
+    pub fn offlog_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_OFFLOG)?, key)?)
+    }
+
+    /// Every record whose key starts with `prefix`, in key order.
+    pub fn offlog_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let iter = self.db.iterator_cf(
+            self.cf(CF_OFFLOG)?,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Deletes the record under `key` (fsync'd).
+    pub fn offlog_delete(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.db.delete_cf_opt(self.cf(CF_OFFLOG)?, key, &synced())?;
         Ok(())
     }
 }

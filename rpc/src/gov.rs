@@ -149,7 +149,7 @@ impl GovApiServer for GovRpc {
                 format!("proposal {id} was withdrawn"),
             ));
         }
-        if p.rules.results != ResultsVisibility::Live {
+        if p.rules.results != ResultsVisibility::Live || p.secret.is_some() {
             return Err(error::results_sealed(p.closes_ms));
         }
         coopledger_governance::rules::compute_tally(self.state(), &idb)

@@ -2,6 +2,7 @@
 //! Every refusal is a `Rejection::Rule` with a stable rule name (listed in `docs/rules.md`) or a
 //! `Rejection::Malformed` naming the payload field; a refused entry changes nothing.
 
+mod ballots;
 mod membership;
 mod proposals;
 
@@ -17,6 +18,7 @@ use coopledger_ledger::{
 };
 use serde::Serialize;
 
+pub use ballots::{ballots_payload, check_ballot, revealed_keys, OpenedBallot, BALLOT_TYPE};
 pub use membership::key_add_message;
 pub use proposals::{compute_tally, tally_entry_payload};
 
@@ -41,6 +43,8 @@ pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("gov.vote", 1),
     ("gov.proxy", 1),
     ("gov.tally", 1),
+    ("gov.ballot_key", 1),
+    ("gov.ballots", 1),
 ];
 
 /// The co-op's rules.
@@ -275,6 +279,8 @@ impl StateMachine for CoopRules {
             "gov.vote" => proposals::vote(view, entry, ctx, &signer),
             "gov.proxy" => proposals::proxy(view, entry, ctx, &signer),
             "gov.tally" => proposals::record_tally(view, entry, ctx, &signer),
+            "gov.ballot_key" => ballots::publish_keys(view, entry, ctx, &signer),
+            "gov.ballots" => ballots::publish_ballots(view, entry, ctx, &signer),
             other => Err(rule(
                 "type.registered",
                 format!("entry type {other:?} has no rule (registry and rules disagree)"),

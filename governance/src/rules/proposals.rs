@@ -8,10 +8,11 @@ use crate::genesis::{is_member_id, parse_bylaws, Role};
 use crate::payload::{malformed, Fields};
 use crate::records::{
     self, held_key, member_key, open_key, pe_key, prop_key, proxy_key, vote_key, MemberStatus,
-    ProposalRecord, ProposalStatus, ProxyRecord, Subject, Vote, VoteRecord, BYLAWS_KEY,
+    ProposalRecord, ProposalStatus, ProxyRecord, SecretBallot, Subject, Vote, VoteRecord,
+    BYLAWS_KEY,
 };
 use crate::tally::{ClassId, Outcome};
-use crate::tallying::{counted_ballots, tally, TallyRecord};
+use crate::tallying::{counted_ballots, tally, CountedBallot, TallyRecord};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::store::StoreError;
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateRead, StateView};
@@ -206,7 +207,7 @@ fn subject_from(
     }
 }
 
-fn note_entry(view: &mut StateView<'_>, p: &[u8; 32], ctx: &ApplyContext) {
+pub(super) fn note_entry(view: &mut StateView<'_>, p: &[u8; 32], ctx: &ApplyContext) {
     view.put(&pe_key(p, ctx.index), vec![]);
 }
 
@@ -223,7 +224,10 @@ fn save_open(
     Ok(())
 }
 
-fn load(view: &StateView<'_>, f: &Fields<'_>) -> Result<([u8; 32], ProposalRecord), ApplyError> {
+pub(super) fn load(
+    view: &StateView<'_>,
+    f: &Fields<'_>,
+) -> Result<([u8; 32], ProposalRecord), ApplyError> {
     let id = f.id("proposal")?;
     let p = records::proposal(view, &id)?.ok_or_else(|| {
         rule(
@@ -234,7 +238,7 @@ fn load(view: &StateView<'_>, f: &Fields<'_>) -> Result<([u8; 32], ProposalRecor
     Ok((id, p))
 }
 
-fn require_open(p: &ProposalRecord) -> Result<(), ApplyError> {
+pub(super) fn require_open(p: &ProposalRecord) -> Result<(), ApplyError> {
     match p.status {
         ProposalStatus::Open => Ok(()),
         ProposalStatus::Withdrawn { index } => Err(rule(
@@ -294,15 +298,6 @@ pub(super) fn propose(
         .get(&kind)
         .cloned()
         .ok_or_else(|| corrupt("bylaws lack a decision kind"))?;
-    if rules.secret {
-        return Err(rule(
-            "proposal.secret",
-            format!(
-                "the bylaws make {} decisions secret ballots, which this node cannot run yet",
-                kind.as_str()
-            ),
-        ));
-    }
     let mut eligible: BTreeMap<ClassId, u64> = bylaws
         .classes
         .iter()
@@ -316,8 +311,17 @@ pub(super) fn propose(
             }
         }
     }
+    let secret = rules.secret.then(|| SecretBallot {
+        participants: eligible
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(c, _)| (c.clone(), 0))
+            .collect(),
+        cast: BTreeMap::new(),
+        ..SecretBallot::default()
+    });
     let id = env.entry_id();
-    let p = ProposalRecord {
+    let mut p = ProposalRecord {
         id: hex::encode(id.as_bytes()),
         index: ctx.index,
         proposer: m.id.clone(),
@@ -335,7 +339,9 @@ pub(super) fn propose(
         eligible,
         status: ProposalStatus::Open,
         tally: None,
+        secret: None,
     };
+    p.secret = secret;
     check_terms(&p, ctx.batch_time_ms, env.body().ts)?;
     save_open(view, id.as_bytes(), &p, ctx)
 }
@@ -487,7 +493,7 @@ fn check_window(p: &ProposalRecord, ctx: &ApplyContext, ts: u64) -> Result<(), A
     Ok(())
 }
 
-fn vote_from(f: &Fields<'_>, p: &ProposalRecord) -> Result<Vote, ApplyError> {
+pub(super) fn vote_from(f: &Fields<'_>, p: &ProposalRecord) -> Result<Vote, ApplyError> {
     if p.method == Method::YesNo {
         if f.has("choices") {
             return Err(malformed("choices", "a yes_no proposal takes body.payload.vote").into());
@@ -557,13 +563,19 @@ pub(super) fn vote(
     };
     let f = Fields::new(
         &env.body().payload,
-        &["proposal", "member", "vote", "choices"],
+        &["proposal", "member", "vote", "choices", "blinded"],
     )?;
     check_member_field(&f, m)?;
     let (id, p) = load(view, &f)?;
     require_open(&p)?;
     check_window(&p, ctx, env.body().ts)?;
     check_voter(view, &p, &m.id)?;
+    if p.rules.secret {
+        return super::ballots::participate(view, &f, &id, p, m, ctx);
+    }
+    if f.has("blinded") {
+        return Err(malformed("blinded", "only a secret ballot takes a blinded token").into());
+    }
     let v = vote_from(&f, &p)?;
     let previous: Option<VoteRecord> = records::read(view, &vote_key(&id, &m.id))?;
     if let Some(prev) = &previous {
@@ -619,6 +631,12 @@ pub(super) fn proxy(
     check_member_field(&f, m)?;
     let (id, p) = load(view, &f)?;
     require_open(&p)?;
+    if p.rules.secret {
+        return Err(rule(
+            "proxy.secret",
+            "a secret ballot takes no proxies: a proxy's vote would show the grantor's",
+        ));
+    }
     if !p.rules.proxies.allowed {
         return Err(rule(
             "proxy.disallowed",
@@ -694,6 +712,20 @@ pub fn compute_tally(s: &dyn StateRead, id: &[u8; 32]) -> Result<Option<TallyRec
         return Ok(None);
     };
     let electorate = records::electorate(s, &p)?;
+    if p.secret.is_some() {
+        let ballots: Vec<CountedBallot> = records::ballots(s, id)?
+            .into_values()
+            .map(|b| CountedBallot {
+                class: b.class,
+                vote: b.vote,
+                by_proxy: false,
+            })
+            .collect();
+        let participants = records::participations(s, id)?.len() as u64;
+        return tally(&p, &electorate, &ballots)
+            .map(|t| Some(t.with_participants(participants)))
+            .map_err(|e| StoreError::Corrupt(format!("tally of proposal {}: {e}", p.id)));
+    }
     let votes: BTreeMap<String, Vote> = records::votes(s, id)?
         .into_iter()
         .map(|(m, v)| (m, v.vote))
@@ -746,6 +778,12 @@ pub(super) fn record_tally(
                 "voting closes at {} ms; node time is {} ms",
                 p.closes_ms, ctx.batch_time_ms
             ),
+        ));
+    }
+    if p.secret.as_ref().is_some_and(|s| s.opened_at.is_none()) {
+        return Err(rule(
+            "tally.ballots",
+            "the ballot box of this secret ballot has not been published (gov.ballots)",
         ));
     }
     let t = compute_tally(view, &id)?.ok_or_else(|| corrupt("proposal vanished"))?;
