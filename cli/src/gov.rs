@@ -274,6 +274,10 @@ pub enum TallyCmd {
         /// with the node's key, not the key's authenticity).
         #[arg(long)]
         vkey: Option<String>,
+        /// Secret ballots: your receipt from `coop vote`; checks your ballot is among those
+        /// published and counted.
+        #[arg(long)]
+        receipt: Option<PathBuf>,
     },
 }
 
@@ -496,13 +500,14 @@ pub async fn vote(
     id: String,
     vote: Option<String>,
     choices: Option<String>,
+    receipt: Option<PathBuf>,
 ) -> Result<()> {
     let k = keyfile::read(key)?;
     let member = member_of(c, &k).await?;
-    let mut p = obj(json!({ "proposal": id, "member": member }));
+    let mut choice = Map::new();
     match (vote, choices) {
         (Some(v), None) => {
-            p.insert("vote".into(), json!(v));
+            choice.insert("vote".into(), json!(v));
         }
         (None, Some(list)) => {
             let parsed: Vec<u64> = list
@@ -511,10 +516,16 @@ pub async fn vote(
                 .map(|s| s.trim().parse::<u64>())
                 .collect::<Result<_, _>>()
                 .context("--choices is a comma-separated list of choice numbers, e.g. 2,0,1")?;
-            p.insert("choices".into(), json!(parsed));
+            choice.insert("choices".into(), json!(parsed));
         }
         _ => bail!("give either yes|no|abstain or --choices"),
     }
+    let proposal = c.proposal(id.clone()).await?;
+    if proposal.secret.is_some() {
+        return crate::ballot::vote_secretly(c, &k, &member, proposal, choice, receipt).await;
+    }
+    let mut p = obj(json!({ "proposal": id, "member": member }));
+    p.extend(choice);
     let (r, _) = sign_and_submit(c, &k, "gov.vote", Value::Object(p)).await?;
     println!("vote by {member} recorded at index {}", r.index);
     Ok(())
@@ -622,7 +633,12 @@ async fn proven_bylaws(
 }
 
 /// `coop tally verify`: recount offline and compare; prints every difference.
-pub async fn verify_tally(c: &HttpClient, id: String, vkey: Option<String>) -> Result<ExitCode> {
+pub async fn verify_tally(
+    c: &HttpClient,
+    id: String,
+    vkey: Option<String>,
+    receipt: Option<PathBuf>,
+) -> Result<ExitCode> {
     let idb = parse_id(&id).ok_or_else(|| anyhow!("{id}: a proposal id is 64 hex digits"))?;
     let vkey_text = match vkey {
         Some(v) => v,
@@ -665,6 +681,7 @@ pub async fn verify_tally(c: &HttpClient, id: String, vkey: Option<String>) -> R
     let mut votes: BTreeMap<String, Vote> = BTreeMap::new();
     let mut proxies: BTreeMap<String, String> = BTreeMap::new();
     let mut recorded: Option<(u64, TallyRecord)> = None;
+    let mut secret = crate::ballot::SecretEntries::default();
     for e in entries.iter().skip(1) {
         let b = e.entry.body();
         if b.payload.get("proposal") != Some(&json!(id)) {
@@ -674,6 +691,19 @@ pub async fn verify_tally(c: &HttpClient, id: String, vkey: Option<String>) -> R
         let member = b.payload.get("member").and_then(Value::as_str);
         match (b.kind.as_str(), member) {
             ("gov.amend", _) => apply_terms(&mut p, &b.payload),
+            ("gov.ballot_key", _) => {
+                secret.keys = b.payload.get("keys").and_then(Value::as_object).cloned();
+            }
+            ("gov.ballots", _) => secret.batches.push((e.index, b.payload.clone())),
+            ("gov.vote", Some(m)) if b.payload.contains_key("blinded") => {
+                if b.ts < p.opens_ms || b.ts >= p.closes_ms {
+                    problems.push(format!(
+                        "participation at entry {} was signed outside the window",
+                        e.index
+                    ));
+                }
+                secret.participants.insert(m.to_owned());
+            }
             ("gov.vote", Some(m)) => {
                 if b.ts < p.opens_ms || b.ts >= p.closes_ms {
                     problems.push(format!(
@@ -739,8 +769,55 @@ pub async fn verify_tally(c: &HttpClient, id: String, vkey: Option<String>) -> R
             ));
         }
     }
-    let ballots = counted_ballots(&electorate, &votes, &proxies);
-    match tally(&p, &electorate, &ballots) {
+    let is_secret = p.rules.secret;
+    let mut published: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+    let ballots = if is_secret {
+        if !votes.is_empty() || !proxies.is_empty() {
+            problems.push("a secret ballot shows open votes or proxies".into());
+        }
+        let (b, ids) = crate::ballot::recount(
+            &p,
+            &cp.checkpoint.origin,
+            &electorate,
+            &secret,
+            &mut problems,
+        )?;
+        published = ids;
+        b
+    } else {
+        counted_ballots(&electorate, &votes, &proxies)
+    };
+    let participants = secret.participants.len() as u64;
+    if let Some(path) = &receipt {
+        let r = crate::ballot::read_receipt(path)?;
+        let info = c.info().await?;
+        let ballot = crate::ballot::check_receipt(&r, &info.node_key)?;
+        if r.proposal != id {
+            bail!(
+                "{} is a receipt for proposal {}",
+                path.display(),
+                r.proposal
+            );
+        }
+        match published.get(&ballot) {
+            Some(at) => println!(
+                "your ballot {} is published in entry {at} and counted",
+                r.ballot
+            ),
+            None => problems.push(format!(
+                "your ballot {} (receipt signed by the node) is missing from the published ballots",
+                r.ballot
+            )),
+        }
+    }
+    let recount = tally(&p, &electorate, &ballots).map(|t| {
+        if is_secret {
+            t.with_participants(participants)
+        } else {
+            t
+        }
+    });
+    match recount {
         Ok(mine) => {
             let (a, b) = (
                 serde_json::to_value(&mine)?,

@@ -2,6 +2,7 @@
 //! entries and checkpoints, write proof files and verify them offline.
 #![forbid(unsafe_code)]
 
+mod ballot;
 mod clerk;
 mod gov;
 mod keyfile;
@@ -106,6 +107,10 @@ enum Cmd {
         /// Choice numbers, comma-separated (a ranking for ranked choice; empty to abstain).
         #[arg(long)]
         choices: Option<String>,
+        /// Secret ballots: where to keep the node's receipt (default
+        /// `ballot-<proposal>.receipt.json`).
+        #[arg(long)]
+        receipt: Option<PathBuf>,
     },
     /// Give a proxy for one proposal to another member, or take it back with --revoke.
     Proxy {
@@ -271,7 +276,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             proposal,
             vote,
             choices,
-        } => gov::vote(&client(&cli.rpc)?, &key, proposal, vote, choices).await?,
+            receipt,
+        } => gov::vote(&client(&cli.rpc)?, &key, proposal, vote, choices, receipt).await?,
         Cmd::Proxy {
             key,
             proposal,
@@ -289,8 +295,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ),
             }
         }
-        Cmd::Tally(gov::TallyCmd::Verify { id, vkey }) => {
-            return gov::verify_tally(&client(&cli.rpc)?, id, vkey).await;
+        Cmd::Tally(gov::TallyCmd::Verify { id, vkey, receipt }) => {
+            return gov::verify_tally(&client(&cli.rpc)?, id, vkey, receipt).await;
         }
         Cmd::Bylaws => gov::bylaws(&client(&cli.rpc)?).await?,
         Cmd::Info => print_json(&coopledger_rpc::GovApiClient::info(&client(&cli.rpc)?).await?)?,

@@ -259,7 +259,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     );
     let listener = std::net::TcpListener::bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let node = coopledger_rpc::serve(listener, log.clone()).await?;
+    let ballots = Arc::new(coopledger_rpc::BallotBox::new(node_key.clone()));
+    let node = coopledger_rpc::serve(listener, log.clone(), ballots.clone()).await?;
     std::fs::write(args.data.join("node.addr"), format!("{}\n", node.addr))?;
     let cp = log.checkpoint();
     println!(
@@ -273,7 +274,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         cp.checkpoint.size, cp.checkpoint.root
     );
     tracing::info!(addr = %node.addr, "serving");
-    let clerk = tokio::spawn(crate::clerk::run(log.clone(), node_key));
+    let clerk = tokio::spawn(crate::clerk::run(log.clone(), node_key, ballots));
     shutdown_signal().await;
     println!("shutting down");
     clerk.abort();

@@ -2,8 +2,8 @@
 //! verifiers. The macro generates both the server trait and the typed client (`LedgerApiClient`).
 
 use crate::wire::{
-    CheckpointInfo, ConsistencyProof, CoopInfo, ElectorateView, EntryResult, InclusionProof,
-    MemberView, ProposalSummary, SubmitResult,
+    BallotReceipt, BallotToken, CheckpointInfo, ConsistencyProof, CoopInfo, ElectorateView,
+    EntryResult, InclusionProof, MemberView, ProposalSummary, SubmitResult,
 };
 use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
@@ -128,4 +128,15 @@ pub trait GovApi {
     /// RESULTS_SEALED when results come only after close.
     #[method(name = "liveTally")]
     async fn live_tally(&self, id: String) -> RpcResult<TallyRecord>;
+
+    /// Secret ballots: the node's answer to `member`'s participation in `proposal` (the blinded
+    /// token of their `gov.vote`), with a proof the voter checks against the published key.
+    #[method(name = "ballotToken")]
+    async fn ballot_token(&self, proposal: String, member: String) -> RpcResult<BallotToken>;
+
+    /// Secret ballots: puts a `gov.ballot` signed with a one-time key into the ballot box. Checked
+    /// as the rules will check it, stored durably, published with every other ballot when voting
+    /// closes; answered with a receipt signed by the node.
+    #[method(name = "castBallot")]
+    async fn cast_ballot(&self, ballot: Value) -> RpcResult<BallotReceipt>;
 }

@@ -131,6 +131,14 @@ pub fn invalid_param(field: &str, reason: &str) -> ErrorObjectOwned {
     )
 }
 
+/// Maps a refusal by the co-op's rules (or a storage failure while applying them).
+pub fn apply(e: &coopledger_ledger::ApplyError) -> ErrorObjectOwned {
+    match e {
+        coopledger_ledger::ApplyError::Rejected(r) => rejection(r),
+        coopledger_ledger::ApplyError::Storage(s) => storage(s),
+    }
+}
+
 /// Maps an entry rejection to its code.
 pub fn rejection(r: &Rejection) -> ErrorObjectOwned {
     let msg = r.to_string();

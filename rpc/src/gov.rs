@@ -2,21 +2,26 @@
 //! node's committed state (entries go in through `ledger_submit`).
 
 use crate::api::{GovApiServer, RpcResult};
+use crate::ballot_box::BallotBox;
 use crate::error;
-use crate::wire::{CoopInfo, Elector, ElectorateView, MemberView, ProposalSummary};
+use crate::wire::{
+    BallotReceipt, BallotToken, CoopInfo, Elector, ElectorateView, MemberView, ProposalSummary,
+};
 use coopledger_governance::bylaws::{Bylaws, ResultsVisibility};
 use coopledger_governance::records::{
     self, Application, KeyRecord, ProposalRecord, ProposalStatus, Standing,
 };
 use coopledger_governance::tallying::{electorate_digest, TallyRecord};
 use coopledger_governance::{parse_id, CoopRules, ENTRY_TYPES};
-use coopledger_ledger::codec::b64_decode;
-use coopledger_ledger::{Log, StateRead};
+use coopledger_ledger::codec::{b64_decode, b64_encode};
+use coopledger_ledger::{Envelope, Log, StateRead};
 use jsonrpsee::core::async_trait;
+use serde_json::Value;
 use std::sync::Arc;
 
 pub(crate) struct GovRpc {
     pub(crate) log: Arc<Log<CoopRules>>,
+    pub(crate) ballots: Arc<BallotBox>,
 }
 
 fn id_param(field: &str, s: &str) -> RpcResult<[u8; 32]> {
@@ -155,5 +160,36 @@ impl GovApiServer for GovRpc {
         coopledger_governance::rules::compute_tally(self.state(), &idb)
             .map_err(|e| error::storage(&e))?
             .ok_or_else(|| error::not_found("id", format!("no proposal {id}")))
+    }
+
+    async fn ballot_token(&self, proposal: String, member: String) -> RpcResult<BallotToken> {
+        let id = id_param("proposal", &proposal)?;
+        let a = self
+            .ballots
+            .answer(&self.log, &id, &member)
+            .map_err(|e| error::apply(&e))?;
+        Ok(BallotToken {
+            class: a.class,
+            key: b64_encode(a.key),
+            blinded: b64_encode(a.blinded),
+            evaluated: b64_encode(a.evaluation.evaluated),
+            challenge: b64_encode(a.evaluation.challenge),
+            response: b64_encode(a.evaluation.response),
+        })
+    }
+
+    async fn cast_ballot(&self, ballot: Value) -> RpcResult<BallotReceipt> {
+        let env = Envelope::from_value(&ballot).map_err(|r| error::rejection(&r))?;
+        let r = self
+            .ballots
+            .cast(&self.log, env)
+            .map_err(|e| error::apply(&e))?;
+        Ok(BallotReceipt {
+            origin: self.log.origin().to_owned(),
+            proposal: hex::encode(r.proposal),
+            ballot: hex::encode(r.ballot),
+            node_key: b64_encode(self.ballots.node_key()),
+            signature: b64_encode(r.signature),
+        })
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod ballot_box;
 pub mod client;
 pub mod error;
 mod gov;
@@ -10,4 +11,5 @@ pub mod server;
 pub mod wire;
 
 pub use api::{GovApiClient, LedgerApiClient};
+pub use ballot_box::BallotBox;
 pub use server::{serve, NodeHandle};

@@ -2,6 +2,7 @@
 //! (tests bind port 0), stopped through the returned handle.
 
 use crate::api::{GovApiServer, LedgerApiServer, RpcResult};
+use crate::ballot_box::BallotBox;
 use crate::error;
 use crate::wire::{
     bytes_b64, hashes_b64, CheckpointInfo, ConsistencyProof, EntryResult, InclusionProof,
@@ -175,10 +176,11 @@ impl LedgerApiServer for LedgerRpc {
 /// Every method the server answers, with `rpc.discover`.
 pub fn module(
     log: Arc<Log<CoopRules>>,
+    ballots: Arc<BallotBox>,
 ) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(());
     m.merge(LedgerRpc { log: log.clone() }.into_rpc())?;
-    m.merge(crate::gov::GovRpc { log }.into_rpc())?;
+    m.merge(crate::gov::GovRpc { log, ballots }.into_rpc())?;
     m.register_method("rpc.discover", |_, _, _| -> Value {
         serde_json::from_str(OPENRPC).unwrap_or(Value::Null)
     })?;
@@ -194,10 +196,12 @@ pub struct NodeHandle {
     pub handle: ServerHandle,
 }
 
-/// Serves `log` over HTTP and WebSocket on `listener` until the handle is stopped.
+/// Serves `log` (and the node's ballot box) over HTTP and WebSocket on `listener` until the
+/// handle is stopped.
 pub async fn serve(
     listener: std::net::TcpListener,
     log: Arc<Log<CoopRules>>,
+    ballots: Arc<BallotBox>,
 ) -> std::io::Result<NodeHandle> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
@@ -207,7 +211,7 @@ pub async fn serve(
     let server = Server::builder()
         .set_config(config)
         .build_from_tcp(listener)?;
-    let methods = module(log).map_err(std::io::Error::other)?;
+    let methods = module(log, ballots).map_err(std::io::Error::other)?;
     Ok(NodeHandle {
         addr,
         handle: server.start(methods),

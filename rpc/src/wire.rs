@@ -207,3 +207,40 @@ pub struct ElectorateView {
     /// `electorate_digest` of the list: equals the tally's `electorate` field.
     pub digest: String,
 }
+
+/// The node's answer to a secret-ballot participation (see `coopledger_governance::ballot`):
+/// `evaluated = k·blinded` and a Chaum–Pedersen proof `(challenge, response)` that `k` is the
+/// class key published in the log. All base64 of 32 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BallotToken {
+    /// The member's class in the frozen electorate.
+    pub class: String,
+    /// The class's public ballot key.
+    pub key: String,
+    /// The blinded token from the participation entry.
+    pub blinded: String,
+    /// `Z = k·M`.
+    pub evaluated: String,
+    /// Proof challenge `c`.
+    pub challenge: String,
+    /// Proof response `s`.
+    pub response: String,
+}
+
+/// The ballot box's receipt: the node's signature over
+/// `"coopledger/ballot-receipt\0" ‖ origin ‖ "\n" ‖ proposal id ‖ ballot id` (32-byte ids).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BallotReceipt {
+    /// The ledger's origin.
+    pub origin: String,
+    /// Proposal id (hex).
+    pub proposal: String,
+    /// The ballot's entry id (hex): find it in the proposal's `gov.ballots` entries after the close.
+    pub ballot: String,
+    /// The node key that signed (base64).
+    pub node_key: String,
+    /// Ed25519 signature (base64).
+    pub signature: String,
+}

@@ -11,61 +11,14 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use coopledger_e2e::{coop, Node};
+mod common;
+
+use common::{after, key, member_id, ok, refused, tally_when_closed};
+use coopledger_e2e::Node;
 use coopledger_governance::bylaws::{Bylaws, MemberClass};
 use coopledger_governance::tally::VotingMode;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-/// Runs `coop` and insists on success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = coop(args).unwrap();
-    assert_eq!(code, 0, "coop {args:?} failed:\n{out}\n{err}");
-    out
-}
-
-/// Runs `coop` expecting failure; returns stderr.
-fn refused(args: &[&str]) -> String {
-    let (code, out, err) = coop(args).unwrap();
-    assert_ne!(code, 0, "coop {args:?} should have failed:\n{out}");
-    err
-}
-
-/// The value printed after `label: ` on some line.
-fn after(out: &str, label: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(label))
-        .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"))
-        .trim()
-        .to_owned()
-}
-
-fn key(dir: &Path, name: &str) -> String {
-    let p = dir.join(format!("{name}.key"));
-    ok(&["key", "new", "-o", p.to_str().unwrap()]);
-    p.to_str().unwrap().to_owned()
-}
-
-fn member_id(key: &str) -> String {
-    let out = ok(&["key", "show", key]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v["memberId"].as_str().unwrap().to_owned()
-}
-
-/// Waits until the node's clerk has recorded the tally, then returns it.
-fn tally_when_closed(rpc: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, out, _) = coop(&["--rpc", rpc, "tally", "show", id]).unwrap();
-        if code == 0 {
-            return serde_json::from_str(&out).unwrap();
-        }
-        assert!(Instant::now() < deadline, "no tally for {id}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn bylaws(version: u64, amendment_quorum_ppm: u32) -> Bylaws {
     let mut b = Bylaws::single_class();

@@ -1,0 +1,281 @@
+//! End-to-end secret ballot against a real node, as members run it with the `coop` CLI: each
+//! member's participation is signed in the log, their ballot goes into the node's box under a
+//! one-time key and comes back with a signed receipt, the box survives a crash of the node, and
+//! at the close the node publishes every ballot at once; members recount with
+//! `coop tally verify` and find their own ballot by its receipt. The log shows no link from a
+//! ballot to a member.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
+mod common;
+
+use common::{after, key, member_id, ok, refused, tally_when_closed};
+use coopledger_e2e::{coop, read_key, sign, Node};
+use coopledger_governance::bylaws::{Bylaws, DecisionKind, MemberClass};
+use coopledger_governance::tally::VotingMode;
+use coopledger_ledger::codec::b64_encode;
+use coopledger_rpc::client::http_client;
+use coopledger_rpc::{GovApiClient, LedgerApiClient};
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn secret_bylaws() -> Bylaws {
+    let mut b = Bylaws::single_class();
+    b.classes = BTreeMap::from([
+        ("drivers".to_string(), MemberClass { votes: true }),
+        ("riders".to_string(), MemberClass { votes: true }),
+    ]);
+    b.voting = VotingMode::ClassWeighted {
+        weights: BTreeMap::from([("drivers".into(), 600_000), ("riders".into(), 400_000)]),
+        cap_ppm: None,
+    };
+    for d in b.decisions.values_mut() {
+        d.min_duration_ms = 1_000;
+        d.min_notice_ms = 0;
+    }
+    let special = b.decisions.get_mut(&DecisionKind::Special).unwrap();
+    special.secret = true;
+    special.revote = false;
+    special.proxies.allowed = false;
+    b
+}
+
+#[test]
+fn secret_ballot_publishes_unlinkable_ballots_at_the_close_and_members_can_recount() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("coop");
+    let bylaws_file = d.join("bylaws.json");
+    std::fs::write(
+        &bylaws_file,
+        serde_json::to_string(&secret_bylaws()).unwrap(),
+    )
+    .unwrap();
+    let names = ["board", "driver", "rider", "rider2"];
+    let keys: Vec<String> = names.iter().map(|n| key(d, n)).collect();
+    let classes = [
+        "board,class=drivers",
+        "class=drivers",
+        "class=riders",
+        "class=riders",
+    ];
+    let mut init = vec![
+        "init".to_string(),
+        "--data".into(),
+        data.to_str().unwrap().into(),
+        "--origin".into(),
+        "rides.example.coop/ledger".into(),
+        "--name".into(),
+        "Ride-hail Data Co-op".into(),
+        "--bylaws".into(),
+        bylaws_file.to_str().unwrap().into(),
+    ];
+    for (k, c) in keys.iter().zip(classes) {
+        init.push("--founder".into());
+        init.push(format!("@{k}:{c}"));
+    }
+    ok(&init.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut node = Node::start(&data, &[]).unwrap();
+    let run = |rpc: &str, args: &[&str]| {
+        let mut v = vec!["--rpc", rpc];
+        v.extend_from_slice(args);
+        ok(&v)
+    };
+    let fail = |rpc: &str, args: &[&str]| {
+        let mut v = vec!["--rpc", rpc];
+        v.extend_from_slice(args);
+        refused(&v)
+    };
+    let rpc = node.http_url();
+    let out = run(
+        &rpc,
+        &[
+            "proposal",
+            "create",
+            "--key",
+            &keys[0],
+            "--kind",
+            "special",
+            "--title",
+            "Sell pooled trip data to the city",
+            "--duration",
+            "10",
+        ],
+    );
+    let proposal = after(&out, "proposal:");
+    let receipt = |i: usize| d.join(format!("{}.receipt.json", names[i]));
+
+    // Three members vote before the node crashes.
+    for (i, v) in [(0, "yes"), (1, "no"), (2, "yes")] {
+        let out = run(
+            &rpc,
+            &[
+                "vote",
+                "--key",
+                &keys[i],
+                &proposal,
+                v,
+                "--receipt",
+                receipt(i).to_str().unwrap(),
+            ],
+        );
+        assert!(out.contains("took part (signed) at index"), "{out}");
+        assert!(out.contains("cast secretly"), "{out}");
+    }
+    // No revotes; no proxies.
+    let err = fail(&rpc, &["vote", "--key", &keys[0], &proposal, "no"]);
+    assert!(err.contains("vote.revote"), "{err}");
+    let err = fail(
+        &rpc,
+        &[
+            "proxy",
+            "--key",
+            &keys[3],
+            &proposal,
+            "--to",
+            &member_id(&keys[0]),
+        ],
+    );
+    assert!(err.contains("proxy.secret"), "{err}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = http_client(&rpc).unwrap();
+    let p = rt.block_on(client.proposal(proposal.clone())).unwrap();
+    // Results stay sealed until the close.
+    let sealed = rt
+        .block_on(client.live_tally(proposal.clone()))
+        .unwrap_err();
+    assert!(sealed.to_string().contains("2003"), "{sealed}");
+    // A ballot whose credential the node never issued is refused by the box, naming the rule.
+    let one_time = SigningKey::from_bytes(&[42; 32]);
+    let forged = sign(
+        &one_time,
+        "rides.example.coop/ledger",
+        "gov.ballot",
+        1,
+        p.opens_ms,
+        json!({"proposal": proposal, "class": "riders", "credential": b64_encode([5u8; 32]), "vote": "yes"}),
+    )
+    .unwrap();
+    let err = rt
+        .block_on(client.cast_ballot(forged.to_value()))
+        .unwrap_err();
+    assert!(err.to_string().contains("ballot.credential"), "{err}");
+
+    // The node is killed (SIGKILL) and restarted: the box is on disk, nothing is lost.
+    node.kill9().unwrap();
+    node = Node::start(&data, &[]).unwrap();
+    let rpc = node.http_url();
+    run(
+        &rpc,
+        &[
+            "vote",
+            "--key",
+            &keys[3],
+            &proposal,
+            "yes",
+            "--receipt",
+            receipt(3).to_str().unwrap(),
+        ],
+    );
+
+    let t = tally_when_closed(&rpc, &proposal);
+    assert_eq!(t["ballots"], 4, "{t}");
+    assert_eq!(t["participants"], 4, "{t}");
+    for i in 0..4 {
+        let out = run(
+            &rpc,
+            &[
+                "tally",
+                "verify",
+                &proposal,
+                "--receipt",
+                receipt(i).to_str().unwrap(),
+            ],
+        );
+        assert!(out.contains("AGREES"), "{out}");
+        assert!(out.contains("is published in entry"), "{out}");
+    }
+    // A receipt altered to name another ballot does not verify.
+    let mut r: Value = serde_json::from_slice(&std::fs::read(receipt(0)).unwrap()).unwrap();
+    let other: Value = serde_json::from_slice(&std::fs::read(receipt(1)).unwrap()).unwrap();
+    r["ballot"] = other["ballot"].clone();
+    let bad = d.join("bad.receipt.json");
+    std::fs::write(&bad, serde_json::to_vec(&r).unwrap()).unwrap();
+    let (code, _, err) = coop(&[
+        "--rpc",
+        &rpc,
+        "tally",
+        "verify",
+        &proposal,
+        "--receipt",
+        bad.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_ne!(code, 0);
+    assert!(err.contains("does not verify"), "{err}");
+
+    // The log: participations name members and carry no vote; ballots are published together,
+    // in ballot-id order, all stamped with the opening time, none signed by a member's key.
+    let client = http_client(&rpc).unwrap();
+    let member_keys: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            b64_encode(
+                read_key(std::path::Path::new(k))
+                    .unwrap()
+                    .verifying_key()
+                    .to_bytes(),
+            )
+        })
+        .collect();
+    let mut published: Vec<Value> = Vec::new();
+    let mut participations = 0;
+    for i in rt
+        .block_on(client.proposal_entries(proposal.clone()))
+        .unwrap()
+    {
+        let e = rt.block_on(client.get_entry(i)).unwrap().decoded;
+        match e["body"]["type"].as_str().unwrap() {
+            "gov.vote" => {
+                participations += 1;
+                assert!(e["body"]["payload"].get("vote").is_none());
+                assert!(e["body"]["payload"].get("blinded").is_some());
+            }
+            "gov.ballots" => {
+                published.extend(e["body"]["payload"]["ballots"].as_array().unwrap().clone());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(participations, 4);
+    assert_eq!(published.len(), 4);
+    let ids: Vec<String> = published
+        .iter()
+        .map(|b| {
+            let env = coopledger_ledger::Envelope::from_value(b).unwrap();
+            assert!(!member_keys.contains(&b["body"]["signer"].as_str().unwrap().to_owned()));
+            assert_eq!(env.body().ts, p.opens_ms);
+            hex::encode(env.entry_id().as_bytes())
+        })
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(
+        ids, sorted,
+        "published in ballot-id order, not casting order"
+    );
+    let yes = published
+        .iter()
+        .filter(|b| b["body"]["payload"]["vote"] == "yes")
+        .count();
+    assert_eq!(yes, 3);
+    node.terminate().unwrap();
+}
