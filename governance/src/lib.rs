@@ -5,6 +5,7 @@
 
 pub mod ballot;
 pub mod bylaws;
+pub mod consent;
 pub mod genesis;
 mod payload;
 pub mod records;

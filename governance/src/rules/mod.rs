@@ -3,6 +3,7 @@
 //! `Rejection::Malformed` naming the payload field; a refused entry changes nothing.
 
 mod ballots;
+mod consent;
 mod membership;
 mod proposals;
 
@@ -45,6 +46,14 @@ pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("gov.tally", 1),
     ("gov.ballot_key", 1),
     ("gov.ballots", 1),
+    ("party.register", 1),
+    ("consent.notice", 1),
+    ("consent.grant", 1),
+    ("consent.renew", 1),
+    ("consent.withdraw", 1),
+    ("consent.revoke", 1),
+    ("consent.invalidate", 1),
+    ("data.use", 1),
 ];
 
 /// The co-op's rules.
@@ -79,6 +88,8 @@ pub(crate) enum Signer {
     Node,
     /// A member's current key.
     Member(MemberRecord),
+    /// A registered party's key (controller, recipient, authority).
+    Party(crate::consent::Party),
 }
 
 impl Signer {
@@ -88,6 +99,10 @@ impl Signer {
             Signer::Node => Err(rule(
                 "role.required",
                 "the node key does not act as a member",
+            )),
+            Signer::Party(p) => Err(rule(
+                "role.required",
+                format!("party {} does not act as a member", p.id),
             )),
             Signer::Member(m) if m.status == MemberStatus::Active => Ok(m),
             Signer::Member(m) => Err(rule(
@@ -112,7 +127,7 @@ impl Signer {
     pub(crate) fn require_node(&self) -> Result<(), ApplyError> {
         match self {
             Signer::Node => Ok(()),
-            Signer::Member(_) => Err(rule(
+            Signer::Member(_) | Signer::Party(_) => Err(rule(
                 "role.required",
                 "only the node key records this entry type",
             )),
@@ -135,6 +150,11 @@ fn resolve_signer(view: &StateView<'_>, key: &[u8; 32]) -> Result<Signer, ApplyE
     }
     if k.member == "node" {
         return Ok(Signer::Node);
+    }
+    if let Some(party) = k.member.strip_prefix(consent::PARTY_KEY_PREFIX) {
+        let p = crate::consent::party(view, party)?
+            .ok_or_else(|| corrupt(format!("key of unknown party {party}")))?;
+        return Ok(Signer::Party(p));
     }
     let m = records::member(view, &k.member)?
         .ok_or_else(|| corrupt(format!("key of unknown member {}", k.member)))?;
@@ -281,6 +301,15 @@ impl StateMachine for CoopRules {
             "gov.tally" => proposals::record_tally(view, entry, ctx, &signer),
             "gov.ballot_key" => ballots::publish_keys(view, entry, ctx, &signer),
             "gov.ballots" => ballots::publish_ballots(view, entry, ctx, &signer),
+            "party.register" => consent::register_party(view, entry, ctx, &signer),
+            "consent.notice" => consent::publish_notice(view, entry, ctx, &signer),
+            "consent.grant" => consent::grant(view, entry, ctx, &signer),
+            "consent.renew" => consent::renew(view, entry, ctx, &signer),
+            "consent.withdraw" => consent::withdraw(view, entry, ctx, &signer),
+            "consent.revoke" | "consent.invalidate" => {
+                consent::end_by_party(view, entry, ctx, &signer)
+            }
+            "data.use" => consent::record_use(view, entry, ctx, &signer),
             other => Err(rule(
                 "type.registered",
                 format!("entry type {other:?} has no rule (registry and rules disagree)"),
