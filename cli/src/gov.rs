@@ -67,7 +67,7 @@ pub async fn sign_and_submit_at(
 
 /// A salted commitment to off-ledger text: `SHA-256("coopledger/commitment\0" ‖ salt ‖ text)`.
 /// The text and salt stay off the ledger (and can be erased); the commitment proves them later.
-fn commit_text(text: &str) -> (String, String) {
+pub(crate) fn commit_text(text: &str) -> (String, String) {
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
     let mut h = Sha256::new();
@@ -77,7 +77,7 @@ fn commit_text(text: &str) -> (String, String) {
     (b64_encode(h.finalize()), hex::encode(salt))
 }
 
-async fn member_of(c: &HttpClient, key: &SigningKey) -> Result<String> {
+pub(crate) async fn member_of(c: &HttpClient, key: &SigningKey) -> Result<String> {
     let rec = c
         .key(b64_encode(key.verifying_key().to_bytes()))
         .await
@@ -281,7 +281,7 @@ pub enum TallyCmd {
     },
 }
 
-fn key_arg(spec: &str) -> Result<[u8; 32]> {
+pub(crate) fn key_arg(spec: &str) -> Result<[u8; 32]> {
     match spec.strip_prefix('@') {
         Some(path) => Ok(keyfile::read(Path::new(path))?.verifying_key().to_bytes()),
         None => b64_decode(spec)
@@ -291,7 +291,7 @@ fn key_arg(spec: &str) -> Result<[u8; 32]> {
     }
 }
 
-async fn submit_printing(
+pub(crate) async fn submit_printing(
     c: &HttpClient,
     key: &Path,
     kind: &str,

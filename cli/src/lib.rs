@@ -4,6 +4,7 @@
 
 mod ballot;
 mod clerk;
+mod consent;
 mod gov;
 mod keyfile;
 mod node;
@@ -131,6 +132,60 @@ enum Cmd {
     Tally(gov::TallyCmd),
     /// Print the bylaws in force.
     Bylaws,
+    /// Consent: grant, renew, withdraw (your key); revoke / invalidate (party keys); status,
+    /// timeline, grants, receipts.
+    #[command(subcommand)]
+    Consent(consent::ConsentCmd),
+    /// Register a party (controller, recipient, authority), as the board.
+    PartyRegister {
+        /// Board member's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Party id, `[a-z0-9_]`.
+        #[arg(long)]
+        party: String,
+        /// controller, recipient or authority.
+        #[arg(long)]
+        kind: String,
+        /// Organisation name.
+        #[arg(long)]
+        name: String,
+        /// Jurisdiction, e.g. EU.
+        #[arg(long, default_value = "EU")]
+        jurisdiction: String,
+        /// The party's signing key (base64 or @KEYFILE), for controllers and authorities.
+        #[arg(long)]
+        party_key: Option<String>,
+    },
+    /// Publish a consent notice (JSON file; `textFile` may stand in for `textDigest`).
+    NoticePublish {
+        /// Board member's or controller's key file.
+        #[arg(long)]
+        key: PathBuf,
+        file: PathBuf,
+    },
+    /// Record a release or sale of member data, citing the consents it relies on.
+    DataUse {
+        /// Board member's or controller's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// release or sale.
+        #[arg(long, default_value = "release")]
+        kind: String,
+        #[arg(long)]
+        recipient: String,
+        #[arg(long)]
+        purpose: String,
+        /// A data category, repeatable.
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// A consent grant id, repeatable (one per member whose data is in it).
+        #[arg(long = "consent", required = true)]
+        consents: Vec<String>,
+        /// The dataset file (its SHA-256 is recorded).
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+    },
     /// Print the co-op's summary (name, members, bylaws version, entry types).
     Info,
     /// Verify a proof file offline (no server). Exit code 0 = valid, 1 = invalid.
@@ -299,6 +354,50 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             return gov::verify_tally(&client(&cli.rpc)?, id, vkey, receipt).await;
         }
         Cmd::Bylaws => gov::bylaws(&client(&cli.rpc)?).await?,
+        Cmd::Consent(cmd) => consent::consent(&client(&cli.rpc)?, cmd).await?,
+        Cmd::PartyRegister {
+            key,
+            party,
+            kind,
+            name,
+            jurisdiction,
+            party_key,
+        } => {
+            consent::register_party(
+                &client(&cli.rpc)?,
+                key,
+                party,
+                kind,
+                name,
+                jurisdiction,
+                party_key,
+            )
+            .await?
+        }
+        Cmd::NoticePublish { key, file } => {
+            consent::publish_notice(&client(&cli.rpc)?, key, file).await?
+        }
+        Cmd::DataUse {
+            key,
+            kind,
+            recipient,
+            purpose,
+            categories,
+            consents,
+            dataset,
+        } => {
+            consent::data_use(
+                &client(&cli.rpc)?,
+                key,
+                kind,
+                recipient,
+                purpose,
+                categories,
+                consents,
+                dataset,
+            )
+            .await?
+        }
         Cmd::Info => print_json(&coopledger_rpc::GovApiClient::info(&client(&cli.rpc)?).await?)?,
         Cmd::Entry { index } => print_json(&client(&cli.rpc)?.get_entry(index).await?)?,
         Cmd::Checkpoint => print_json(&client(&cli.rpc)?.checkpoint().await?)?,

@@ -455,3 +455,42 @@ pub fn status(
         grants: list,
     }
 }
+
+/// The consent receipt given to the member on each grant, in the Kantara Consent Receipt v1.1
+/// shape (whose fields ISO/IEC TS 27560 carries forward), plus where the grant sits in the log.
+/// Identifies the member only by pseudonymous id.
+pub fn receipt(g: &Grant, n: &Notice, controller: &Party) -> serde_json::Value {
+    serde_json::json!({
+        "version": "KI-CR-v1.1.0",
+        "jurisdiction": n.jurisdiction,
+        "consentTimestamp": g.ms / 1000,
+        "collectionMethod": "signed ledger entry (consent.grant) made on the member's device",
+        "consentReceiptID": g.id,
+        "language": n.language,
+        "piiPrincipalId": g.member,
+        "piiControllers": [{
+            "piiController": controller.name,
+            "onBehalf": false,
+            "partyId": controller.id,
+        }],
+        "policyUrl": format!("notice:{}/v{}#sha256={}", n.notice, n.version, n.text_digest),
+        "services": [{
+            "service": format!("{} v{}", n.notice, n.version),
+            "purposes": g.purposes.iter().map(|p| serde_json::json!({
+                "purpose": p,
+                "purposeCategory": [p],
+                "consentType": "EXPLICIT",
+                "piiCategory": g.data_categories,
+                "primaryPurpose": false,
+                "termination": format!("until {} ms or withdrawal", g.until_ms()),
+                "thirdPartyDisclosure": !g.recipients.is_empty(),
+                "thirdPartyName": g.recipients.join(", "),
+            })).collect::<Vec<_>>(),
+        }],
+        "sensitive": n.special_category,
+        "spiCat": if n.special_category { g.data_categories.clone() } else { vec![] },
+        "lawfulBasis": n.lawful_basis,
+        "validity": g.periods,
+        "ledger": { "index": g.index, "entryId": g.id, "notice": n.notice, "noticeVersion": n.version },
+    })
+}

@@ -6,6 +6,7 @@ use crate::wire::{
     EntryResult, InclusionProof, MemberView, ProposalSummary, SubmitResult,
 };
 use coopledger_governance::bylaws::Bylaws;
+use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport, Timeline};
 use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
 use coopledger_governance::tallying::TallyRecord;
 use jsonrpsee::core::SubscriptionResult;
@@ -139,4 +140,53 @@ pub trait GovApi {
     /// closes; answered with a receipt signed by the node.
     #[method(name = "castBallot")]
     async fn cast_ballot(&self, ballot: Value) -> RpcResult<BallotReceipt>;
+}
+
+/// `consent_*`: the consent ledger — parties, notices, grants, statuses, timelines, data uses,
+/// receipts. Entries are submitted with `ledger_submit`.
+#[rpc(server, client, namespace = "consent")]
+pub trait ConsentApi {
+    /// Every registered party.
+    #[method(name = "parties")]
+    async fn parties(&self) -> RpcResult<Vec<Party>>;
+
+    /// Every version of every notice.
+    #[method(name = "notices")]
+    async fn notices(&self) -> RpcResult<Vec<Notice>>;
+
+    /// One notice; the latest version unless `version` is given.
+    #[method(name = "notice")]
+    async fn notice(&self, notice: String, version: Option<u64>) -> RpcResult<Notice>;
+
+    /// A grant by id (hex), with its periods and end.
+    #[method(name = "grant")]
+    async fn grant(&self, id: String) -> RpcResult<Grant>;
+
+    /// A member's grants.
+    #[method(name = "grants")]
+    async fn grants(&self, member: String) -> RpcResult<Vec<Grant>>;
+
+    /// Where (member, purpose, recipient) stands as of log index `atIndex` (default: now) at
+    /// time `atMs` (default: the node's clock).
+    #[method(name = "status")]
+    async fn status(
+        &self,
+        member: String,
+        purpose: String,
+        recipient: String,
+        #[argument(rename = "atIndex")] at_index: Option<u64>,
+        #[argument(rename = "atMs")] at_ms: Option<u64>,
+    ) -> RpcResult<StatusReport>;
+
+    /// Every consent entry about a member, in log order.
+    #[method(name = "timeline")]
+    async fn timeline(&self, member: String) -> RpcResult<Timeline>;
+
+    /// A data use by id (hex).
+    #[method(name = "use")]
+    async fn data_use(&self, id: String) -> RpcResult<DataUse>;
+
+    /// The consent receipt of a grant (Kantara Consent Receipt v1.1 shape).
+    #[method(name = "receipt")]
+    async fn receipt(&self, grant: String) -> RpcResult<Value>;
 }

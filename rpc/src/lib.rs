@@ -5,11 +5,12 @@
 pub mod api;
 pub mod ballot_box;
 pub mod client;
+mod consent;
 pub mod error;
 mod gov;
 pub mod server;
 pub mod wire;
 
-pub use api::{GovApiClient, LedgerApiClient};
+pub use api::{ConsentApiClient, GovApiClient, LedgerApiClient};
 pub use ballot_box::BallotBox;
 pub use server::{serve, NodeHandle};

@@ -1,7 +1,7 @@
 //! The node's JSON-RPC server: HTTP and WebSocket on one port, on a listener the caller binds
 //! (tests bind port 0), stopped through the returned handle.
 
-use crate::api::{GovApiServer, LedgerApiServer, RpcResult};
+use crate::api::{ConsentApiServer, GovApiServer, LedgerApiServer, RpcResult};
 use crate::ballot_box::BallotBox;
 use crate::error;
 use crate::wire::{
@@ -180,7 +180,14 @@ pub fn module(
 ) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(());
     m.merge(LedgerRpc { log: log.clone() }.into_rpc())?;
-    m.merge(crate::gov::GovRpc { log, ballots }.into_rpc())?;
+    m.merge(
+        crate::gov::GovRpc {
+            log: log.clone(),
+            ballots,
+        }
+        .into_rpc(),
+    )?;
+    m.merge(crate::consent::ConsentRpc { log }.into_rpc())?;
     m.register_method("rpc.discover", |_, _, _| -> Value {
         serde_json::from_str(OPENRPC).unwrap_or(Value::Null)
     })?;

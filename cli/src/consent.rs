@@ -1,0 +1,274 @@
+//! Consent commands: `coop party register`, `coop notice publish`, `coop consent
+//! grant|renew|withdraw|revoke|invalidate|status|timeline|grants|receipt`, `coop data-use`.
+//! Grants and withdrawals are signed here, on the member's device, with the member's key file.
+
+use crate::gov::{commit_text, key_arg, member_of, sign_and_submit, submit_printing};
+use crate::keyfile;
+use anyhow::{anyhow, Context, Result};
+use clap::Subcommand;
+use coopledger_ledger::codec::b64_encode;
+use coopledger_ledger::log::now_ms;
+use coopledger_rpc::client::HttpClient;
+use coopledger_rpc::ConsentApiClient;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+const DAY_MS: u64 = 86_400_000;
+
+/// `coop consent …`
+#[derive(Debug, Subcommand)]
+pub enum ConsentCmd {
+    /// Grant consent (signed with your key) to part of a notice; prints the grant id and the
+    /// consent receipt.
+    Grant {
+        /// Your key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Notice id.
+        #[arg(long)]
+        notice: String,
+        /// Notice version (default: the latest).
+        #[arg(long)]
+        version: Option<u64>,
+        /// A purpose (DPV term), repeatable.
+        #[arg(long = "purpose", required = true)]
+        purposes: Vec<String>,
+        /// A recipient party id, repeatable.
+        #[arg(long = "recipient", required = true)]
+        recipients: Vec<String>,
+        /// A data category (DPV-PD term), repeatable.
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// Valid for this many days from now.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Write the consent receipt here (default: print it).
+        #[arg(long)]
+        receipt: Option<PathBuf>,
+    },
+    /// Extend a grant (yours) by this many days from now.
+    Renew {
+        #[arg(long)]
+        key: PathBuf,
+        grant: String,
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
+    /// Withdraw a grant (yours). Final.
+    Withdraw {
+        #[arg(long)]
+        key: PathBuf,
+        grant: String,
+    },
+    /// Revoke a grant, as its notice's controller (party key).
+    Revoke {
+        #[arg(long)]
+        key: PathBuf,
+        grant: String,
+        /// Reason (kept off-ledger; a salted commitment goes on it).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Invalidate a grant, as an authority (party key).
+    Invalidate {
+        #[arg(long)]
+        key: PathBuf,
+        grant: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Where (member, purpose, recipient) stands, now or as of an index / time.
+    Status {
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        purpose: String,
+        #[arg(long)]
+        recipient: String,
+        #[arg(long)]
+        at_index: Option<u64>,
+        #[arg(long)]
+        at_ms: Option<u64>,
+    },
+    /// A member's consent timeline.
+    Timeline {
+        #[arg(long)]
+        member: String,
+    },
+    /// A member's grants.
+    Grants {
+        #[arg(long)]
+        member: String,
+    },
+    /// The consent receipt of a grant.
+    Receipt { grant: String },
+}
+
+/// Runs `coop consent …`.
+pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
+    match cmd {
+        ConsentCmd::Grant {
+            key,
+            notice,
+            version,
+            purposes,
+            recipients,
+            categories,
+            days,
+            receipt,
+        } => {
+            let k = keyfile::read(&key)?;
+            let member = member_of(c, &k).await?;
+            let version = match version {
+                Some(v) => v,
+                None => c.notice(notice.clone(), None).await?.version,
+            };
+            let now = now_ms();
+            let p = json!({
+                "member": member, "notice": notice, "version": version, "purposes": purposes,
+                "recipients": recipients, "dataCategories": categories, "fromMs": now,
+                "untilMs": now + days.saturating_mul(DAY_MS),
+            });
+            let (r, id) = sign_and_submit(c, &k, "consent.grant", p).await?;
+            println!(
+                "consent.grant accepted at index {} (entry id {id})",
+                r.index
+            );
+            println!("grant: {id}");
+            let rc = c.receipt(id).await?;
+            match receipt {
+                Some(path) => {
+                    std::fs::write(&path, serde_json::to_vec_pretty(&rc)?)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("consent receipt written to {}", path.display());
+                }
+                None => crate::print_json(&rc)?,
+            }
+        }
+        ConsentCmd::Renew { key, grant, days } => {
+            let k = keyfile::read(&key)?;
+            let member = member_of(c, &k).await?;
+            let until = now_ms() + days.saturating_mul(DAY_MS);
+            let p = json!({"member": member, "grant": grant, "untilMs": until});
+            let (r, _) = sign_and_submit(c, &k, "consent.renew", p).await?;
+            println!("consent.renew accepted at index {}", r.index);
+        }
+        ConsentCmd::Withdraw { key, grant } => {
+            let k = keyfile::read(&key)?;
+            let member = member_of(c, &k).await?;
+            let p = json!({"member": member, "grant": grant});
+            let (r, _) = sign_and_submit(c, &k, "consent.withdraw", p).await?;
+            println!(
+                "consent.withdraw accepted at index {}: withdrawn for good",
+                r.index
+            );
+        }
+        ConsentCmd::Revoke { key, grant, reason } => {
+            ended_by_party(c, key, "consent.revoke", &grant, &reason).await?;
+        }
+        ConsentCmd::Invalidate { key, grant, reason } => {
+            ended_by_party(c, key, "consent.invalidate", &grant, &reason).await?;
+        }
+        ConsentCmd::Status {
+            member,
+            purpose,
+            recipient,
+            at_index,
+            at_ms,
+        } => crate::print_json(
+            &c.status(member, purpose, recipient, at_index, at_ms)
+                .await?,
+        )?,
+        ConsentCmd::Timeline { member } => crate::print_json(&c.timeline(member).await?)?,
+        ConsentCmd::Grants { member } => crate::print_json(&c.grants(member).await?)?,
+        ConsentCmd::Receipt { grant } => crate::print_json(&c.receipt(grant).await?)?,
+    }
+    Ok(())
+}
+
+async fn ended_by_party(
+    c: &HttpClient,
+    key: PathBuf,
+    kind: &str,
+    grant: &str,
+    reason: &str,
+) -> Result<()> {
+    let (commitment, salt) = commit_text(reason);
+    println!("reason salt (keep off-ledger with the reason): {salt}");
+    submit_printing(c, &key, kind, json!({"grant": grant, "reason": commitment})).await?;
+    Ok(())
+}
+
+/// `coop party register`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one parameter per command-line option"
+)]
+pub async fn register_party(
+    c: &HttpClient,
+    key: PathBuf,
+    party: String,
+    kind: String,
+    name: String,
+    jurisdiction: String,
+    party_key: Option<String>,
+) -> Result<()> {
+    let mut p = json!({"party": party, "kind": kind, "name": name, "jurisdiction": jurisdiction});
+    if let Some(k) = party_key {
+        p["key"] = json!(b64_encode(key_arg(&k)?));
+    }
+    submit_printing(c, &key, "party.register", p).await?;
+    Ok(())
+}
+
+/// `coop notice publish FILE`: the notice fields as JSON; `textFile` (a path) may stand in for
+/// `textDigest`, which is then computed from the file.
+pub async fn publish_notice(c: &HttpClient, key: PathBuf, file: PathBuf) -> Result<()> {
+    let mut v: Value = serde_json::from_slice(
+        &std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", file.display()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| anyhow!("{} must hold a JSON object", file.display()))?;
+    if let Some(Value::String(text)) = obj.remove("textFile") {
+        let path = file
+            .parent()
+            .map_or_else(|| PathBuf::from(&text), |d| d.join(&text));
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        obj.insert(
+            "textDigest".into(),
+            json!(b64_encode(Sha256::digest(&bytes))),
+        );
+    }
+    submit_printing(c, &key, "consent.notice", v).await?;
+    Ok(())
+}
+
+/// `coop data-use`: record a release or sale citing the consents it relies on.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one parameter per command-line option"
+)]
+pub async fn data_use(
+    c: &HttpClient,
+    key: PathBuf,
+    kind: String,
+    recipient: String,
+    purpose: String,
+    categories: Vec<String>,
+    consents: Vec<String>,
+    dataset: Option<PathBuf>,
+) -> Result<()> {
+    let mut p = json!({"kind": kind, "recipient": recipient, "purpose": purpose,
+                       "dataCategories": categories, "consents": consents});
+    if let Some(path) = dataset {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        p["dataset"] = json!(b64_encode(Sha256::digest(&bytes)));
+    }
+    submit_printing(c, &key, "data.use", p).await?;
+    Ok(())
+}
