@@ -214,11 +214,15 @@ pub async fn register_party(
     jurisdiction: String,
     party_key: Option<String>,
 ) -> Result<()> {
-    let mut p = json!({"party": party, "kind": kind, "name": name, "jurisdiction": jurisdiction});
+    let mut p = serde_json::Map::new();
+    p.insert("party".into(), json!(party));
+    p.insert("kind".into(), json!(kind));
+    p.insert("name".into(), json!(name));
+    p.insert("jurisdiction".into(), json!(jurisdiction));
     if let Some(k) = party_key {
-        p["key"] = json!(b64_encode(key_arg(&k)?));
+        p.insert("key".into(), json!(b64_encode(key_arg(&k)?)));
     }
-    submit_printing(c, &key, "party.register", p).await?;
+    submit_printing(c, &key, "party.register", Value::Object(p)).await?;
     Ok(())
 }
 
@@ -262,13 +266,17 @@ pub async fn data_use(
     consents: Vec<String>,
     dataset: Option<PathBuf>,
 ) -> Result<()> {
-    let mut p = json!({"kind": kind, "recipient": recipient, "purpose": purpose,
-                       "dataCategories": categories, "consents": consents});
+    let mut p = serde_json::Map::new();
+    p.insert("kind".into(), json!(kind));
+    p.insert("recipient".into(), json!(recipient));
+    p.insert("purpose".into(), json!(purpose));
+    p.insert("dataCategories".into(), json!(categories));
+    p.insert("consents".into(), json!(consents));
     if let Some(path) = dataset {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        p["dataset"] = json!(b64_encode(Sha256::digest(&bytes)));
+        p.insert("dataset".into(), json!(b64_encode(Sha256::digest(&bytes))));
     }
-    submit_printing(c, &key, "data.use", p).await?;
+    submit_printing(c, &key, "data.use", Value::Object(p)).await?;
     Ok(())
 }
