@@ -13,28 +13,14 @@
 
 mod common;
 
-use common::{after, key, member_id, ok, refused, tally_when_closed};
+use common::{after, key, member_id, ok, refused, ride_hail_bylaws, tally_when_closed};
 use coopledger_e2e::Node;
-use coopledger_governance::bylaws::{Bylaws, MemberClass};
-use coopledger_governance::tally::VotingMode;
+use coopledger_governance::bylaws::Bylaws;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 fn bylaws(version: u64, amendment_quorum_ppm: u32) -> Bylaws {
-    let mut b = Bylaws::single_class();
+    let mut b = ride_hail_bylaws();
     b.version = version;
-    b.classes = BTreeMap::from([
-        ("drivers".to_string(), MemberClass { votes: true }),
-        ("riders".to_string(), MemberClass { votes: true }),
-    ]);
-    b.voting = VotingMode::ClassWeighted {
-        weights: BTreeMap::from([("drivers".into(), 600_000), ("riders".into(), 400_000)]),
-        cap_ppm: None,
-    };
-    for d in b.decisions.values_mut() {
-        d.min_duration_ms = 1_000;
-        d.min_notice_ms = 0;
-    }
     if let Some(d) = b
         .decisions
         .get_mut(&coopledger_governance::bylaws::DecisionKind::BylawsAmendment)

@@ -15,31 +15,17 @@
 
 mod common;
 
-use common::{after, key, member_id, ok, refused, tally_when_closed};
+use common::{after, key, member_id, ok, refused, ride_hail_bylaws, tally_when_closed};
 use coopledger_e2e::{coop, read_key, sign, Node};
-use coopledger_governance::bylaws::{Bylaws, DecisionKind, MemberClass};
-use coopledger_governance::tally::VotingMode;
+use coopledger_governance::bylaws::{Bylaws, DecisionKind};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_rpc::client::http_client;
 use coopledger_rpc::{GovApiClient, LedgerApiClient};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 fn secret_bylaws() -> Bylaws {
-    let mut b = Bylaws::single_class();
-    b.classes = BTreeMap::from([
-        ("drivers".to_string(), MemberClass { votes: true }),
-        ("riders".to_string(), MemberClass { votes: true }),
-    ]);
-    b.voting = VotingMode::ClassWeighted {
-        weights: BTreeMap::from([("drivers".into(), 600_000), ("riders".into(), 400_000)]),
-        cap_ppm: None,
-    };
-    for d in b.decisions.values_mut() {
-        d.min_duration_ms = 1_000;
-        d.min_notice_ms = 0;
-    }
+    let mut b = ride_hail_bylaws();
     let special = b.decisions.get_mut(&DecisionKind::Special).unwrap();
     special.secret = true;
     special.revote = false;

@@ -10,7 +10,10 @@
 )]
 
 use coopledger_e2e::coop;
+use coopledger_governance::bylaws::{Bylaws, MemberClass};
+use coopledger_governance::tally::VotingMode;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -60,4 +63,23 @@ pub fn tally_when_closed(rpc: &str, id: &str) -> Value {
         assert!(Instant::now() < deadline, "no tally for {id}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A ride-hail co-op's bylaws v1: drivers 60% and riders 40% of the vote, votes of a second or
+/// more, no notice.
+pub fn ride_hail_bylaws() -> Bylaws {
+    let mut b = Bylaws::single_class();
+    b.classes = BTreeMap::from([
+        ("drivers".to_string(), MemberClass { votes: true }),
+        ("riders".to_string(), MemberClass { votes: true }),
+    ]);
+    b.voting = VotingMode::ClassWeighted {
+        weights: BTreeMap::from([("drivers".into(), 600_000), ("riders".into(), 400_000)]),
+        cap_ppm: None,
+    };
+    for d in b.decisions.values_mut() {
+        d.min_duration_ms = 1_000;
+        d.min_notice_ms = 0;
+    }
+    b
 }
