@@ -346,8 +346,13 @@ impl Store {
 
     /// Every record whose key starts with `prefix`, in key order.
     pub fn offlog_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.prefix_scan(CF_OFFLOG, prefix)
+    }
+
+    /// Every `(key, value)` of column family `cf` whose key starts with `prefix`, in key order.
+    fn prefix_scan(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let iter = self.db.iterator_cf(
-            self.cf(CF_OFFLOG)?,
+            self.cf(cf)?,
             rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
         );
         let mut out = Vec::new();
@@ -395,18 +400,6 @@ impl StateSource for Store {
     }
 
     fn state_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let iter = self.db.iterator_cf(
-            self.cf(CF_STATE)?,
-            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
-        );
-        let mut out = Vec::new();
-        for item in iter {
-            let (k, v) = item?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
+        self.prefix_scan(CF_STATE, prefix)
     }
 }

@@ -273,23 +273,26 @@ impl BallotBox {
         };
         let keys = self.class_keys(id, &p);
         let rest = self.unpublished(log, id)?;
-        let size = |ballots: &[Envelope]| -> Result<usize, StoreError> {
-            canonical_json(
-                &Value::Object(ballots_payload(id, &keys, ballots)),
-                "payload",
-            )
-            .map(|b| b.len())
-            .map_err(|e| StoreError::Corrupt(format!("ballot batch: {e:?}")))
+        // Canonical JSON has no whitespace, so a batch's size is the empty batch's plus each
+        // ballot's own encoding and a comma between ballots: one encoding per ballot.
+        let encoded = |v: &Value| -> Result<usize, StoreError> {
+            canonical_json(v, "payload")
+                .map(|b| b.len())
+                .map_err(|e| StoreError::Corrupt(format!("ballot batch: {e:?}")))
         };
+        let empty = encoded(&Value::Object(ballots_payload(id, &keys, &[])))?;
         let mut out = Vec::new();
         let mut chunk: Vec<Envelope> = Vec::new();
+        let mut size = empty;
         for b in rest {
-            chunk.push(b);
-            if chunk.len() > 1 && size(&chunk)? > BATCH_PAYLOAD_BYTES {
-                let last = chunk.pop();
+            let item = encoded(&b.to_value())?;
+            if !chunk.is_empty() && size + 1 + item > BATCH_PAYLOAD_BYTES {
                 out.push(ballots_payload(id, &keys, &chunk));
-                chunk = last.into_iter().collect();
+                chunk.clear();
+                size = empty;
             }
+            size += item + usize::from(!chunk.is_empty());
+            chunk.push(b);
         }
         if !chunk.is_empty() || (out.is_empty() && secret.opened_at.is_none()) {
             out.push(ballots_payload(id, &keys, &chunk));
