@@ -373,7 +373,7 @@ impl AdmissionPolicy {
                 got: b.coop.clone(),
             });
         }
-        if !accepts(&b.kind, b.version) {
+        if crate::state::is_ledger_type(&b.kind) || !accepts(&b.kind, b.version) {
             return Err(Rejection::UnknownType {
                 kind: b.kind.clone(),
                 version: b.version,

@@ -3,6 +3,7 @@
 //! come in through [`state::StateMachine`]) and does no network I/O.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod bundle;
 pub mod codec;
 pub mod entry;
@@ -12,13 +13,16 @@ pub mod merkle;
 pub mod note;
 mod sequencer;
 pub mod sig;
+pub mod smt;
 pub mod state;
 pub mod store;
 pub mod verify;
 
 pub use entry::{Body, Envelope, Rejection, Verified};
 pub use hash::Hash;
-pub use log::{Log, LogConfig, QueryError, Receipt, SubmitError};
+pub use log::{Log, LogConfig, QueryError, Receipt, StateAt, SubmitError};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier, SignedCheckpoint};
 pub use sequencer::FaultPoint;
-pub use state::{ApplyContext, ApplyError, StateMachine, StateRead, StateView};
+pub use state::{
+    ApplyContext, ApplyError, StateCommitment, StateMachine, StateRead, StateView, STATE_ENTRY_TYPE,
+};

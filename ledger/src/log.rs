@@ -6,7 +6,10 @@ use crate::hash::Hash;
 use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::note::{Checkpoint, NoteError, NoteSigner, SignedCheckpoint};
 use crate::sequencer::{self, FaultPoint, SequencerState};
-use crate::state::{scan_app, KeyValue, Overlay, StateMachine, StateRead, StateSource, NS_APP};
+use crate::smt::{self, StateProof};
+use crate::state::{
+    scan_app, KeyValue, Overlay, StateCommitment, StateMachine, StateRead, StateSource, NS_APP,
+};
 use crate::store::{Store, StoreError};
 use ed25519_dalek::SigningKey;
 use std::collections::HashMap;
@@ -154,7 +157,9 @@ pub(crate) struct Shared<M> {
     pub machine: M,
     pub config: LogConfig,
     policy: AdmissionPolicy,
-    signer: NoteSigner,
+    pub signer: NoteSigner,
+    /// Signs the `log.state` entries (the same key as the checkpoints).
+    pub node_key: SigningKey,
     latest: RwLock<Arc<SignedCheckpoint>>,
     checkpoints: broadcast::Sender<Arc<SignedCheckpoint>>,
     failure: Mutex<Option<StoreError>>,
@@ -292,7 +297,7 @@ impl<M: StateMachine> Log<M> {
     ) -> Result<Log<M>, OpenError> {
         let store = Store::open(path)?;
         let origin = store.origin()?;
-        let signer = NoteSigner::new(&origin, node_key)?;
+        let signer = NoteSigner::new(&origin, node_key.clone())?;
         let expected = store.vkey()?;
         if signer.vkey() != expected {
             return Err(OpenError::WrongNodeKey { expected });
@@ -328,6 +333,7 @@ impl<M: StateMachine> Log<M> {
             },
             config,
             signer,
+            node_key,
             latest: RwLock::new(Arc::new(latest)),
             checkpoints,
             failure: Mutex::new(None),
@@ -568,6 +574,73 @@ impl<M: StateMachine> Log<M> {
         let mut k = vec![NS_APP];
         k.extend_from_slice(key);
         Ok(self.shared.store.state_get(&k)?)
+    }
+}
+
+/// A state key's value (or absence) proved against the state root that the last entry of a
+/// stored checkpoint records.
+#[derive(Debug, Clone)]
+pub struct StateAt {
+    /// The checkpoint; its last entry is the `log.state` entry.
+    pub checkpoint: Arc<SignedCheckpoint>,
+    /// The commitment that entry records (`size` = checkpoint size − 1 = its index).
+    pub commitment: StateCommitment,
+    /// The full state key (namespace byte first) the proof is for.
+    pub key: Vec<u8>,
+    /// The value, or `None` when the key is absent.
+    pub value: Option<Vec<u8>>,
+    /// Proof of `value` (or absence) under `commitment.root`.
+    pub proof: StateProof,
+}
+
+impl<M: StateMachine> Log<M> {
+    /// The state commitment that closes the checkpointed tree of `size` entries.
+    pub fn state_commitment(&self, size: u64) -> Result<StateCommitment, QueryError> {
+        self.check_size("treeSize", size)?;
+        let index = size.checked_sub(1).ok_or_else(|| QueryError::OutOfRange {
+            field: "treeSize",
+            reason: "the empty log has no state commitment".into(),
+        })?;
+        let bytes = self.entry(index)?;
+        crate::entry::Envelope::from_bytes(&bytes)
+            .ok()
+            .as_ref()
+            .and_then(StateCommitment::from_entry)
+            .filter(|c| c.size == index)
+            .ok_or_else(|| {
+                QueryError::Storage(StoreError::Corrupt(format!(
+                    "entry {index}, the last of a checkpoint, is not its log.state entry"
+                )))
+            })
+    }
+
+    /// Proves the value or absence of the state machine's key `key` as of the newest checkpoint.
+    /// The state tree may already hold a batch that is not checkpointed yet; the proof is checked
+    /// against the checkpoint's own commitment and re-read until they agree.
+    pub fn prove_state(&self, key: &[u8]) -> Result<StateAt, QueryError> {
+        let mut full = vec![NS_APP];
+        full.extend_from_slice(key);
+        let store = &self.shared.store;
+        for attempt in 0..200u32 {
+            let checkpoint = self.shared.latest();
+            let commitment = self.state_commitment(checkpoint.checkpoint.size)?;
+            let value = store.state_get(&full)?;
+            let proof = smt::prove(store, &full)?;
+            if smt::verify(&commitment.root, &full, value.as_deref(), &proof).is_ok() {
+                return Ok(StateAt {
+                    checkpoint,
+                    commitment,
+                    key: full,
+                    value,
+                    proof,
+                });
+            }
+            // A later batch is durable but its checkpoint is not stored yet: wait for it.
+            std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20))));
+        }
+        Err(QueryError::Storage(StoreError::Corrupt(
+            "the state tree does not match the latest checkpoint's commitment".into(),
+        )))
     }
 }
 

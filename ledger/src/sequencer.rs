@@ -3,7 +3,10 @@
 //! 1. **admission** (caller's task): parse, canonical form, size, co-op, type, timestamp;
 //! 2. **signatures** (verifier thread + rayon pool): batched, on all cores, off the sequencer;
 //! 3. **sequencing** (sequencer thread, single writer): dedupe, replay, co-op rules, in order;
-//! 4. **integration**: entries, leaf hashes, tree nodes, indexes, state — one WriteBatch, fsync;
+//!    then the batch's state changes are folded into the state tree and a node-signed
+//!    `log.state` entry recording its root closes the batch (DESIGN §4);
+//! 4. **integration**: entries, leaf hashes, tree nodes, indexes, state, state-tree nodes — one
+//!    WriteBatch, fsync;
 //! 5. **checkpoint**: sign `(origin, size, root)` only after step 4 returned, store it, fsync;
 //! 6. **acknowledgement**: only now is any submitter told its index.
 //!
@@ -19,7 +22,10 @@ use crate::entry::{Envelope, Rejection, Verified};
 use crate::hash::Hash;
 use crate::log::{Ack, Shared, SubmitError};
 use crate::merkle::{Frontier, NodeId, NodeSource};
-use crate::state::{ApplyContext, ApplyError, Overlay, StateSource, StateView, NS_LEDGER};
+use crate::smt;
+use crate::state::{
+    ApplyContext, ApplyError, Overlay, StateCommitment, StateSource, StateView, NS_LEDGER,
+};
 use crate::store::{BatchWrite, StoreError};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -112,7 +118,7 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
     }
 }
 
-fn seq_key(signer: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn seq_key(signer: &[u8; 32]) -> Vec<u8> {
     let mut k = vec![NS_LEDGER];
     k.extend_from_slice(b"seq/");
     k.extend_from_slice(signer);
@@ -234,8 +240,28 @@ fn sequence_batch<M: crate::state::StateMachine>(
     }
 
     if !write.entries.is_empty() {
-        // Step 4 — integration: one WriteBatch with entries, nodes, indexes, state and the new
-        // size, written with sync=true. Until it returns, nothing of this batch exists.
+        // Step 3b — state commitment: the batch's state changes go into the state tree, and the
+        // batch closes with the node's `log.state` entry recording the new root and the batch
+        // time. Every checkpoint therefore ends on a commitment to the state it covers.
+        let changes = smt::changes_of(overlay.iter());
+        let (state_root, smt_writes) = smt::update(store, &changes).map_err(failed)?;
+        let commitment = StateCommitment {
+            size: next.size(),
+            root: state_root,
+            batch_time_ms,
+        };
+        let env = commitment
+            .to_entry(shared.signer.name(), &shared.node_key)
+            .map_err(|e| failed(StoreError::Corrupt(format!("cannot sign log.state: {e}"))))?;
+        let leaf_hash = env.leaf_hash();
+        write
+            .entries
+            .push((next.size(), env.bytes().to_vec(), leaf_hash, env.entry_id()));
+        next.push(leaf_hash, &mut write.nodes);
+        write.smt = smt_writes;
+
+        // Step 4 — integration: one WriteBatch with entries, nodes, indexes, state, state tree
+        // and the new size, written with sync=true. Until it returns, nothing of this batch exists.
         shared.fault(FaultPoint::BeforeCommit).map_err(failed)?;
         write.state = overlay;
         write.new_size = next.size();

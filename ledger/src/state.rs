@@ -2,9 +2,69 @@
 //! and applied, in log order, against a key-value view of the current state; the changes commit
 //! in the same RocksDB write batch as the entries that caused them.
 
-use crate::entry::{Envelope, Rejection, Verified};
+use crate::codec::b64_encode;
+use crate::entry::{Body, Envelope, Rejection, Verified};
+use crate::hash::Hash;
 use crate::store::StoreError;
+use ed25519_dalek::SigningKey;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+/// Entry type of the state commitment the sequencer appends as the last entry of every batch.
+/// Types under `log.` are the ledger's own: no submission may use them.
+pub const STATE_ENTRY_TYPE: &str = "log.state";
+
+/// True for entry types reserved to the ledger itself.
+pub fn is_ledger_type(kind: &str) -> bool {
+    kind.starts_with("log.")
+}
+
+/// What a `log.state` entry records: the state-tree root after the first `size` entries (the
+/// entries before it), and the batch's node time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateCommitment {
+    /// Entries the state covers; the commitment entry's own index.
+    pub size: u64,
+    /// Root of the state tree (see [`crate::smt`]).
+    pub root: Hash,
+    /// The batch's node time (ms): the time every rule of the batch was applied at.
+    pub batch_time_ms: u64,
+}
+
+impl StateCommitment {
+    /// The entry, signed by the node key: `{"size": n, "stateRoot": "<base64>"}`, `seq = n + 1`
+    /// (its own sequence, the entry's position), `ts` = the batch time.
+    pub fn to_entry(&self, coop: &str, node_key: &SigningKey) -> Result<Envelope, Rejection> {
+        let mut payload = Map::new();
+        payload.insert("size".into(), Value::from(self.size));
+        payload.insert("stateRoot".into(), Value::from(b64_encode(self.root.0)));
+        Body {
+            coop: coop.to_owned(),
+            kind: STATE_ENTRY_TYPE.to_owned(),
+            version: 1,
+            signer: node_key.verifying_key().to_bytes(),
+            seq: self.size + 1,
+            ts: self.batch_time_ms,
+            payload,
+        }
+        .sign(node_key)
+    }
+
+    /// Reads a `log.state` entry; `None` for any other entry or a malformed one.
+    pub fn from_entry(env: &Envelope) -> Option<StateCommitment> {
+        let b = env.body();
+        if b.kind != STATE_ENTRY_TYPE || b.version != 1 || b.payload.len() != 2 {
+            return None;
+        }
+        let size = b.payload.get("size")?.as_u64()?;
+        let root = Hash::from_base64(b.payload.get("stateRoot")?.as_str()?)?;
+        (b.seq == size + 1).then_some(StateCommitment {
+            size,
+            root,
+            batch_time_ms: b.ts,
+        })
+    }
+}
 
 /// Key namespace of the ledger's own state (per-signer sequence numbers).
 pub(crate) const NS_LEDGER: u8 = 0x00;
@@ -223,6 +283,16 @@ impl MemoryState {
             };
         }
         Ok(())
+    }
+
+    /// Writes a batch's changes (full keys).
+    pub(crate) fn commit(&mut self, overlay: Overlay) {
+        for (k, v) in overlay {
+            match v {
+                Some(v) => self.map.insert(k, v),
+                None => self.map.remove(&k),
+            };
+        }
     }
 
     /// Reads a key of the state machine's namespace.

@@ -7,6 +7,7 @@
 
 use crate::hash::Hash;
 use crate::merkle::{NodeId, NodeSource};
+use crate::smt::{Position, SmtCorrupt, SmtNode, SmtSource, SmtWrites};
 use crate::state::{KeyValue, Overlay, StateSource};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options,
@@ -15,7 +16,8 @@ use rocksdb::{
 use std::path::Path;
 
 /// On-disk format version, `meta/format`. Bumped on any incompatible change.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version 2 added the state tree (`smt`) and the `log.state` entry closing every batch.
+pub const FORMAT_VERSION: u8 = 2;
 
 const CF_META: &str = "meta";
 const CF_ENTRIES: &str = "entries";
@@ -25,7 +27,8 @@ const CF_LEAVES: &str = "leaves";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_STATE: &str = "state";
 const CF_OFFLOG: &str = "offlog";
-const ALL_CFS: [&str; 8] = [
+const CF_SMT: &str = "smt";
+const ALL_CFS: [&str; 9] = [
     CF_META,
     CF_ENTRIES,
     CF_NODES,
@@ -34,6 +37,7 @@ const ALL_CFS: [&str; 8] = [
     CF_CHECKPOINTS,
     CF_STATE,
     CF_OFFLOG,
+    CF_SMT,
 ];
 
 const META_FORMAT: &[u8] = b"format";
@@ -57,6 +61,12 @@ pub enum StoreError {
     /// `open` on a folder without a ledger.
     #[error("no ledger at {0}")]
     Missing(String),
+}
+
+impl From<SmtCorrupt> for StoreError {
+    fn from(e: SmtCorrupt) -> StoreError {
+        StoreError::Corrupt(e.to_string())
+    }
 }
 
 impl From<rocksdb::Error> for StoreError {
@@ -93,6 +103,8 @@ pub struct BatchWrite {
     pub nodes: Vec<(NodeId, Hash)>,
     /// State changes (full keys, namespace byte first); `None` deletes.
     pub state: Overlay,
+    /// State-tree node changes that match `state` (see [`crate::smt::update`]).
+    pub smt: SmtWrites,
     /// Tree size after the batch.
     pub new_size: u64,
     /// The batch's time.
@@ -285,13 +297,14 @@ impl Store {
     /// Contract: on `Ok`, every entry, node, index and state change of the batch and the new
     /// `size` survive a crash; on `Err`, none of them is visible after restart.
     pub fn commit(&self, batch: &BatchWrite) -> Result<(), StoreError> {
-        let (entries, ids, leaves, nodes, state, meta) = (
+        let (entries, ids, leaves, nodes, state, meta, smt) = (
             self.cf(CF_ENTRIES)?,
             self.cf(CF_ENTRY_IDS)?,
             self.cf(CF_LEAVES)?,
             self.cf(CF_NODES)?,
             self.cf(CF_STATE)?,
             self.cf(CF_META)?,
+            self.cf(CF_SMT)?,
         );
         let mut b = WriteBatch::default();
         for (index, bytes, leaf, id) in &batch.entries {
@@ -306,6 +319,12 @@ impl Store {
             match v {
                 Some(v) => b.put_cf(state, k, v),
                 None => b.delete_cf(state, k),
+            }
+        }
+        for (pos, node) in &batch.smt {
+            match node {
+                Some(n) => b.put_cf(smt, pos.to_key(), n.encode()),
+                None => b.delete_cf(smt, pos.to_key()),
             }
         }
         b.put_cf(meta, META_SIZE, be(batch.new_size));
@@ -391,6 +410,25 @@ impl NodeSource for Store {
                     .ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is not 32 bytes")))
             })
             .collect()
+    }
+}
+
+impl SmtSource for Store {
+    type Error = StoreError;
+
+    /// Contract: the committed tree matches the committed state (both change in one batch).
+    fn smt_node(&self, pos: &Position) -> Result<Option<SmtNode>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_SMT)?, pos.to_key())?
+            .map(|v| {
+                SmtNode::decode(&v).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "state tree node at depth {} is malformed",
+                        pos.depth
+                    ))
+                })
+            })
+            .transpose()
     }
 }
 

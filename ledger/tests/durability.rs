@@ -119,8 +119,9 @@ async fn a_crash_at_each_commit_step_leaves_a_consistent_recoverable_log() {
             let r = log.submit(env.clone()).await.unwrap();
             acked.push((env, r));
         }
+        // Five batches of one note, each closed by its `log.state` entry.
         let before = log.checkpoint();
-        assert_eq!(before.checkpoint.size, 5);
+        assert_eq!(before.checkpoint.size, 10);
 
         armed.store(true, Ordering::SeqCst);
         let interrupted = note(&member, 6, serde_json::json!({}));
@@ -143,15 +144,25 @@ async fn a_crash_at_each_commit_step_leaves_a_consistent_recoverable_log() {
         // Restart without faults.
         let log = Log::open(dir.path(), node.clone(), Notes, config(None)).unwrap();
         let cp = log.checkpoint();
-        let want = if durable { 6 } else { 5 };
+        let (want_size, want_count) = if durable { (12, 6) } else { (10, 5) };
         assert_eq!(
-            cp.checkpoint.size, want,
+            cp.checkpoint.size, want_size,
             "{point:?}: checkpoint must cover every durable entry"
         );
         assert_eq!(
             count(&log),
-            want,
+            want_count,
             "{point:?}: state commits with its batch, never apart"
+        );
+        // The state tree committed with the same batch: the checkpoint's last entry records a
+        // root under which the current count is proved.
+        let at = log.prove_state(b"count").unwrap();
+        assert_eq!(at.checkpoint.checkpoint.size, want_size, "{point:?}");
+        assert_eq!(at.commitment.size, want_size - 1);
+        assert_eq!(
+            at.value.as_deref(),
+            Some(&want_count.to_be_bytes()[..]),
+            "{point:?}"
         );
         for (env, r) in &acked {
             assert_eq!(log.entry(r.index).unwrap(), env.bytes());
@@ -171,9 +182,9 @@ async fn a_crash_at_each_commit_step_leaves_a_consistent_recoverable_log() {
                 Some(r.checkpoint.note.as_str())
             );
         }
-        let proof = log.consistency_proof(5, cp.checkpoint.size).unwrap();
+        let proof = log.consistency_proof(10, cp.checkpoint.size).unwrap();
         verify_consistency(
-            5,
+            10,
             cp.checkpoint.size,
             &proof,
             &before.checkpoint.root,
@@ -190,7 +201,7 @@ async fn a_crash_at_each_commit_step_leaves_a_consistent_recoverable_log() {
 
         // The client retries: the same receipt if the entry had become durable, else a new one.
         let r = log.submit(interrupted.clone()).await.unwrap();
-        assert_eq!(r.index, 5, "{point:?}");
+        assert_eq!(r.index, 10, "{point:?}");
         assert_eq!(r.duplicate, durable, "{point:?}");
         assert_eq!(count(&log), 6);
     }
@@ -216,7 +227,8 @@ async fn state_and_sequence_numbers_persist_without_replay_and_refusals_change_n
             Err(SubmitError::Rejected(Rejection::Rule { .. }))
         ));
         c.unwrap();
-        assert_eq!(log.checkpoint().checkpoint.size, 2);
+        // Two notes and the batch's `log.state` entry; the refused one left no trace.
+        assert_eq!(log.checkpoint().checkpoint.size, 3);
         assert_eq!(count(&log), 2);
         // seq 2 was refused, so it is still free; 1 and 3 are used.
         assert_eq!(log.next_seq(&member.verifying_key().to_bytes()).unwrap(), 4);
@@ -292,7 +304,117 @@ async fn concurrent_submissions_are_batched_and_all_acknowledged() {
         .unwrap();
         sizes.insert(r.checkpoint.checkpoint.size);
     }
-    assert_eq!(log.checkpoint().checkpoint.size, 200);
-    // Fewer checkpoints than entries: entries were committed in batches, not one by one.
+    // Fewer checkpoints than entries: entries were committed in batches, not one by one; each
+    // batch (one checkpoint each) added its `log.state` entry.
     assert!(sizes.len() < 200, "{sizes:?}");
+    assert_eq!(log.checkpoint().checkpoint.size, 200 + sizes.len() as u64);
+}
+
+/// DESIGN §4: every batch ends on a `log.state` entry; replaying the log from nothing with the
+/// same rules reaches every recorded root; a substituted entry is caught at its batch's
+/// commitment; absence is provable.
+#[tokio::test]
+async fn every_batch_commits_to_its_state_and_a_replay_reaches_each_root() {
+    use coopledger_ledger::audit::{Audit, AuditError};
+    use coopledger_ledger::{smt, StateCommitment};
+    let dir = tempfile::tempdir().unwrap();
+    let node = SigningKey::from_bytes(&[1; 32]);
+    let log = Arc::new(Log::create(dir.path(), ORIGIN, node.clone(), Notes, config(None)).unwrap());
+    for round in 0..4u8 {
+        let mut tasks = Vec::new();
+        for k in 0..(round + 1) * 3 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = SigningKey::from_bytes(&[k + 10; 32]);
+                let seq = log.next_seq(&key.verifying_key().to_bytes()).unwrap();
+                log.submit(note(&key, seq, serde_json::json!({"round": round})))
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    let size = log.checkpoint().checkpoint.size;
+    let entries: Vec<Vec<u8>> = (0..size).map(|i| log.entry(i).unwrap()).collect();
+    let node_pub = node.verifying_key().to_bytes();
+
+    let mut audit = Audit::new(&Notes, node_pub);
+    for e in &entries {
+        audit.push(e).unwrap();
+    }
+    let report = audit.finish().unwrap();
+    assert_eq!(report.entries, size);
+    let commitments = entries
+        .iter()
+        .filter(|e| StateCommitment::from_entry(&Envelope::from_bytes(e).unwrap()).is_some())
+        .count() as u64;
+    assert_eq!(report.batches, commitments);
+    assert!(commitments >= 4, "at least one batch per round");
+    assert_eq!(log.state_commitment(size).unwrap().root, report.state_root);
+
+    // The count (30 notes) is proved under the last root; a key never written is proved absent.
+    let at = log.prove_state(b"count").unwrap();
+    assert_eq!(at.value.as_deref(), Some(&30u64.to_be_bytes()[..]));
+    smt::verify(&report.state_root, &at.key, at.value.as_deref(), &at.proof).unwrap();
+    let none = log.prove_state(b"never-written").unwrap();
+    assert_eq!(none.value, None);
+    smt::verify(&report.state_root, &none.key, None, &none.proof).unwrap();
+
+    // Substitute the first note with another validly signed one by a different key: the state
+    // (that signer's sequence number) differs, and the batch's commitment says so.
+    let forged = note(
+        &SigningKey::from_bytes(&[99; 32]),
+        1,
+        serde_json::json!({"round": 0}),
+    );
+    let first_note = entries
+        .iter()
+        .position(|e| Envelope::from_bytes(e).unwrap().body().kind == "test.note")
+        .unwrap();
+    let mut audit = Audit::new(&Notes, node_pub);
+    let mut failure = None;
+    for (i, e) in entries.iter().enumerate() {
+        let bytes = if i == first_note {
+            forged.bytes()
+        } else {
+            e.as_slice()
+        };
+        if let Err(err) = audit.push(bytes) {
+            failure = Some(err);
+            break;
+        }
+    }
+    assert!(
+        matches!(failure, Some(AuditError::StateRoot { .. })),
+        "{failure:?}"
+    );
+
+    // A log that drops an entry: the next commitment is out of place.
+    let mut audit = Audit::new(&Notes, node_pub);
+    let dropped: Vec<&Vec<u8>> = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != first_note)
+        .map(|(_, e)| e)
+        .collect();
+    let err = dropped.iter().find_map(|e| audit.push(e).err());
+    assert!(
+        matches!(err, Some(AuditError::Commitment { .. })),
+        "{err:?}"
+    );
+
+    // Nobody may submit a ledger entry type.
+    let fake = StateCommitment {
+        size,
+        root: report.state_root,
+        batch_time_ms: now_ms(),
+    }
+    .to_entry(ORIGIN, &node)
+    .unwrap();
+    assert!(matches!(
+        log.submit(fake).await,
+        Err(SubmitError::Rejected(Rejection::UnknownType { .. }))
+    ));
 }

@@ -65,8 +65,8 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
     let origin = vkey.name().to_owned();
     let genesis_cp = c.checkpoint().await.unwrap();
     assert_eq!(
-        genesis_cp.size, 1,
-        "the demo co-op starts with its genesis entry"
+        genesis_cp.size, 2,
+        "the demo co-op starts with its genesis entry and that batch's state commitment"
     );
 
     // A WebSocket subscriber sees new checkpoints.
@@ -131,8 +131,23 @@ async fn acknowledged_entries_survive_kill_9_and_stay_provable() {
     let again2 = c.submit(json!(b64_encode(env0.bytes()))).await.unwrap();
     assert_eq!(again2.index, r0.index);
 
+    // Genesis, the 20 entries, and one `log.state` entry closing every batch (the last entry
+    // of every checkpoint).
     let before = c.checkpoint().await.unwrap();
-    assert_eq!(before.size, 21);
+    let mut kinds = std::collections::BTreeMap::<String, u64>::new();
+    for i in 0..before.size {
+        let e = c.get_entry(i).await.unwrap();
+        *kinds
+            .entry(e.decoded["body"]["type"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        if i == before.size - 1 {
+            assert_eq!(e.decoded["body"]["type"], "log.state");
+            assert_eq!(e.decoded["body"]["payload"]["size"], json!(i));
+        }
+    }
+    assert_eq!(kinds.get("coop.attest"), Some(&20));
+    assert_eq!(kinds.get("coop.genesis"), Some(&1));
+    assert_eq!(kinds.get("log.state").copied(), Some(before.size - 21));
     drop(ws);
     node.kill9().unwrap();
 
@@ -364,24 +379,25 @@ async fn cli_writes_a_proof_that_verifies_offline_and_catches_tampering() {
         assert_eq!(code, 0, "{out}{err}");
         serde_json::from_str::<Value>(&out).unwrap()
     };
-    assert_eq!(submit(1)["index"], 1);
+    // Each submission is its own batch, closed by a `log.state` entry.
+    assert_eq!(submit(1)["index"], 2);
     // A second submit picks the next seq from the node by itself.
-    assert_eq!(submit(2)["index"], 2);
+    assert_eq!(submit(2)["index"], 4);
 
     let (code, vkey_out, _) = coop(&["--rpc", &url, "checkpoint"]).unwrap();
     assert_eq!(code, 0);
     let cp: Value = serde_json::from_str(&vkey_out).unwrap();
-    assert_eq!(cp["size"], 3);
+    assert_eq!(cp["size"], 6);
     let vkey = http_client(&url).unwrap().verifier_key().await.unwrap();
     let proof = dir.path().join("proof.json");
     let (code, out, err) =
-        coop(&["--rpc", &url, "prove", "1", "-o", proof.to_str().unwrap()]).unwrap();
+        coop(&["--rpc", &url, "prove", "2", "-o", proof.to_str().unwrap()]).unwrap();
     assert_eq!(code, 0, "{out}{err}");
     drop(node); // offline from here on
 
     let (code, out, _) = coop(&["verify", proof.to_str().unwrap(), "--vkey", &vkey]).unwrap();
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("VALID: entry 1 (coop.attest v1"), "{out}");
+    assert!(out.starts_with("VALID: entry 2 (coop.attest v1"), "{out}");
 
     let original: Value = serde_json::from_str(&std::fs::read_to_string(&proof).unwrap()).unwrap();
     let tamper = |f: &dyn Fn(&mut Value)| {
@@ -407,15 +423,15 @@ async fn cli_writes_a_proof_that_verifies_offline_and_catches_tampering() {
                 v["inclusionProof"][0] = json!(flip_b64(v["inclusionProof"][0].as_str().unwrap()))
             }),
         ),
-        ("index", Box::new(|v| v["index"] = json!(2))),
-        ("tree size", Box::new(|v| v["treeSize"] = json!(4))),
+        ("index", Box::new(|v| v["index"] = json!(3))),
+        ("tree size", Box::new(|v| v["treeSize"] = json!(7))),
         (
             "checkpoint text",
             Box::new(|v| {
                 v["checkpoint"] = json!(v["checkpoint"]
                     .as_str()
                     .unwrap()
-                    .replacen("\n3\n", "\n4\n", 1))
+                    .replacen("\n6\n", "\n7\n", 1))
             }),
         ),
     ];
