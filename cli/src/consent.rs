@@ -6,13 +6,18 @@ use crate::gov::{commit_text, key_arg, member_of, sign_and_submit, submit_printi
 use crate::keyfile;
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
+use coopledger_governance::consent::ConsentStatus;
+use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::log::now_ms;
+use coopledger_ledger::NoteVerifier;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::ConsentApiClient;
+use coopledger_rpc::LedgerApiClient;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -103,11 +108,113 @@ pub enum ConsentCmd {
     },
     /// The consent receipt of a grant.
     Receipt { grant: String },
+    /// Write the regulator bundle: the member's complete consent history as of the newest
+    /// checkpoint, with every proof, in one file (checked here against the node's key first).
+    Export {
+        #[arg(long)]
+        member: String,
+        /// Follow only grants covering this purpose (others appear by their grant entry only).
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Output file.
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+}
+
+/// A status as the API spells it (`active`, `withdrawn`, …).
+fn status_name(s: ConsentStatus) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// `coop verify-bundle FILE --vkey KEY`: checks a regulator bundle offline and prints the
+/// history it proves. Exit code 0 = valid, 1 = invalid.
+pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
+    let vkey = NoteVerifier::parse(vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bundle: ConsentBundle = match serde_json::from_str(&text) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("INVALID: {} is not a consent bundle: {e}", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let report = match bundle.verify(&vkey) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("INVALID: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!(
+        "VALID: the complete consent history of {} in {} as of checkpoint {} (node time {} ms){}",
+        report.member,
+        report.origin,
+        report.size,
+        report.as_of_ms,
+        bundle
+            .purpose
+            .as_deref()
+            .map(|p| format!(", for purpose {p}"))
+            .unwrap_or_default()
+    );
+    for l in &report.history {
+        println!(
+            "  index {:>6}  {:>14} ms  {:<18} grant {}  -> {}",
+            l.index,
+            l.ms,
+            l.event,
+            l.grant,
+            status_name(l.status)
+        );
+    }
+    for (g, status) in &report.grants {
+        println!(
+            "  grant {} ({} v{}; {}; to {}; categories {}): {} now",
+            g.id,
+            g.notice,
+            g.version,
+            g.purposes.join(","),
+            g.recipients.join(","),
+            g.data_categories.join(","),
+            status_name(*status)
+        );
+    }
+    println!(
+        "  {} data use(s), every one covered by valid consent at its time",
+        report.uses
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `coop consent …`.
 pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
     match cmd {
+        ConsentCmd::Export {
+            member,
+            purpose,
+            out,
+        } => {
+            let bundle = c.bundle(member.clone(), purpose).await?;
+            let vkey = NoteVerifier::parse(&c.verifier_key().await?)
+                .map_err(|e| anyhow!("node verifier key: {e}"))?;
+            let report = bundle
+                .verify(&vkey)
+                .map_err(|e| anyhow!("the node served a bundle that does not verify: {e}"))?;
+            std::fs::write(&out, serde_json::to_string_pretty(&bundle)? + "\n")
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "consent history of {member} ({} events, {} entries) as of checkpoint {} written to {}",
+                report.history.len(),
+                bundle.entries.len(),
+                report.size,
+                out.display()
+            );
+        }
         ConsentCmd::Grant {
             key,
             notice,

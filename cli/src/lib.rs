@@ -188,6 +188,15 @@ enum Cmd {
     },
     /// Print the co-op's summary (name, members, bylaws version, entry types).
     Info,
+    /// Verify a regulator bundle from `coop consent export` offline (no server): the member's
+    /// complete consent history. Exit code 0 = valid, 1 = invalid.
+    VerifyBundle {
+        /// Bundle file.
+        file: PathBuf,
+        /// The log's verifier key `<origin>+<keyid>+<base64>`.
+        #[arg(long)]
+        vkey: String,
+    },
     /// Verify a proof file offline (no server). Exit code 0 = valid, 1 = invalid.
     Verify {
         /// Proof file from `coop prove`.
@@ -427,6 +436,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 out.display()
             );
         }
+        Cmd::VerifyBundle { file, vkey } => return consent::verify_bundle(&file, &vkey),
         Cmd::Verify { file, vkey } => {
             let vkey = NoteVerifier::parse(&vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
             let text = std::fs::read_to_string(&file)

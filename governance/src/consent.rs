@@ -38,7 +38,7 @@ pub(crate) fn member_grant_key(member: &str, grant: &[u8; 32]) -> Vec<u8> {
 pub(crate) fn use_key(id: &[u8; 32]) -> Vec<u8> {
     cat(&[b"use/", id])
 }
-pub(crate) fn timeline_key(member: &str) -> Vec<u8> {
+pub fn timeline_key(member: &str) -> Vec<u8> {
     cat(&[b"ctl/", member.as_bytes()])
 }
 

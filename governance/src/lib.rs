@@ -6,6 +6,7 @@
 pub mod ballot;
 pub mod bylaws;
 pub mod consent;
+pub mod consent_bundle;
 pub mod genesis;
 mod payload;
 pub mod records;

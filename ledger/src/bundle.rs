@@ -1,11 +1,16 @@
-//! The self-contained proof file `coop prove` writes and `coop verify` checks offline: one entry,
-//! its inclusion proof, and the signed checkpoint it is proved against. Format `coopledger-proof/v1`
-//! (JSON; hashes and bytes in standard base64) is specified in `docs/format.md`.
+//! Self-contained proof files, checked offline. [`ProofFile`] (`coop prove` / `coop verify`):
+//! one entry, its inclusion proof, and the signed checkpoint it is proved against, format
+//! `coopledger-proof/v1`. [`Anchor`]: the generic part of larger bundles — a checkpoint, the
+//! `log.state` entry it ends on, entries proved included in it ([`ProvenEntry`]) and state keys
+//! proved present or absent under its state root ([`ProvenState`]). JSON, hashes and bytes in
+//! standard base64; specified in `docs/format.md`.
 
 use crate::codec::{b64_decode, b64_encode};
 use crate::entry::{verify_stored, Envelope, Rejection, Verified};
 use crate::hash::{leaf_hash, Hash};
 use crate::note::{NoteError, NoteVerifier, SignedCheckpoint};
+use crate::smt::{self, StateProof, StateProofError, Terminal};
+use crate::state::StateCommitment;
 use crate::verify::{verify_inclusion, ProofError};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +69,222 @@ pub enum BundleError {
         /// Checkpoint origin.
         checkpoint: String,
     },
+    /// The state entry is not the checkpoint's last entry: the state shown is not the state as
+    /// of this checkpoint.
+    #[error("field `stateEntry.index`: {index} is not the last entry of the checkpoint (size {size}); the state proof is stale or from elsewhere")]
+    StaleState {
+        /// Index given.
+        index: u64,
+        /// Checkpoint size.
+        size: u64,
+    },
+    /// The checkpoint's last entry is not a `log.state` entry by the log's own key.
+    #[error("field `stateEntry`: not a log.state entry signed by the log's key")]
+    NotStateEntry,
+    /// The state proof does not verify under the committed root.
+    #[error("field `{field}`: {error}")]
+    StateProof {
+        /// Which proof.
+        field: String,
+        /// Why.
+        error: StateProofError,
+    },
+    /// An entry's inclusion proof fails.
+    #[error("field `{field}`: inclusion proof: {error}")]
+    EntryProof {
+        /// Which entry.
+        field: String,
+        /// Why.
+        error: ProofError,
+    },
+    /// An entry is malformed or badly signed.
+    #[error("field `{field}`: {error}")]
+    EntryInvalid {
+        /// Which entry.
+        field: String,
+        /// Why.
+        error: Rejection,
+    },
+}
+
+/// An entry and its RFC 9162 inclusion proof in the bundle's checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvenEntry {
+    /// Index in the log.
+    pub index: u64,
+    /// Base64 of the exact entry bytes.
+    pub entry: String,
+    /// Base64 inclusion proof hashes for the checkpoint's size.
+    pub inclusion_proof: Vec<String>,
+}
+
+impl ProvenEntry {
+    /// Assembles one.
+    pub fn new(index: u64, entry: &[u8], proof: &[Hash]) -> ProvenEntry {
+        ProvenEntry {
+            index,
+            entry: b64_encode(entry),
+            inclusion_proof: proof.iter().map(Hash::to_base64).collect(),
+        }
+    }
+}
+
+/// The leaf a state proof ends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvenLeaf {
+    /// Base64 `SHA-256(key)` of the key the leaf holds.
+    pub path: String,
+    /// Base64 `SHA-256(value)`.
+    pub value_hash: String,
+}
+
+/// A state key's value, or its absence, with its proof under the bundle's state root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvenState {
+    /// Base64 of the full state key (namespace byte first).
+    pub key: String,
+    /// Base64 of the exact value bytes; `null` when the proof is of absence.
+    pub value: Option<String>,
+    /// Base64 sibling hashes, root level first.
+    pub siblings: Vec<String>,
+    /// The leaf the key's path ends on; `null` for an empty subtree.
+    pub leaf: Option<ProvenLeaf>,
+}
+
+impl ProvenState {
+    /// Assembles one from a proof made by [`crate::Log::prove_state`].
+    pub fn new(key: &[u8], value: Option<&[u8]>, proof: &StateProof) -> ProvenState {
+        ProvenState {
+            key: b64_encode(key),
+            value: value.map(b64_encode),
+            siblings: proof.siblings.iter().map(Hash::to_base64).collect(),
+            leaf: match proof.terminal {
+                Terminal::Empty => None,
+                Terminal::Leaf { path, value_hash } => Some(ProvenLeaf {
+                    path: path.to_base64(),
+                    value_hash: value_hash.to_base64(),
+                }),
+            },
+        }
+    }
+}
+
+/// A verified checkpoint and the state root recorded by its last entry: everything else in a
+/// bundle is checked against this.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    /// The checkpoint, signature checked.
+    pub checkpoint: SignedCheckpoint,
+    /// The commitment its last entry records.
+    pub commitment: StateCommitment,
+}
+
+/// `p` included in `checkpoint` at its index, well-formed, validly signed, of its co-op.
+fn included(
+    checkpoint: &SignedCheckpoint,
+    p: &ProvenEntry,
+    field: &str,
+) -> Result<Verified<Envelope>, BundleError> {
+    let bytes =
+        b64_decode(&p.entry).map_err(|_| BundleError::Encoding(format!("{field}.entry")))?;
+    let proof = hashes(&p.inclusion_proof, &format!("{field}.inclusionProof"))?;
+    let cp = &checkpoint.checkpoint;
+    verify_inclusion(&leaf_hash(&bytes), p.index, cp.size, &proof, &cp.root).map_err(|error| {
+        BundleError::EntryProof {
+            field: field.to_owned(),
+            error,
+        }
+    })?;
+    let env = verify_stored(&bytes).map_err(|error| BundleError::EntryInvalid {
+        field: field.to_owned(),
+        error,
+    })?;
+    if env.body().coop != cp.origin {
+        return Err(BundleError::CoopMismatch {
+            entry: env.body().coop.clone(),
+            checkpoint: cp.origin.clone(),
+        });
+    }
+    Ok(env)
+}
+
+fn hashes(list: &[String], field: &str) -> Result<Vec<Hash>, BundleError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            Hash::from_base64(h).ok_or_else(|| BundleError::Encoding(format!("{field}[{i}]")))
+        })
+        .collect()
+}
+
+impl Anchor {
+    /// Opens `checkpoint` with `log_key` and checks that `state_entry` is its last entry, a
+    /// `log.state` entry signed by the log's own key.
+    pub fn open(
+        checkpoint: &str,
+        log_key: &NoteVerifier,
+        state_entry: &ProvenEntry,
+    ) -> Result<Anchor, BundleError> {
+        let checkpoint = SignedCheckpoint::open(checkpoint, log_key)?;
+        let size = checkpoint.checkpoint.size;
+        if size == 0 || state_entry.index != size - 1 {
+            return Err(BundleError::StaleState {
+                index: state_entry.index,
+                size,
+            });
+        }
+        let env = included(&checkpoint, state_entry, "stateEntry")?;
+        let commitment = StateCommitment::from_entry(&env)
+            .filter(|c| c.size == state_entry.index && env.body().signer == *log_key.public_key())
+            .ok_or(BundleError::NotStateEntry)?;
+        Ok(Anchor {
+            checkpoint,
+            commitment,
+        })
+    }
+
+    /// Checks that `p` is included in the checkpoint at its index, and that it is a well-formed,
+    /// validly signed entry of this co-op. `field` names it in errors.
+    pub fn entry(&self, p: &ProvenEntry, field: &str) -> Result<Verified<Envelope>, BundleError> {
+        included(&self.checkpoint, p, field)
+    }
+
+    /// Checks `p` under the committed state root and returns `(key, value)` (`None` = absent).
+    pub fn state(
+        &self,
+        p: &ProvenState,
+        field: &str,
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>), BundleError> {
+        let key = b64_decode(&p.key).map_err(|_| BundleError::Encoding(format!("{field}.key")))?;
+        let value = p
+            .value
+            .as_deref()
+            .map(|v| b64_decode(v).map_err(|_| BundleError::Encoding(format!("{field}.value"))))
+            .transpose()?;
+        let terminal = match &p.leaf {
+            None => Terminal::Empty,
+            Some(l) => Terminal::Leaf {
+                path: Hash::from_base64(&l.path)
+                    .ok_or_else(|| BundleError::Encoding(format!("{field}.leaf.path")))?,
+                value_hash: Hash::from_base64(&l.value_hash)
+                    .ok_or_else(|| BundleError::Encoding(format!("{field}.leaf.valueHash")))?,
+            },
+        };
+        let proof = StateProof {
+            siblings: hashes(&p.siblings, &format!("{field}.siblings"))?,
+            terminal,
+        };
+        smt::verify(&self.commitment.root, &key, value.as_deref(), &proof).map_err(|error| {
+            BundleError::StateProof {
+                field: field.to_owned(),
+                error,
+            }
+        })?;
+        Ok((key, value))
+    }
 }
 
 /// What a valid proof file establishes.

@@ -69,7 +69,7 @@ impl StateCommitment {
 /// Key namespace of the ledger's own state (per-signer sequence numbers).
 pub(crate) const NS_LEDGER: u8 = 0x00;
 /// Key namespace of the state machine's state.
-pub(crate) const NS_APP: u8 = 0x01;
+pub const NS_APP: u8 = 0x01;
 
 /// What the state machine may know about the entry's position; it reads no clock of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,9 @@ impl std::fmt::Debug for StateView<'_> {
     }
 }
 
-fn app_key(key: &[u8]) -> Vec<u8> {
+/// The full state key (namespace byte first) of the state machine's key `key`: what the state
+/// tree commits to and state proofs name.
+pub fn app_key(key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 1);
     k.push(NS_APP);
     k.extend_from_slice(key);

@@ -7,6 +7,7 @@ use crate::wire::{
 };
 use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport, Timeline};
+use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
 use coopledger_governance::tallying::TallyRecord;
 use jsonrpsee::core::SubscriptionResult;
@@ -189,4 +190,10 @@ pub trait ConsentApi {
     /// The consent receipt of a grant (Kantara Consent Receipt v1.1 shape).
     #[method(name = "receipt")]
     async fn receipt(&self, grant: String) -> RpcResult<Value>;
+
+    /// The regulator bundle: the member's complete consent history as of the newest checkpoint,
+    /// with every proof needed to check it offline (`coopledger-consent-bundle/v1`). With
+    /// `purpose`, grants not covering it are shown by their grant entry only.
+    #[method(name = "bundle")]
+    async fn bundle(&self, member: String, purpose: Option<String>) -> RpcResult<ConsentBundle>;
 }

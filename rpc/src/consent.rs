@@ -4,11 +4,15 @@
 use crate::api::{ConsentApiServer, RpcResult};
 use crate::error;
 use coopledger_governance::consent::{self, DataUse, Grant, Notice, Party, StatusReport, Timeline};
+use coopledger_governance::consent_bundle::{self, ConsentBundle, CONSENT_BUNDLE_FORMAT};
 use coopledger_governance::{parse_id, CoopRules};
+use coopledger_ledger::bundle::{ProvenEntry, ProvenState};
 use coopledger_ledger::log::now_ms;
-use coopledger_ledger::{Log, StateRead};
+use coopledger_ledger::{Envelope, Log, StateRead};
 use jsonrpsee::core::async_trait;
+use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(crate) struct ConsentRpc {
@@ -29,8 +33,116 @@ impl ConsentRpc {
     }
 }
 
+/// Assembles the regulator bundle of `member` as of the newest checkpoint (see
+/// `docs/consent-bundle.md`). Reads only what that checkpoint covers: the timeline comes with its
+/// state proof, entries and notices with their inclusion proofs at the checkpoint's size.
+pub fn assemble_bundle(
+    log: &Log<CoopRules>,
+    member: &str,
+    purpose: Option<&str>,
+) -> RpcResult<ConsentBundle> {
+    let q = |e: coopledger_ledger::QueryError| error::query(&e);
+    let s = |e: coopledger_ledger::store::StoreError| error::storage(&e);
+    let at = log.prove_state(&consent::timeline_key(member)).map_err(q)?;
+    let size = at.checkpoint.checkpoint.size;
+    let timeline: Timeline = match &at.value {
+        Some(v) => serde_json::from_slice(v)
+            .map_err(|e| error::corrupt(format!("stored timeline of {member}: {e}")))?,
+        None => Timeline {
+            member: member.to_owned(),
+            events: vec![],
+        },
+    };
+    // Grant records only for their fixed parts (purposes, notice): never changed after the grant.
+    let mut grants: BTreeMap<String, Grant> = BTreeMap::new();
+    for ev in &timeline.events {
+        if grants.contains_key(&ev.grant) {
+            continue;
+        }
+        let id = parse_id(&ev.grant)
+            .ok_or_else(|| error::corrupt(format!("timeline names grant {:?}", ev.grant)))?;
+        let g = consent::grant(log, &id)
+            .map_err(s)?
+            .ok_or_else(|| error::corrupt(format!("grant {} is missing", ev.grant)))?;
+        grants.insert(ev.grant.clone(), g);
+    }
+    let proven = |index: u64| -> RpcResult<(ProvenEntry, Envelope)> {
+        let bytes = log.entry(index).map_err(q)?;
+        let proof = log.inclusion_proof(index, size).map_err(q)?;
+        let env = Envelope::from_bytes(&bytes)
+            .map_err(|e| error::corrupt(format!("stored entry {index}: {e}")))?;
+        Ok((ProvenEntry::new(index, &bytes, &proof), env))
+    };
+    let needed = consent_bundle::needed_indexes(&timeline, purpose, |id| {
+        grants
+            .get(id)
+            .map(|g| g.purposes.clone())
+            .unwrap_or_default()
+    });
+    let mut entries = Vec::with_capacity(needed.len());
+    let mut by_index = BTreeMap::new();
+    for index in needed {
+        let (p, env) = proven(index)?;
+        entries.push(p);
+        by_index.insert(index, env);
+    }
+    let mut notices = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for g in grants
+        .values()
+        .filter(|g| consent_bundle::follows(purpose, &g.purposes))
+    {
+        if !seen.insert((g.notice.clone(), g.version)) {
+            continue;
+        }
+        let n = consent::notice(log, &g.notice, g.version)
+            .map_err(s)?
+            .ok_or_else(|| error::corrupt(format!("notice {} is missing", g.notice)))?;
+        notices.push(proven(n.index)?.0);
+    }
+    let (history, _) = consent_bundle::history(member, purpose, &timeline, &by_index)
+        .map_err(|e| error::corrupt(format!("consent history of {member}: {e}")))?;
+    let state_index = size - 1;
+    Ok(ConsentBundle {
+        format: CONSENT_BUNDLE_FORMAT.into(),
+        member: member.to_owned(),
+        purpose: purpose.map(str::to_owned),
+        checkpoint: at.checkpoint.note.clone(),
+        state_entry: proven(state_index)?.0,
+        timeline: ProvenState::new(&at.key, at.value.as_deref(), &at.proof),
+        entries,
+        notices,
+        history,
+    })
+}
+
+fn member_param(member: &str) -> Result<(), ErrorObjectOwned> {
+    let ok = member.len() == 18
+        && member.starts_with("m-")
+        && member
+            .bytes()
+            .skip(2)
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(error::invalid_param(
+            "member",
+            "must be a member id (m- and 16 lowercase hex digits)",
+        ))
+    }
+}
+
 #[async_trait]
 impl ConsentApiServer for ConsentRpc {
+    async fn bundle(&self, member: String, purpose: Option<String>) -> RpcResult<ConsentBundle> {
+        member_param(&member)?;
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || assemble_bundle(&log, &member, purpose.as_deref()))
+            .await
+            .map_err(|e| error::corrupt(format!("bundle task: {e}")))?
+    }
+
     async fn parties(&self) -> RpcResult<Vec<Party>> {
         consent::parties(self.state()).map_err(|e| error::storage(&e))
     }

@@ -210,6 +210,15 @@ pub fn storage(e: &coopledger_ledger::store::StoreError) -> ErrorObjectOwned {
     err(code::STORAGE, e.to_string(), json!({}))
 }
 
+/// The node's own records contradict each other (a storage fault): reported as `STORAGE`.
+pub fn corrupt(what: String) -> ErrorObjectOwned {
+    err(
+        code::STORAGE,
+        format!("storage is inconsistent: {what}"),
+        json!({}),
+    )
+}
+
 /// Results sealed until close.
 pub fn results_sealed(closes_ms: u64) -> ErrorObjectOwned {
     err(

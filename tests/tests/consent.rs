@@ -2,7 +2,10 @@
 //! registers its controller and recipients, publishes a notice; a patient grants physicians all
 //! data and a research institute only medical and dietary data, and nothing to a pharmaceutical
 //! company; a research use is accepted, the pharma use and an out-of-scope category are refused
-//! by rule name; the patient withdraws and a later use is refused; status and timeline show it.
+//! by rule name; the patient withdraws and a later use is refused; status and timeline show it;
+//! the co-op exports the patient's regulator bundle, which verifies offline, and every tampering
+//! (a removed withdrawal, a changed byte, another log's checkpoint, a stale state proof, a false
+//! history) fails verification.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,8 +18,10 @@
 mod common;
 
 use common::{after, key, member_id, ok, refused};
-use coopledger_e2e::Node;
+use coopledger_e2e::{coop, Node};
+use coopledger_ledger::codec::{b64_decode, b64_encode};
 use serde_json::{json, Value};
+use std::path::Path;
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -203,6 +208,17 @@ fn a_health_coop_member_grants_research_uses_are_checked_and_withdrawal_stops_th
     )));
     assert!(err.contains("use.category"), "{err}");
 
+    // A bundle exported before the withdrawal: later used as a stale state proof.
+    let early = d.join("early.bundle.json");
+    run(&[
+        "consent",
+        "export",
+        "--member",
+        &member,
+        "-o",
+        early.to_str().unwrap(),
+    ]);
+
     run(&["consent", "withdraw", "--key", &patient, &research]);
     let err = fail(&strs(&use_args(
         "research_institute",
@@ -251,5 +267,155 @@ fn a_health_coop_member_grants_research_uses_are_checked_and_withdrawal_stops_th
             "data.use"
         ]
     );
-    node.terminate().unwrap();
+
+    // The regulator bundle: exported over JSON-RPC, verified offline with the node's key only.
+    let vkey = run(&["vkey"]).trim().to_owned();
+    let bundle_file = d.join("patient.bundle.json");
+    let out = run(&[
+        "consent",
+        "export",
+        "--member",
+        &member,
+        "-o",
+        bundle_file.to_str().unwrap(),
+    ]);
+    assert!(out.contains("6 events"), "{out}");
+    let research_only = d.join("patient.research.bundle.json");
+    run(&[
+        "consent",
+        "export",
+        "--member",
+        &member,
+        "--purpose",
+        "dpv:ScientificResearch",
+        "-o",
+        research_only.to_str().unwrap(),
+    ]);
+    // A second co-op with the same name but its own node key, for a foreign checkpoint.
+    let other_data = d.join("other");
+    ok(&[
+        "init",
+        "--data",
+        other_data.to_str().unwrap(),
+        "--origin",
+        "health.example.coop/ledger",
+        "--name",
+        "Impostor",
+        "--founder",
+        &format!("@{board}:board"),
+    ]);
+    let other = Node::start(&other_data, &[]).unwrap();
+    let foreign_cp: Value =
+        serde_json::from_str(&ok(&["--rpc", &other.http_url(), "checkpoint"])).unwrap();
+    other.terminate().unwrap();
+    node.terminate().unwrap(); // offline from here on
+
+    let verify =
+        |file: &Path| coop(&["verify-bundle", file.to_str().unwrap(), "--vkey", &vkey]).unwrap();
+    let (code, out, err) = verify(&bundle_file);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("VALID: the complete consent history of"),
+        "{out}"
+    );
+    assert!(out.contains("consent.withdraw"), "{out}");
+    assert!(out.contains("withdrawn now"), "{out}");
+    assert!(out.contains("3 data use(s), every one covered"), "{out}");
+    // Filtered by purpose: the care grant appears by its grant entry only.
+    let (code, out, _) = verify(&research_only);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 data use(s)"), "{out}");
+    let filtered: Value = serde_json::from_slice(&std::fs::read(&research_only).unwrap()).unwrap();
+    assert_eq!(
+        filtered["entries"].as_array().unwrap().len(),
+        4,
+        "2 grants, 1 use, 1 withdrawal"
+    );
+    let (code, out, _) = verify(&early);
+    assert_eq!(
+        code, 0,
+        "an older bundle stays valid for its own checkpoint: {out}"
+    );
+
+    let original: Value = serde_json::from_slice(&std::fs::read(&bundle_file).unwrap()).unwrap();
+    let old: Value = serde_json::from_slice(&std::fs::read(&early).unwrap()).unwrap();
+    let old_timeline = old["timeline"].clone();
+    let entry_type = |e: &Value| -> String {
+        let bytes = b64_decode(e["entry"].as_str().unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        v["body"]["type"].as_str().unwrap().to_owned()
+    };
+    type Tamper = Box<dyn Fn(&mut Value)>;
+    let foreign_note = foreign_cp["note"].as_str().unwrap().to_owned();
+    let cases: Vec<(&str, Tamper, &str)> = vec![
+        (
+            "the withdrawal entry removed",
+            Box::new(move |b| {
+                let list = b["entries"].as_array_mut().unwrap();
+                list.retain(|e| entry_type(e) != "consent.withdraw");
+            }),
+            "missing from the bundle",
+        ),
+        (
+            "the withdrawal removed from the timeline as well",
+            Box::new(|b| {
+                let raw = b64_decode(b["timeline"]["value"].as_str().unwrap()).unwrap();
+                let mut t: Value = serde_json::from_slice(&raw).unwrap();
+                t["events"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|e| e["event"] != "consent.withdraw");
+                b["timeline"]["value"] = json!(b64_encode(serde_json::to_vec(&t).unwrap()));
+            }),
+            "timeline",
+        ),
+        (
+            "one byte of an entry changed",
+            Box::new(|b| {
+                let mut raw = b64_decode(b["entries"][1]["entry"].as_str().unwrap()).unwrap();
+                raw[40] ^= 1;
+                b["entries"][1]["entry"] = json!(b64_encode(raw));
+            }),
+            "entries[1]",
+        ),
+        (
+            "a checkpoint from another log",
+            Box::new(move |b| b["checkpoint"] = json!(foreign_note.clone())),
+            "checkpoint",
+        ),
+        (
+            "a stale state proof (before the withdrawal)",
+            Box::new(move |b| {
+                b["stateEntry"] = old["stateEntry"].clone();
+                b["timeline"] = old["timeline"].clone();
+            }),
+            "stale",
+        ),
+        (
+            "the timeline's proof from the older state, under the newer root",
+            Box::new(move |b| b["timeline"] = old_timeline.clone()),
+            "timeline",
+        ),
+        (
+            "the history claims the research consent is still active",
+            Box::new(|b| {
+                for l in b["history"].as_array_mut().unwrap() {
+                    if l["status"] == "withdrawn" {
+                        l["status"] = json!("active");
+                    }
+                }
+            }),
+            "history",
+        ),
+    ];
+    for (what, f, expect) in cases {
+        let mut b = original.clone();
+        f(&mut b);
+        let p = d.join("tampered.json");
+        std::fs::write(&p, b.to_string()).unwrap();
+        let (code, out, err) = verify(&p);
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        assert!(out.starts_with("INVALID"), "{what}: {out}");
+        assert!(out.contains(expect), "{what}: expected {expect:?} in {out}");
+    }
 }

@@ -61,6 +61,8 @@ struct World {
     index: u64,
     now: u64,
     seq: HashMap<[u8; 32], u64>,
+    /// Every accepted entry by index, as the log would hold it.
+    log: BTreeMap<u64, Envelope>,
 }
 
 fn env(signer: &SigningKey, kind: &str, seq: u64, ts: u64, payload: Value) -> Verified<Envelope> {
@@ -98,6 +100,7 @@ impl World {
             index: 0,
             now: T0,
             seq: HashMap::new(),
+            log: BTreeMap::new(),
         };
         w.submit(1, "coop.genesis", Value::Object(g.to_payload()))
             .unwrap();
@@ -142,6 +145,7 @@ impl World {
         match r {
             Ok(()) => {
                 self.seq.insert(pk(n), seq);
+                self.log.insert(self.index, e.into_inner());
                 self.index += 1;
                 Ok(id)
             }
@@ -1584,5 +1588,120 @@ mod consent_ledger {
         w.submit(2, "party.register", p.clone()).unwrap();
         assert_eq!(w.refused(2, "party.register", p), "party.known");
         assert_eq!(c::notices(&w.s).unwrap().len(), 2);
+    }
+
+    /// The bundle's semantics (`consent_bundle::history`) rebuilds, from the entries alone, the
+    /// grants the rules keep in state, and refuses a history in which a use follows the end of
+    /// the consent it cites.
+    #[test]
+    fn the_bundle_history_rebuilds_the_rules_grants_and_catches_an_uncovered_use() {
+        use crate::consent_bundle::history;
+        let mut w = health_coop();
+        let now = w.now;
+        let m = w.member_of(PATIENT);
+        let g = grant(
+            &mut w,
+            PATIENT,
+            &[RESEARCH],
+            &["research_institute"],
+            &["pd:Dietary"],
+            now,
+            now + 1_000,
+        )
+        .unwrap();
+        let care = grant(
+            &mut w,
+            PATIENT,
+            &[CARE],
+            &["physicians"],
+            &["pd:Genetic"],
+            now,
+            now + DAY,
+        )
+        .unwrap();
+        used(
+            &mut w,
+            "research_institute",
+            RESEARCH,
+            &["pd:Dietary"],
+            &[&g],
+        );
+        w.now = now + 5_000;
+        w.submit(
+            PATIENT,
+            "consent.renew",
+            json!({"member": m, "grant": g, "untilMs": now + DAY}),
+        )
+        .unwrap();
+        used(
+            &mut w,
+            "research_institute",
+            RESEARCH,
+            &["pd:Dietary"],
+            &[&g],
+        );
+        used(&mut w, "physicians", CARE, &["pd:Genetic"], &[&care]);
+        w.now = now + 6_000;
+        w.submit(
+            PATIENT,
+            "consent.withdraw",
+            json!({"member": m, "grant": g}),
+        )
+        .unwrap();
+        w.submit(
+            CONTROLLER,
+            "consent.revoke",
+            json!({"grant": care, "reason": digest("audit")}),
+        )
+        .unwrap();
+
+        let t = c::timeline(&w.s, &m).unwrap();
+        let (lines, rebuilt) = history(&m, None, &t, &w.log).unwrap();
+        assert_eq!(lines.len(), t.events.len());
+        for r in &rebuilt {
+            let mut kept = c::grant(&w.s, &crate::parse_id(&r.id).unwrap())
+                .unwrap()
+                .unwrap();
+            // The rules name the revoking party by id; the entries alone show its key.
+            let mut r = r.clone();
+            if let (
+                Some(c::GrantEnd::Revoked { party, .. }),
+                Some(c::GrantEnd::Revoked { party: p2, .. }),
+            ) = (&mut kept.ended, &mut r.ended)
+            {
+                *p2 = party.clone();
+            }
+            assert_eq!(r, kept);
+        }
+        let statuses: Vec<ConsentStatus> = lines.iter().map(|l| l.status).collect();
+        assert_eq!(statuses.last(), Some(&ConsentStatus::Revoked));
+        assert!(statuses.contains(&ConsentStatus::Withdrawn));
+
+        // Filtered by purpose: only the research grant is followed past its grant entry.
+        let (research, _) = history(&m, Some(RESEARCH), &t, &w.log).unwrap();
+        assert!(research.iter().all(|l| l.grant == g));
+
+        // Move the last research use after the withdrawal: the history refuses it.
+        let mut forged = t.clone();
+        let use_at = forged
+            .events
+            .iter()
+            .rposition(|e| e.event == "data.use" && e.grant == g)
+            .unwrap();
+        let mut ev = forged.events.remove(use_at);
+        let use_entry = w.log.get(&ev.index).unwrap().clone();
+        let last = forged.events.last().unwrap().clone();
+        ev.index = last.index + 1;
+        ev.ms = last.ms;
+        forged.events.push(ev.clone());
+        let mut log = w.log.clone();
+        log.insert(ev.index, use_entry);
+        let err = history(&m, None, &forged, &log).unwrap_err().to_string();
+        assert!(err.contains("NOT covered"), "{err}");
+        // A timeline that leaves an entry out of the bundle is refused by index.
+        let mut short = w.log.clone();
+        short.remove(&t.events[3].index);
+        let err = history(&m, None, &t, &short).unwrap_err().to_string();
+        assert!(err.contains("missing from the bundle"), "{err}");
     }
 }

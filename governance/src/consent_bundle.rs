@@ -1,0 +1,434 @@
+//! The regulator bundle (`coopledger-consent-bundle/v1`, specified in `docs/consent-bundle.md`):
+//! a member's complete consent history as of one checkpoint, and its offline check. Complete
+//! because the member's timeline — the list of every consent entry about them — is a state key
+//! proved under the state root the checkpoint ends on; a left-out withdrawal or use changes that
+//! value and the proof fails.
+//!
+//! [`history`] is the bundle's semantics: from the timeline and the entries alone it rebuilds
+//! each grant and its status after every event, and checks that every data use was covered by
+//! valid consent at its moment. The node runs it to write the bundle, the verifier to check it.
+
+use crate::consent::{timeline_key, ConsentStatus, Grant, GrantEnd, Period, Timeline};
+use coopledger_ledger::bundle::{Anchor, BundleError, ProvenEntry, ProvenState};
+use coopledger_ledger::codec::b64_encode;
+use coopledger_ledger::state::app_key;
+use coopledger_ledger::{Envelope, NoteVerifier};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Format tag of version 1.
+pub const CONSENT_BUNDLE_FORMAT: &str = "coopledger-consent-bundle/v1";
+
+/// One event of the history, with the status of its grant right after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HistoryLine {
+    /// Log index of the entry.
+    pub index: u64,
+    /// Node time of its batch, ms.
+    pub ms: u64,
+    /// Entry type.
+    pub event: String,
+    /// Grant concerned (hex id).
+    pub grant: String,
+    /// That grant's status after the event (for a data use: at the use, always `active`).
+    pub status: ConsentStatus,
+}
+
+/// The bundle file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsentBundle {
+    /// Always [`CONSENT_BUNDLE_FORMAT`].
+    pub format: String,
+    /// The member (pseudonymous id).
+    pub member: String,
+    /// When set, only grants covering this purpose are followed beyond their grant entry.
+    pub purpose: Option<String>,
+    /// The signed checkpoint note everything is proved against.
+    pub checkpoint: String,
+    /// The checkpoint's last entry: the `log.state` entry with the state root.
+    pub state_entry: ProvenEntry,
+    /// The member's timeline (`ctl/<member>`), proved under that root.
+    pub timeline: ProvenState,
+    /// The timeline's entries (see `docs/consent-bundle.md` for which), each with its proof.
+    pub entries: Vec<ProvenEntry>,
+    /// The notice versions the followed grants were given under, each with its proof.
+    pub notices: Vec<ProvenEntry>,
+    /// The history computed from the entries (the verifier recomputes and compares).
+    pub history: Vec<HistoryLine>,
+}
+
+/// Why a bundle does not verify (or cannot be assembled).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsentBundleError {
+    /// A proof, checkpoint or entry failed.
+    #[error(transparent)]
+    Proof(#[from] BundleError),
+    /// The content is inconsistent; the message names the field or log index.
+    #[error("{0}")]
+    Content(String),
+}
+
+fn content(msg: impl Into<String>) -> ConsentBundleError {
+    ConsentBundleError::Content(msg.into())
+}
+
+fn strs(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn payload_str<'a>(e: &'a Envelope, field: &str) -> Option<&'a str> {
+    e.body().payload.get(field).and_then(Value::as_str)
+}
+
+fn payload_u64(e: &Envelope, field: &str) -> Option<u64> {
+    e.body().payload.get(field).and_then(Value::as_u64)
+}
+
+/// Which grants a bundle follows beyond their grant entry.
+pub fn follows(purpose: Option<&str>, grant_purposes: &[String]) -> bool {
+    purpose.is_none_or(|p| grant_purposes.iter().any(|g| g == p))
+}
+
+/// Rebuilds the member's grants from `timeline` and `entries` (by log index) and returns the
+/// history of the followed grants plus every grant rebuilt. Fails, naming the log index, if an
+/// entry needed is missing or does not say what the timeline says it is, or if a data use was
+/// not covered by valid consent for its purpose, recipient and data categories at its moment.
+pub fn history(
+    member: &str,
+    purpose: Option<&str>,
+    timeline: &Timeline,
+    entries: &BTreeMap<u64, Envelope>,
+) -> Result<(Vec<HistoryLine>, Vec<Grant>), ConsentBundleError> {
+    if timeline.member != member {
+        return Err(content(format!(
+            "field `timeline`: it is the timeline of {}, not of {member}",
+            timeline.member
+        )));
+    }
+    let mut grants: Vec<Grant> = Vec::new();
+    let mut lines = Vec::new();
+    let mut last: Option<(u64, u64)> = None;
+    for ev in &timeline.events {
+        if last.is_some_and(|(i, ms)| ev.index <= i || ev.ms < ms) {
+            return Err(content(format!(
+                "timeline event at index {} is out of order",
+                ev.index
+            )));
+        }
+        last = Some((ev.index, ev.ms));
+        let at = ev.index;
+        let entry = entries.get(&at);
+        if ev.event == "consent.grant" {
+            let e = entry.ok_or_else(|| {
+                content(format!(
+                    "entry {at} (consent.grant) is missing from the bundle"
+                ))
+            })?;
+            let id = hex::encode(e.entry_id().as_bytes());
+            if e.body().kind != "consent.grant"
+                || id != ev.grant
+                || payload_str(e, "member") != Some(member)
+            {
+                return Err(content(format!(
+                    "entry {at} is not {member}'s consent.grant {}",
+                    ev.grant
+                )));
+            }
+            let (Some(from_ms), Some(until_ms), Some(notice), Some(version)) = (
+                payload_u64(e, "fromMs"),
+                payload_u64(e, "untilMs"),
+                payload_str(e, "notice"),
+                payload_u64(e, "version"),
+            ) else {
+                return Err(content(format!("entry {at}: malformed consent.grant")));
+            };
+            let g = Grant {
+                id,
+                member: member.to_owned(),
+                notice: notice.to_owned(),
+                version,
+                purposes: strs(e.body().payload.get("purposes")),
+                recipients: strs(e.body().payload.get("recipients")),
+                data_categories: strs(e.body().payload.get("dataCategories")),
+                periods: vec![Period {
+                    from_ms,
+                    until_ms,
+                    index: at,
+                }],
+                index: at,
+                ms: ev.ms,
+                ended: None,
+            };
+            if follows(purpose, &g.purposes) {
+                lines.push(line(ev, g.status_at(at, ev.ms)));
+            }
+            grants.push(g);
+            continue;
+        }
+        let g = grants
+            .iter_mut()
+            .find(|g| g.id == ev.grant)
+            .ok_or_else(|| {
+                content(format!(
+                    "event at index {at} names a grant not granted before it"
+                ))
+            })?;
+        if !follows(purpose, &g.purposes) {
+            continue;
+        }
+        let e = entry.ok_or_else(|| {
+            content(format!(
+                "entry {at} ({}) is missing from the bundle",
+                ev.event
+            ))
+        })?;
+        if e.body().kind != ev.event {
+            return Err(content(format!(
+                "entry {at} is a {}, the timeline says {}",
+                e.body().kind,
+                ev.event
+            )));
+        }
+        let names_grant = payload_str(e, "grant") == Some(g.id.as_str());
+        let own = payload_str(e, "member") == Some(member);
+        match ev.event.as_str() {
+            "consent.renew" if names_grant && own => {
+                let until_ms = payload_u64(e, "untilMs")
+                    .ok_or_else(|| content(format!("entry {at}: malformed consent.renew")))?;
+                let from_ms = if g.until_ms() > ev.ms {
+                    g.periods.first().map_or(ev.ms, |p| p.from_ms)
+                } else {
+                    ev.ms
+                };
+                g.periods.push(Period {
+                    from_ms,
+                    until_ms,
+                    index: at,
+                });
+            }
+            "consent.withdraw" if names_grant && own => {
+                g.ended = Some(GrantEnd::Withdrawn {
+                    index: at,
+                    ms: ev.ms,
+                });
+            }
+            "consent.revoke" | "consent.invalidate" if names_grant => {
+                let party = b64_encode(e.body().signer);
+                g.ended = Some(if ev.event == "consent.revoke" {
+                    GrantEnd::Revoked {
+                        index: at,
+                        ms: ev.ms,
+                        party,
+                    }
+                } else {
+                    GrantEnd::Invalidated {
+                        index: at,
+                        ms: ev.ms,
+                        party,
+                    }
+                });
+            }
+            "data.use" if strs(e.body().payload.get("consents")).contains(&g.id) => {
+                let status = g.status_at(at, ev.ms);
+                let use_purpose = payload_str(e, "purpose").unwrap_or_default();
+                let recipient = payload_str(e, "recipient").unwrap_or_default();
+                let uncovered = strs(e.body().payload.get("dataCategories"))
+                    .into_iter()
+                    .find(|c| !g.data_categories.contains(c));
+                if status != ConsentStatus::Active
+                    || !g.covers(use_purpose, recipient)
+                    || uncovered.is_some()
+                {
+                    return Err(content(format!(
+                        "the data use at index {at} ({use_purpose} for {recipient}) was NOT covered by consent {}: status {status:?}{}",
+                        g.id,
+                        uncovered.map(|c| format!(", category {c} not granted")).unwrap_or_default()
+                    )));
+                }
+            }
+            _ => {
+                return Err(content(format!(
+                    "entry {at} ({}) does not concern grant {} of {member}",
+                    ev.event, g.id
+                )))
+            }
+        }
+        lines.push(line(ev, g.status_at(at, ev.ms)));
+    }
+    Ok((lines, grants))
+}
+
+fn line(ev: &crate::consent::TimelineEvent, status: ConsentStatus) -> HistoryLine {
+    HistoryLine {
+        index: ev.index,
+        ms: ev.ms,
+        event: ev.event.clone(),
+        grant: ev.grant.clone(),
+        status,
+    }
+}
+
+/// The log indexes whose entries a bundle carries: every grant entry, and every event of the
+/// followed grants. `purposes_of` gives a grant's purposes by id.
+pub fn needed_indexes(
+    timeline: &Timeline,
+    purpose: Option<&str>,
+    purposes_of: impl Fn(&str) -> Vec<String>,
+) -> Vec<u64> {
+    let mut out = BTreeSet::new();
+    for ev in &timeline.events {
+        if ev.event == "consent.grant" || follows(purpose, &purposes_of(&ev.grant)) {
+            out.insert(ev.index);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// What a verified bundle shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleReport {
+    /// The member.
+    pub member: String,
+    /// Checkpoint size and its origin.
+    pub size: u64,
+    /// Ledger origin.
+    pub origin: String,
+    /// Node time of the checkpoint's batch: the "as of" time.
+    pub as_of_ms: u64,
+    /// The verified history.
+    pub history: Vec<HistoryLine>,
+    /// Each followed grant and its status as of the checkpoint.
+    pub grants: Vec<(Grant, ConsentStatus)>,
+    /// Data uses in the history, all covered.
+    pub uses: usize,
+}
+
+impl ConsentBundle {
+    /// Checks the bundle offline against the log's verifier key: checkpoint signature, the state
+    /// entry it ends on, the timeline's state proof (completeness), every entry's inclusion and
+    /// signature, the notices, and the history recomputed from the entries.
+    pub fn verify(&self, log_key: &NoteVerifier) -> Result<BundleReport, ConsentBundleError> {
+        if self.format != CONSENT_BUNDLE_FORMAT {
+            return Err(content(format!(
+                "field `format`: expected {CONSENT_BUNDLE_FORMAT:?}, found {:?}",
+                self.format
+            )));
+        }
+        let anchor = Anchor::open(&self.checkpoint, log_key, &self.state_entry)?;
+        let (key, value) = anchor.state(&self.timeline, "timeline")?;
+        if key != app_key(&timeline_key(&self.member)) {
+            return Err(content(format!(
+                "field `timeline.key`: not the timeline key of {}",
+                self.member
+            )));
+        }
+        let timeline: Timeline = match value {
+            Some(v) => serde_json::from_slice(&v)
+                .map_err(|e| content(format!("field `timeline.value`: {e}")))?,
+            None => Timeline {
+                member: self.member.clone(),
+                events: vec![],
+            },
+        };
+        let mut entries = BTreeMap::new();
+        for (i, p) in self.entries.iter().enumerate() {
+            let env = anchor.entry(p, &format!("entries[{i}]"))?;
+            if entries.insert(p.index, env.into_inner()).is_some() {
+                return Err(content(format!(
+                    "field `entries[{i}]`: index {} twice",
+                    p.index
+                )));
+            }
+        }
+        let purpose = self.purpose.as_deref();
+        let (lines, grants) = history(&self.member, purpose, &timeline, &entries)?;
+        let needed = needed_indexes(&timeline, purpose, |id| {
+            grants
+                .iter()
+                .find(|g| g.id == id)
+                .map(|g| g.purposes.clone())
+                .unwrap_or_default()
+        });
+        if let Some(extra) = entries.keys().find(|i| !needed.contains(i)) {
+            return Err(content(format!(
+                "entry {extra} is not part of {}'s consent history",
+                self.member
+            )));
+        }
+        let mut notices: BTreeMap<(String, u64), Envelope> = BTreeMap::new();
+        for (i, p) in self.notices.iter().enumerate() {
+            let env = anchor.entry(p, &format!("notices[{i}]"))?;
+            let (Some(id), Some(v)) = (payload_str(&env, "notice"), payload_u64(&env, "version"))
+            else {
+                return Err(content(format!(
+                    "field `notices[{i}]`: not a consent.notice"
+                )));
+            };
+            if env.body().kind != "consent.notice" {
+                return Err(content(format!(
+                    "field `notices[{i}]`: not a consent.notice"
+                )));
+            }
+            notices.insert((id.to_owned(), v), env.into_inner());
+        }
+        let followed: Vec<&Grant> = grants
+            .iter()
+            .filter(|g| follows(purpose, &g.purposes))
+            .collect();
+        for g in &followed {
+            let n = notices.get(&(g.notice.clone(), g.version)).ok_or_else(|| {
+                content(format!(
+                    "notice {} version {} of grant {} is missing",
+                    g.notice, g.version, g.id
+                ))
+            })?;
+            for (field, granted) in [
+                ("purposes", &g.purposes),
+                ("recipients", &g.recipients),
+                ("dataCategories", &g.data_categories),
+            ] {
+                let offered = strs(n.body().payload.get(field));
+                if let Some(x) = granted.iter().find(|x| !offered.contains(x)) {
+                    return Err(content(format!(
+                        "grant {} has {field} {x} that its notice does not offer",
+                        g.id
+                    )));
+                }
+            }
+        }
+        if lines != self.history {
+            let at = lines
+                .iter()
+                .zip(&self.history)
+                .position(|(a, b)| a != b)
+                .unwrap_or(lines.len().min(self.history.len()));
+            return Err(content(format!(
+                "field `history[{at}]`: does not match the history computed from the entries"
+            )));
+        }
+        let as_of_ms = anchor.commitment.batch_time_ms;
+        let last = anchor.commitment.size;
+        Ok(BundleReport {
+            member: self.member.clone(),
+            size: anchor.checkpoint.checkpoint.size,
+            origin: anchor.checkpoint.checkpoint.origin.clone(),
+            as_of_ms,
+            uses: lines.iter().filter(|l| l.event == "data.use").count(),
+            history: lines,
+            grants: followed
+                .into_iter()
+                .map(|g| (g.clone(), g.status_at(last, as_of_ms)))
+                .collect(),
+        })
+    }
+}
