@@ -42,6 +42,20 @@ pub async fn sign_and_submit_at(
     payload: Value,
     ts: u64,
 ) -> Result<(SubmitResult, String)> {
+    let env = sign_entry(c, key, kind, payload, ts).await?;
+    let id = hex::encode(env.entry_id().as_bytes());
+    let receipt = c.submit(env.to_value()).await?;
+    Ok((receipt, id))
+}
+
+/// Signs an entry of `kind` with the signer's next sequence number, for this node's co-op.
+pub async fn sign_entry(
+    c: &HttpClient,
+    key: &SigningKey,
+    kind: &str,
+    payload: Value,
+    ts: u64,
+) -> Result<coopledger_ledger::Envelope> {
     let payload = payload
         .as_object()
         .cloned()
@@ -49,7 +63,7 @@ pub async fn sign_and_submit_at(
     let signer = key.verifying_key().to_bytes();
     let seq = c.next_seq(b64_encode(signer)).await?;
     let coop = c.checkpoint().await?.origin;
-    let env = Body {
+    Body {
         coop,
         kind: kind.into(),
         version: 1,
@@ -59,10 +73,7 @@ pub async fn sign_and_submit_at(
         payload,
     }
     .sign(key)
-    .map_err(|r| anyhow!("{r}"))?;
-    let id = hex::encode(env.entry_id().as_bytes());
-    let receipt = c.submit(env.to_value()).await?;
-    Ok((receipt, id))
+    .map_err(|r| anyhow!("{r}"))
 }
 
 /// A salted commitment to off-ledger text: `SHA-256("coopledger/commitment\0" ‖ salt ‖ text)`.

@@ -8,6 +8,7 @@ mod consent;
 mod gov;
 mod keyfile;
 mod node;
+mod personal;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
@@ -136,6 +137,9 @@ enum Cmd {
     /// timeline, grants, receipts.
     #[command(subcommand)]
     Consent(consent::ConsentCmd),
+    /// Personal data kept off the log: submit, show, erase.
+    #[command(subcommand)]
+    Personal(personal::PersonalCmd),
     /// Register a party (controller, recipient, authority), as the board.
     PartyRegister {
         /// Board member's key file.
@@ -364,6 +368,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Bylaws => gov::bylaws(&client(&cli.rpc)?).await?,
         Cmd::Consent(cmd) => consent::consent(&client(&cli.rpc)?, cmd).await?,
+        Cmd::Personal(cmd) => personal::personal(&client(&cli.rpc)?, cmd).await?,
         Cmd::PartyRegister {
             key,
             party,

@@ -259,6 +259,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     );
     let listener = std::net::TcpListener::bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    // Erasures the log ordered but a crash kept from being carried out are done before serving.
+    let personal = coopledger_rpc::PersonalData::new(log.clone());
+    let pending = personal
+        .sweep()
+        .context("cannot carry out pending erasures")?;
+    if pending > 0 {
+        println!("destroyed the personal data of {pending} erased member(s)");
+    }
     let ballots = Arc::new(coopledger_rpc::BallotBox::new(node_key.clone()));
     let node = coopledger_rpc::serve(listener, log.clone(), ballots.clone()).await?;
     std::fs::write(args.data.join("node.addr"), format!("{}\n", node.addr))?;
@@ -275,14 +283,36 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     );
     tracing::info!(addr = %node.addr, "serving");
     let clerk = tokio::spawn(crate::clerk::run(log.clone(), node_key, ballots));
+    let eraser = tokio::spawn(carry_out_erasures(log.clone(), personal));
     shutdown_signal().await;
     println!("shutting down");
     clerk.abort();
+    eraser.abort();
     let _ = clerk.await;
+    let _ = eraser.await;
     let _ = node.handle.stop();
     node.handle.stopped().await;
     drop(log);
     Ok(())
+}
+
+/// After every checkpoint, destroys the personal data of members whose erasure it recorded
+/// (however the `member.erase` entry arrived).
+async fn carry_out_erasures(log: Arc<Log<CoopRules>>, personal: coopledger_rpc::PersonalData) {
+    let mut checkpoints = log.subscribe();
+    loop {
+        match checkpoints.recv().await {
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+        let p = personal.clone();
+        match tokio::task::spawn_blocking(move || p.sweep()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(members = n, "personal data destroyed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot destroy erased personal data"),
+            Err(e) => tracing::error!(error = %e, "erasure task failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -9,6 +9,7 @@ pub mod consent;
 pub mod consent_bundle;
 pub mod genesis;
 mod payload;
+pub mod personal;
 pub mod records;
 pub mod rules;
 pub mod tally;

@@ -663,6 +663,11 @@ impl<M: StateMachine> Log<M> {
     pub fn offlog_delete(&self, key: &[u8]) -> Result<(), StoreError> {
         self.shared.store.offlog_delete(key)
     }
+    /// Deletes off-log records so their bytes are in no file of the data folder
+    /// (see [`Store::offlog_shred`](crate::store::Store::offlog_shred)).
+    pub fn offlog_shred(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        self.shared.store.offlog_shred(keys)
+    }
 }
 
 impl<M: StateMachine> StateRead for Log<M> {

@@ -390,6 +390,32 @@ impl Store {
         self.db.delete_cf_opt(self.cf(CF_OFFLOG)?, key, &synced())?;
         Ok(())
     }
+
+    /// Deletes the records under `keys` and rewrites storage so that their old bytes are in no
+    /// file of the data folder (crypto-shredding needs the key gone from disk, not just
+    /// unreachable). Steps: delete (fsync'd); flush every column family's memtable, after which
+    /// no live write-ahead log holds the old records and RocksDB deletes those logs; compact the
+    /// off-log family down to its last level, which drops the old values and their tombstones
+    /// and deletes the old table files.
+    /// Contract: on `Ok`, no file RocksDB keeps holds the deleted values. Blocks that the file
+    /// system freed are outside its reach (see docs/format.md, "Erasure").
+    pub fn offlog_shred(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let offlog = self.cf(CF_OFFLOG)?;
+        let mut b = WriteBatch::default();
+        for k in keys {
+            b.delete_cf(offlog, k);
+        }
+        self.db.write_opt(b, &synced())?;
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name)?)?;
+        }
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        opts.set_exclusive_manual_compaction(true);
+        self.db
+            .compact_range_cf_opt(offlog, None::<&[u8]>, None::<&[u8]>, &opts);
+        Ok(())
+    }
 }
 
 impl NodeSource for Store {

@@ -1,6 +1,7 @@
 //! The JSON-RPC interface: method names and parameter names are a stable contract with outside
 //! verifiers. The macro generates both the server trait and the typed client (`LedgerApiClient`).
 
+use crate::personal::{Attribute, ErasureResult};
 use crate::wire::{
     BallotReceipt, BallotToken, CheckpointInfo, ConsistencyProof, CoopInfo, ElectorateView,
     EntryResult, InclusionProof, MemberView, ProposalSummary, SubmitResult,
@@ -14,6 +15,7 @@ use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Result type of every method.
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -196,4 +198,33 @@ pub trait ConsentApi {
     /// `purpose`, grants not covering it are shown by their grant entry only.
     #[method(name = "bundle")]
     async fn bundle(&self, member: String, purpose: Option<String>) -> RpcResult<ConsentBundle>;
+}
+
+/// `personal_*`: members' personal data, off the log (encrypted per member; only salted
+/// commitments are on the log), and its erasure.
+#[rpc(server, client, namespace = "personal")]
+pub trait PersonalApi {
+    /// Stores the attributes (encrypted, off the log) and submits the member's
+    /// `member.profile` entry, which must commit to exactly these values and salts.
+    #[method(name = "submit")]
+    async fn submit(
+        &self,
+        entry: Value,
+        attributes: BTreeMap<String, Attribute>,
+    ) -> RpcResult<SubmitResult>;
+
+    /// The member's attributes, for a request signed by the member or a board member:
+    /// `sig` over `"coopledger/v1/personal-read\0" ‖ member ‖ ts (8 bytes BE)`.
+    #[method(name = "read")]
+    async fn read(
+        &self,
+        member: String,
+        ts: u64,
+        signer: String,
+        sig: String,
+    ) -> RpcResult<BTreeMap<String, String>>;
+
+    /// Submits a `member.erase` entry, then destroys the member's key and data on this node.
+    #[method(name = "erase")]
+    async fn erase(&self, entry: Value) -> RpcResult<ErasureResult>;
 }

@@ -41,6 +41,8 @@ pub mod code {
     pub const STORAGE: i32 = 3003;
     /// Results of an open vote are published only after it closes.
     pub const RESULTS_SEALED: i32 = 2003;
+    /// The request is well-formed and signed, but the signer may not do this.
+    pub const FORBIDDEN: i32 = 2004;
 }
 
 /// `(code, name, meaning)` for every application code, for documentation and `rpc.discover`.
@@ -104,6 +106,11 @@ pub const TABLE: &[(i32, &str, &str)] = &[
         code::RESULTS_SEALED,
         "RESULTS_SEALED",
         "the bylaws publish this vote's results only after it closes",
+    ),
+    (
+        code::FORBIDDEN,
+        "FORBIDDEN",
+        "the signed request's signer may not do this; data.field names the parameter",
     ),
     (
         code::OVERLOADED,
@@ -216,6 +223,15 @@ pub fn corrupt(what: String) -> ErrorObjectOwned {
         code::STORAGE,
         format!("storage is inconsistent: {what}"),
         json!({}),
+    )
+}
+
+/// A signed request whose signer may not do what it asks.
+pub fn forbidden(field: &str, reason: &str) -> ErrorObjectOwned {
+    err(
+        code::FORBIDDEN,
+        format!("parameter `{field}`: {reason}"),
+        json!({ "field": field }),
     )
 }
 

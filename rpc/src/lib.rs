@@ -8,9 +8,11 @@ pub mod client;
 mod consent;
 pub mod error;
 mod gov;
+pub mod personal;
 pub mod server;
 pub mod wire;
 
-pub use api::{ConsentApiClient, GovApiClient, LedgerApiClient};
+pub use api::{ConsentApiClient, GovApiClient, LedgerApiClient, PersonalApiClient};
 pub use ballot_box::BallotBox;
+pub use personal::PersonalData;
 pub use server::{serve, NodeHandle};

@@ -1,7 +1,7 @@
 //! The node's JSON-RPC server: HTTP and WebSocket on one port, on a listener the caller binds
 //! (tests bind port 0), stopped through the returned handle.
 
-use crate::api::{ConsentApiServer, GovApiServer, LedgerApiServer, RpcResult};
+use crate::api::{ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer, RpcResult};
 use crate::ballot_box::BallotBox;
 use crate::error;
 use crate::wire::{
@@ -34,23 +34,27 @@ fn leaf_param(field: &str, s: &str) -> RpcResult<Hash> {
     Hash::from_base64(s).ok_or_else(|| error::invalid_param(field, "must be base64 of 32 bytes"))
 }
 
+/// An entry parameter: the envelope as JSON, or base64 of its exact canonical bytes.
+pub(crate) fn parse_entry(entry: &Value) -> RpcResult<Envelope> {
+    match entry {
+        Value::String(s) => {
+            let bytes = b64_decode(s).map_err(|_| {
+                error::invalid_param(
+                    "entry",
+                    "string form must be base64 of the canonical envelope",
+                )
+            })?;
+            Envelope::from_bytes(&bytes)
+        }
+        other => Envelope::from_value(other),
+    }
+    .map_err(|r| error::rejection(&r))
+}
+
 #[async_trait]
 impl LedgerApiServer for LedgerRpc {
     async fn submit(&self, entry: Value) -> RpcResult<SubmitResult> {
-        let env = match &entry {
-            // The exact canonical bytes, base64.
-            Value::String(s) => {
-                let bytes = b64_decode(s).map_err(|_| {
-                    error::invalid_param(
-                        "entry",
-                        "string form must be base64 of the canonical envelope",
-                    )
-                })?;
-                Envelope::from_bytes(&bytes)
-            }
-            other => Envelope::from_value(other),
-        }
-        .map_err(|r| error::rejection(&r))?;
+        let env = parse_entry(&entry)?;
         let receipt = self.log.submit(env).await.map_err(|e| error::submit(&e))?;
         Ok(SubmitResult::from(&receipt))
     }
@@ -187,7 +191,13 @@ pub fn module(
         }
         .into_rpc(),
     )?;
-    m.merge(crate::consent::ConsentRpc { log }.into_rpc())?;
+    m.merge(crate::consent::ConsentRpc { log: log.clone() }.into_rpc())?;
+    m.merge(
+        crate::personal::PersonalRpc {
+            data: crate::personal::PersonalData::new(log),
+        }
+        .into_rpc(),
+    )?;
     m.register_method("rpc.discover", |_, _, _| -> Value {
         serde_json::from_str(OPENRPC).unwrap_or(Value::Null)
     })?;

@@ -5,6 +5,7 @@
 mod ballots;
 mod consent;
 mod membership;
+mod personal;
 mod proposals;
 
 use crate::genesis::{member_id, Genesis, Role};
@@ -54,6 +55,8 @@ pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("consent.revoke", 1),
     ("consent.invalidate", 1),
     ("data.use", 1),
+    ("member.profile", 1),
+    ("member.erase", 1),
 ];
 
 /// The co-op's rules.
@@ -310,6 +313,8 @@ impl StateMachine for CoopRules {
                 consent::end_by_party(view, entry, ctx, &signer)
             }
             "data.use" => consent::record_use(view, entry, ctx, &signer),
+            "member.profile" => personal::profile(view, entry, ctx, &signer),
+            "member.erase" => personal::erase(view, entry, ctx, &signer),
             other => Err(rule(
                 "type.registered",
                 format!("entry type {other:?} has no rule (registry and rules disagree)"),
