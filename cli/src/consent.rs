@@ -162,6 +162,9 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
             .map(|p| format!(", for purpose {p}"))
             .unwrap_or_default()
     );
+    if report.history.is_empty() {
+        println!("  no consent entry concerns this member (the timeline's absence is proved)");
+    }
     for l in &report.history {
         println!(
             "  index {:>6}  {:>14} ms  {:<18} grant {}  -> {}",

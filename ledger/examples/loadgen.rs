@@ -123,7 +123,7 @@ async fn main() {
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     let size = log.checkpoint().checkpoint.size;
     println!(
-        "{size} entries acknowledged in {secs:.2} s = {:.0} entries/s; latency p50 {:.1?} p99 {:.1?}; concurrency {concurrency}, batch ≤ {batch}",
+        "{entries} entries acknowledged in {secs:.2} s = {:.0} entries/s; latency p50 {:.1?} p99 {:.1?}; concurrency {concurrency}, batch ≤ {batch}; log size {size} (one log.state entry per batch)",
         entries as f64 / secs,
         pct(0.50),
         pct(0.99)

@@ -45,6 +45,8 @@ const META_ORIGIN: &[u8] = b"origin";
 const META_VKEY: &[u8] = b"vkey";
 const META_SIZE: &[u8] = b"size";
 const META_BATCH_TIME: &[u8] = b"batch_time";
+/// Present while an `offlog_shred` has deleted records but not yet rewritten storage.
+const META_SHRED_PENDING: &[u8] = b"shred_pending";
 
 /// A storage failure. The node stops sequencing on any of these rather than guess.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,7 +183,13 @@ impl Store {
         }
         let store = Store::open_db(path)?;
         match store.meta(META_FORMAT)?.as_deref() {
-            Some([FORMAT_VERSION]) => Ok(store),
+            Some([FORMAT_VERSION]) => {
+                // A crash inside `offlog_shred`: finish rewriting storage before anything else.
+                if store.meta(META_SHRED_PENDING)?.is_some() {
+                    store.rewrite_offlog()?;
+                }
+                Ok(store)
+            }
             Some(other) => Err(StoreError::Corrupt(format!(
                 "format version {other:?}, this build reads {FORMAT_VERSION}"
             ))),
@@ -405,7 +413,14 @@ impl Store {
         for k in keys {
             b.delete_cf(offlog, k);
         }
+        // The marker makes the rewrite survive a crash: `open` finishes it.
+        b.put_cf(self.cf(CF_META)?, META_SHRED_PENDING, []);
         self.db.write_opt(b, &synced())?;
+        self.rewrite_offlog()
+    }
+
+    /// Steps 2–3 of [`Store::offlog_shred`], then clears the marker.
+    fn rewrite_offlog(&self) -> Result<(), StoreError> {
         for name in ALL_CFS {
             self.db.flush_cf(self.cf(name)?)?;
         }
@@ -413,7 +428,9 @@ impl Store {
         opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
         opts.set_exclusive_manual_compaction(true);
         self.db
-            .compact_range_cf_opt(offlog, None::<&[u8]>, None::<&[u8]>, &opts);
+            .compact_range_cf_opt(self.cf(CF_OFFLOG)?, None::<&[u8]>, None::<&[u8]>, &opts);
+        self.db
+            .delete_cf_opt(self.cf(CF_META)?, META_SHRED_PENDING, &synced())?;
         Ok(())
     }
 }
@@ -465,5 +482,50 @@ impl StateSource for Store {
 
     fn state_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.prefix_scan(CF_STATE, prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_holding(dir: &Path, needle: &[u8]) -> usize {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| {
+                        std::fs::read(e.path())
+                            .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                            .unwrap_or(false)
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// A crash after the deletes of `offlog_shred` and before storage is rewritten: the old
+    /// bytes are still in a file, and opening the store finishes the job.
+    #[test]
+    fn an_interrupted_shred_is_finished_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = b"0123456789abcdef-a-data-key-that-must-go".to_vec();
+        {
+            let store = Store::create(dir.path(), "o", "v").unwrap();
+            store.offlog_put(b"pii-key/m", &secret).unwrap();
+            store.db.flush_cf(store.cf(CF_OFFLOG).unwrap()).unwrap();
+            let mut b = WriteBatch::default();
+            b.delete_cf(store.cf(CF_OFFLOG).unwrap(), b"pii-key/m");
+            b.put_cf(store.cf(CF_META).unwrap(), META_SHRED_PENDING, []);
+            store.db.write_opt(b, &synced()).unwrap();
+            // "crash": no rewrite.
+        }
+        assert!(
+            files_holding(dir.path(), &secret) > 0,
+            "the search must see it first"
+        );
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(files_holding(dir.path(), &secret), 0);
+        assert_eq!(store.meta(META_SHRED_PENDING).unwrap(), None);
+        assert_eq!(store.offlog_get(b"pii-key/m").unwrap(), None);
     }
 }
