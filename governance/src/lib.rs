@@ -11,6 +11,7 @@ pub mod genesis;
 mod payload;
 pub mod personal;
 pub mod records;
+pub mod revenue;
 pub mod rules;
 pub mod tally;
 pub mod tallying;
