@@ -244,6 +244,11 @@ pub enum Subject {
         /// The proposed bylaws (version = current + 1).
         bylaws: Box<Bylaws>,
     },
+    /// Adopt this allocation policy for data revenue.
+    Policy {
+        /// The proposed policy.
+        policy: Box<crate::revenue::AllocationPolicy>,
+    },
 }
 
 /// Where a proposal stands.

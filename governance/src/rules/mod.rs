@@ -7,6 +7,7 @@ mod consent;
 mod membership;
 mod personal;
 mod proposals;
+mod revenue;
 
 use crate::genesis::{member_id, Genesis, Role};
 use crate::records::{
@@ -57,6 +58,9 @@ pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("data.use", 1),
     ("member.profile", 1),
     ("member.erase", 1),
+    ("revenue.record", 1),
+    ("revenue.expense", 1),
+    ("revenue.distribute", 1),
 ];
 
 /// The co-op's rules.
@@ -315,6 +319,9 @@ impl StateMachine for CoopRules {
             "data.use" => consent::record_use(view, entry, ctx, &signer),
             "member.profile" => personal::profile(view, entry, ctx, &signer),
             "member.erase" => personal::erase(view, entry, ctx, &signer),
+            "revenue.record" => revenue::record(view, entry, ctx, &signer),
+            "revenue.expense" => revenue::expense(view, entry, ctx, &signer),
+            "revenue.distribute" => revenue::distribute(view, entry, ctx, &signer),
             other => Err(rule(
                 "type.registered",
                 format!("entry type {other:?} has no rule (registry and rules disagree)"),

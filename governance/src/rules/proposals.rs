@@ -144,9 +144,10 @@ fn subject_from(
         DecisionKind::Admission => "application",
         DecisionKind::Expulsion => "member",
         DecisionKind::BylawsAmendment => "bylaws",
+        DecisionKind::DistributionApproval => "policy",
         _ => "",
     };
-    for field in ["application", "member", "bylaws"] {
+    for field in ["application", "member", "bylaws", "policy"] {
         if f.has(field) && field != wants {
             return Err(
                 malformed(field, format!("not used by a {} proposal", kind.as_str())).into(),
@@ -188,6 +189,20 @@ fn subject_from(
             }
             Ok(Subject::Bylaws {
                 bylaws: Box::new(b),
+            })
+        }
+        DecisionKind::DistributionApproval => {
+            let v = f.value("policy").cloned().ok_or_else(|| {
+                malformed(
+                    "policy",
+                    "a distribution_approval proposal carries the allocation policy",
+                )
+            })?;
+            let policy: crate::revenue::AllocationPolicy = serde_json::from_value(v)
+                .map_err(|e| malformed("policy", format!("not an allocation policy: {e}")))?;
+            policy.validate().map_err(|m| malformed("policy", m))?;
+            Ok(Subject::Policy {
+                policy: Box::new(policy),
             })
         }
         DecisionKind::BoardElection => {
@@ -263,6 +278,7 @@ const PROPOSE_FIELDS: &[&str] = &[
     "application",
     "member",
     "bylaws",
+    "policy",
 ];
 
 /// `gov.propose` — by an active member of a voting class.
@@ -803,6 +819,20 @@ pub(super) fn record_tally(
                     write(view, BYLAWS_KEY, bylaws.as_ref())?;
                     applied = true;
                 }
+            }
+            (Subject::Policy { policy }, DecisionKind::DistributionApproval) => {
+                let version = crate::revenue::policy(view)?.map_or(1, |p| p.version + 1);
+                write(
+                    view,
+                    crate::revenue::POLICY_KEY,
+                    &crate::revenue::PolicyInForce {
+                        policy: policy.as_ref().clone(),
+                        proposal: hex::encode(id),
+                        tally_index: ctx.index,
+                        version,
+                    },
+                )?;
+                applied = true;
             }
             (_, DecisionKind::BoardElection) => {
                 let winner = t
