@@ -241,6 +241,9 @@ pub struct ProposeArgs {
     /// Bylaws amendment: the new bylaws JSON file (version = current + 1).
     #[arg(long)]
     bylaws: Option<PathBuf>,
+    /// Distribution approval: the allocation policy JSON file (`docs/revenue.md`).
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// A file with the full motion text; its SHA-256 is recorded.
     #[arg(long)]
     document: Option<PathBuf>,
@@ -467,6 +470,13 @@ pub async fn proposal(c: &HttpClient, cmd: ProposalCmd) -> Result<()> {
                 let b: Value = serde_json::from_str(&text)
                     .with_context(|| format!("{} is not JSON", path.display()))?;
                 p.insert("bylaws".into(), b);
+            }
+            if let Some(path) = a.policy {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let v: Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", path.display()))?;
+                p.insert("policy".into(), v);
             }
             if let Some(path) = a.document {
                 let bytes = std::fs::read(&path)

@@ -9,6 +9,7 @@ mod gov;
 mod keyfile;
 mod node;
 mod personal;
+mod revenue;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
@@ -140,6 +141,9 @@ enum Cmd {
     /// Personal data kept off the log: submit, show, erase.
     #[command(subcommand)]
     Personal(personal::PersonalCmd),
+    /// Data revenue, expenses, the allocation policy and distributions.
+    #[command(subcommand)]
+    Revenue(revenue::RevenueCmd),
     /// Register a party (controller, recipient, authority), as the board.
     PartyRegister {
         /// Board member's key file.
@@ -369,6 +373,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Bylaws => gov::bylaws(&client(&cli.rpc)?).await?,
         Cmd::Consent(cmd) => consent::consent(&client(&cli.rpc)?, cmd).await?,
         Cmd::Personal(cmd) => personal::personal(&client(&cli.rpc)?, cmd).await?,
+        Cmd::Revenue(cmd) => revenue::revenue(&client(&cli.rpc)?, cmd).await?,
         Cmd::PartyRegister {
             key,
             party,

@@ -2,6 +2,7 @@
 //! verifiers. The macro generates both the server trait and the typed client (`LedgerApiClient`).
 
 use crate::personal::{Attribute, ErasureResult};
+use crate::revenue::PeriodBooks;
 use crate::wire::{
     BallotReceipt, BallotToken, CheckpointInfo, ConsistencyProof, CoopInfo, ElectorateView,
     EntryResult, InclusionProof, MemberView, ProposalSummary, SubmitResult,
@@ -10,6 +11,7 @@ use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport, Timeline};
 use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
+use coopledger_governance::revenue::{Distribution, PolicyInForce};
 use coopledger_governance::tallying::TallyRecord;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
@@ -227,4 +229,26 @@ pub trait PersonalApi {
     /// Submits a `member.erase` entry, then destroys the member's key and data on this node.
     #[method(name = "erase")]
     async fn erase(&self, entry: Value) -> RpcResult<ErasureResult>;
+}
+
+/// `revenue_*`: data revenue, expenses, the allocation policy in force and distributions.
+/// Entries are submitted with `ledger_submit`.
+#[rpc(server, client, namespace = "revenue")]
+pub trait RevenueApi {
+    /// The allocation policy in force and the vote that adopted it (`null` if none).
+    #[method(name = "policy")]
+    async fn policy(&self) -> RpcResult<Option<PolicyInForce>>;
+
+    /// The revenues and expenses of a period in a currency.
+    #[method(name = "ledger")]
+    async fn ledger(&self, period: String, currency: String) -> RpcResult<PeriodBooks>;
+
+    /// The distribution the log implies for a period in a currency, exactly as
+    /// `revenue.distribute` must carry it (refused by rule name when none can be made).
+    #[method(name = "preview")]
+    async fn preview(&self, period: String, currency: String) -> RpcResult<Distribution>;
+
+    /// The recorded distribution of a period in a currency.
+    #[method(name = "distribution")]
+    async fn distribution(&self, period: String, currency: String) -> RpcResult<Distribution>;
 }

@@ -9,10 +9,13 @@ mod consent;
 pub mod error;
 mod gov;
 pub mod personal;
+pub mod revenue;
 pub mod server;
 pub mod wire;
 
-pub use api::{ConsentApiClient, GovApiClient, LedgerApiClient, PersonalApiClient};
+pub use api::{
+    ConsentApiClient, GovApiClient, LedgerApiClient, PersonalApiClient, RevenueApiClient,
+};
 pub use ballot_box::BallotBox;
 pub use personal::PersonalData;
 pub use server::{serve, NodeHandle};

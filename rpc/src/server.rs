@@ -1,7 +1,9 @@
 //! The node's JSON-RPC server: HTTP and WebSocket on one port, on a listener the caller binds
 //! (tests bind port 0), stopped through the returned handle.
 
-use crate::api::{ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer, RpcResult};
+use crate::api::{
+    ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer, RevenueApiServer, RpcResult,
+};
 use crate::ballot_box::BallotBox;
 use crate::error;
 use crate::wire::{
@@ -192,6 +194,7 @@ pub fn module(
         .into_rpc(),
     )?;
     m.merge(crate::consent::ConsentRpc { log: log.clone() }.into_rpc())?;
+    m.merge(crate::revenue::RevenueRpc { log: log.clone() }.into_rpc())?;
     m.merge(
         crate::personal::PersonalRpc {
             data: crate::personal::PersonalData::new(log),

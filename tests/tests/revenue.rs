@@ -1,0 +1,326 @@
+//! End-to-end data revenue over a real node, driven through the `coop` CLI: a ride-hail drivers'
+//! co-op sells insights to a city transport agency. Two of three drivers consent; the data uses
+//! carry only their data; the treasurer records the revenue and an expense; no distribution can
+//! be made until the members adopt an allocation policy by vote; then the treasurer records the
+//! distribution the log implies — only consenting drivers share, by contribution, to the cent.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
+mod common;
+
+use common::{after, key, member_id, ok, refused, tally_when_closed};
+use coopledger_e2e::Node;
+use coopledger_governance::bylaws::Bylaws;
+use serde_json::{json, Value};
+
+const SELL: &str = "dpv:SellInsightsFromData";
+
+/// The hex entry id in a `… accepted at index N (entry id ID)` line.
+fn entry_id(out: &str) -> String {
+    out.split("(entry id ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no entry id in {out}"))
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
+}
+
+#[test]
+fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adopted_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("coop");
+    let (board, treasurer, controller) =
+        (key(d, "board"), key(d, "treasurer"), key(d, "controller"));
+    let drivers: Vec<String> = (1..=3).map(|i| key(d, &format!("driver{i}"))).collect();
+    let mut bylaws = Bylaws::single_class();
+    for r in bylaws.decisions.values_mut() {
+        r.min_duration_ms = 1_000;
+        r.min_notice_ms = 0;
+    }
+    let bylaws_file = d.join("bylaws.json");
+    std::fs::write(&bylaws_file, serde_json::to_vec(&bylaws).unwrap()).unwrap();
+    let mut init = vec![
+        "init".to_string(),
+        "--data".into(),
+        data.to_str().unwrap().into(),
+        "--origin".into(),
+        "drivers.example.coop/ledger".into(),
+        "--name".into(),
+        "Drivers' Data Co-op".into(),
+        "--bylaws".into(),
+        bylaws_file.to_str().unwrap().into(),
+        "--founder".into(),
+        format!("@{board}:board"),
+        "--founder".into(),
+        format!("@{treasurer}:treasurer"),
+    ];
+    for k in &drivers {
+        init.push("--founder".into());
+        init.push(format!("@{k}"));
+    }
+    ok(&init.iter().map(String::as_str).collect::<Vec<_>>());
+    let node = Node::start(&data, &[]).unwrap();
+    let rpc = node.http_url();
+    let run = |args: &[&str]| {
+        let mut v = vec!["--rpc", rpc.as_str()];
+        v.extend_from_slice(args);
+        ok(&v)
+    };
+    let fail = |args: &[&str]| {
+        let mut v = vec!["--rpc", rpc.as_str()];
+        v.extend_from_slice(args);
+        refused(&v)
+    };
+
+    run(&[
+        "party-register",
+        "--key",
+        &board,
+        "--party",
+        "drivers_coop",
+        "--kind",
+        "controller",
+        "--name",
+        "Drivers' Data Co-op",
+        "--party-key",
+        &format!("@{controller}"),
+    ]);
+    run(&[
+        "party-register",
+        "--key",
+        &board,
+        "--party",
+        "city_transport",
+        "--kind",
+        "recipient",
+        "--name",
+        "City Transport Agency",
+    ]);
+    let notice = d.join("notice.json");
+    std::fs::write(d.join("notice.txt"), "We sell aggregated trip insights ...").unwrap();
+    std::fs::write(
+        &notice,
+        serde_json::to_vec(&json!({
+            "notice": "trips", "version": 1, "controller": "drivers_coop",
+            "purposes": [SELL], "dataCategories": ["pd:Location"],
+            "operations": ["dpv:Aggregate", "dpv:Share"], "recipients": ["city_transport"],
+            "retentionMs": 31_536_000_000u64, "jurisdiction": "EU", "lawfulBasis": "dpv:Consent",
+            "textFile": "notice.txt", "language": "en", "specialCategory": false,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    run(&[
+        "notice-publish",
+        "--key",
+        &controller,
+        notice.to_str().unwrap(),
+    ]);
+    // Drivers 1 and 2 consent; driver 3 does not.
+    let grants: Vec<String> = drivers[..2]
+        .iter()
+        .map(|k| {
+            let out = run(&[
+                "consent",
+                "grant",
+                "--key",
+                k,
+                "--notice",
+                "trips",
+                "--purpose",
+                SELL,
+                "--recipient",
+                "city_transport",
+                "--category",
+                "pd:Location",
+            ]);
+            after(&out, "grant:")
+        })
+        .collect();
+    let use_of = |consents: &[&String]| {
+        let mut a = vec![
+            "data-use",
+            "--key",
+            &controller,
+            "--kind",
+            "sale",
+            "--recipient",
+            "city_transport",
+            "--purpose",
+            SELL,
+            "--category",
+            "pd:Location",
+        ];
+        for g in consents {
+            a.push("--consent");
+            a.push(g);
+        }
+        entry_id(&run(&a))
+    };
+    let u1 = use_of(&[&grants[0], &grants[1]]);
+    let u2 = use_of(&[&grants[0]]);
+
+    let evidence = d.join("invoice.pdf");
+    std::fs::write(&evidence, b"%PDF invoice 2026-Q3 city transport").unwrap();
+    run(&[
+        "revenue",
+        "record",
+        "--key",
+        &treasurer,
+        "--payer",
+        "city_transport",
+        "--amount",
+        "90001",
+        "--currency",
+        "EUR",
+        "--period",
+        "2026-q3",
+        "--evidence",
+        evidence.to_str().unwrap(),
+        "--purpose",
+        SELL,
+        "--use",
+        &u1,
+        "--use",
+        &u2,
+    ]);
+    run(&[
+        "revenue",
+        "expense",
+        "--key",
+        &treasurer,
+        "--payee",
+        "Anonymisation service",
+        "--amount",
+        "1",
+        "--currency",
+        "EUR",
+        "--period",
+        "2026-q3",
+        "--evidence",
+        evidence.to_str().unwrap(),
+    ]);
+    // No policy adopted yet: nothing can be distributed.
+    let err = fail(&[
+        "revenue",
+        "preview",
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+    ]);
+    assert!(err.contains("policy.none"), "{err}");
+
+    let policy = d.join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::to_vec(&json!({"reservePpm": 100_000, "communityPpm": 100_000,
+            "poolPpm": 800_000, "split": "contribution", "minPayout": 100,
+            "unclaimed": "community_fund", "claimDays": 90}))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = run(&[
+        "proposal",
+        "create",
+        "--key",
+        &board,
+        "--kind",
+        "distribution_approval",
+        "--title",
+        "Data revenue policy 2026",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--duration",
+        "2",
+    ]);
+    let proposal = after(&out, "proposal:");
+    for k in std::iter::once(&board)
+        .chain(std::iter::once(&treasurer))
+        .chain(&drivers)
+    {
+        run(&["vote", "--key", k, &proposal, "yes"]);
+    }
+    let t = tally_when_closed(&rpc, &proposal);
+    assert_eq!(t["outcome"], "adopted", "{t}");
+    let p: Value = serde_json::from_str(&run(&["revenue", "policy"])).unwrap();
+    assert_eq!(p["proposal"], proposal.as_str());
+
+    let preview: Value = serde_json::from_str(&run(&[
+        "revenue",
+        "preview",
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+    ]))
+    .unwrap();
+    let out = run(&[
+        "revenue",
+        "distribute",
+        "--key",
+        &treasurer,
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+    ]);
+    assert!(
+        out.contains(
+            "net 90000 EUR = reserve 9000 + community 9000 + pool 72000 over 2 member line(s)"
+        ),
+        "{out}"
+    );
+    let dist: Value = serde_json::from_str(&run(&[
+        "revenue",
+        "show",
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+    ]))
+    .unwrap();
+    assert_eq!(dist, preview);
+    // 72,000 by contribution 2 : 1 = 48,000 and 24,000; driver 3 never consented: no line.
+    let (m1, m2, m3) = (
+        member_id(&drivers[0]),
+        member_id(&drivers[1]),
+        member_id(&drivers[2]),
+    );
+    let lines: Vec<(String, u64, u64)> = dist["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["member"].as_str().unwrap().to_owned(),
+                l["basis"].as_u64().unwrap(),
+                l["amount"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut want = vec![(m1, 2, 48_000), (m2, 1, 24_000)];
+    want.sort();
+    assert_eq!(lines, want);
+    assert!(!lines.iter().any(|l| l.0 == m3));
+    // A period is distributed once.
+    let err = fail(&[
+        "revenue",
+        "distribute",
+        "--key",
+        &treasurer,
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+    ]);
+    assert!(err.contains("revenue.closed"), "{err}");
+    node.terminate().unwrap();
+}
