@@ -80,6 +80,38 @@ pub enum RevenueCmd {
         #[arg(long)]
         currency: String,
     },
+    /// Record the payment of a member's whole line (treasurer); `--failed` for a failed attempt.
+    Pay {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        currency: String,
+        #[arg(long)]
+        member: String,
+        /// The payment's reference (bank transfer id; no personal data).
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        failed: bool,
+    },
+    /// After the claim period, move every unpaid line where the policy says (treasurer).
+    Unclaimed {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        currency: String,
+    },
+    /// Payments and the unclaimed transfer of a distribution.
+    Settlement {
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        currency: String,
+    },
     /// A recorded distribution.
     Show {
         #[arg(long)]
@@ -159,6 +191,44 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
                 d.pool,
                 d.lines.len()
             );
+        }
+        RevenueCmd::Pay {
+            key,
+            period,
+            currency,
+            member,
+            reference,
+            failed,
+        } => {
+            let k = keyfile::read(&key)?;
+            let d = c.distribution(period.clone(), currency.clone()).await?;
+            let amount = d
+                .lines
+                .iter()
+                .find(|l| l.member == member)
+                .map(|l| l.amount)
+                .ok_or_else(|| anyhow::anyhow!("{member} has no line in this distribution"))?;
+            let status = if failed { "failed" } else { "paid" };
+            let p = json!({"period": period, "currency": currency, "member": member,
+                "amount": amount, "reference": reference, "status": status});
+            let (r, _) = sign_and_submit(c, &k, "revenue.payment", p).await?;
+            println!(
+                "revenue.payment accepted at index {}: {amount} {currency} to {member}, {status}",
+                r.index
+            );
+        }
+        RevenueCmd::Unclaimed {
+            key,
+            period,
+            currency,
+        } => {
+            let k = keyfile::read(&key)?;
+            let p = json!({"period": period, "currency": currency});
+            let (r, _) = sign_and_submit(c, &k, "revenue.unclaimed", p).await?;
+            println!("revenue.unclaimed accepted at index {}", r.index);
+        }
+        RevenueCmd::Settlement { period, currency } => {
+            crate::print_json(&c.settlement(period, currency).await?)?
         }
         RevenueCmd::Show { period, currency } => {
             crate::print_json(&c.distribution(period, currency).await?)?

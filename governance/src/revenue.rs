@@ -11,7 +11,9 @@
 //! | `rev/<period>/<currency>/<32-byte entry id>` | [`Revenue`] |
 //! | `exp/<period>/<currency>/<32-byte entry id>` | [`Expense`] |
 //! | `paiduse/<32-byte use id>` | the revenue (hex id) that paid for this data use |
+//! | `policyv/<version, 8 bytes BE>` | [`PolicyInForce`]: every policy ever adopted |
 //! | `dist/<period>/<currency>` | [`Distribution`] |
+//! | `distat/<period>/<currency>` | [`Settlement`]: when it was recorded, payments, unclaimed |
 
 use crate::records::{cat, read};
 use coopledger_ledger::store::StoreError;
@@ -38,6 +40,14 @@ pub(crate) fn paid_use_key(use_id: &[u8; 32]) -> Vec<u8> {
 }
 pub(crate) fn distribution_key(period: &str, currency: &str) -> Vec<u8> {
     cat(&[b"dist/", period.as_bytes(), b"/", currency.as_bytes()])
+}
+/// State key of adopted policy `version`.
+pub fn policy_version_key(version: u64) -> Vec<u8> {
+    cat(&[b"policyv/", &version.to_be_bytes()])
+}
+/// State key of a distribution's settlement.
+pub fn settlement_key(period: &str, currency: &str) -> Vec<u8> {
+    cat(&[b"distat/", period.as_bytes(), b"/", currency.as_bytes()])
 }
 
 /// How the member pool is split.
@@ -208,6 +218,78 @@ pub struct Distribution {
     pub lines: Vec<Line>,
     /// The declared tie-break, [`TIE_BREAK`].
     pub tie_break: String,
+}
+
+/// What happened to one line's payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    /// Member id.
+    pub member: String,
+    /// Minor units (the line's amount).
+    pub amount: u64,
+    /// The payment's reference (bank transfer id; no personal data).
+    pub reference: String,
+    /// `paid` or `failed` (a failed payment may be retried).
+    pub status: PaymentStatus,
+    /// Log index.
+    pub index: u64,
+}
+
+/// Outcome of a payment attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Paid.
+    Paid,
+    /// Failed; the line stays unpaid.
+    Failed,
+}
+
+/// Lines not paid by the claim deadline, moved where the policy says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnclaimedTransfer {
+    /// Total moved (unpaid lines plus the unshared pool).
+    pub amount: u64,
+    /// Destination.
+    pub to: Unclaimed,
+    /// The members whose lines were unpaid.
+    pub members: Vec<String>,
+    /// Log index.
+    pub index: u64,
+}
+
+/// A distribution's life after it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settlement {
+    /// Log index of the `revenue.distribute` entry.
+    pub index: u64,
+    /// Its node time, ms: the claim period runs from here.
+    pub ms: u64,
+    /// The latest payment attempt of each member's line, by member id.
+    pub payments: BTreeMap<String, Payment>,
+    /// Set once unclaimed amounts were transferred (final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclaimed: Option<UnclaimedTransfer>,
+}
+
+/// The settlement of a recorded distribution.
+pub fn settlement(
+    s: &dyn StateRead,
+    period: &str,
+    currency: &str,
+) -> Result<Option<Settlement>, StoreError> {
+    read(s, &settlement_key(period, currency))
+}
+
+/// An adopted policy by version.
+pub fn policy_version(
+    s: &dyn StateRead,
+    version: u64,
+) -> Result<Option<PolicyInForce>, StoreError> {
+    read(s, &policy_version_key(version))
 }
 
 /// Splits `total` in proportion to `weights` by largest remainder: each part is the floor of

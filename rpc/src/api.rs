@@ -11,7 +11,7 @@ use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport, Timeline};
 use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
-use coopledger_governance::revenue::{Distribution, PolicyInForce};
+use coopledger_governance::revenue::{Distribution, PolicyInForce, Settlement};
 use coopledger_governance::tallying::TallyRecord;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
@@ -251,4 +251,8 @@ pub trait RevenueApi {
     /// The recorded distribution of a period in a currency.
     #[method(name = "distribution")]
     async fn distribution(&self, period: String, currency: String) -> RpcResult<Distribution>;
+
+    /// Payments against a distribution's lines and the unclaimed transfer, if made.
+    #[method(name = "settlement")]
+    async fn settlement(&self, period: String, currency: String) -> RpcResult<Settlement>;
 }

@@ -4,7 +4,7 @@
 use crate::api::{RevenueApiServer, RpcResult};
 use crate::error;
 use coopledger_governance::revenue::{
-    self, Distribution, DistributionError, Expense, PolicyInForce, Revenue,
+    self, Distribution, DistributionError, Expense, PolicyInForce, Revenue, Settlement,
 };
 use coopledger_governance::CoopRules;
 use coopledger_ledger::{Log, Rejection};
@@ -81,6 +81,18 @@ impl RevenueApiServer for RevenueRpc {
     async fn distribution(&self, period: String, currency: String) -> RpcResult<Distribution> {
         period_params(&period, &currency)?;
         revenue::distribution(self.log.as_ref(), &period, &currency)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| {
+                error::not_found(
+                    "period",
+                    format!("no distribution of {period} in {currency} is recorded"),
+                )
+            })
+    }
+
+    async fn settlement(&self, period: String, currency: String) -> RpcResult<Settlement> {
+        period_params(&period, &currency)?;
+        revenue::settlement(self.log.as_ref(), &period, &currency)
             .map_err(|e| error::storage(&e))?
             .ok_or_else(|| {
                 error::not_found(

@@ -310,6 +310,75 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     want.sort();
     assert_eq!(lines, want);
     assert!(!lines.iter().any(|l| l.0 == m3));
+    // The treasurer pays the lines: whole lines only, once; a failed attempt is recorded.
+    let (m1, m2) = (&want[0].0, &want[1].0);
+    run(&[
+        "revenue",
+        "pay",
+        "--key",
+        &treasurer,
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+        "--member",
+        m1,
+        "--reference",
+        "SEPA-0001",
+    ]);
+    run(&[
+        "revenue",
+        "pay",
+        "--key",
+        &treasurer,
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+        "--member",
+        m2,
+        "--reference",
+        "SEPA-0002",
+        "--failed",
+    ]);
+    let err = fail(&[
+        "revenue",
+        "pay",
+        "--key",
+        &treasurer,
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+        "--member",
+        m1,
+        "--reference",
+        "SEPA-0003",
+    ]);
+    assert!(err.contains("payment.twice"), "{err}");
+    let st: Value = serde_json::from_str(&run(&[
+        "revenue",
+        "settlement",
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+    ]))
+    .unwrap();
+    assert_eq!(st["payments"][m1.as_str()]["status"], "paid", "{st}");
+    assert_eq!(st["payments"][m2.as_str()]["status"], "failed", "{st}");
+    // The claim period (90 days) is still running.
+    let err = fail(&[
+        "revenue",
+        "unclaimed",
+        "--key",
+        &treasurer,
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+    ]);
+    assert!(err.contains("payment.claim_open"), "{err}");
     // A period is distributed once.
     let err = fail(&[
         "revenue",

@@ -61,6 +61,8 @@ pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("revenue.record", 1),
     ("revenue.expense", 1),
     ("revenue.distribute", 1),
+    ("revenue.payment", 1),
+    ("revenue.unclaimed", 1),
 ];
 
 /// The co-op's rules.
@@ -322,6 +324,8 @@ impl StateMachine for CoopRules {
             "revenue.record" => revenue::record(view, entry, ctx, &signer),
             "revenue.expense" => revenue::expense(view, entry, ctx, &signer),
             "revenue.distribute" => revenue::distribute(view, entry, ctx, &signer),
+            "revenue.payment" => revenue::payment(view, entry, ctx, &signer),
+            "revenue.unclaimed" => revenue::unclaimed(view, entry, ctx, &signer),
             other => Err(rule(
                 "type.registered",
                 format!("entry type {other:?} has no rule (registry and rules disagree)"),

@@ -822,16 +822,14 @@ pub(super) fn record_tally(
             }
             (Subject::Policy { policy }, DecisionKind::DistributionApproval) => {
                 let version = crate::revenue::policy(view)?.map_or(1, |p| p.version + 1);
-                write(
-                    view,
-                    crate::revenue::POLICY_KEY,
-                    &crate::revenue::PolicyInForce {
-                        policy: policy.as_ref().clone(),
-                        proposal: hex::encode(id),
-                        tally_index: ctx.index,
-                        version,
-                    },
-                )?;
+                let record = crate::revenue::PolicyInForce {
+                    policy: policy.as_ref().clone(),
+                    proposal: hex::encode(id),
+                    tally_index: ctx.index,
+                    version,
+                };
+                write(view, crate::revenue::POLICY_KEY, &record)?;
+                write(view, &crate::revenue::policy_version_key(version), &record)?;
                 applied = true;
             }
             (_, DecisionKind::BoardElection) => {

@@ -1,6 +1,7 @@
-//! Revenue rules: `revenue.record` and `revenue.expense` by the treasurer, and
+//! Revenue rules: `revenue.record` and `revenue.expense` by the treasurer;
 //! `revenue.distribute`, accepted only if it is exactly the distribution computed from the log
-//! under the policy the members adopted. Records and arithmetic are in [`crate::revenue`].
+//! under the policy the members adopted; then `revenue.payment` against its lines and
+//! `revenue.unclaimed` after the claim period. Records and arithmetic are in [`crate::revenue`].
 
 use super::{rule, write, Signer};
 use crate::consent;
@@ -8,7 +9,8 @@ use crate::genesis::Role;
 use crate::payload::{malformed, Fields};
 use crate::revenue::{
     self, check_balance, distribution_key, expense_prefix, paid_use_key, revenue_prefix,
-    Distribution, DistributionError, Expense, Revenue,
+    settlement_key, Distribution, DistributionError, Expense, Payment, PaymentStatus, Revenue,
+    Settlement, UnclaimedTransfer,
 };
 use coopledger_ledger::codec::{b64_encode, MAX_SAFE_INTEGER};
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateView};
@@ -187,7 +189,7 @@ pub(super) fn expense(
 pub(super) fn distribute(
     view: &mut StateView<'_>,
     env: &Envelope,
-    _ctx: &ApplyContext,
+    ctx: &ApplyContext,
     signer: &Signer,
 ) -> Result<(), ApplyError> {
     signer.with_role(Role::Treasurer)?;
@@ -237,5 +239,167 @@ pub(super) fn distribute(
             "body.payload.distribution differs from the distribution computed from the log (revenue_preview shows it)",
         ));
     }
-    write(view, &distribution_key(&period, &cur), &computed)
+    write(view, &distribution_key(&period, &cur), &computed)?;
+    write(
+        view,
+        &settlement_key(&period, &cur),
+        &Settlement {
+            index: ctx.index,
+            ms: ctx.batch_time_ms,
+            payments: Default::default(),
+            unclaimed: None,
+        },
+    )
+}
+
+fn recorded(
+    view: &StateView<'_>,
+    period: &str,
+    cur: &str,
+) -> Result<(Distribution, Settlement), ApplyError> {
+    let d = revenue::distribution(view, period, cur)?.ok_or_else(|| {
+        rule(
+            "distribution.none",
+            format!("body.payload.period: no distribution of {period} in {cur} is recorded"),
+        )
+    })?;
+    let s = revenue::settlement(view, period, cur)?
+        .ok_or_else(|| super::corrupt("distribution without settlement"))?;
+    Ok((d, s))
+}
+
+/// `revenue.payment {period, currency, member, amount, reference, status}` — by the treasurer:
+/// a payment (or a failed attempt) of one member's whole line.
+pub(super) fn payment(
+    view: &mut StateView<'_>,
+    env: &Envelope,
+    ctx: &ApplyContext,
+    signer: &Signer,
+) -> Result<(), ApplyError> {
+    signer.with_role(Role::Treasurer)?;
+    let f = Fields::new(
+        &env.body().payload,
+        &[
+            "period",
+            "currency",
+            "member",
+            "amount",
+            "reference",
+            "status",
+        ],
+    )?;
+    let (period, cur) = (period(&f)?, currency(&f)?);
+    let member = f.member("member")?;
+    let amount = amount(&f)?;
+    let reference = f.text("reference", 64)?;
+    let status: PaymentStatus =
+        serde_json::from_value(f.value("status").cloned().unwrap_or(Value::Null))
+            .map_err(|_| malformed("status", "must be paid or failed"))?;
+    let (d, mut s) = recorded(view, &period, &cur)?;
+    if s.unclaimed.is_some() {
+        return Err(rule(
+            "payment.closed",
+            "the unpaid lines of this distribution were already transferred as unclaimed",
+        ));
+    }
+    let line = d.lines.iter().find(|l| l.member == member).ok_or_else(|| {
+        rule(
+            "payment.line",
+            format!("body.payload.member: {member} has no line in this distribution"),
+        )
+    })?;
+    if line.below_minimum {
+        return Err(rule(
+            "payment.minimum",
+            format!(
+                "body.payload.member: the line ({}) is below the policy's minimum payout",
+                line.amount
+            ),
+        ));
+    }
+    if amount != line.amount {
+        return Err(rule(
+            "payment.amount",
+            format!(
+                "body.payload.amount: the line is {} {cur}; a payment pays the whole line",
+                line.amount
+            ),
+        ));
+    }
+    if s.payments
+        .get(&member)
+        .is_some_and(|p| p.status == PaymentStatus::Paid)
+    {
+        return Err(rule(
+            "payment.twice",
+            format!("body.payload.member: the line of {member} is already paid"),
+        ));
+    }
+    s.payments.insert(
+        member.clone(),
+        Payment {
+            member,
+            amount,
+            reference,
+            status,
+            index: ctx.index,
+        },
+    );
+    write(view, &settlement_key(&period, &cur), &s)
+}
+
+/// `revenue.unclaimed {period, currency}` — by the treasurer, once the policy's claim period has
+/// passed since the distribution: every unpaid line (and any unshared pool) goes where the
+/// policy applied to it says. Final.
+pub(super) fn unclaimed(
+    view: &mut StateView<'_>,
+    env: &Envelope,
+    ctx: &ApplyContext,
+    signer: &Signer,
+) -> Result<(), ApplyError> {
+    signer.with_role(Role::Treasurer)?;
+    let f = Fields::new(&env.body().payload, &["period", "currency"])?;
+    let (period, cur) = (period(&f)?, currency(&f)?);
+    let (d, mut s) = recorded(view, &period, &cur)?;
+    if s.unclaimed.is_some() {
+        return Err(rule(
+            "payment.closed",
+            "unclaimed amounts were already transferred",
+        ));
+    }
+    let p = revenue::policy_version(view, d.policy_version)?
+        .ok_or_else(|| super::corrupt("the distribution's policy is missing"))?;
+    let deadline =
+        s.ms.saturating_add(p.policy.claim_days.saturating_mul(86_400_000));
+    if ctx.batch_time_ms < deadline {
+        return Err(rule(
+            "payment.claim_open",
+            format!(
+                "the claim period runs until {deadline} ms (node time {} ms)",
+                ctx.batch_time_ms
+            ),
+        ));
+    }
+    let unpaid: Vec<&revenue::Line> = d
+        .lines
+        .iter()
+        .filter(|l| {
+            l.amount > 0
+                && !s
+                    .payments
+                    .get(&l.member)
+                    .is_some_and(|p| p.status == PaymentStatus::Paid)
+        })
+        .collect();
+    let amount = unpaid
+        .iter()
+        .try_fold(d.unshared, |a, l| a.checked_add(l.amount))
+        .ok_or_else(|| super::corrupt("unclaimed total overflows"))?;
+    s.unclaimed = Some(UnclaimedTransfer {
+        amount,
+        to: p.policy.unclaimed,
+        members: unpaid.iter().map(|l| l.member.clone()).collect(),
+        index: ctx.index,
+    });
+    write(view, &settlement_key(&period, &cur), &s)
 }

@@ -2057,4 +2057,63 @@ mod revenue_rules {
         assert!(d.lines.iter().all(|l| l.amount == 0));
         assert_eq!(distribute(&mut w, &d), "");
     }
+
+    #[test]
+    fn lines_are_paid_whole_once_and_unpaid_ones_go_where_the_policy_says_after_the_claim_period() {
+        let (mut w, uses) = drivers();
+        w.submit(TREASURER, "revenue.record", json!({"payer": "city", "amount": 1_000, "currency": "EUR",
+            "period": "2026-q3", "evidence": digest("inv"), "purpose": SELL, "uses": [uses[0], uses[1]]})).unwrap();
+        let mut pol = policy("contribution");
+        pol["minPayout"] = json!(300);
+        pol["unclaimed"] = json!("community_fund");
+        adopt(&mut w, pol);
+        let d = revenue::compute(&w.s, "2026-q3", "EUR").unwrap();
+        assert_eq!(distribute(&mut w, &d), "");
+        let (m3, m4) = (w.member_of(3), w.member_of(4));
+        let line = |m: &str| d.lines.iter().find(|l| l.member == m).unwrap().clone();
+        // Pool 800 by 2 : 1 → 533 and 267; 267 is below the 300 minimum.
+        assert_eq!((line(&m3).amount, line(&m4).amount), (533, 267));
+        assert!(line(&m4).below_minimum && !line(&m3).below_minimum);
+        let pay = |w: &mut World, m: &str, amount: u64, status: &str| match w.submit(
+            TREASURER,
+            "revenue.payment",
+            json!({"period": "2026-q3", "currency": "EUR", "member": m, "amount": amount,
+                   "reference": "SEPA-2026-0001", "status": status}),
+        ) {
+            Ok(_) => String::new(),
+            Err(e) => rejected_rule(Err(e)),
+        };
+        assert_eq!(pay(&mut w, &m3, 532, "paid"), "payment.amount");
+        let m2 = w.member_of(2);
+        assert_eq!(pay(&mut w, &m2, 1, "paid"), "payment.line");
+        assert_eq!(pay(&mut w, &m4, 267, "paid"), "payment.minimum");
+        assert_eq!(pay(&mut w, &m3, 533, "failed"), "");
+        assert_eq!(
+            pay(&mut w, &m3, 533, "paid"),
+            "",
+            "a failed payment may be retried"
+        );
+        assert_eq!(pay(&mut w, &m3, 533, "paid"), "payment.twice");
+        let unclaimed = json!({"period": "2026-q3", "currency": "EUR"});
+        assert_eq!(
+            w.refused(TREASURER, "revenue.unclaimed", unclaimed.clone()),
+            "payment.claim_open"
+        );
+        w.now += 90 * DAY;
+        w.submit(TREASURER, "revenue.unclaimed", unclaimed.clone())
+            .unwrap();
+        let st = revenue::settlement(&w.s, "2026-q3", "EUR")
+            .unwrap()
+            .unwrap();
+        let moved = st.unclaimed.unwrap();
+        assert_eq!(
+            (moved.amount, moved.to, moved.members),
+            (267, revenue::Unclaimed::CommunityFund, vec![m4.clone()])
+        );
+        assert_eq!(
+            w.refused(TREASURER, "revenue.unclaimed", unclaimed),
+            "payment.closed"
+        );
+        assert_eq!(pay(&mut w, &m3, 533, "paid"), "payment.closed");
+    }
 }
