@@ -122,6 +122,35 @@ pub enum ConsentCmd {
     },
 }
 
+/// The revenue half of `coop verify-bundle`.
+fn verify_revenue_bundle(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
+    use coopledger_governance::revenue_bundle::RevenueBundle;
+    let b: RevenueBundle = match serde_json::from_str(text) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("INVALID: {} is not a revenue bundle: {e}", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match b.verify(vkey) {
+        Ok(r) => {
+            println!(
+                "VALID: the distribution of {} in {}, its settlement and its policy's adopting vote, as of checkpoint {} of {}",
+                b.period, b.currency, r.size, r.origin
+            );
+            match &b.member {
+                Some(m) => crate::revenue::print_statement(&r, m),
+                None => crate::revenue::print_reconciliation(&r, "table")?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("INVALID: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// A status as the API spells it (`active`, `withdrawn`, …).
 fn status_name(s: ConsentStatus) -> String {
     serde_json::to_value(s)
@@ -136,6 +165,14 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
     let vkey = NoteVerifier::parse(vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned))
+        .as_deref()
+        == Some(coopledger_governance::revenue_bundle::REVENUE_BUNDLE_FORMAT)
+    {
+        return verify_revenue_bundle(file, &text, &vkey);
+    }
     let bundle: ConsentBundle = match serde_json::from_str(&text) {
         Ok(b) => b,
         Err(e) => {

@@ -196,8 +196,9 @@ enum Cmd {
     },
     /// Print the co-op's summary (name, members, bylaws version, entry types).
     Info,
-    /// Verify a regulator bundle from `coop consent export` offline (no server): the member's
-    /// complete consent history. Exit code 0 = valid, 1 = invalid.
+    /// Verify a bundle offline (no server): a regulator bundle from `coop consent export` (the
+    /// member's complete consent history) or a revenue bundle from `coop revenue statement|
+    /// reconcile`. Exit code 0 = valid, 1 = invalid.
     VerifyBundle {
         /// Bundle file.
         file: PathBuf,

@@ -6,7 +6,9 @@ use crate::gov::sign_and_submit;
 use crate::keyfile;
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use coopledger_governance::revenue_bundle::{line_state, RevenueBundle, RevenueReport};
 use coopledger_ledger::codec::b64_encode;
+use coopledger_ledger::NoteVerifier;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::RevenueApiClient;
 use serde_json::json;
@@ -112,6 +114,31 @@ pub enum RevenueCmd {
         #[arg(long)]
         currency: String,
     },
+    /// A member's statement: their line, its payment, the distribution, the policy and its
+    /// adopting vote, all proved; written to a file that `coop verify-bundle` checks offline.
+    Statement {
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        currency: String,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+    /// The treasurer's reconciliation: revenue, expenses, set-asides, every line and its payment,
+    /// differences. Checked against the node's key first; `-o` also writes the bundle.
+    Reconcile {
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        currency: String,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
     /// A recorded distribution.
     Show {
         #[arg(long)]
@@ -119,6 +146,125 @@ pub enum RevenueCmd {
         #[arg(long)]
         currency: String,
     },
+}
+
+async fn check_with_node(c: &HttpClient, b: &RevenueBundle) -> Result<RevenueReport> {
+    use coopledger_rpc::LedgerApiClient;
+    let vkey = NoteVerifier::parse(&c.verifier_key().await?)
+        .map_err(|e| anyhow::anyhow!("node verifier key: {e}"))?;
+    b.verify(&vkey)
+        .map_err(|e| anyhow::anyhow!("the node served a revenue bundle that does not verify: {e}"))
+}
+
+/// Prints a verified member statement.
+pub fn print_statement(r: &RevenueReport, member: &str) {
+    let d = &r.distribution;
+    let line = d.lines.iter().find(|l| l.member == member);
+    println!(
+        "statement of {member}: {} in {} (checkpoint {} of {})",
+        d.period, d.currency, r.size, r.origin
+    );
+    if let Some(l) = line {
+        println!(
+            "  your line: {} {} (basis {} of {}), {}",
+            l.amount,
+            d.currency,
+            l.basis,
+            d.lines.iter().map(|l| l.basis).sum::<u64>(),
+            line_state(&r.settlement, member, l.below_minimum)
+        );
+    }
+    println!(
+        "  gross {} − expenses {} = net {}; reserve {} + community {} + pool {} (policy v{}, split {:?}, adopted by proposal {} at entry {})",
+        d.gross,
+        d.expense_total,
+        d.net,
+        d.reserve,
+        d.community,
+        d.pool,
+        r.policy.version,
+        r.policy.policy.split,
+        r.policy.proposal,
+        r.policy.tally_index
+    );
+}
+
+/// Prints a verified reconciliation as a table, JSON or CSV.
+pub fn print_reconciliation(r: &RevenueReport, format: &str) -> Result<()> {
+    let d = &r.distribution;
+    let st = &r.settlement;
+    let rows: Vec<(String, u64, u64, u64, &str)> = d
+        .lines
+        .iter()
+        .map(|l| {
+            let paid = st
+                .payments
+                .get(&l.member)
+                .filter(|p| p.status == coopledger_governance::revenue::PaymentStatus::Paid)
+                .map_or(0, |p| p.amount);
+            (
+                l.member.clone(),
+                l.basis,
+                l.amount,
+                paid,
+                line_state(st, &l.member, l.below_minimum),
+            )
+        })
+        .collect();
+    let unclaimed = st.unclaimed.as_ref().map_or(0, |u| u.amount);
+    match format {
+        "json" => crate::print_json(&json!({
+            "period": d.period, "currency": d.currency, "checkpoint": r.size,
+            "revenues": r.revenues, "expenses": r.expenses, "gross": d.gross,
+            "expenseTotal": d.expense_total, "net": d.net, "reserve": d.reserve,
+            "community": d.community, "pool": d.pool, "unshared": d.unshared,
+            "unclaimed": st.unclaimed,
+            "lines": rows.iter().map(|(m, b, a, p, s)| json!({"member": m, "basis": b,
+                "amount": a, "paid": p, "difference": a - p, "state": s})).collect::<Vec<_>>(),
+        }))?,
+        "csv" => {
+            println!("member,basis,amount,paid,difference,state");
+            for (m, b, a, p, s) in &rows {
+                println!("{m},{b},{a},{p},{},{s}", a - p);
+            }
+        }
+        "table" => {
+            println!(
+                "reconciliation {} {} (checkpoint {}): {} revenue(s) gross {}, {} expense(s) {}, net {}",
+                d.period,
+                d.currency,
+                r.size,
+                r.revenues.len(),
+                d.gross,
+                r.expenses.len(),
+                d.expense_total,
+                d.net
+            );
+            println!(
+                "set aside: reserve {}, community {}, pool {} (unshared {}); unclaimed transferred {}",
+                d.reserve, d.community, d.pool, d.unshared, unclaimed
+            );
+            println!(
+                "{:<20} {:>6} {:>12} {:>12} {:>12}  state",
+                "member", "basis", "amount", "paid", "difference"
+            );
+            for (m, b, a, p, s) in &rows {
+                println!("{m:<20} {b:>6} {a:>12} {p:>12} {:>12}  {s}", a - p);
+            }
+            let (lines, paid): (u64, u64) =
+                rows.iter().fold((0, 0), |(x, y), r| (x + r.2, y + r.3));
+            println!(
+                "{:<20} {:>6} {:>12} {:>12} {:>12}",
+                "total",
+                "",
+                lines,
+                paid,
+                lines - paid
+            );
+        }
+        other => anyhow::bail!("--format {other:?}: expected table, json or csv"),
+    }
+    Ok(())
 }
 
 fn digest_of(path: &PathBuf) -> Result<String> {
@@ -229,6 +375,33 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
         }
         RevenueCmd::Settlement { period, currency } => {
             crate::print_json(&c.settlement(period, currency).await?)?
+        }
+        RevenueCmd::Statement {
+            member,
+            period,
+            currency,
+            out,
+        } => {
+            let b = c.bundle(period, currency, Some(member.clone())).await?;
+            let report = check_with_node(c, &b).await?;
+            std::fs::write(&out, serde_json::to_string_pretty(&b)? + "\n")
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            print_statement(&report, &member);
+            println!("statement written to {}", out.display());
+        }
+        RevenueCmd::Reconcile {
+            period,
+            currency,
+            format,
+            out,
+        } => {
+            let b = c.bundle(period, currency, None).await?;
+            let report = check_with_node(c, &b).await?;
+            if let Some(out) = out {
+                std::fs::write(&out, serde_json::to_string_pretty(&b)? + "\n")
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+            }
+            print_reconciliation(&report, &format)?;
         }
         RevenueCmd::Show { period, currency } => {
             crate::print_json(&c.distribution(period, currency).await?)?

@@ -12,6 +12,7 @@ mod payload;
 pub mod personal;
 pub mod records;
 pub mod revenue;
+pub mod revenue_bundle;
 pub mod rules;
 pub mod tally;
 pub mod tallying;

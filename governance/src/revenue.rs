@@ -41,6 +41,18 @@ pub(crate) fn paid_use_key(use_id: &[u8; 32]) -> Vec<u8> {
 pub(crate) fn distribution_key(period: &str, currency: &str) -> Vec<u8> {
     cat(&[b"dist/", period.as_bytes(), b"/", currency.as_bytes()])
 }
+/// State key of a period's distribution (public for bundle assembly).
+pub fn distribution_state_key(period: &str, currency: &str) -> Vec<u8> {
+    distribution_key(period, currency)
+}
+/// Key prefix of a period's revenues (the 32-byte entry id follows).
+pub fn revenue_state_prefix(period: &str, currency: &str) -> Vec<u8> {
+    revenue_prefix(period, currency)
+}
+/// Key prefix of a period's expenses (the 32-byte entry id follows).
+pub fn expense_state_prefix(period: &str, currency: &str) -> Vec<u8> {
+    expense_prefix(period, currency)
+}
 /// State key of adopted policy `version`.
 pub fn policy_version_key(version: u64) -> Vec<u8> {
     cat(&[b"policyv/", &version.to_be_bytes()])

@@ -618,25 +618,37 @@ impl<M: StateMachine> Log<M> {
     /// The state tree may already hold a batch that is not checkpointed yet; the proof is checked
     /// against the checkpoint's own commitment and re-read until they agree.
     pub fn prove_state(&self, key: &[u8]) -> Result<StateAt, QueryError> {
-        let mut full = vec![NS_APP];
-        full.extend_from_slice(key);
+        self.prove_states(&[key.to_vec()])?
+            .pop()
+            .ok_or_else(|| QueryError::Storage(StoreError::Corrupt("no proof".into())))
+    }
+
+    /// [`Log::prove_state`] for several keys, all against the same checkpoint.
+    pub fn prove_states(&self, keys: &[Vec<u8>]) -> Result<Vec<StateAt>, QueryError> {
         let store = &self.shared.store;
-        for attempt in 0..200u32 {
+        'attempt: for attempt in 0..200u32 {
             let checkpoint = self.shared.latest();
             let commitment = self.state_commitment(checkpoint.checkpoint.size)?;
-            let value = store.state_get(&full)?;
-            let proof = smt::prove(store, &full)?;
-            if smt::verify(&commitment.root, &full, value.as_deref(), &proof).is_ok() {
-                return Ok(StateAt {
-                    checkpoint,
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let mut full = vec![NS_APP];
+                full.extend_from_slice(key);
+                let value = store.state_get(&full)?;
+                let proof = smt::prove(store, &full)?;
+                if smt::verify(&commitment.root, &full, value.as_deref(), &proof).is_err() {
+                    // A later batch is durable but its checkpoint is not stored yet: wait.
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20))));
+                    continue 'attempt;
+                }
+                out.push(StateAt {
+                    checkpoint: checkpoint.clone(),
                     commitment,
                     key: full,
                     value,
                     proof,
                 });
             }
-            // A later batch is durable but its checkpoint is not stored yet: wait for it.
-            std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20))));
+            return Ok(out);
         }
         Err(QueryError::Storage(StoreError::Corrupt(
             "the state tree does not match the latest checkpoint's commitment".into(),

@@ -12,6 +12,7 @@ use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport
 use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
 use coopledger_governance::revenue::{Distribution, PolicyInForce, Settlement};
+use coopledger_governance::revenue_bundle::RevenueBundle;
 use coopledger_governance::tallying::TallyRecord;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
@@ -255,4 +256,14 @@ pub trait RevenueApi {
     /// Payments against a distribution's lines and the unclaimed transfer, if made.
     #[method(name = "settlement")]
     async fn settlement(&self, period: String, currency: String) -> RpcResult<Settlement>;
+
+    /// The revenue bundle of a recorded distribution (`coopledger-revenue-bundle/v1`): a
+    /// member's statement when `member` is given, else the whole reconciliation.
+    #[method(name = "bundle")]
+    async fn bundle(
+        &self,
+        period: String,
+        currency: String,
+        member: Option<String>,
+    ) -> RpcResult<RevenueBundle>;
 }

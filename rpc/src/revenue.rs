@@ -6,7 +6,9 @@ use crate::error;
 use coopledger_governance::revenue::{
     self, Distribution, DistributionError, Expense, PolicyInForce, Revenue, Settlement,
 };
+use coopledger_governance::revenue_bundle::{RevenueBundle, REVENUE_BUNDLE_FORMAT};
 use coopledger_governance::CoopRules;
+use coopledger_ledger::bundle::{ProvenEntry, ProvenState};
 use coopledger_ledger::{Log, Rejection};
 use jsonrpsee::core::async_trait;
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,106 @@ pub struct PeriodBooks {
     pub revenues: Vec<Revenue>,
     /// Expenses, by entry id.
     pub expenses: Vec<Expense>,
+}
+
+/// Assembles the revenue bundle of a recorded distribution (see `docs/revenue.md`): every record
+/// proved under the state root of one checkpoint, and the policy's adopting tally entry.
+pub fn assemble_bundle(
+    log: &Log<CoopRules>,
+    period: &str,
+    currency: &str,
+    member: Option<&str>,
+) -> RpcResult<RevenueBundle> {
+    let st = |e: coopledger_ledger::store::StoreError| error::storage(&e);
+    let q = |e: coopledger_ledger::QueryError| error::query(&e);
+    let d = revenue::distribution(log, period, currency)
+        .map_err(st)?
+        .ok_or_else(|| {
+            error::not_found(
+                "period",
+                format!("no distribution of {period} in {currency} is recorded"),
+            )
+        })?;
+    if let Some(m) = member {
+        if !d.lines.iter().any(|l| l.member == m) {
+            return Err(error::not_found(
+                "member",
+                format!("{m} has no line in the distribution of {period} in {currency}"),
+            ));
+        }
+    }
+    let pol = revenue::policy_version(log, d.policy_version)
+        .map_err(st)?
+        .ok_or_else(|| error::corrupt("the distribution's policy is missing".into()))?;
+    let id_bytes = |id: &str| -> RpcResult<Vec<u8>> {
+        coopledger_governance::parse_id(id)
+            .map(|b| b.to_vec())
+            .ok_or_else(|| error::corrupt(format!("stored id {id:?}")))
+    };
+    let mut keys = vec![
+        revenue::distribution_state_key(period, currency),
+        revenue::settlement_key(period, currency),
+        revenue::policy_version_key(d.policy_version),
+    ];
+    for r in &d.revenues {
+        keys.push(
+            [
+                revenue::revenue_state_prefix(period, currency),
+                id_bytes(r)?,
+            ]
+            .concat(),
+        );
+    }
+    for e in &d.expenses {
+        keys.push(
+            [
+                revenue::expense_state_prefix(period, currency),
+                id_bytes(e)?,
+            ]
+            .concat(),
+        );
+    }
+    let proofs = log.prove_states(&keys).map_err(q)?;
+    let proved: Vec<ProvenState> = proofs
+        .iter()
+        .map(|a| ProvenState::new(&a.key, a.value.as_deref(), &a.proof))
+        .collect();
+    let checkpoint = proofs
+        .first()
+        .map(|a| a.checkpoint.clone())
+        .ok_or_else(|| error::corrupt("no proofs".into()))?;
+    let size = checkpoint.checkpoint.size;
+    let entry = |index: u64| -> RpcResult<ProvenEntry> {
+        let bytes = log.entry(index).map_err(q)?;
+        let proof = log.inclusion_proof(index, size).map_err(q)?;
+        Ok(ProvenEntry::new(index, &bytes, &proof))
+    };
+    let mut it = proved.into_iter();
+    let mut next = || {
+        it.next()
+            .ok_or_else(|| error::corrupt("proof count".into()))
+    };
+    let (distribution, settlement, policy) = (next()?, next()?, next()?);
+    let revenues = (0..d.revenues.len())
+        .map(|_| next())
+        .collect::<RpcResult<_>>()?;
+    let expenses = (0..d.expenses.len())
+        .map(|_| next())
+        .collect::<RpcResult<_>>()?;
+    Ok(RevenueBundle {
+        format: REVENUE_BUNDLE_FORMAT.into(),
+        period: period.into(),
+        currency: currency.into(),
+        member: member.map(str::to_owned),
+        checkpoint: checkpoint.note.clone(),
+        state_entry: entry(size - 1)?,
+        distribution,
+        settlement,
+        policy,
+        policy_tally: entry(pol.tally_index)?,
+        revenues,
+        expenses,
+    })
 }
 
 pub(crate) struct RevenueRpc {
@@ -100,5 +202,20 @@ impl RevenueApiServer for RevenueRpc {
                     format!("no distribution of {period} in {currency} is recorded"),
                 )
             })
+    }
+
+    async fn bundle(
+        &self,
+        period: String,
+        currency: String,
+        member: Option<String>,
+    ) -> RpcResult<RevenueBundle> {
+        period_params(&period, &currency)?;
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || {
+            assemble_bundle(&log, &period, &currency, member.as_deref())
+        })
+        .await
+        .map_err(|e| error::corrupt(format!("bundle task: {e}")))?
     }
 }

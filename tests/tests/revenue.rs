@@ -311,7 +311,9 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     assert_eq!(lines, want);
     assert!(!lines.iter().any(|l| l.0 == m3));
     // The treasurer pays the lines: whole lines only, once; a failed attempt is recorded.
-    let (m1, m2) = (&want[0].0, &want[1].0);
+    // Driver 1 (basis 2) and driver 2 (basis 1), whatever their ids' order.
+    let by_basis = |b: u64| &want.iter().find(|l| l.1 == b).unwrap().0;
+    let (m1, m2) = (by_basis(2), by_basis(1));
     run(&[
         "revenue",
         "pay",
@@ -379,6 +381,71 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         "EUR",
     ]);
     assert!(err.contains("payment.claim_open"), "{err}");
+    // Each driver's statement, and the treasurer's reconciliation, verify offline.
+    let vkey = run(&["vkey"]).trim().to_owned();
+    let statement = d.join("statement.json");
+    let out = run(&[
+        "revenue",
+        "statement",
+        "--member",
+        m1,
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+        "-o",
+        statement.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("your line: 48000 EUR (basis 2 of 3), paid"),
+        "{out}"
+    );
+    let csv = run(&[
+        "revenue",
+        "reconcile",
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        csv.starts_with("member,basis,amount,paid,difference,state"),
+        "{csv}"
+    );
+    assert!(csv.contains(&format!("{m1},2,48000,48000,0,paid")), "{csv}");
+    assert!(
+        csv.contains(&format!("{m2},1,24000,0,24000,failed")),
+        "{csv}"
+    );
+    let rec: Value = serde_json::from_str(&run(&[
+        "revenue",
+        "reconcile",
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        (rec["gross"].as_u64(), rec["net"].as_u64()),
+        (Some(90_001), Some(90_000))
+    );
+    let reconciliation = d.join("reconcile.json");
+    let table = run(&[
+        "revenue",
+        "reconcile",
+        "--period",
+        "2026-q3",
+        "--currency",
+        "EUR",
+        "-o",
+        reconciliation.to_str().unwrap(),
+    ]);
+    assert!(table.contains("total"), "{table}");
     // A period is distributed once.
     let err = fail(&[
         "revenue",
@@ -391,5 +458,43 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         "EUR",
     ]);
     assert!(err.contains("revenue.closed"), "{err}");
-    node.terminate().unwrap();
+    node.terminate().unwrap(); // offline from here on
+
+    let verify = |f: &std::path::Path| {
+        coopledger_e2e::coop(&["verify-bundle", f.to_str().unwrap(), "--vkey", &vkey]).unwrap()
+    };
+    let (code, out, err) = verify(&statement);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("VALID: the distribution of 2026-q3 in EUR"),
+        "{out}"
+    );
+    assert!(out.contains("your line: 48000 EUR"), "{out}");
+    let (code, out, _) = verify(&reconciliation);
+    assert_eq!(code, 0, "{out}");
+    // Tampering: a line moved between drivers (the state proof fails), or the policy's vote
+    // swapped for another entry.
+    let original: Value = serde_json::from_slice(&std::fs::read(&reconciliation).unwrap()).unwrap();
+    let tampered = d.join("tampered.json");
+    let mut b = original.clone();
+    let raw =
+        coopledger_ledger::codec::b64_decode(b["distribution"]["value"].as_str().unwrap()).unwrap();
+    let mut dv: Value = serde_json::from_slice(&raw).unwrap();
+    let a0 = dv["lines"][0]["amount"].as_u64().unwrap();
+    let a1 = dv["lines"][1]["amount"].as_u64().unwrap();
+    dv["lines"][0]["amount"] = json!(a0 - 1);
+    dv["lines"][1]["amount"] = json!(a1 + 1);
+    b["distribution"]["value"] = json!(coopledger_ledger::codec::b64_encode(
+        serde_json::to_vec(&dv).unwrap()
+    ));
+    std::fs::write(&tampered, b.to_string()).unwrap();
+    let (code, out, _) = verify(&tampered);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("INVALID: field `distribution`"), "{out}");
+    let mut b = original.clone();
+    b["policyTally"] = b["stateEntry"].clone();
+    std::fs::write(&tampered, b.to_string()).unwrap();
+    let (code, out, _) = verify(&tampered);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("policyTally"), "{out}");
 }

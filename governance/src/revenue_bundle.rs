@@ -1,0 +1,261 @@
+//! The revenue bundle (`coopledger-revenue-bundle/v1`, specified in `docs/revenue.md`): one
+//! period's books in one currency as of a checkpoint — every revenue and expense, the recorded
+//! distribution, its settlement (payments, unclaimed transfer), the policy it applied and the
+//! tally that adopted that policy — each proved under the state root the checkpoint ends on.
+//! With a member it is that member's statement; without, the treasurer's reconciliation. The
+//! verifier recomputes the whole distribution from the proved records and the policy.
+
+use crate::revenue::{
+    apportion, check_balance, distribution_key, expense_prefix, policy_version_key, revenue_prefix,
+    settlement_key, Distribution, Expense, PaymentStatus, PolicyInForce, Revenue, Settlement,
+    Split,
+};
+use coopledger_ledger::bundle::{Anchor, BundleError, ProvenEntry, ProvenState};
+use coopledger_ledger::state::app_key;
+use coopledger_ledger::NoteVerifier;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Format tag of version 1.
+pub const REVENUE_BUNDLE_FORMAT: &str = "coopledger-revenue-bundle/v1";
+
+/// The bundle file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevenueBundle {
+    /// Always [`REVENUE_BUNDLE_FORMAT`].
+    pub format: String,
+    /// Period.
+    pub period: String,
+    /// Currency.
+    pub currency: String,
+    /// The member whose statement this is, or `null` for the whole reconciliation.
+    pub member: Option<String>,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+    /// The checkpoint's last entry: its `log.state` entry.
+    pub state_entry: ProvenEntry,
+    /// `dist/<period>/<currency>`.
+    pub distribution: ProvenState,
+    /// `distat/<period>/<currency>`.
+    pub settlement: ProvenState,
+    /// `policyv/<version>` of the policy the distribution applied.
+    pub policy: ProvenState,
+    /// The `gov.tally` entry that adopted that policy.
+    pub policy_tally: ProvenEntry,
+    /// `rev/<period>/<currency>/<id>` of every revenue the distribution names.
+    pub revenues: Vec<ProvenState>,
+    /// `exp/<period>/<currency>/<id>` of every expense it names.
+    pub expenses: Vec<ProvenState>,
+}
+
+/// Why a revenue bundle does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevenueBundleError {
+    /// A proof, checkpoint or entry failed.
+    #[error(transparent)]
+    Proof(#[from] BundleError),
+    /// The content is inconsistent; the message names the field.
+    #[error("{0}")]
+    Content(String),
+}
+
+fn content(m: impl Into<String>) -> RevenueBundleError {
+    RevenueBundleError::Content(m.into())
+}
+
+/// What a verified bundle shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevenueReport {
+    /// Checkpoint size.
+    pub size: u64,
+    /// Ledger origin.
+    pub origin: String,
+    /// The distribution, recomputed and equal.
+    pub distribution: Distribution,
+    /// Its settlement.
+    pub settlement: Settlement,
+    /// The policy applied, and the proposal that adopted it.
+    pub policy: PolicyInForce,
+    /// The revenues and expenses.
+    pub revenues: Vec<Revenue>,
+    /// The expenses.
+    pub expenses: Vec<Expense>,
+}
+
+fn hex32(id: &str) -> Result<Vec<u8>, RevenueBundleError> {
+    crate::parse_id(id)
+        .map(|b| b.to_vec())
+        .ok_or_else(|| content(format!("id {id:?} is not 64 hex digits")))
+}
+
+/// Verifies `p` as the value of state key `key` and parses it.
+fn proven<T: DeserializeOwned>(
+    anchor: &Anchor,
+    p: &ProvenState,
+    key: &[u8],
+    field: &str,
+) -> Result<T, RevenueBundleError> {
+    let (k, v) = anchor.state(p, field)?;
+    if k != app_key(key) {
+        return Err(content(format!(
+            "field `{field}.key`: not the expected state key"
+        )));
+    }
+    let v = v.ok_or_else(|| content(format!("field `{field}`: proves absence, not a record")))?;
+    serde_json::from_slice(&v).map_err(|e| content(format!("field `{field}.value`: {e}")))
+}
+
+impl RevenueBundle {
+    /// Checks everything offline against the log's verifier key and recomputes the
+    /// distribution: totals from the proved revenues and expenses, the set-asides from the
+    /// policy's ppm, and every line from the policy's split, by largest remainder.
+    pub fn verify(&self, log_key: &NoteVerifier) -> Result<RevenueReport, RevenueBundleError> {
+        if self.format != REVENUE_BUNDLE_FORMAT {
+            return Err(content(format!(
+                "field `format`: expected {REVENUE_BUNDLE_FORMAT:?}, found {:?}",
+                self.format
+            )));
+        }
+        let anchor = Anchor::open(&self.checkpoint, log_key, &self.state_entry)?;
+        let (p, c) = (self.period.as_str(), self.currency.as_str());
+        let d: Distribution = proven(
+            &anchor,
+            &self.distribution,
+            &distribution_key(p, c),
+            "distribution",
+        )?;
+        let st: Settlement = proven(
+            &anchor,
+            &self.settlement,
+            &settlement_key(p, c),
+            "settlement",
+        )?;
+        let pol: PolicyInForce = proven(
+            &anchor,
+            &self.policy,
+            &policy_version_key(d.policy_version),
+            "policy",
+        )?;
+        // The policy was adopted by the members' vote: its tally entry says so.
+        let tally = anchor.entry(&self.policy_tally, "policyTally")?;
+        let b = tally.body();
+        let adopted = b.kind == "gov.tally"
+            && self.policy_tally.index == pol.tally_index
+            && b.payload.get("proposal").and_then(|v| v.as_str()) == Some(pol.proposal.as_str())
+            && b.payload
+                .get("tally")
+                .and_then(|t| t.get("outcome"))
+                .and_then(|o| o.as_str())
+                == Some("adopted");
+        if !adopted {
+            return Err(content(
+                "field `policyTally`: not the gov.tally adopting the policy's proposal",
+            ));
+        }
+        let mut revenues = Vec::new();
+        for (i, id) in d.revenues.iter().enumerate() {
+            let proof = self
+                .revenues
+                .get(i)
+                .ok_or_else(|| content(format!("revenue {id} is missing from `revenues`")))?;
+            let key = [revenue_prefix(p, c), hex32(id)?].concat();
+            revenues.push(proven::<Revenue>(
+                &anchor,
+                proof,
+                &key,
+                &format!("revenues[{i}]"),
+            )?);
+        }
+        let mut expenses = Vec::new();
+        for (i, id) in d.expenses.iter().enumerate() {
+            let proof = self
+                .expenses
+                .get(i)
+                .ok_or_else(|| content(format!("expense {id} is missing from `expenses`")))?;
+            let key = [expense_prefix(p, c), hex32(id)?].concat();
+            expenses.push(proven::<Expense>(
+                &anchor,
+                proof,
+                &key,
+                &format!("expenses[{i}]"),
+            )?);
+        }
+        if self.revenues.len() != d.revenues.len() || self.expenses.len() != d.expenses.len() {
+            return Err(content(
+                "`revenues`/`expenses` hold records the distribution does not name",
+            ));
+        }
+        // Recompute: totals, set-asides, lines.
+        let gross = revenues
+            .iter()
+            .try_fold(0u64, |a, r| a.checked_add(r.amount));
+        let spent = expenses
+            .iter()
+            .try_fold(0u64, |a, e| a.checked_add(e.amount));
+        if gross != Some(d.gross) || spent != Some(d.expense_total) {
+            return Err(content("gross or expenses differ from the proved records"));
+        }
+        check_balance(&d).map_err(|m| content(format!("distribution: {m}")))?;
+        let q = &pol.policy;
+        let buckets = apportion(d.net, &[q.reserve_ppm, q.community_ppm, q.pool_ppm]);
+        if buckets != Some(vec![d.reserve, d.community, d.pool]) {
+            return Err(content("the set-asides are not the policy's shares of net"));
+        }
+        let weights: Vec<u64> = d
+            .lines
+            .iter()
+            .map(|l| match q.split {
+                Split::Equal => 1,
+                Split::Contribution => l.basis,
+            })
+            .collect();
+        let lines_ok = match apportion(d.pool, &weights) {
+            Some(parts) => {
+                d.unshared == 0 && parts.iter().zip(&d.lines).all(|(a, l)| *a == l.amount)
+            }
+            None => d.unshared == d.pool && d.lines.iter().all(|l| l.amount == 0),
+        };
+        let sorted = d.lines.windows(2).all(|w| match w {
+            [a, b] => a.member < b.member,
+            _ => true,
+        });
+        if !lines_ok || !sorted {
+            return Err(content(
+                "the lines are not the pool split by the policy (largest remainder, member-id order)",
+            ));
+        }
+        if let Some(m) = &self.member {
+            if !d.lines.iter().any(|l| &l.member == m) {
+                return Err(content(format!("{m} has no line in this distribution")));
+            }
+        }
+        for (m, pay) in &st.payments {
+            let line = d.lines.iter().find(|l| &l.member == m);
+            if line.map(|l| l.amount) != Some(pay.amount) {
+                return Err(content(format!("payment to {m} does not match a line")));
+            }
+        }
+        Ok(RevenueReport {
+            size: anchor.checkpoint.checkpoint.size,
+            origin: anchor.checkpoint.checkpoint.origin.clone(),
+            distribution: d,
+            settlement: st,
+            policy: pol,
+            revenues,
+            expenses,
+        })
+    }
+}
+
+/// A line's payment state as the reconciliation shows it.
+pub fn line_state(st: &Settlement, member: &str, below_minimum: bool) -> &'static str {
+    match st.payments.get(member).map(|p| p.status) {
+        Some(PaymentStatus::Paid) => "paid",
+        Some(PaymentStatus::Failed) if st.unclaimed.is_some() => "unclaimed",
+        Some(PaymentStatus::Failed) => "failed",
+        None if st.unclaimed.is_some() => "unclaimed",
+        None if below_minimum => "below_minimum",
+        None => "unpaid",
+    }
+}
