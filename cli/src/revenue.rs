@@ -171,7 +171,7 @@ pub fn print_statement(r: &RevenueReport, member: &str) {
             d.currency,
             l.basis,
             d.lines.iter().map(|l| l.basis).sum::<u64>(),
-            line_state(&r.settlement, member, l.below_minimum)
+            line_state(&r.settlement, l)
         );
     }
     println!(
@@ -202,13 +202,7 @@ pub fn print_reconciliation(r: &RevenueReport, format: &str) -> Result<()> {
                 .get(&l.member)
                 .filter(|p| p.status == coopledger_governance::revenue::PaymentStatus::Paid)
                 .map_or(0, |p| p.amount);
-            (
-                l.member.clone(),
-                l.basis,
-                l.amount,
-                paid,
-                line_state(st, &l.member, l.below_minimum),
-            )
+            (l.member.clone(), l.basis, l.amount, paid, line_state(st, l))
         })
         .collect();
     let unclaimed = st.unclaimed.as_ref().map_or(0, |u| u.amount);

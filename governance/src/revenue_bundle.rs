@@ -249,7 +249,11 @@ impl RevenueBundle {
 }
 
 /// A line's payment state as the reconciliation shows it.
-pub fn line_state(st: &Settlement, member: &str, below_minimum: bool) -> &'static str {
+pub fn line_state(st: &Settlement, line: &crate::revenue::Line) -> &'static str {
+    let (member, below_minimum) = (line.member.as_str(), line.below_minimum);
+    if line.amount == 0 {
+        return "nothing_due";
+    }
     match st.payments.get(member).map(|p| p.status) {
         Some(PaymentStatus::Paid) => "paid",
         Some(PaymentStatus::Failed) if st.unclaimed.is_some() => "unclaimed",

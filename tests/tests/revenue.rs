@@ -498,3 +498,205 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("policyTally"), "{out}");
 }
+
+/// A health co-op whose members voted to send all data revenue to a community research fund:
+/// the research institute pays for a consented use, and the whole net goes to the fund.
+#[test]
+fn a_health_coop_policy_sends_all_data_revenue_to_the_community_research_fund() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("coop");
+    let (board, treasurer, controller, patient) = (
+        key(d, "board"),
+        key(d, "treasurer"),
+        key(d, "controller"),
+        key(d, "patient"),
+    );
+    let mut bylaws = Bylaws::single_class();
+    for r in bylaws.decisions.values_mut() {
+        r.min_duration_ms = 1_000;
+        r.min_notice_ms = 0;
+    }
+    let bylaws_file = d.join("bylaws.json");
+    std::fs::write(&bylaws_file, serde_json::to_vec(&bylaws).unwrap()).unwrap();
+    ok(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--origin",
+        "health.example.coop/ledger",
+        "--name",
+        "Patients' Data Co-op",
+        "--bylaws",
+        bylaws_file.to_str().unwrap(),
+        "--founder",
+        &format!("@{board}:board"),
+        "--founder",
+        &format!("@{treasurer}:treasurer"),
+        "--founder",
+        &format!("@{patient}"),
+    ]);
+    let node = Node::start(&data, &[]).unwrap();
+    let rpc = node.http_url();
+    let run = |args: &[&str]| {
+        let mut v = vec!["--rpc", rpc.as_str()];
+        v.extend_from_slice(args);
+        ok(&v)
+    };
+    run(&[
+        "party-register",
+        "--key",
+        &board,
+        "--party",
+        "health_coop",
+        "--kind",
+        "controller",
+        "--name",
+        "Patients' Data Co-op",
+        "--party-key",
+        &format!("@{controller}"),
+    ]);
+    run(&[
+        "party-register",
+        "--key",
+        &board,
+        "--party",
+        "research_institute",
+        "--kind",
+        "recipient",
+        "--name",
+        "Nutrition Research Institute",
+    ]);
+    std::fs::write(d.join("notice.txt"), "Research use of your records ...").unwrap();
+    let notice = d.join("notice.json");
+    std::fs::write(
+        &notice,
+        serde_json::to_vec(&json!({
+            "notice": "research", "version": 1, "controller": "health_coop",
+            "purposes": ["dpv:ScientificResearch"], "dataCategories": ["pd:MedicalHealth"],
+            "operations": ["dpv:Share"], "recipients": ["research_institute"],
+            "retentionMs": 31_536_000_000u64, "jurisdiction": "EU", "lawfulBasis": "dpv:Consent",
+            "textFile": "notice.txt", "language": "en", "specialCategory": true,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    run(&[
+        "notice-publish",
+        "--key",
+        &controller,
+        notice.to_str().unwrap(),
+    ]);
+    let grant = after(
+        &run(&[
+            "consent",
+            "grant",
+            "--key",
+            &patient,
+            "--notice",
+            "research",
+            "--purpose",
+            "dpv:ScientificResearch",
+            "--recipient",
+            "research_institute",
+            "--category",
+            "pd:MedicalHealth",
+        ]),
+        "grant:",
+    );
+    let used = entry_id(&run(&[
+        "data-use",
+        "--key",
+        &controller,
+        "--kind",
+        "sale",
+        "--recipient",
+        "research_institute",
+        "--purpose",
+        "dpv:ScientificResearch",
+        "--category",
+        "pd:MedicalHealth",
+        "--consent",
+        &grant,
+    ]));
+    let evidence = d.join("contract.pdf");
+    std::fs::write(&evidence, b"research data agreement").unwrap();
+    run(&[
+        "revenue",
+        "record",
+        "--key",
+        &treasurer,
+        "--payer",
+        "research_institute",
+        "--amount",
+        "250000",
+        "--currency",
+        "EUR",
+        "--period",
+        "2026",
+        "--evidence",
+        evidence.to_str().unwrap(),
+        "--purpose",
+        "dpv:ScientificResearch",
+        "--use",
+        &used,
+    ]);
+    let policy = d.join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::to_vec(
+            &json!({"reservePpm": 0, "communityPpm": 1_000_000, "poolPpm": 0,
+            "split": "equal", "minPayout": 0, "unclaimed": "community_fund", "claimDays": 30}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let proposal = after(
+        &run(&[
+            "proposal",
+            "create",
+            "--key",
+            &board,
+            "--kind",
+            "distribution_approval",
+            "--title",
+            "All data revenue to the community research fund",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--duration",
+            "2",
+        ]),
+        "proposal:",
+    );
+    for k in [&board, &treasurer, &patient] {
+        run(&["vote", "--key", k, &proposal, "yes"]);
+    }
+    assert_eq!(tally_when_closed(&rpc, &proposal)["outcome"], "adopted");
+    let out = run(&[
+        "revenue",
+        "distribute",
+        "--key",
+        &treasurer,
+        "--period",
+        "2026",
+        "--currency",
+        "EUR",
+    ]);
+    assert!(
+        out.contains("net 250000 EUR = reserve 0 + community 250000 + pool 0"),
+        "{out}"
+    );
+    let csv = run(&[
+        "revenue",
+        "reconcile",
+        "--period",
+        "2026",
+        "--currency",
+        "EUR",
+        "--format",
+        "csv",
+    ]);
+    // The consenting patient has a zero line: the pool is empty.
+    assert!(csv.contains(",1,0,0,0,nothing_due"), "{csv}");
+    node.terminate().unwrap();
+}
