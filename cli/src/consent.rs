@@ -122,6 +122,38 @@ pub enum ConsentCmd {
     },
 }
 
+/// A member's statement for `coop verify-bundle`.
+fn verify_statement(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
+    use coopledger_governance::revenue_bundle::Statement;
+    let st: Statement = match serde_json::from_str(text) {
+        Ok(s) => s,
+        Err(e) => {
+            println!(
+                "INVALID: {} is not a revenue statement: {e}",
+                file.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match st.verify(vkey) {
+        Ok(reports) => {
+            println!(
+                "VALID: the statement of {} over {} distribution(s)",
+                st.member,
+                reports.len()
+            );
+            for r in &reports {
+                crate::revenue::print_statement(r, &st.member);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("INVALID: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// The revenue half of `coop verify-bundle`.
 fn verify_revenue_bundle(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
     use coopledger_governance::revenue_bundle::RevenueBundle;
@@ -165,13 +197,17 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
     let vkey = NoteVerifier::parse(vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if serde_json::from_str::<serde_json::Value>(&text)
+    let format = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
-        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned))
-        .as_deref()
-        == Some(coopledger_governance::revenue_bundle::REVENUE_BUNDLE_FORMAT)
-    {
-        return verify_revenue_bundle(file, &text, &vkey);
+        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned));
+    match format.as_deref() {
+        Some(coopledger_governance::revenue_bundle::REVENUE_BUNDLE_FORMAT) => {
+            return verify_revenue_bundle(file, &text, &vkey)
+        }
+        Some(coopledger_governance::revenue_bundle::STATEMENT_FORMAT) => {
+            return verify_statement(file, &text, &vkey)
+        }
+        _ => {}
     }
     let bundle: ConsentBundle = match serde_json::from_str(&text) {
         Ok(b) => b,

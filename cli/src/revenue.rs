@@ -6,7 +6,9 @@ use crate::gov::sign_and_submit;
 use crate::keyfile;
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use coopledger_governance::revenue_bundle::{line_state, RevenueBundle, RevenueReport};
+use coopledger_governance::revenue_bundle::{
+    line_state, RevenueBundle, RevenueReport, Statement, STATEMENT_FORMAT,
+};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::NoteVerifier;
 use coopledger_rpc::client::HttpClient;
@@ -119,10 +121,11 @@ pub enum RevenueCmd {
     Statement {
         #[arg(long)]
         member: String,
-        #[arg(long)]
-        period: String,
-        #[arg(long)]
-        currency: String,
+        /// One period only (with --currency); default: every distribution with a line of theirs.
+        #[arg(long, requires = "currency")]
+        period: Option<String>,
+        #[arg(long, requires = "period")]
+        currency: Option<String>,
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
     },
@@ -376,12 +379,24 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             currency,
             out,
         } => {
-            let b = c.bundle(period, currency, Some(member.clone())).await?;
-            let report = check_with_node(c, &b).await?;
-            std::fs::write(&out, serde_json::to_string_pretty(&b)? + "\n")
+            let st = match (period, currency) {
+                (Some(p), Some(cur)) => Statement {
+                    format: STATEMENT_FORMAT.into(),
+                    member: member.clone(),
+                    bundles: vec![c.bundle(p, cur, Some(member.clone())).await?],
+                },
+                _ => c.statement(member.clone()).await?,
+            };
+            for b in &st.bundles {
+                print_statement(&check_with_node(c, b).await?, &member);
+            }
+            std::fs::write(&out, serde_json::to_string_pretty(&st)? + "\n")
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            print_statement(&report, &member);
-            println!("statement written to {}", out.display());
+            println!(
+                "statement of {member} ({} distribution(s)) written to {}",
+                st.bundles.len(),
+                out.display()
+            );
         }
         RevenueCmd::Reconcile {
             period,

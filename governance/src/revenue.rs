@@ -287,6 +287,14 @@ pub struct Settlement {
     pub unclaimed: Option<UnclaimedTransfer>,
 }
 
+/// Every recorded distribution, by period then currency.
+pub fn distributions(s: &dyn StateRead) -> Result<Vec<Distribution>, StoreError> {
+    s.scan(b"dist/")?
+        .iter()
+        .map(|(_, v)| crate::records::decode(v))
+        .collect()
+}
+
 /// The settlement of a recorded distribution.
 pub fn settlement(
     s: &dyn StateRead,

@@ -49,6 +49,46 @@ pub struct RevenueBundle {
     pub expenses: Vec<ProvenState>,
 }
 
+/// Format tag of a member's statement over every distribution they have a line in.
+pub const STATEMENT_FORMAT: &str = "coopledger-revenue-statement/v1";
+
+/// A member's statement: one revenue bundle per distribution with a line of theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Statement {
+    /// Always [`STATEMENT_FORMAT`].
+    pub format: String,
+    /// The member.
+    pub member: String,
+    /// One bundle per distribution, each with `member` set.
+    pub bundles: Vec<RevenueBundle>,
+}
+
+impl Statement {
+    /// Verifies every bundle and that each is this member's.
+    pub fn verify(&self, log_key: &NoteVerifier) -> Result<Vec<RevenueReport>, RevenueBundleError> {
+        if self.format != STATEMENT_FORMAT {
+            return Err(content(format!(
+                "field `format`: expected {STATEMENT_FORMAT:?}, found {:?}",
+                self.format
+            )));
+        }
+        self.bundles
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if b.member.as_deref() != Some(self.member.as_str()) {
+                    return Err(content(format!(
+                        "field `bundles[{i}].member`: not {}",
+                        self.member
+                    )));
+                }
+                b.verify(log_key)
+            })
+            .collect()
+    }
+}
+
 /// Why a revenue bundle does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RevenueBundleError {

@@ -12,7 +12,7 @@ use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport
 use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
 use coopledger_governance::revenue::{Distribution, PolicyInForce, Settlement};
-use coopledger_governance::revenue_bundle::RevenueBundle;
+use coopledger_governance::revenue_bundle::{RevenueBundle, Statement};
 use coopledger_governance::tallying::TallyRecord;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
@@ -256,6 +256,11 @@ pub trait RevenueApi {
     /// Payments against a distribution's lines and the unclaimed transfer, if made.
     #[method(name = "settlement")]
     async fn settlement(&self, period: String, currency: String) -> RpcResult<Settlement>;
+
+    /// A member's statement (`coopledger-revenue-statement/v1`): the revenue bundle of every
+    /// recorded distribution with a line of theirs.
+    #[method(name = "statement")]
+    async fn statement(&self, member: String) -> RpcResult<Statement>;
 
     /// The revenue bundle of a recorded distribution (`coopledger-revenue-bundle/v1`): a
     /// member's statement when `member` is given, else the whole reconciliation.

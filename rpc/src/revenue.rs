@@ -6,7 +6,9 @@ use crate::error;
 use coopledger_governance::revenue::{
     self, Distribution, DistributionError, Expense, PolicyInForce, Revenue, Settlement,
 };
-use coopledger_governance::revenue_bundle::{RevenueBundle, REVENUE_BUNDLE_FORMAT};
+use coopledger_governance::revenue_bundle::{
+    RevenueBundle, Statement, REVENUE_BUNDLE_FORMAT, STATEMENT_FORMAT,
+};
 use coopledger_governance::CoopRules;
 use coopledger_ledger::bundle::{ProvenEntry, ProvenState};
 use coopledger_ledger::{Log, Rejection};
@@ -217,5 +219,29 @@ impl RevenueApiServer for RevenueRpc {
         })
         .await
         .map_err(|e| error::corrupt(format!("bundle task: {e}")))?
+    }
+
+    async fn statement(&self, member: String) -> RpcResult<Statement> {
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut bundles = Vec::new();
+            for d in revenue::distributions(log.as_ref()).map_err(|e| error::storage(&e))? {
+                if d.lines.iter().any(|l| l.member == member) {
+                    bundles.push(assemble_bundle(
+                        &log,
+                        &d.period,
+                        &d.currency,
+                        Some(&member),
+                    )?);
+                }
+            }
+            Ok(Statement {
+                format: STATEMENT_FORMAT.into(),
+                member,
+                bundles,
+            })
+        })
+        .await
+        .map_err(|e| error::corrupt(format!("statement task: {e}")))?
     }
 }

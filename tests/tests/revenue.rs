@@ -389,13 +389,10 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         "statement",
         "--member",
         m1,
-        "--period",
-        "2026-q3",
-        "--currency",
-        "EUR",
         "-o",
         statement.to_str().unwrap(),
     ]);
+    assert!(out.contains("(1 distribution(s))"), "{out}");
     assert!(
         out.contains("your line: 48000 EUR (basis 2 of 3), paid"),
         "{out}"
@@ -465,10 +462,7 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     };
     let (code, out, err) = verify(&statement);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.starts_with("VALID: the distribution of 2026-q3 in EUR"),
-        "{out}"
-    );
+    assert!(out.starts_with("VALID: the statement of"), "{out}");
     assert!(out.contains("your line: 48000 EUR"), "{out}");
     let (code, out, _) = verify(&reconciliation);
     assert_eq!(code, 0, "{out}");
