@@ -134,8 +134,9 @@ pub enum RevenueCmd {
     Reconcile {
         #[arg(long)]
         period: String,
+        /// One currency; default: every currency the period was distributed in.
         #[arg(long)]
-        currency: String,
+        currency: Option<String>,
         /// table, json or csv.
         #[arg(long, default_value = "table")]
         format: String,
@@ -404,13 +405,34 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             format,
             out,
         } => {
-            let b = c.bundle(period, currency, None).await?;
-            let report = check_with_node(c, &b).await?;
-            if let Some(out) = out {
-                std::fs::write(&out, serde_json::to_string_pretty(&b)? + "\n")
-                    .with_context(|| format!("cannot write {}", out.display()))?;
+            let currencies = match currency {
+                Some(cur) => vec![cur],
+                None => c
+                    .distributions()
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.period == period)
+                    .map(|d| d.currency)
+                    .collect(),
+            };
+            if currencies.is_empty() {
+                anyhow::bail!("no distribution of {period} is recorded");
             }
-            print_reconciliation(&report, &format)?;
+            if out.is_some() && currencies.len() > 1 {
+                anyhow::bail!(
+                    "{period} was distributed in {}: give --currency to write one bundle",
+                    currencies.join(", ")
+                );
+            }
+            for cur in currencies {
+                let b = c.bundle(period.clone(), cur, None).await?;
+                let report = check_with_node(c, &b).await?;
+                if let Some(out) = &out {
+                    std::fs::write(out, serde_json::to_string_pretty(&b)? + "\n")
+                        .with_context(|| format!("cannot write {}", out.display()))?;
+                }
+                print_reconciliation(&report, &format)?;
+            }
         }
         RevenueCmd::Show { period, currency } => {
             crate::print_json(&c.distribution(period, currency).await?)?

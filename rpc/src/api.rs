@@ -253,6 +253,10 @@ pub trait RevenueApi {
     #[method(name = "distribution")]
     async fn distribution(&self, period: String, currency: String) -> RpcResult<Distribution>;
 
+    /// Every recorded distribution, by period then currency.
+    #[method(name = "distributions")]
+    async fn distributions(&self) -> RpcResult<Vec<Distribution>>;
+
     /// Payments against a distribution's lines and the unclaimed transfer, if made.
     #[method(name = "settlement")]
     async fn settlement(&self, period: String, currency: String) -> RpcResult<Settlement>;

@@ -244,4 +244,8 @@ impl RevenueApiServer for RevenueRpc {
         .await
         .map_err(|e| error::corrupt(format!("statement task: {e}")))?
     }
+
+    async fn distributions(&self) -> RpcResult<Vec<Distribution>> {
+        revenue::distributions(self.log.as_ref()).map_err(|e| error::storage(&e))
+    }
 }

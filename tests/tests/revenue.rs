@@ -437,11 +437,10 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         "reconcile",
         "--period",
         "2026-q3",
-        "--currency",
-        "EUR",
         "-o",
         reconciliation.to_str().unwrap(),
     ]);
+    assert!(table.contains("reconciliation 2026-q3 EUR"), "{table}");
     assert!(table.contains("total"), "{table}");
     // A period is distributed once.
     let err = fail(&[
