@@ -355,6 +355,7 @@ impl<M: StateMachine> Log<M> {
                     SequencerState {
                         frontier,
                         batch_time_ms,
+                        smt_cache: crate::smt::SmtCache::new(sequencer::SMT_CACHE_DEPTH),
                     },
                 )
             })

@@ -84,11 +84,16 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
     }
 }
 
-/// The sequencer's own memory: the tree's right edge and the last batch time.
+/// The sequencer's own memory: the tree's right edge, the last batch time, and the state
+/// tree's upper levels.
 pub(crate) struct SequencerState {
     pub frontier: Frontier,
     pub batch_time_ms: u64,
+    pub smt_cache: smt::SmtCache,
 }
+
+/// State-tree levels the sequencer keeps in memory (at most 2^17 positions).
+pub(crate) const SMT_CACHE_DEPTH: u16 = 16;
 
 /// Stages 3–6, forever, until the channel closes or storage fails (then the node stops
 /// sequencing: fail-stop, never guess).
@@ -244,7 +249,8 @@ fn sequence_batch<M: crate::state::StateMachine>(
         // batch closes with the node's `log.state` entry recording the new root and the batch
         // time. Every checkpoint therefore ends on a commitment to the state it covers.
         let changes = smt::changes_of(overlay.iter());
-        let (state_root, smt_writes) = smt::update(store, &changes).map_err(failed)?;
+        let (state_root, smt_writes) =
+            smt::update(&st.smt_cache.over(store), &changes).map_err(failed)?;
         let commitment = StateCommitment {
             size: next.size(),
             root: state_root,
@@ -262,11 +268,18 @@ fn sequence_batch<M: crate::state::StateMachine>(
 
         // Step 4 — integration: one WriteBatch with entries, nodes, indexes, state, state tree
         // and the new size, written with sync=true. Until it returns, nothing of this batch exists.
-        shared.fault(FaultPoint::BeforeCommit).map_err(failed)?;
+        if let Err(e) = shared.fault(FaultPoint::BeforeCommit) {
+            st.smt_cache.clear();
+            return Err(failed(e));
+        }
         write.state = overlay;
         write.new_size = next.size();
         write.batch_time_ms = batch_time_ms;
-        store.commit(&write).map_err(failed)?;
+        if let Err(e) = store.commit(&write) {
+            st.smt_cache.clear();
+            return Err(failed(e));
+        }
+        st.smt_cache.committed(&write.smt);
         st.frontier = next;
         st.batch_time_ms = batch_time_ms;
         shared.fault(FaultPoint::AfterCommit).map_err(failed)?;

@@ -15,7 +15,8 @@
 
 use crate::hash::{sha256, Hash};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 /// The hash of an empty subtree.
 pub const EMPTY: Hash = Hash([0u8; 32]);
@@ -471,6 +472,71 @@ impl SmtSource for MemorySmt {
     type Error = SmtCorrupt;
     fn smt_node(&self, pos: &Position) -> Result<Option<SmtNode>, SmtCorrupt> {
         Ok(self.nodes.get(pos).copied())
+    }
+}
+
+/// The single writer's memory of the tree's upper levels (depth ≤ `max_depth`, at most
+/// `2^(max_depth+1)` positions), absent nodes included, so an update reads storage only below
+/// them. Coherent because only the writer changes the tree: it applies each update's writes once
+/// they are committed ([`SmtCache::committed`]).
+#[derive(Debug)]
+pub struct SmtCache {
+    nodes: RefCell<HashMap<Position, Option<SmtNode>>>,
+    max_depth: u16,
+}
+
+impl SmtCache {
+    /// An empty cache of the levels down to `max_depth`.
+    pub fn new(max_depth: u16) -> SmtCache {
+        SmtCache {
+            nodes: RefCell::new(HashMap::new()),
+            max_depth,
+        }
+    }
+
+    /// `source` read through this cache.
+    pub fn over<'a, S: SmtSource>(&'a self, source: &'a S) -> CachedSmt<'a, S> {
+        CachedSmt {
+            cache: self,
+            source,
+        }
+    }
+
+    /// Records an update's writes once they are durable.
+    pub fn committed(&self, writes: &SmtWrites) {
+        let mut nodes = self.nodes.borrow_mut();
+        for (pos, node) in writes {
+            if pos.depth <= self.max_depth {
+                nodes.insert(*pos, *node);
+            }
+        }
+    }
+
+    /// Forgets everything (after a failed commit, the cache may be ahead of storage).
+    pub fn clear(&self) {
+        self.nodes.borrow_mut().clear();
+    }
+}
+
+/// A [`SmtSource`] read through a [`SmtCache`].
+#[derive(Debug)]
+pub struct CachedSmt<'a, S> {
+    cache: &'a SmtCache,
+    source: &'a S,
+}
+
+impl<S: SmtSource> SmtSource for CachedSmt<'_, S> {
+    type Error = S::Error;
+    fn smt_node(&self, pos: &Position) -> Result<Option<SmtNode>, S::Error> {
+        if pos.depth > self.cache.max_depth {
+            return self.source.smt_node(pos);
+        }
+        if let Some(hit) = self.cache.nodes.borrow().get(pos) {
+            return Ok(*hit);
+        }
+        let node = self.source.smt_node(pos)?;
+        self.cache.nodes.borrow_mut().insert(*pos, node);
+        Ok(node)
     }
 }
 

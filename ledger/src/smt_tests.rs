@@ -163,6 +163,34 @@ fn an_off_path_leaf_is_no_proof_of_absence() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
+    /// The writer's cache of the upper levels changes nothing: the same roots and the same
+    /// writes as reading storage alone, batch after batch.
+    #[test]
+    fn a_cached_update_equals_an_uncached_one(
+        ops in proptest::collection::vec(
+            proptest::collection::vec((0u8..60, proptest::option::of(any::<u8>())), 1..16),
+            1..10,
+        )
+    ) {
+        let mut plain = MemorySmt::new();
+        let mut cached = MemorySmt::new();
+        let cache = SmtCache::new(3);
+        for batch in ops {
+            let changes: BTreeMap<Hash, Option<Hash>> = batch
+                .iter()
+                .map(|(k, v)| (key_path(&[*k]), v.map(|v| sha256(&[v]))))
+                .collect();
+            let (r1, w1) = update(&plain, &changes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (r2, w2) = update(&cache.over(&cached), &changes)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(r1, r2);
+            prop_assert_eq!(&w1, &w2);
+            plain.apply(&changes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            cached.apply(&changes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            cache.committed(&w2);
+        }
+    }
+
     /// Any sequence of sets and deletes gives the root of the final key set, proofs verify for
     /// every key ever touched, and the stored node count is that of the canonical tree.
     #[test]
