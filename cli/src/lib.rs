@@ -84,6 +84,14 @@ enum Cmd {
     Checkpoint,
     /// Print the node's checkpoint verifier key (give it to auditors for `coop verify`).
     Vkey,
+    /// Audit the node's whole log from outside: fetch every entry, check the tree root against
+    /// the signed checkpoint, and replay it with the co-op's rules, checking every recorded
+    /// state root. Exit code 0 = passed, 1 = failed.
+    Audit {
+        /// The log's verifier key `<origin>+<keyid>+<base64>`.
+        #[arg(long)]
+        vkey: String,
+    },
     /// Write a self-contained proof file for entry N (entry, inclusion proof, signed checkpoint).
     Prove {
         /// Log index.
@@ -229,6 +237,56 @@ enum KeyCmd {
         /// Key file.
         file: PathBuf,
     },
+}
+
+/// `coop audit`: see [`Cmd::Audit`].
+async fn audit(c: &coopledger_rpc::client::HttpClient, vkey: &str) -> Result<ExitCode> {
+    use coopledger_ledger::audit::Audit;
+    use coopledger_ledger::merkle::MemoryTree;
+    let vkey = NoteVerifier::parse(vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
+    let cp = c.checkpoint().await?;
+    let signed = match coopledger_ledger::SignedCheckpoint::open(&cp.note, &vkey) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("AUDIT FAILED: the node's checkpoint: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let size = signed.checkpoint.size;
+    let rules = coopledger_governance::CoopRules;
+    let mut replay = Audit::new(&rules, *vkey.public_key());
+    let mut tree = MemoryTree::new();
+    for index in 0..size {
+        let e = c.get_entry(index).await?;
+        let bytes = coopledger_ledger::codec::b64_decode(&e.entry)
+            .map_err(|_| anyhow!("entry {index}: not base64"))?;
+        tree.push(coopledger_ledger::hash::leaf_hash(&bytes));
+        if let Err(err) = replay.push(&bytes) {
+            println!("AUDIT FAILED: {err}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    if tree.root() != signed.checkpoint.root {
+        println!(
+            "AUDIT FAILED: the entries served hash to {}, the signed checkpoint says {}",
+            tree.root(),
+            signed.checkpoint.root
+        );
+        return Ok(ExitCode::from(1));
+    }
+    match replay.finish() {
+        Ok(r) => {
+            println!(
+                "AUDIT PASSED: {} entries of {} replayed with the co-op's rules in {} batches; every recorded state root reached (last {}); tree root matches the signed checkpoint of size {size}",
+                r.entries, signed.checkpoint.origin, r.batches, r.state_root
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            println!("AUDIT FAILED: {err}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// Entry point of the binary.
@@ -422,6 +480,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Entry { index } => print_json(&client(&cli.rpc)?.get_entry(index).await?)?,
         Cmd::Checkpoint => print_json(&client(&cli.rpc)?.checkpoint().await?)?,
         Cmd::Vkey => println!("{}", client(&cli.rpc)?.verifier_key().await?),
+        Cmd::Audit { vkey } => return audit(&client(&cli.rpc)?, &vkey).await,
         Cmd::Prove { index, out } => {
             let c = client(&cli.rpc)?;
             let cp = c.checkpoint().await?;

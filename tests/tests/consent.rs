@@ -308,6 +308,14 @@ fn a_health_coop_member_grants_research_uses_are_checked_and_withdrawal_stops_th
     let foreign_cp: Value =
         serde_json::from_str(&ok(&["--rpc", &other.http_url(), "checkpoint"])).unwrap();
     other.terminate().unwrap();
+    let out = run(&["audit", "--vkey", &vkey]);
+    assert!(out.starts_with("AUDIT PASSED"), "{out}");
+    // The impostor's key does not pass the audit of this node.
+    let impostor_vkey = ok(&["--rpc", &rpc, "vkey"])
+        .trim()
+        .replace(vkey.split('+').nth(1).unwrap(), "00000000");
+    let (code, out, _) = coop(&["--rpc", &rpc, "audit", "--vkey", &impostor_vkey]).unwrap();
+    assert_ne!(code, 0, "{out}");
     node.terminate().unwrap(); // offline from here on
 
     let verify =

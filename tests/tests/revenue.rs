@@ -454,6 +454,8 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         "EUR",
     ]);
     assert!(err.contains("revenue.closed"), "{err}");
+    let out = run(&["audit", "--vkey", &vkey]);
+    assert!(out.starts_with("AUDIT PASSED"), "{out}");
     node.terminate().unwrap(); // offline from here on
 
     let verify = |f: &std::path::Path| {

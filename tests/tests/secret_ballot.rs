@@ -263,5 +263,11 @@ fn secret_ballot_publishes_unlinkable_ballots_at_the_close_and_members_can_recou
         .filter(|b| b["body"]["payload"]["vote"] == "yes")
         .count();
     assert_eq!(yes, 3);
+    // An outside audit replays the whole log — participations, the published box, the tally —
+    // with the co-op's rules and reaches every recorded state root.
+    let rpc_url = node.http_url();
+    let vkey = ok(&["--rpc", &rpc_url, "vkey"]).trim().to_owned();
+    let out = ok(&["--rpc", &rpc_url, "audit", "--vkey", &vkey]);
+    assert!(out.starts_with("AUDIT PASSED"), "{out}");
     node.terminate().unwrap();
 }
