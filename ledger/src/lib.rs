@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod bundle;
 pub mod codec;
+pub mod cosignature;
 pub mod entry;
 pub mod hash;
 pub mod log;

@@ -37,6 +37,14 @@ pub enum NoteError {
     /// The checkpoint text is not a C2SP checkpoint.
     #[error("malformed checkpoint: {0}")]
     BadCheckpoint(&'static str),
+    /// Fewer witnesses cosigned than the policy requires.
+    #[error("{have} of the required {need} witness cosignatures")]
+    NotEnoughCosignatures {
+        /// Valid cosignatures by the policy's witnesses.
+        have: usize,
+        /// Required.
+        need: usize,
+    },
     /// The checkpoint's origin line is not the signing key's name.
     #[error("checkpoint origin {origin:?} is not the key name {key_name:?}")]
     OriginMismatch {
