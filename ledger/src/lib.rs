@@ -18,6 +18,7 @@ pub mod smt;
 pub mod state;
 pub mod store;
 pub mod verify;
+pub mod witness;
 
 pub use entry::{Body, Envelope, Rejection, Verified};
 pub use hash::Hash;
