@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// Largest entry accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_entry_bytes: usize,
+    /// Act as a witness (C2SP tlog-witness, `POST /add-checkpoint` on the same port) for the
+    /// log with this verifier key; repeatable.
+    #[arg(long = "witness-for")]
+    witness_for: Vec<String>,
 }
 
 fn parse_founder(spec: &str, bylaws: &Bylaws) -> Result<Founder> {
@@ -268,7 +272,23 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         println!("destroyed the personal data of {pending} erased member(s)");
     }
     let ballots = Arc::new(coopledger_rpc::BallotBox::new(node_key.clone()));
-    let node = coopledger_rpc::serve(listener, log.clone(), ballots.clone()).await?;
+    let mut services = coopledger_rpc::NodeServices::default();
+    if !args.witness_for.is_empty() {
+        let logs = args
+            .witness_for
+            .iter()
+            .map(|v| {
+                coopledger_ledger::NoteVerifier::parse(v)
+                    .map_err(|e| anyhow::anyhow!("--witness-for {v:?}: {e}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let origins = logs.iter().map(|l| l.name().to_owned()).collect();
+        let w = coopledger_rpc::witness::node_witness(log.clone(), &node_key, logs)
+            .map_err(|e| anyhow::anyhow!("witness: {e}"))?;
+        println!("witness key: {}", w.vkey());
+        services.witness = Some((Arc::new(w), origins));
+    }
+    let node = coopledger_rpc::serve(listener, log.clone(), ballots.clone(), services).await?;
     std::fs::write(args.data.join("node.addr"), format!("{}\n", node.addr))?;
     let cp = log.checkpoint();
     println!(

@@ -7,6 +7,7 @@ use crate::wire::{
     BallotReceipt, BallotToken, CheckpointInfo, ConsistencyProof, CoopInfo, ElectorateView,
     EntryResult, InclusionProof, MemberView, ProposalSummary, SubmitResult,
 };
+use crate::witness::WitnessInfo;
 use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport, Timeline};
 use coopledger_governance::consent_bundle::ConsentBundle;
@@ -14,6 +15,7 @@ use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Sta
 use coopledger_governance::revenue::{Distribution, PolicyInForce, Settlement};
 use coopledger_governance::revenue_bundle::{RevenueBundle, Statement};
 use coopledger_governance::tallying::TallyRecord;
+use coopledger_ledger::witness::{SplitViewEvidence, Witnessed};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -275,4 +277,22 @@ pub trait RevenueApi {
         currency: String,
         member: Option<String>,
     ) -> RpcResult<RevenueBundle>;
+}
+
+/// `witness_*`: this node as a witness (C2SP tlog-witness) for other co-ops' logs. Checkpoints
+/// are submitted with HTTP `POST /add-checkpoint` on the same port, as the protocol defines.
+#[rpc(server, client, namespace = "witness")]
+pub trait WitnessApi {
+    /// The witness's name, key and the logs it follows.
+    #[method(name = "info")]
+    async fn info(&self) -> RpcResult<WitnessInfo>;
+
+    /// The latest checkpoint this witness cosigned for `origin`.
+    #[method(name = "latest")]
+    async fn latest(&self, origin: String) -> RpcResult<Witnessed>;
+
+    /// Split-view evidence kept about `origin`: pairs of checkpoints the log signed that cannot
+    /// both be true.
+    #[method(name = "evidence")]
+    async fn evidence(&self, origin: String) -> RpcResult<Vec<SplitViewEvidence>>;
 }

@@ -12,10 +12,12 @@ pub mod personal;
 pub mod revenue;
 pub mod server;
 pub mod wire;
+pub mod witness;
 
 pub use api::{
     ConsentApiClient, GovApiClient, LedgerApiClient, PersonalApiClient, RevenueApiClient,
+    WitnessApiClient,
 };
 pub use ballot_box::BallotBox;
 pub use personal::PersonalData;
-pub use server::{serve, NodeHandle};
+pub use server::{serve, NodeHandle, NodeServices};

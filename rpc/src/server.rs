@@ -1,8 +1,10 @@
 //! The node's JSON-RPC server: HTTP and WebSocket on one port, on a listener the caller binds
-//! (tests bind port 0), stopped through the returned handle.
+//! (tests bind port 0), stopped through the returned handle; the witness endpoint
+//! `POST /add-checkpoint` shares the port.
 
 use crate::api::{
-    ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer, RevenueApiServer, RpcResult,
+    ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer, RevenueApiServer,
+    RpcResult, WitnessApiServer,
 };
 use crate::ballot_box::BallotBox;
 use crate::error;
@@ -10,6 +12,7 @@ use crate::wire::{
     bytes_b64, hashes_b64, CheckpointInfo, ConsistencyProof, EntryResult, InclusionProof,
     SubmitResult,
 };
+use crate::witness::{NodeWitness, WitnessLayer};
 use coopledger_governance::CoopRules;
 use coopledger_ledger::codec::b64_decode;
 use coopledger_ledger::{Envelope, Hash, Log, NoteVerifier, SignedCheckpoint};
@@ -183,7 +186,10 @@ impl LedgerApiServer for LedgerRpc {
 pub fn module(
     log: Arc<Log<CoopRules>>,
     ballots: Arc<BallotBox>,
+    witness: Option<Arc<NodeWitness>>,
+    witness_origins: &[String],
 ) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
+    let witness_logs = witness_origins.to_vec();
     let mut m = RpcModule::new(());
     m.merge(LedgerRpc { log: log.clone() }.into_rpc())?;
     m.merge(
@@ -195,6 +201,13 @@ pub fn module(
     )?;
     m.merge(crate::consent::ConsentRpc { log: log.clone() }.into_rpc())?;
     m.merge(crate::revenue::RevenueRpc { log: log.clone() }.into_rpc())?;
+    m.merge(
+        crate::witness::WitnessRpc {
+            logs: witness_logs.clone(),
+            witness,
+        }
+        .into_rpc(),
+    )?;
     m.merge(
         crate::personal::PersonalRpc {
             data: crate::personal::PersonalData::new(log),
@@ -216,22 +229,35 @@ pub struct NodeHandle {
     pub handle: ServerHandle,
 }
 
-/// Serves `log` (and the node's ballot box) over HTTP and WebSocket on `listener` until the
-/// handle is stopped.
+/// What a node serves besides its log.
+#[derive(Debug, Default, Clone)]
+pub struct NodeServices {
+    /// The node's witness for other co-ops' logs, if it is one, and their origins.
+    pub witness: Option<(Arc<NodeWitness>, Vec<String>)>,
+}
+
+/// Serves `log` (and the node's ballot box, and its witness endpoint) over HTTP and WebSocket
+/// on `listener` until the handle is stopped.
 pub async fn serve(
     listener: std::net::TcpListener,
     log: Arc<Log<CoopRules>>,
     ballots: Arc<BallotBox>,
+    services: NodeServices,
 ) -> std::io::Result<NodeHandle> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let config = jsonrpsee::server::ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .build();
+    let (witness, origins) = match services.witness {
+        Some((w, o)) => (Some(w), o),
+        None => (None, vec![]),
+    };
     let server = Server::builder()
         .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(WitnessLayer::new(witness.clone())))
         .build_from_tcp(listener)?;
-    let methods = module(log, ballots).map_err(std::io::Error::other)?;
+    let methods = module(log, ballots, witness, &origins).map_err(std::io::Error::other)?;
     Ok(NodeHandle {
         addr,
         handle: server.start(methods),
