@@ -221,6 +221,13 @@ enum Cmd {
         /// The log's verifier key `<origin>+<keyid>+<base64>`.
         #[arg(long)]
         vkey: String,
+        /// A witness key (`<name>+<keyid>+<base64(0x04 ‖ key)>`) whose cosignature counts;
+        /// repeatable.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many of the `--witness` keys must have cosigned the proof's checkpoint.
+        #[arg(long = "min-witnesses", default_value_t = 0)]
+        min_witnesses: usize,
     },
 }
 
@@ -483,7 +490,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Audit { vkey } => return audit(&client(&cli.rpc)?, &vkey).await,
         Cmd::Prove { index, out } => {
             let c = client(&cli.rpc)?;
-            let cp = c.checkpoint().await?;
+            // The newest checkpoint the witnesses cosigned, when it covers the entry: the proof
+            // then carries their cosignatures too.
+            let cp = match c.cosigned_checkpoint().await {
+                Ok(cp) if cp.size > index => cp,
+                _ => c.checkpoint().await?,
+            };
             let entry = c.get_entry(index).await?;
             let proof = c.inclusion_proof(index, cp.size).await?;
             let file = ProofFile {
@@ -507,7 +519,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Cmd::VerifyBundle { file, vkey } => return consent::verify_bundle(&file, &vkey),
-        Cmd::Verify { file, vkey } => {
+        Cmd::Verify {
+            file,
+            vkey,
+            witnesses,
+            min_witnesses,
+        } => {
             let vkey = NoteVerifier::parse(&vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
@@ -521,8 +538,45 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
+            let keys = witnesses
+                .iter()
+                .map(|w| {
+                    coopledger_ledger::cosignature::WitnessKey::parse(w)
+                        .map_err(|e| anyhow!("--witness {w:?}: {e}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if min_witnesses > keys.len() {
+                anyhow::bail!(
+                    "--min-witnesses {min_witnesses} is more than the {} --witness keys given",
+                    keys.len()
+                );
+            }
+            let policy = coopledger_ledger::cosignature::WitnessPolicy {
+                witnesses: keys,
+                k: min_witnesses,
+            };
+            let cosigned = coopledger_ledger::note::SignedNote::parse(parsed.checkpoint.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|n| policy.check(&n).map_err(|e| e.to_string()));
+            let cosigners = match cosigned {
+                Ok(c) => c,
+                Err(e) => {
+                    println!("INVALID: checkpoint witnesses: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
             match parsed.verify(&vkey) {
                 Ok(v) => {
+                    if !cosigners.is_empty() {
+                        println!(
+                            "cosigned by {}",
+                            cosigners
+                                .iter()
+                                .map(|c| format!("{} at {}", c.witness, c.timestamp))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
                     let b = v.entry.body();
                     println!(
                         "VALID: entry {} ({} v{}, signer {}, seq {}) is in {} at tree size {}, root {}",

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// log with this verifier key; repeatable.
     #[arg(long = "witness-for")]
     witness_for: Vec<String>,
+    /// A witness to ask for a cosignature of every checkpoint, as `http://host:port,VKEY`
+    /// (its witness key); repeatable. Asked off the ingest path.
+    #[arg(long = "witness")]
+    witnesses: Vec<String>,
 }
 
 fn parse_founder(spec: &str, bylaws: &Bylaws) -> Result<Founder> {
@@ -288,7 +292,16 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         println!("witness key: {}", w.vkey());
         services.witness = Some((Arc::new(w), origins));
     }
+    let peers = args
+        .witnesses
+        .iter()
+        .map(|w| {
+            coopledger_rpc::cosigning::WitnessPeer::parse(w)
+                .map_err(|e| anyhow::anyhow!("--witness {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let node = coopledger_rpc::serve(listener, log.clone(), ballots.clone(), services).await?;
+    let cosigning = tokio::spawn(coopledger_rpc::cosigning::run(log.clone(), peers));
     std::fs::write(args.data.join("node.addr"), format!("{}\n", node.addr))?;
     let cp = log.checkpoint();
     println!(
@@ -308,6 +321,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     println!("shutting down");
     clerk.abort();
     eraser.abort();
+    cosigning.abort();
+    let _ = cosigning.await;
     let _ = clerk.await;
     let _ = eraser.await;
     let _ = node.handle.stop();

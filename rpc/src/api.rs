@@ -44,6 +44,11 @@ pub trait LedgerApi {
     #[method(name = "checkpointAt")]
     async fn checkpoint_at(&self, size: u64) -> RpcResult<CheckpointInfo>;
 
+    /// The newest checkpoint its witnesses have cosigned, with their cosignature lines after
+    /// the node's signature (C2SP tlog-cosignature); `NOT_FOUND` until one has.
+    #[method(name = "cosignedCheckpoint")]
+    async fn cosigned_checkpoint(&self) -> RpcResult<CheckpointInfo>;
+
     /// Inclusion proof of entry `index` in the tree of `treeSize` entries.
     #[method(name = "inclusionProof")]
     async fn inclusion_proof(

@@ -6,6 +6,7 @@ pub mod api;
 pub mod ballot_box;
 pub mod client;
 mod consent;
+pub mod cosigning;
 pub mod error;
 mod gov;
 pub mod personal;

@@ -108,6 +108,25 @@ impl LedgerApiServer for LedgerRpc {
         Ok(CheckpointInfo::from(&signed))
     }
 
+    async fn cosigned_checkpoint(&self) -> RpcResult<CheckpointInfo> {
+        let not_yet = || {
+            error::query(&coopledger_ledger::QueryError::NotFound(
+                "no checkpoint has been cosigned by a witness yet".into(),
+            ))
+        };
+        let size = crate::cosigning::latest_cosigned_size(&self.log)
+            .map_err(error::corrupt)?
+            .ok_or_else(not_yet)?;
+        let note = crate::cosigning::cosigned_note(&self.log, size)
+            .map_err(error::corrupt)?
+            .ok_or_else(not_yet)?;
+        let key = NoteVerifier::parse(&self.log.verifier_key())
+            .map_err(|e| error::corrupt(e.to_string()))?;
+        let signed =
+            SignedCheckpoint::open(&note, &key).map_err(|e| error::corrupt(e.to_string()))?;
+        Ok(CheckpointInfo::from(&signed))
+    }
+
     async fn inclusion_proof(&self, index: u64, tree_size: u64) -> RpcResult<InclusionProof> {
         let h = self
             .log

@@ -47,13 +47,19 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts `coop serve --data DATA --listen 127.0.0.1:0 [extra…]` and waits until it listens.
+    /// Starts `coop serve --data DATA --listen 127.0.0.1:0 [extra…]` and waits until it listens
+    /// (`extra` may give its own `--listen`).
     pub fn start(data: &Path, extra: &[&str]) -> Result<Node> {
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(coop_bin()?)
             .arg("serve")
             .arg("--data")
             .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(listen)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
