@@ -3,6 +3,7 @@
 //! come in through [`state::StateMachine`]) and does no network I/O.
 #![forbid(unsafe_code)]
 
+pub mod anchor;
 pub mod audit;
 pub mod bundle;
 pub mod codec;

@@ -1,0 +1,231 @@
+//! Anchoring checkpoints on a public chain (DESIGN §8), the chain-neutral part: what an anchor
+//! commits to (the calldata), and the EVM encoding of the transaction that carries it —
+//! Keccak-256, RLP and EIP-155 legacy transactions signed with secp256k1. Pure code: speaking
+//! to the chain's JSON-RPC is the node's job, outside this crate.
+
+use crate::hash::{sha256, Hash};
+
+/// Fixed prefix of every anchor's calldata.
+pub const CALLDATA_PREFIX: &[u8] = b"coopledger/v1/anchor\0";
+
+/// `prefix ‖ SHA-256(origin) ‖ u64 BE size ‖ root`: 21 + 32 + 8 + 32 = 93 bytes.
+pub fn calldata(origin: &str, size: u64, root: &Hash) -> Vec<u8> {
+    [
+        CALLDATA_PREFIX,
+        &sha256(origin.as_bytes()).0,
+        &size.to_be_bytes(),
+        &root.0,
+    ]
+    .concat()
+}
+
+/// What an anchor's calldata commits to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchored {
+    /// SHA-256 of the log's origin.
+    pub origin_hash: Hash,
+    /// Tree size.
+    pub size: u64,
+    /// Root.
+    pub root: Hash,
+}
+
+/// Reads calldata written by [`calldata`]; `None` for anything else.
+pub fn parse_calldata(data: &[u8]) -> Option<Anchored> {
+    let rest = data.strip_prefix(CALLDATA_PREFIX)?;
+    if rest.len() != 72 {
+        return None;
+    }
+    let (o, rest) = rest.split_at(32);
+    let (s, r) = rest.split_at(8);
+    Some(Anchored {
+        origin_hash: Hash::from_slice(o)?,
+        size: u64::from_be_bytes(s.try_into().ok()?),
+        root: Hash::from_slice(r)?,
+    })
+}
+
+/// The EVM side: Keccak-256, RLP, EIP-155 legacy transactions.
+pub mod evm {
+    use k256::ecdsa::{SigningKey, VerifyingKey};
+    use sha3::{Digest, Keccak256};
+
+    /// Keccak-256 (Ethereum's hash, not SHA3-256).
+    pub fn keccak256(data: &[u8]) -> [u8; 32] {
+        Keccak256::digest(data).into()
+    }
+
+    /// RLP of a byte string.
+    pub fn rlp_bytes(b: &[u8]) -> Vec<u8> {
+        match b {
+            [single] if *single < 0x80 => vec![*single],
+            _ => [rlp_length(b.len(), 0x80), b.to_vec()].concat(),
+        }
+    }
+
+    /// RLP of an unsigned integer: big-endian, no leading zeroes (zero is the empty string).
+    pub fn rlp_uint(n: u128) -> Vec<u8> {
+        let be = n.to_be_bytes();
+        let first = be.iter().position(|b| *b != 0).unwrap_or(be.len());
+        rlp_bytes(be.get(first..).unwrap_or_default())
+    }
+
+    /// RLP of a list of already-encoded items.
+    pub fn rlp_list(items: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = items.concat();
+        [rlp_length(body.len(), 0xc0), body].concat()
+    }
+
+    fn rlp_length(len: usize, offset: u8) -> Vec<u8> {
+        if len < 56 {
+            vec![offset + len as u8]
+        } else {
+            let be = (len as u64).to_be_bytes();
+            let first = be.iter().position(|b| *b != 0).unwrap_or(7);
+            let digits = be.get(first..).unwrap_or_default();
+            [vec![offset + 55 + digits.len() as u8], digits.to_vec()].concat()
+        }
+    }
+
+    /// The 20-byte address of a secp256k1 key: the last 20 bytes of Keccak-256 of the
+    /// uncompressed point without its 0x04 tag.
+    pub fn address(key: &VerifyingKey) -> [u8; 20] {
+        let point = key.to_encoded_point(false);
+        let h = keccak256(point.as_bytes().get(1..).unwrap_or_default());
+        let mut a = [0u8; 20];
+        a.copy_from_slice(h.get(12..).unwrap_or(&[0u8; 20]));
+        a
+    }
+
+    /// A legacy transaction, signed per EIP-155 (replay-protected by `chain_id`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LegacyTx {
+        /// Sender's transaction count.
+        pub nonce: u64,
+        /// Wei per gas.
+        pub gas_price: u128,
+        /// Gas limit.
+        pub gas: u64,
+        /// Recipient.
+        pub to: [u8; 20],
+        /// Wei sent.
+        pub value: u128,
+        /// Calldata.
+        pub data: Vec<u8>,
+        /// Chain id.
+        pub chain_id: u64,
+    }
+
+    impl LegacyTx {
+        fn fields(&self) -> Vec<Vec<u8>> {
+            vec![
+                rlp_uint(u128::from(self.nonce)),
+                rlp_uint(self.gas_price),
+                rlp_uint(u128::from(self.gas)),
+                rlp_bytes(&self.to),
+                rlp_uint(self.value),
+                rlp_bytes(&self.data),
+            ]
+        }
+
+        /// The EIP-155 signing hash: `keccak(rlp([nonce, gasPrice, gas, to, value, data,
+        /// chainId, 0, 0]))`.
+        pub fn signing_hash(&self) -> [u8; 32] {
+            let mut f = self.fields();
+            f.push(rlp_uint(u128::from(self.chain_id)));
+            f.push(rlp_uint(0));
+            f.push(rlp_uint(0));
+            keccak256(&rlp_list(&f))
+        }
+
+        /// Signs (RFC 6979, low-s) and returns the raw transaction and its hash.
+        pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, [u8; 32]), String> {
+            let (sig, recid) = key
+                .sign_prehash_recoverable(&self.signing_hash())
+                .map_err(|e| e.to_string())?;
+            let v = u128::from(self.chain_id) * 2 + 35 + u128::from(recid.to_byte());
+            let (r, s) = sig.split_bytes();
+            let strip = |b: &[u8]| -> Vec<u8> {
+                let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+                rlp_bytes(b.get(first..).unwrap_or_default())
+            };
+            let mut f = self.fields();
+            f.push(rlp_uint(v));
+            f.push(strip(&r));
+            f.push(strip(&s));
+            let raw = rlp_list(&f);
+            let hash = keccak256(&raw);
+            Ok((raw, hash))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evm::*;
+    use super::*;
+
+    /// The example of EIP-155 itself (eips.ethereum.org/EIPS/eip-155, "Example"): nonce 9,
+    /// 20 gwei, 21000 gas, to 0x3535…35, 1 ether, chain 1, key 0x4646…46.
+    #[test]
+    fn the_eip155_example_signs_to_the_published_bytes() {
+        let tx = LegacyTx {
+            nonce: 9,
+            gas_price: 20_000_000_000,
+            gas: 21_000,
+            to: [0x35; 20],
+            value: 1_000_000_000_000_000_000,
+            data: vec![],
+            chain_id: 1,
+        };
+        assert_eq!(
+            hex::encode(tx.signing_hash()),
+            "daf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53"
+        );
+        let key = k256::ecdsa::SigningKey::from_slice(&[0x46; 32]).unwrap();
+        let (raw, _) = tx.sign(&key).unwrap();
+        assert_eq!(
+            hex::encode(raw),
+            "f86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83"
+        );
+    }
+
+    #[test]
+    fn keccak_rlp_and_addresses_match_known_values() {
+        // Keccak-256 of the empty string (not SHA3-256's a7ffc6f8…).
+        assert_eq!(
+            hex::encode(keccak256(b"")),
+            "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+        );
+        // RLP examples from the Ethereum yellow paper / wiki.
+        assert_eq!(rlp_bytes(b"dog"), b"\x83dog");
+        assert_eq!(rlp_uint(0), vec![0x80]);
+        assert_eq!(rlp_uint(15), vec![0x0f]);
+        assert_eq!(rlp_uint(1024), vec![0x82, 0x04, 0x00]);
+        assert_eq!(rlp_list(&[]), vec![0xc0]);
+        let long = vec![b'a'; 56];
+        assert_eq!(rlp_bytes(&long)[..2], [0xb8, 56]);
+        // anvil's first default account: key 0xac09…ff80 is address 0xf39F…2266.
+        let key = k256::ecdsa::SigningKey::from_slice(
+            &hex::decode("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(address(key.verifying_key())),
+            "f39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+        );
+    }
+
+    #[test]
+    fn calldata_commits_to_origin_size_and_root() {
+        let root = sha256(b"root");
+        let d = calldata("drivers.example.coop/ledger", 42, &root);
+        assert_eq!(d.len(), 93);
+        let a = parse_calldata(&d).unwrap();
+        assert_eq!((a.size, a.root), (42, root));
+        assert_eq!(a.origin_hash, sha256(b"drivers.example.coop/ledger"));
+        assert!(parse_calldata(&d[1..]).is_none());
+        assert!(parse_calldata(&[&d[..], &[0]].concat()).is_none());
+    }
+}
