@@ -2,6 +2,7 @@
 //! entries and checkpoints, write proof files and verify them offline.
 #![forbid(unsafe_code)]
 
+mod anchor;
 mod ballot;
 mod clerk;
 mod consent;
@@ -152,6 +153,9 @@ enum Cmd {
     /// Data revenue, expenses, the allocation policy and distributions.
     #[command(subcommand)]
     Revenue(revenue::RevenueCmd),
+    /// Anchors of checkpoints on an EVM chain: status, list, verify.
+    #[command(subcommand)]
+    Anchor(anchor::AnchorCmd),
     /// Register a party (controller, recipient, authority), as the board.
     PartyRegister {
         /// Board member's key file.
@@ -440,6 +444,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Consent(cmd) => consent::consent(&client(&cli.rpc)?, cmd).await?,
         Cmd::Personal(cmd) => personal::personal(&client(&cli.rpc)?, cmd).await?,
         Cmd::Revenue(cmd) => revenue::revenue(&client(&cli.rpc)?, cmd).await?,
+        Cmd::Anchor(cmd) => return anchor::anchor(&client(&cli.rpc)?, cmd).await,
         Cmd::PartyRegister {
             key,
             party,

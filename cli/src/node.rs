@@ -69,6 +69,24 @@ pub struct ServeArgs {
     /// (its witness key); repeatable. Asked off the ingest path.
     #[arg(long = "witness")]
     witnesses: Vec<String>,
+    /// Anchor checkpoints on the EVM chain at this JSON-RPC URL.
+    #[arg(long, requires_all = ["anchor_chain_id", "anchor_key"])]
+    anchor_rpc: Option<String>,
+    /// The chain's EIP-155 id (checked against the chain).
+    #[arg(long)]
+    anchor_chain_id: Option<u64>,
+    /// File holding the 32-byte secp256k1 key (hex) that pays for anchors.
+    #[arg(long)]
+    anchor_key: Option<PathBuf>,
+    /// Anchor at most every this many seconds…
+    #[arg(long, default_value_t = 600)]
+    anchor_every_secs: u64,
+    /// …or as soon as this many entries are unanchored.
+    #[arg(long, default_value_t = 10_000)]
+    anchor_every_entries: u64,
+    /// Blocks (including the anchor's own) before an anchor is recorded.
+    #[arg(long, default_value_t = 6)]
+    anchor_confirmations: u64,
 }
 
 fn parse_founder(spec: &str, bylaws: &Bylaws) -> Result<Founder> {
@@ -277,6 +295,26 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     let ballots = Arc::new(coopledger_rpc::BallotBox::new(node_key.clone()));
     let mut services = coopledger_rpc::NodeServices::default();
+    let anchoring = match &args.anchor_rpc {
+        Some(url) => {
+            let path = args.anchor_key.clone().unwrap_or_default();
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read --anchor-key {}", path.display()))?;
+            let bytes = hex::decode(text.trim().trim_start_matches("0x"))
+                .map_err(|_| anyhow::anyhow!("--anchor-key: not hex"))?;
+            let key = k256::ecdsa::SigningKey::from_slice(&bytes)
+                .map_err(|_| anyhow::anyhow!("--anchor-key: not a secp256k1 key"))?;
+            Some(coopledger_rpc::anchoring::AnchorConfig {
+                rpc_url: url.clone(),
+                chain_id: args.anchor_chain_id.unwrap_or_default(),
+                key,
+                every: std::time::Duration::from_secs(args.anchor_every_secs),
+                every_entries: args.anchor_every_entries.max(1),
+                confirmations: args.anchor_confirmations.max(1),
+            })
+        }
+        None => None,
+    };
     if !args.witness_for.is_empty() {
         let logs = args
             .witness_for
@@ -300,8 +338,18 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("--witness {e}"))
         })
         .collect::<Result<Vec<_>>>()?;
+    let anchor_status = services.anchor_status.clone();
     let node = coopledger_rpc::serve(listener, log.clone(), ballots.clone(), services).await?;
     let cosigning = tokio::spawn(coopledger_rpc::cosigning::run(log.clone(), peers));
+    let anchorer = anchoring.map(|cfg| {
+        println!("anchoring on chain {} at {}", cfg.chain_id, cfg.rpc_url);
+        tokio::spawn(coopledger_rpc::anchoring::run(
+            log.clone(),
+            node_key.clone(),
+            cfg,
+            anchor_status.clone(),
+        ))
+    });
     std::fs::write(args.data.join("node.addr"), format!("{}\n", node.addr))?;
     let cp = log.checkpoint();
     println!(
@@ -323,6 +371,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     eraser.abort();
     cosigning.abort();
     let _ = cosigning.await;
+    if let Some(a) = anchorer {
+        a.abort();
+        let _ = a.await;
+    }
     let _ = clerk.await;
     let _ = eraser.await;
     let _ = node.handle.stop();

@@ -1,6 +1,7 @@
 //! The JSON-RPC interface: method names and parameter names are a stable contract with outside
 //! verifiers. The macro generates both the server trait and the typed client (`LedgerApiClient`).
 
+use crate::anchoring::AnchorStatus;
 use crate::personal::{Attribute, ErasureResult};
 use crate::revenue::PeriodBooks;
 use crate::wire::{
@@ -14,6 +15,7 @@ use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
 use coopledger_governance::revenue::{Distribution, PolicyInForce, Settlement};
 use coopledger_governance::revenue_bundle::{RevenueBundle, Statement};
+use coopledger_governance::rules::anchors::AnchorReceipt;
 use coopledger_governance::tallying::TallyRecord;
 use coopledger_ledger::witness::{SplitViewEvidence, Witnessed};
 use jsonrpsee::core::SubscriptionResult;
@@ -300,4 +302,17 @@ pub trait WitnessApi {
     /// both be true.
     #[method(name = "evidence")]
     async fn evidence(&self, origin: String) -> RpcResult<Vec<SplitViewEvidence>>;
+}
+
+/// `anchor_*`: anchoring of checkpoints on an EVM chain.
+#[rpc(server, client, namespace = "anchor")]
+pub trait AnchorApi {
+    /// What the anchoring loop is doing: enabled, chain, anchored size, pending transaction,
+    /// last error and failures in a row.
+    #[method(name = "status")]
+    async fn status(&self) -> RpcResult<AnchorStatus>;
+
+    /// Every recorded `anchor.receipt`, by anchored size.
+    #[method(name = "list")]
+    async fn list(&self) -> RpcResult<Vec<AnchorReceipt>>;
 }

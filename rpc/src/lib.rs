@@ -2,6 +2,7 @@
 //! codes, the server (HTTP and WebSocket on one port) and a typed client.
 #![forbid(unsafe_code)]
 
+pub mod anchoring;
 pub mod api;
 pub mod ballot_box;
 pub mod client;
@@ -16,8 +17,8 @@ pub mod wire;
 pub mod witness;
 
 pub use api::{
-    ConsentApiClient, GovApiClient, LedgerApiClient, PersonalApiClient, RevenueApiClient,
-    WitnessApiClient,
+    AnchorApiClient, ConsentApiClient, GovApiClient, LedgerApiClient, PersonalApiClient,
+    RevenueApiClient, WitnessApiClient,
 };
 pub use ballot_box::BallotBox;
 pub use personal::PersonalData;

@@ -3,8 +3,8 @@
 //! `POST /add-checkpoint` shares the port.
 
 use crate::api::{
-    ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer, RevenueApiServer,
-    RpcResult, WitnessApiServer,
+    AnchorApiServer, ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer,
+    RevenueApiServer, RpcResult, WitnessApiServer,
 };
 use crate::ballot_box::BallotBox;
 use crate::error;
@@ -207,6 +207,7 @@ pub fn module(
     ballots: Arc<BallotBox>,
     witness: Option<Arc<NodeWitness>>,
     witness_origins: &[String],
+    anchor_status: crate::anchoring::SharedStatus,
 ) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
     let witness_logs = witness_origins.to_vec();
     let mut m = RpcModule::new(());
@@ -220,6 +221,13 @@ pub fn module(
     )?;
     m.merge(crate::consent::ConsentRpc { log: log.clone() }.into_rpc())?;
     m.merge(crate::revenue::RevenueRpc { log: log.clone() }.into_rpc())?;
+    m.merge(
+        crate::anchoring::AnchorRpc {
+            log: log.clone(),
+            status: anchor_status,
+        }
+        .into_rpc(),
+    )?;
     m.merge(
         crate::witness::WitnessRpc {
             logs: witness_logs.clone(),
@@ -253,6 +261,8 @@ pub struct NodeHandle {
 pub struct NodeServices {
     /// The node's witness for other co-ops' logs, if it is one, and their origins.
     pub witness: Option<(Arc<NodeWitness>, Vec<String>)>,
+    /// The anchoring loop's status (disabled by default).
+    pub anchor_status: crate::anchoring::SharedStatus,
 }
 
 /// Serves `log` (and the node's ballot box, and its witness endpoint) over HTTP and WebSocket
@@ -276,7 +286,8 @@ pub async fn serve(
         .set_config(config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(WitnessLayer::new(witness.clone())))
         .build_from_tcp(listener)?;
-    let methods = module(log, ballots, witness, &origins).map_err(std::io::Error::other)?;
+    let methods = module(log, ballots, witness, &origins, services.anchor_status)
+        .map_err(std::io::Error::other)?;
     Ok(NodeHandle {
         addr,
         handle: server.start(methods),

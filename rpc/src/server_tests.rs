@@ -18,7 +18,7 @@ fn openrpc_lists_every_method_and_nothing_else() {
     let ballots = Arc::new(BallotBox::new(ed25519_dalek::SigningKey::from_bytes(
         &[3u8; 32],
     )));
-    let m = module(Arc::new(log), ballots, None, &[]).unwrap();
+    let m = module(Arc::new(log), ballots, None, &[], Default::default()).unwrap();
     let mut registered: Vec<&str> = m.method_names().collect();
     registered.sort();
     let doc: Value = serde_json::from_str(OPENRPC).unwrap();

@@ -2,6 +2,7 @@
 //! Every refusal is a `Rejection::Rule` with a stable rule name (listed in `docs/rules.md`) or a
 //! `Rejection::Malformed` naming the payload field; a refused entry changes nothing.
 
+pub mod anchors;
 mod ballots;
 mod consent;
 mod membership;
@@ -63,6 +64,7 @@ pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("revenue.distribute", 1),
     ("revenue.payment", 1),
     ("revenue.unclaimed", 1),
+    ("anchor.receipt", 1),
 ];
 
 /// The co-op's rules.
@@ -326,6 +328,7 @@ impl StateMachine for CoopRules {
             "revenue.distribute" => revenue::distribute(view, entry, ctx, &signer),
             "revenue.payment" => revenue::payment(view, entry, ctx, &signer),
             "revenue.unclaimed" => revenue::unclaimed(view, entry, ctx, &signer),
+            "anchor.receipt" => anchors::receipt(view, entry, ctx, &signer),
             other => Err(rule(
                 "type.registered",
                 format!("entry type {other:?} has no rule (registry and rules disagree)"),
