@@ -56,7 +56,9 @@ pub async fn anchor(c: &HttpClient, cmd: AnchorCmd) -> Result<ExitCode> {
                     let e = c.get_entry(index).await?;
                     let body = e.decoded.get("body");
                     let kind = body.and_then(|b| b.get("type")).and_then(|t| t.as_str());
-                    let payload = body.and_then(|b| b.get("payload")).and_then(|p| p.as_object());
+                    let payload = body
+                        .and_then(|b| b.get("payload"))
+                        .and_then(|p| p.as_object());
                     let (Some("anchor.receipt"), Some(payload)) = (kind, payload) else {
                         println!("INVALID: entry {index} is not an anchor.receipt");
                         return Ok(ExitCode::from(1));
