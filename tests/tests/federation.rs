@@ -186,6 +186,46 @@ async fn three_coops_cosign_each_others_checkpoints() {
         out.contains("1 of the required 2 witness cosignatures"),
         "{out}"
     );
+    // The drivers' operator forks: a checkpoint of the same size with another root, signed with
+    // the drivers' real node key. The patients' witness refuses it and keeps the evidence.
+    let drivers_client = http_client(&nodes[0].http_url()).unwrap();
+    let current = drivers_client.checkpoint().await.unwrap();
+    let node_key = read_key(&coops[0].data.join("node.key")).unwrap();
+    let fork = NoteSigner::new(&coops[0].origin, node_key)
+        .unwrap()
+        .sign(
+            &coopledger_ledger::Checkpoint {
+                origin: coops[0].origin.clone(),
+                size: current.size,
+                root: coopledger_ledger::Hash([7; 32]),
+                extensions: vec![],
+            }
+            .to_text(),
+        )
+        .unwrap();
+    let patients = http_client(&nodes[1].http_url()).unwrap();
+    use coopledger_rpc::WitnessApiClient;
+    let cosigned_size = patients.latest(coops[0].origin.clone()).await.unwrap().size;
+    let body = coopledger_ledger::witness::AddCheckpoint {
+        old_size: cosigned_size,
+        proof: vec![],
+        note: fork.clone(),
+    }
+    .to_body();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", coops[1].port)).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 409"), "{resp}");
+    let evidence = patients.evidence(coops[0].origin.clone()).await.unwrap();
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
+    assert_eq!(evidence[0].presented, fork);
     for n in nodes {
         n.terminate().unwrap();
     }
