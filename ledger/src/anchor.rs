@@ -1,9 +1,47 @@
 //! Anchoring checkpoints on a public chain (DESIGN §8), the chain-neutral part: what an anchor
-//! commits to (the calldata), and the EVM encoding of the transaction that carries it —
+//! commits to (the calldata), the [`AnchorChain`] trait the node's anchoring loop drives (so
+//! other chains can follow), and the EVM encoding of the transaction that carries it —
 //! Keccak-256, RLP and EIP-155 legacy transactions signed with secp256k1. Pure code: speaking
-//! to the chain's JSON-RPC is the node's job, outside this crate.
+//! to a chain is the implementor's job, outside this crate.
 
 use crate::hash::{sha256, Hash};
+use std::future::Future;
+
+/// Where an anchor transaction stands on its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxPlace {
+    /// The chain does not know it (dropped or replaced).
+    Unknown,
+    /// Known, not yet in a block.
+    Pending,
+    /// In block `height` whose id is `block`.
+    Mined {
+        /// Block height.
+        height: u64,
+        /// Block id (for EVM: the 0x-hex block hash).
+        block: String,
+    },
+}
+
+/// A chain the node anchors checkpoints on. The anchoring loop needs only this: send an anchor,
+/// find its transaction, and read the canonical chain to count confirmations and spot reorgs.
+pub trait AnchorChain: Send + Sync {
+    /// The chain's id (for EVM: the EIP-155 chain id).
+    fn chain_id(&self) -> impl Future<Output = Result<u64, String>> + Send;
+    /// Sends a transaction carrying [`calldata`]`(origin, size, root)`; returns its id.
+    fn send_anchor(
+        &self,
+        origin: &str,
+        size: u64,
+        root: &Hash,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+    /// Where transaction `tx` stands.
+    fn locate(&self, tx: &str) -> impl Future<Output = Result<TxPlace, String>> + Send;
+    /// The height of the chain's head.
+    fn head(&self) -> impl Future<Output = Result<u64, String>> + Send;
+    /// The id of the canonical block at `height`, if any.
+    fn block_at(&self, height: u64) -> impl Future<Output = Result<Option<String>, String>> + Send;
+}
 
 /// Fixed prefix of every anchor's calldata.
 pub const CALLDATA_PREFIX: &[u8] = b"coopledger/v1/anchor\0";

@@ -9,7 +9,7 @@ use crate::api::{AnchorApiServer, RpcResult};
 use crate::error;
 use coopledger_governance::rules::anchors::{anchors, AnchorReceipt};
 use coopledger_governance::CoopRules;
-use coopledger_ledger::anchor::{calldata, evm};
+use coopledger_ledger::anchor::{calldata, evm, AnchorChain, TxPlace};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::log::now_ms;
 use coopledger_ledger::{Body, Log};
@@ -194,6 +194,60 @@ impl EvmChain {
     }
 }
 
+/// An [`EvmChain`] with the key that pays for anchors: the EVM [`AnchorChain`].
+#[derive(Clone)]
+pub struct EvmAnchorer {
+    chain: EvmChain,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for EvmAnchorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvmAnchorer").finish_non_exhaustive()
+    }
+}
+
+impl EvmAnchorer {
+    /// Anchors on `chain`, paying with `key`.
+    pub fn new(chain: EvmChain, key: SigningKey) -> EvmAnchorer {
+        EvmAnchorer { chain, key }
+    }
+}
+
+impl AnchorChain for EvmAnchorer {
+    async fn chain_id(&self) -> Result<u64, String> {
+        self.chain.chain_id().await
+    }
+    async fn send_anchor(
+        &self,
+        origin: &str,
+        size: u64,
+        root: &coopledger_ledger::Hash,
+    ) -> Result<String, String> {
+        let id = self.chain.chain_id().await?;
+        self.chain
+            .send(&self.key, id, calldata(origin, size, root))
+            .await
+    }
+    async fn locate(&self, tx: &str) -> Result<TxPlace, String> {
+        Ok(match self.chain.transaction(tx).await? {
+            None => TxPlace::Unknown,
+            Some(ChainTx {
+                block_number: Some(height),
+                block_hash: Some(block),
+                ..
+            }) => TxPlace::Mined { height, block },
+            Some(_) => TxPlace::Pending,
+        })
+    }
+    async fn head(&self) -> Result<u64, String> {
+        self.chain.head().await
+    }
+    async fn block_at(&self, height: u64) -> Result<Option<String>, String> {
+        self.chain.block_hash(height).await
+    }
+}
+
 /// What the anchoring loop is doing, for `anchor_status` and the logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -223,8 +277,8 @@ fn set(status: &SharedStatus, f: impl FnOnce(&mut AnchorStatus)) {
 
 /// Sends the anchor of the current checkpoint and waits for its confirmations; `Ok` with the
 /// confirmed receipt (not yet in the log).
-async fn anchor_once(
-    chain: &EvmChain,
+async fn anchor_once<C: AnchorChain>(
+    chain: &C,
     cfg: &AnchorConfig,
     log: &Log<CoopRules>,
     status: &SharedStatus,
@@ -238,9 +292,7 @@ async fn anchor_once(
     }
     let cp = log.checkpoint();
     let (size, root) = (cp.checkpoint.size, cp.checkpoint.root);
-    let tx = chain
-        .send(&cfg.key, id, calldata(log.origin(), size, &root))
-        .await?;
+    let tx = chain.send_anchor(log.origin(), size, &root).await?;
     set(status, |s| s.pending = Some((tx.clone(), size)));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {
@@ -250,11 +302,10 @@ async fn anchor_once(
                 "transaction {tx} not confirmed in time; it will be sent again"
             ));
         }
-        let Some(t) = chain.transaction(&tx).await? else {
-            return Err(format!("transaction {tx} was dropped or replaced"));
-        };
-        let (Some(n), Some(h)) = (t.block_number, t.block_hash) else {
-            continue;
+        let (n, h) = match chain.locate(&tx).await? {
+            TxPlace::Unknown => return Err(format!("transaction {tx} was dropped or replaced")),
+            TxPlace::Pending => continue,
+            TxPlace::Mined { height, block } => (height, block),
         };
         let head = chain.head().await?;
         let confirmations = head.saturating_sub(n) + 1;
@@ -262,7 +313,7 @@ async fn anchor_once(
             continue;
         }
         // Still the canonical block at that height (a reorg below the depth would change it).
-        if chain.block_hash(n).await?.as_deref() != Some(h.as_str()) {
+        if chain.block_at(n).await?.as_deref() != Some(h.as_str()) {
             return Err(format!(
                 "block {n} of transaction {tx} was reorganised away"
             ));
@@ -320,7 +371,7 @@ pub async fn run(
     status: SharedStatus,
 ) {
     let chain = match EvmChain::new(&cfg.rpc_url) {
-        Ok(c) => c,
+        Ok(c) => EvmAnchorer::new(c, cfg.key.clone()),
         Err(e) => {
             set(&status, |s| s.last_error = Some(e));
             return;
