@@ -50,8 +50,13 @@ struct Anvil(Child);
 
 impl Anvil {
     fn start(port: u16) -> Anvil {
+        Anvil::start_with(port, &["--block-time", "1"])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Anvil {
         let child = Command::new(anvil_bin())
-            .args(["--port", &port.to_string(), "--block-time", "1", "--silent"])
+            .args(["--port", &port.to_string(), "--silent"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -215,5 +220,95 @@ fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away
         &last["index"].to_string(),
     ]);
     assert!(out.starts_with("VALID"), "{out}");
+    node.terminate().unwrap();
+}
+
+/// A dropped transaction (anvil_dropTransaction, with mining held back) is noticed, shown in the
+/// status and sent again; once blocks come, the anchor is confirmed and recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_anchor_transaction_is_sent_again() {
+    use jsonrpsee::core::client::ClientT;
+    use jsonrpsee::rpc_params;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let chain_port = free_port();
+    let chain_url = format!("http://127.0.0.1:{chain_port}");
+    let _anvil = Anvil::start_with(chain_port, &["--no-mining"]);
+    let chain = coopledger_rpc::client::http_client(&chain_url).unwrap();
+    let key = d.join("anchor.key");
+    std::fs::write(&key, ANVIL_KEY).unwrap();
+    let data = d.join("coop");
+    let node = Node::start(
+        &data,
+        &[
+            "--anchor-rpc",
+            &chain_url,
+            "--anchor-chain-id",
+            "31337",
+            "--anchor-key",
+            key.to_str().unwrap(),
+            "--anchor-every-secs",
+            "1",
+            "--anchor-every-entries",
+            "1",
+            "--anchor-confirmations",
+            "2",
+        ],
+    )
+    .unwrap();
+    let rpc = node.http_url();
+    let board = data.join("demo-keys/board.key");
+    ok(&[
+        "--rpc",
+        &rpc,
+        "submit",
+        "--key",
+        board.to_str().unwrap(),
+        "--type",
+        "coop.attest",
+        "--payload",
+        r#"{"digest":"iupJO+ywVmzobfIrBpWaLQd4+PJuYxL+T6U5kSrc9g8=","kind":"minutes"}"#,
+    ]);
+    let status =
+        || -> Value { serde_json::from_str(&ok(&["--rpc", &rpc, "anchor", "status"])).unwrap() };
+    let mut first_tx = String::new();
+    wait_for("a pending anchor transaction", 30, || {
+        let s = status();
+        match s["pending"][0].as_str() {
+            Some(tx) => {
+                first_tx = tx.to_owned();
+                true
+            }
+            None => false,
+        }
+    });
+    let _: Value = chain
+        .request("anvil_dropTransaction", rpc_params![first_tx.clone()])
+        .await
+        .unwrap();
+    wait_for("the drop to be noticed", 30, || {
+        status()["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("dropped or replaced"))
+    });
+    // It is sent again; mine blocks until it is confirmed and recorded.
+    let anchors = || -> Vec<Value> {
+        serde_json::from_str::<Vec<Value>>(&ok(&["--rpc", &rpc, "anchor", "list"])).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while anchors().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the anchor was not sent again and recorded"
+        );
+        let _: Value = chain.request("anvil_mine", rpc_params![1]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let a = anchors()[0].clone();
+    assert_ne!(
+        a["txHash"].as_str(),
+        Some(first_tx.as_str()),
+        "a new transaction"
+    );
     node.terminate().unwrap();
 }
