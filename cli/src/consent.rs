@@ -113,6 +113,9 @@ pub enum ConsentCmd {
     Export {
         #[arg(long)]
         member: String,
+        /// Wait (up to 30 s) until this many witnesses have cosigned the bundle's checkpoint.
+        #[arg(long, default_value_t = 0)]
+        require_witnesses: usize,
         /// Follow only grants covering this purpose (others appear by their grant entry only).
         #[arg(long)]
         purpose: Option<String>,
@@ -272,10 +275,27 @@ pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
     match cmd {
         ConsentCmd::Export {
             member,
+            require_witnesses,
             purpose,
             out,
         } => {
-            let bundle = c.bundle(member.clone(), purpose).await?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let bundle = loop {
+                let b = c.bundle(member.clone(), purpose.clone()).await?;
+                // Signature lines beyond the log's own are the witnesses'.
+                let lines = coopledger_ledger::note::SignedNote::parse(b.checkpoint.as_bytes())
+                    .map(|n| n.signatures.len().saturating_sub(1))
+                    .unwrap_or(0);
+                if lines >= require_witnesses {
+                    break b;
+                }
+                if std::time::Instant::now() > deadline {
+                    anyhow::bail!(
+                        "the checkpoint has {lines} witness cosignatures after 30 s, {require_witnesses} required"
+                    );
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
             let vkey = NoteVerifier::parse(&c.verifier_key().await?)
                 .map_err(|e| anyhow!("node verifier key: {e}"))?;
             let report = bundle

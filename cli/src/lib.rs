@@ -217,6 +217,12 @@ enum Cmd {
         /// The log's verifier key `<origin>+<keyid>+<base64>`.
         #[arg(long)]
         vkey: String,
+        /// A witness key whose cosignature of the bundle's checkpoint counts; repeatable.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many of the `--witness` keys must have cosigned the bundle's checkpoint.
+        #[arg(long = "min-witnesses", default_value_t = 0)]
+        min_witnesses: usize,
     },
     /// Verify a proof file offline (no server). Exit code 0 = valid, 1 = invalid.
     Verify {
@@ -248,6 +254,63 @@ enum KeyCmd {
         /// Key file.
         file: PathBuf,
     },
+}
+
+/// The "k of these witnesses" policy on the `checkpoint` (or every bundle's) of a bundle file;
+/// `Some(exit code 1)` after printing INVALID when it fails.
+fn check_witnesses_of_file(
+    file: &std::path::Path,
+    witnesses: &[String],
+    k: usize,
+) -> Result<Option<ExitCode>> {
+    if k == 0 {
+        return Ok(None);
+    }
+    if k > witnesses.len() {
+        anyhow::bail!(
+            "--min-witnesses {k} is more than the {} --witness keys given",
+            witnesses.len()
+        );
+    }
+    let keys = witnesses
+        .iter()
+        .map(|w| {
+            coopledger_ledger::cosignature::WitnessKey::parse(w)
+                .map_err(|e| anyhow!("--witness {w:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let policy = coopledger_ledger::cosignature::WitnessPolicy { witnesses: keys, k };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(cp) = v.get("checkpoint").and_then(|c| c.as_str()) {
+        notes.push(cp.to_owned());
+    }
+    for b in v
+        .get("bundles")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(cp) = b.get("checkpoint").and_then(|c| c.as_str()) {
+            notes.push(cp.to_owned());
+        }
+    }
+    if notes.is_empty() {
+        println!("INVALID: {} holds no checkpoint", file.display());
+        return Ok(Some(ExitCode::from(1)));
+    }
+    for note in notes {
+        let checked = coopledger_ledger::note::SignedNote::parse(note.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|n| policy.check(&n).map_err(|e| e.to_string()));
+        if let Err(e) = checked {
+            println!("INVALID: checkpoint witnesses: {e}");
+            return Ok(Some(ExitCode::from(1)));
+        }
+    }
+    Ok(None)
 }
 
 /// `coop audit`: see [`Cmd::Audit`].
@@ -523,7 +586,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 out.display()
             );
         }
-        Cmd::VerifyBundle { file, vkey } => return consent::verify_bundle(&file, &vkey),
+        Cmd::VerifyBundle {
+            file,
+            vkey,
+            witnesses,
+            min_witnesses,
+        } => {
+            if let Some(code) = check_witnesses_of_file(&file, &witnesses, min_witnesses)? {
+                return Ok(code);
+            }
+            return consent::verify_bundle(&file, &vkey);
+        }
         Cmd::Verify {
             file,
             vkey,

@@ -107,7 +107,11 @@ pub fn assemble_bundle(
         format: CONSENT_BUNDLE_FORMAT.into(),
         member: member.to_owned(),
         purpose: purpose.map(str::to_owned),
-        checkpoint: at.checkpoint.note.clone(),
+        // With the witnesses' cosignatures when they have already cosigned this checkpoint.
+        checkpoint: crate::cosigning::cosigned_note(log, size)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| at.checkpoint.note.clone()),
         state_entry: proven(state_index)?.0,
         timeline: ProvenState::new(&at.key, at.value.as_deref(), &at.proof),
         entries,

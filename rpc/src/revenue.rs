@@ -115,7 +115,10 @@ pub fn assemble_bundle(
         period: period.into(),
         currency: currency.into(),
         member: member.map(str::to_owned),
-        checkpoint: checkpoint.note.clone(),
+        checkpoint: crate::cosigning::cosigned_note(log, size)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| checkpoint.note.clone()),
         state_entry: entry(size - 1)?,
         distribution,
         settlement,

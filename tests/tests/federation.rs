@@ -186,6 +186,51 @@ async fn three_coops_cosign_each_others_checkpoints() {
         out.contains("1 of the required 2 witness cosignatures"),
         "{out}"
     );
+    // A regulator bundle from the drivers' node, exported once both others cosigned its
+    // checkpoint, verifies offline under the same 2-of-2 policy.
+    let bundle = d.join("bundle.json");
+    let member = common::member_id(&coops[0].founder);
+    ok(&[
+        "--rpc",
+        &nodes[0].http_url(),
+        "consent",
+        "export",
+        "--member",
+        &member,
+        "--require-witnesses",
+        "2",
+        "-o",
+        bundle.to_str().unwrap(),
+    ]);
+    let out = ok(&[
+        "verify-bundle",
+        bundle.to_str().unwrap(),
+        "--vkey",
+        &coops[0].log_vkey,
+        "--witness",
+        b,
+        "--witness",
+        c,
+        "--min-witnesses",
+        "2",
+    ]);
+    assert!(out.starts_with("VALID"), "{out}");
+    let (code, out, _) = coop(&[
+        "verify-bundle",
+        bundle.to_str().unwrap(),
+        "--vkey",
+        &coops[0].log_vkey,
+        "--witness",
+        b,
+        "--witness",
+        &stranger,
+        "--min-witnesses",
+        "2",
+    ])
+    .unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 of the required 2"), "{out}");
+
     // The drivers' operator forks: a checkpoint of the same size with another root, signed with
     // the drivers' real node key. The patients' witness refuses it and keeps the evidence.
     let drivers_client = http_client(&nodes[0].http_url()).unwrap();
