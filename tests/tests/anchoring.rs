@@ -312,3 +312,118 @@ async fn a_dropped_anchor_transaction_is_sent_again() {
     );
     node.terminate().unwrap();
 }
+
+/// A reorganisation below the confirmation depth (anvil_reorg) takes the anchor's block away
+/// before it has its confirmations: nothing is recorded for it; the anchor is sent again and
+/// recorded once confirmed on the new chain.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anchor_reorganised_away_before_its_confirmations_is_sent_again() {
+    use jsonrpsee::core::client::ClientT;
+    use jsonrpsee::rpc_params;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let chain_port = free_port();
+    let chain_url = format!("http://127.0.0.1:{chain_port}");
+    let _anvil = Anvil::start_with(chain_port, &["--no-mining"]);
+    let chain = coopledger_rpc::client::http_client(&chain_url).unwrap();
+    let key = d.join("anchor.key");
+    std::fs::write(&key, ANVIL_KEY).unwrap();
+    let data = d.join("coop");
+    let node = Node::start(
+        &data,
+        &[
+            "--anchor-rpc",
+            &chain_url,
+            "--anchor-chain-id",
+            "31337",
+            "--anchor-key",
+            key.to_str().unwrap(),
+            "--anchor-every-secs",
+            "1",
+            "--anchor-every-entries",
+            "1",
+            "--anchor-confirmations",
+            "3",
+        ],
+    )
+    .unwrap();
+    let rpc = node.http_url();
+    let board = data.join("demo-keys/board.key");
+    ok(&[
+        "--rpc",
+        &rpc,
+        "submit",
+        "--key",
+        board.to_str().unwrap(),
+        "--type",
+        "coop.attest",
+        "--payload",
+        r#"{"digest":"iupJO+ywVmzobfIrBpWaLQd4+PJuYxL+T6U5kSrc9g8=","kind":"minutes"}"#,
+    ]);
+    let status =
+        || -> Value { serde_json::from_str(&ok(&["--rpc", &rpc, "anchor", "status"])).unwrap() };
+    let mut first_tx = String::new();
+    wait_for("a pending anchor transaction", 30, || {
+        match status()["pending"][0].as_str() {
+            Some(tx) => {
+                first_tx = tx.to_owned();
+                true
+            }
+            None => false,
+        }
+    });
+    // One block: the anchor has 1 of its 3 confirmations. Then that block is reorganised away.
+    let _: Value = chain.request("anvil_mine", rpc_params![1]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let tx: Value = chain
+        .request("eth_getTransactionByHash", rpc_params![first_tx.clone()])
+        .await
+        .unwrap();
+    assert!(
+        tx["blockNumber"].is_string(),
+        "mined before the reorg: {tx}"
+    );
+    let _: Value = chain
+        .request("anvil_reorg", rpc_params![1, Vec::<Value>::new()])
+        .await
+        .unwrap();
+    wait_for("the reorganisation to be noticed", 30, || {
+        status()["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("dropped or replaced") || e.contains("reorganised away"))
+    });
+    let anchors = || -> Vec<Value> {
+        serde_json::from_str::<Vec<Value>>(&ok(&["--rpc", &rpc, "anchor", "list"])).unwrap()
+    };
+    assert!(
+        anchors().is_empty(),
+        "nothing recorded for the reorganised anchor"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while anchors().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the anchor was not sent again and recorded"
+        );
+        let _: Value = chain.request("anvil_mine", rpc_params![1]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let a = anchors()[0].clone();
+    assert_ne!(a["txHash"].as_str(), Some(first_tx.as_str()), "{a}");
+    let vkey = ok(&["--rpc", &rpc, "vkey"]).trim().to_owned();
+    let out = ok(&[
+        "--rpc",
+        &rpc,
+        "anchor",
+        "verify",
+        "--chain-rpc",
+        &chain_url,
+        "--vkey",
+        &vkey,
+        "--confirmations",
+        "3",
+        &a["index"].to_string(),
+    ]);
+    assert!(out.starts_with("VALID"), "{out}");
+    node.terminate().unwrap();
+}
