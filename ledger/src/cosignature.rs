@@ -7,8 +7,8 @@
 //! key id `SHA-256(name ‖ 0x0A ‖ 0x04 ‖ key)[:4]`, and the signed message
 //! `"cosignature/v1\ntime <timestamp>\n" ‖ checkpoint text` (c2sp.org/tlog-cosignature).
 
-use crate::codec::{b64_decode, b64_encode};
-use crate::note::{key_id, NoteError, SignedNote};
+use crate::codec::b64_encode;
+use crate::note::{key_id, parse_vkey, valid_name, NoteError, SignedNote};
 use crate::sig::{verify_one, SignedMessage};
 use ed25519_dalek::{Signer as _, SigningKey};
 
@@ -20,10 +20,6 @@ const MAX_TIMESTAMP: u64 = (1 << 63) - 1;
 /// The message a witness signs: two header lines, then the checkpoint text.
 pub fn message(text: &str, timestamp: u64) -> Vec<u8> {
     format!("cosignature/v1\ntime {timestamp}\n{text}").into_bytes()
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(char::is_whitespace) && !name.contains('+')
 }
 
 /// A witness's signing half.
@@ -110,38 +106,8 @@ pub struct WitnessKey {
 impl WitnessKey {
     /// Parses `<name>+<8 hex digits>+<base64(0x04 ‖ 32-byte key)>`, checking the key id.
     pub fn parse(vkey: &str) -> Result<WitnessKey, NoteError> {
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::BadVerifierKey("expected name+keyid+key"));
-        };
-        if !valid_name(name) {
-            return Err(NoteError::BadName(name.to_owned()));
-        }
-        let id = (id_hex.len() == 8)
-            .then(|| u32::from_str_radix(id_hex, 16).ok())
-            .flatten()
-            .ok_or(NoteError::BadVerifierKey("key id must be 8 hex digits"))?;
-        let ak = b64_decode(key_b64).map_err(|_| NoteError::BadVerifierKey("key is not base64"))?;
-        let Some((&alg, key)) = ak.split_first() else {
-            return Err(NoteError::BadVerifierKey("empty key"));
-        };
-        if alg != ALG_COSIGNATURE_V1 {
-            return Err(NoteError::BadVerifierKey(
-                "not an Ed25519 cosignature/v1 key (type 0x04)",
-            ));
-        }
-        if key_id(name, &ak) != id {
-            return Err(NoteError::VerifierKeyIdMismatch);
-        }
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| NoteError::BadVerifierKey("Ed25519 key must be 32 bytes"))?;
-        Ok(WitnessKey {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        let (name, id, key) = parse_vkey(vkey, ALG_COSIGNATURE_V1)?;
+        Ok(WitnessKey { name, id, key })
     }
 
     /// The witness name.
@@ -245,6 +211,7 @@ impl WitnessPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::b64_decode;
 
     const TEXT: &str =
         "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";

@@ -56,7 +56,7 @@ pub enum NoteError {
 }
 
 /// `isValidName` from Go's note package: non-empty, no Unicode white space, no `+`.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(char::is_whitespace) && !name.contains('+')
 }
 
@@ -151,6 +151,38 @@ fn check_text(text: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
+/// Parses a verifier key `<name>+<8 hex digits>+<base64(alg ‖ 32-byte Ed25519 key)>` whose
+/// signature type must be `alg`, checking the key id: `(name, id, key)`.
+pub(crate) fn parse_vkey(vkey: &str, alg: u8) -> Result<(String, u32, [u8; 32]), NoteError> {
+    let mut parts = vkey.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(NoteError::BadVerifierKey("expected name+keyid+key"));
+    };
+    if !valid_name(name) {
+        return Err(NoteError::BadName(name.to_owned()));
+    }
+    if id_hex.len() != 8 {
+        return Err(NoteError::BadVerifierKey("key id must be 8 hex digits"));
+    }
+    let id = u32::from_str_radix(id_hex, 16)
+        .map_err(|_| NoteError::BadVerifierKey("key id must be 8 hex digits"))?;
+    let ak = b64_decode(key_b64).map_err(|_| NoteError::BadVerifierKey("key is not base64"))?;
+    let Some((&got, key)) = ak.split_first() else {
+        return Err(NoteError::BadVerifierKey("empty key"));
+    };
+    if got != alg {
+        return Err(NoteError::BadVerifierKey("unknown signature algorithm"));
+    }
+    if key_id(name, &ak) != id {
+        return Err(NoteError::VerifierKeyIdMismatch);
+    }
+    let key: [u8; 32] = key
+        .try_into()
+        .map_err(|_| NoteError::BadVerifierKey("Ed25519 key must be 32 bytes"))?;
+    Ok((name.to_owned(), id, key))
+}
+
 /// A verifier key: who may have signed a note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteVerifier {
@@ -162,40 +194,8 @@ pub struct NoteVerifier {
 impl NoteVerifier {
     /// Parses `<name>+<8 hex digits>+<base64(0x01 ‖ 32-byte key)>`, checking the id.
     pub fn parse(vkey: &str) -> Result<NoteVerifier, NoteError> {
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::BadVerifierKey("expected name+keyid+key"));
-        };
-        if !valid_name(name) {
-            return Err(NoteError::BadName(name.to_owned()));
-        }
-        if id_hex.len() != 8 {
-            return Err(NoteError::BadVerifierKey("key id must be 8 hex digits"));
-        }
-        let id = u32::from_str_radix(id_hex, 16)
-            .map_err(|_| NoteError::BadVerifierKey("key id must be 8 hex digits"))?;
-        let ak = b64_decode(key_b64).map_err(|_| NoteError::BadVerifierKey("key is not base64"))?;
-        if ak.is_empty() {
-            return Err(NoteError::BadVerifierKey("empty key"));
-        }
-        if key_id(name, &ak) != id {
-            return Err(NoteError::VerifierKeyIdMismatch);
-        }
-        let Some((&alg, key)) = ak.split_first() else {
-            return Err(NoteError::BadVerifierKey("empty key"));
-        };
-        if alg != ALG_ED25519 {
-            return Err(NoteError::BadVerifierKey("unknown signature algorithm"));
-        }
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| NoteError::BadVerifierKey("Ed25519 key must be 32 bytes"))?;
-        Ok(NoteVerifier {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        let (name, id, key) = parse_vkey(vkey, ALG_ED25519)?;
+        Ok(NoteVerifier { name, id, key })
     }
 
     /// The key name.

@@ -93,93 +93,151 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let chain_port = free_port();
-    let chain_url = format!("http://127.0.0.1:{chain_port}");
-    let anvil = Anvil::start(chain_port);
-    let key = d.join("anchor.key");
-    std::fs::write(&key, ANVIL_KEY).unwrap();
-    let data = d.join("coop");
-    let node = Node::start(
-        &data,
-        &[
-            "--anchor-rpc",
-            &chain_url,
-            "--anchor-chain-id",
-            "31337",
-            "--anchor-key",
-            key.to_str().unwrap(),
-            "--anchor-every-secs",
-            "1",
-            "--anchor-every-entries",
-            "1",
-            "--anchor-confirmations",
-            "2",
-        ],
-    )
-    .unwrap();
-    let rpc = node.http_url();
-    let board = data.join("demo-keys/board.key");
-    let submit = || {
+/// One anchoring node on a fresh demo co-op, anchoring on the chain at `chain_port`.
+struct Rig {
+    dir: tempfile::TempDir,
+    chain_url: String,
+    node: Node,
+    rpc: String,
+    board: PathBuf,
+}
+
+impl Rig {
+    fn start(chain_port: u16, confirmations: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let chain_url = format!("http://127.0.0.1:{chain_port}");
+        let key = dir.path().join("anchor.key");
+        std::fs::write(&key, ANVIL_KEY).unwrap();
+        let data = dir.path().join("coop");
+        let node = Node::start(
+            &data,
+            &[
+                "--anchor-rpc",
+                &chain_url,
+                "--anchor-chain-id",
+                "31337",
+                "--anchor-key",
+                key.to_str().unwrap(),
+                "--anchor-every-secs",
+                "1",
+                "--anchor-every-entries",
+                "1",
+                "--anchor-confirmations",
+                confirmations,
+            ],
+        )
+        .unwrap();
+        let rpc = node.http_url();
+        Rig {
+            chain_url,
+            rpc,
+            board: data.join("demo-keys/board.key"),
+            node,
+            dir,
+        }
+    }
+
+    fn submit(&self) {
         ok(&[
             "--rpc",
-            &rpc,
+            &self.rpc,
             "submit",
             "--key",
-            board.to_str().unwrap(),
+            self.board.to_str().unwrap(),
             "--type",
             "coop.attest",
             "--payload",
             r#"{"digest":"iupJO+ywVmzobfIrBpWaLQd4+PJuYxL+T6U5kSrc9g8=","kind":"minutes"}"#,
-        ])
-    };
-    let anchors = || -> Vec<Value> {
-        serde_json::from_str::<Vec<Value>>(&ok(&["--rpc", &rpc, "anchor", "list"])).unwrap()
-    };
-    submit();
-    wait_for("the first anchor receipt", 30, || !anchors().is_empty());
-    let first = anchors()[0].clone();
-    assert!(first["confirmations"].as_u64().unwrap() >= 2, "{first}");
-    let vkey = ok(&["--rpc", &rpc, "vkey"]).trim().to_owned();
-    let index = first["index"].to_string();
-    let out = ok(&[
-        "--rpc",
-        &rpc,
-        "anchor",
-        "verify",
-        "--chain-rpc",
-        &chain_url,
-        "--vkey",
-        &vkey,
-        "--confirmations",
-        "2",
-        &index,
-    ]);
-    assert!(out.starts_with("VALID: checkpoint"), "{out}");
+        ]);
+    }
 
-    // A tampered receipt, and a transaction the chain never saw, fail.
-    let verify_file = |r: &Value| {
-        let p = d.join("receipt.json");
-        std::fs::write(&p, r.to_string()).unwrap();
-        coop(&[
+    fn anchors(&self) -> Vec<Value> {
+        serde_json::from_str(&ok(&["--rpc", &self.rpc, "anchor", "list"])).unwrap()
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&ok(&["--rpc", &self.rpc, "anchor", "status"])).unwrap()
+    }
+
+    fn vkey(&self) -> String {
+        ok(&["--rpc", &self.rpc, "vkey"]).trim().to_owned()
+    }
+
+    /// `coop anchor verify` of the receipt at `index` (or a receipt file).
+    fn verify(&self, confirmations: &str, receipt: &str) -> (i32, String) {
+        let (code, out, _) = coop(&[
             "--rpc",
-            &rpc,
+            &self.rpc,
             "anchor",
             "verify",
             "--chain-rpc",
-            &chain_url,
+            &self.chain_url,
             "--vkey",
-            &vkey,
-            p.to_str().unwrap(),
+            &self.vkey(),
+            "--confirmations",
+            confirmations,
+            receipt,
         ])
-        .unwrap()
+        .unwrap();
+        (code, out)
+    }
+
+    /// Waits for the loop's pending transaction.
+    fn pending_tx(&self) -> String {
+        let mut tx = String::new();
+        wait_for("a pending anchor transaction", 30, || {
+            match self.status()["pending"][0].as_str() {
+                Some(t) => {
+                    tx = t.to_owned();
+                    true
+                }
+                None => false,
+            }
+        });
+        tx
+    }
+
+    /// Mines one block at a time until an anchor is recorded; returns it.
+    async fn mine_until_anchored(&self, chain: &jsonrpsee::http_client::HttpClient) -> Value {
+        use jsonrpsee::core::client::ClientT;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.anchors().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the anchor was not sent again and recorded"
+            );
+            let _: Value = chain
+                .request("anvil_mine", jsonrpsee::rpc_params![1])
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.anchors()[0].clone()
+    }
+}
+
+#[test]
+fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away() {
+    let chain_port = free_port();
+    let anvil = Anvil::start(chain_port);
+    let rig = Rig::start(chain_port, "2");
+    rig.submit();
+    wait_for("the first anchor receipt", 30, || !rig.anchors().is_empty());
+    let first = rig.anchors()[0].clone();
+    assert!(first["confirmations"].as_u64().unwrap() >= 2, "{first}");
+    let (code, out) = rig.verify("2", &first["index"].to_string());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("VALID: checkpoint"), "{out}");
+
+    // A tampered receipt, and a transaction the chain never saw, fail.
+    let file = |r: &Value| {
+        let p = rig.dir.path().join("receipt.json");
+        std::fs::write(&p, r.to_string()).unwrap();
+        p.to_str().unwrap().to_owned()
     };
     let mut bad = first.clone();
     bad["size"] = (first["size"].as_u64().unwrap() - 1).into();
-    let (code, out, _) = verify_file(&bad);
+    let (code, out) = rig.verify("1", &file(&bad));
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("does not carry this log's checkpoint"),
@@ -187,40 +245,31 @@ fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away
     );
     let mut never = first.clone();
     never["txHash"] = format!("0x{}", "ab".repeat(32)).into();
-    let (code, out, _) = verify_file(&never);
+    let (code, out) = rig.verify("1", &file(&never));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("has no transaction"), "{out}");
 
     // The chain goes away: entries are still acknowledged; the failure is visible.
     drop(anvil);
-    let before = anchors().len();
+    let before = rig.anchors().len();
     for _ in 0..3 {
-        submit();
+        rig.submit();
     }
     wait_for("the anchoring failure in the status", 30, || {
-        let s: Value = serde_json::from_str(&ok(&["--rpc", &rpc, "anchor", "status"])).unwrap();
+        let s = rig.status();
         s["failures"].as_u64().unwrap_or(0) >= 1 && s["lastError"].is_string()
     });
-    assert_eq!(anchors().len(), before);
+    assert_eq!(rig.anchors().len(), before);
 
     // It returns (a fresh chain on the same port): anchoring resumes.
     let _anvil = Anvil::start(chain_port);
-    wait_for("anchoring to resume", 90, || anchors().len() > before);
-    let last = anchors().last().unwrap().clone();
+    wait_for("anchoring to resume", 90, || rig.anchors().len() > before);
+    let last = rig.anchors().last().unwrap().clone();
     assert!(last["size"].as_u64() > first["size"].as_u64(), "{last}");
-    let out = ok(&[
-        "--rpc",
-        &rpc,
-        "anchor",
-        "verify",
-        "--chain-rpc",
-        &chain_url,
-        "--vkey",
-        &vkey,
-        &last["index"].to_string(),
-    ]);
+    let (code, out) = rig.verify("1", &last["index"].to_string());
+    assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("VALID"), "{out}");
-    node.terminate().unwrap();
+    rig.node.terminate().unwrap();
 }
 
 /// A dropped transaction (anvil_dropTransaction, with mining held back) is noticed, shown in the
@@ -229,88 +278,29 @@ fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away
 async fn a_dropped_anchor_transaction_is_sent_again() {
     use jsonrpsee::core::client::ClientT;
     use jsonrpsee::rpc_params;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     let chain_port = free_port();
-    let chain_url = format!("http://127.0.0.1:{chain_port}");
     let _anvil = Anvil::start_with(chain_port, &["--no-mining"]);
-    let chain = coopledger_rpc::client::http_client(&chain_url).unwrap();
-    let key = d.join("anchor.key");
-    std::fs::write(&key, ANVIL_KEY).unwrap();
-    let data = d.join("coop");
-    let node = Node::start(
-        &data,
-        &[
-            "--anchor-rpc",
-            &chain_url,
-            "--anchor-chain-id",
-            "31337",
-            "--anchor-key",
-            key.to_str().unwrap(),
-            "--anchor-every-secs",
-            "1",
-            "--anchor-every-entries",
-            "1",
-            "--anchor-confirmations",
-            "2",
-        ],
-    )
-    .unwrap();
-    let rpc = node.http_url();
-    let board = data.join("demo-keys/board.key");
-    ok(&[
-        "--rpc",
-        &rpc,
-        "submit",
-        "--key",
-        board.to_str().unwrap(),
-        "--type",
-        "coop.attest",
-        "--payload",
-        r#"{"digest":"iupJO+ywVmzobfIrBpWaLQd4+PJuYxL+T6U5kSrc9g8=","kind":"minutes"}"#,
-    ]);
-    let status =
-        || -> Value { serde_json::from_str(&ok(&["--rpc", &rpc, "anchor", "status"])).unwrap() };
-    let mut first_tx = String::new();
-    wait_for("a pending anchor transaction", 30, || {
-        let s = status();
-        match s["pending"][0].as_str() {
-            Some(tx) => {
-                first_tx = tx.to_owned();
-                true
-            }
-            None => false,
-        }
-    });
+    let rig = Rig::start(chain_port, "2");
+    let chain = coopledger_rpc::client::http_client(&rig.chain_url).unwrap();
+    rig.submit();
+    let first_tx = rig.pending_tx();
     let _: Value = chain
         .request("anvil_dropTransaction", rpc_params![first_tx.clone()])
         .await
         .unwrap();
     wait_for("the drop to be noticed", 30, || {
-        status()["lastError"]
+        rig.status()["lastError"]
             .as_str()
             .is_some_and(|e| e.contains("dropped or replaced"))
     });
     // It is sent again; mine blocks until it is confirmed and recorded.
-    let anchors = || -> Vec<Value> {
-        serde_json::from_str::<Vec<Value>>(&ok(&["--rpc", &rpc, "anchor", "list"])).unwrap()
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while anchors().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the anchor was not sent again and recorded"
-        );
-        let _: Value = chain.request("anvil_mine", rpc_params![1]).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let a = anchors()[0].clone();
+    let a = rig.mine_until_anchored(&chain).await;
     assert_ne!(
         a["txHash"].as_str(),
         Some(first_tx.as_str()),
         "a new transaction"
     );
-    node.terminate().unwrap();
+    rig.node.terminate().unwrap();
 }
 
 /// A reorganisation below the confirmation depth (anvil_reorg) takes the anchor's block away
@@ -320,58 +310,12 @@ async fn a_dropped_anchor_transaction_is_sent_again() {
 async fn an_anchor_reorganised_away_before_its_confirmations_is_sent_again() {
     use jsonrpsee::core::client::ClientT;
     use jsonrpsee::rpc_params;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     let chain_port = free_port();
-    let chain_url = format!("http://127.0.0.1:{chain_port}");
     let _anvil = Anvil::start_with(chain_port, &["--no-mining"]);
-    let chain = coopledger_rpc::client::http_client(&chain_url).unwrap();
-    let key = d.join("anchor.key");
-    std::fs::write(&key, ANVIL_KEY).unwrap();
-    let data = d.join("coop");
-    let node = Node::start(
-        &data,
-        &[
-            "--anchor-rpc",
-            &chain_url,
-            "--anchor-chain-id",
-            "31337",
-            "--anchor-key",
-            key.to_str().unwrap(),
-            "--anchor-every-secs",
-            "1",
-            "--anchor-every-entries",
-            "1",
-            "--anchor-confirmations",
-            "3",
-        ],
-    )
-    .unwrap();
-    let rpc = node.http_url();
-    let board = data.join("demo-keys/board.key");
-    ok(&[
-        "--rpc",
-        &rpc,
-        "submit",
-        "--key",
-        board.to_str().unwrap(),
-        "--type",
-        "coop.attest",
-        "--payload",
-        r#"{"digest":"iupJO+ywVmzobfIrBpWaLQd4+PJuYxL+T6U5kSrc9g8=","kind":"minutes"}"#,
-    ]);
-    let status =
-        || -> Value { serde_json::from_str(&ok(&["--rpc", &rpc, "anchor", "status"])).unwrap() };
-    let mut first_tx = String::new();
-    wait_for("a pending anchor transaction", 30, || {
-        match status()["pending"][0].as_str() {
-            Some(tx) => {
-                first_tx = tx.to_owned();
-                true
-            }
-            None => false,
-        }
-    });
+    let rig = Rig::start(chain_port, "3");
+    let chain = coopledger_rpc::client::http_client(&rig.chain_url).unwrap();
+    rig.submit();
+    let first_tx = rig.pending_tx();
     // One block: the anchor has 1 of its 3 confirmations. Then that block is reorganised away.
     let _: Value = chain.request("anvil_mine", rpc_params![1]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -388,42 +332,18 @@ async fn an_anchor_reorganised_away_before_its_confirmations_is_sent_again() {
         .await
         .unwrap();
     wait_for("the reorganisation to be noticed", 30, || {
-        status()["lastError"]
+        rig.status()["lastError"]
             .as_str()
             .is_some_and(|e| e.contains("dropped or replaced") || e.contains("reorganised away"))
     });
-    let anchors = || -> Vec<Value> {
-        serde_json::from_str::<Vec<Value>>(&ok(&["--rpc", &rpc, "anchor", "list"])).unwrap()
-    };
     assert!(
-        anchors().is_empty(),
+        rig.anchors().is_empty(),
         "nothing recorded for the reorganised anchor"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while anchors().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the anchor was not sent again and recorded"
-        );
-        let _: Value = chain.request("anvil_mine", rpc_params![1]).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let a = anchors()[0].clone();
+    let a = rig.mine_until_anchored(&chain).await;
     assert_ne!(a["txHash"].as_str(), Some(first_tx.as_str()), "{a}");
-    let vkey = ok(&["--rpc", &rpc, "vkey"]).trim().to_owned();
-    let out = ok(&[
-        "--rpc",
-        &rpc,
-        "anchor",
-        "verify",
-        "--chain-rpc",
-        &chain_url,
-        "--vkey",
-        &vkey,
-        "--confirmations",
-        "3",
-        &a["index"].to_string(),
-    ]);
+    let (code, out) = rig.verify("3", &a["index"].to_string());
+    assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("VALID"), "{out}");
-    node.terminate().unwrap();
+    rig.node.terminate().unwrap();
 }
