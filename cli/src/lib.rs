@@ -256,16 +256,11 @@ enum KeyCmd {
     },
 }
 
-/// The "k of these witnesses" policy on the `checkpoint` (or every bundle's) of a bundle file;
-/// `Some(exit code 1)` after printing INVALID when it fails.
-fn check_witnesses_of_file(
-    file: &std::path::Path,
+/// The `--witness` keys and `--min-witnesses` of a command as a policy.
+fn witness_policy(
     witnesses: &[String],
     k: usize,
-) -> Result<Option<ExitCode>> {
-    if k == 0 {
-        return Ok(None);
-    }
+) -> Result<coopledger_ledger::cosignature::WitnessPolicy> {
     if k > witnesses.len() {
         anyhow::bail!(
             "--min-witnesses {k} is more than the {} --witness keys given",
@@ -279,7 +274,30 @@ fn check_witnesses_of_file(
                 .map_err(|e| anyhow!("--witness {w:?}: {e}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let policy = coopledger_ledger::cosignature::WitnessPolicy { witnesses: keys, k };
+    Ok(coopledger_ledger::cosignature::WitnessPolicy { witnesses: keys, k })
+}
+
+/// The policy applied to one signed checkpoint note: the cosignatures that count, or why not.
+fn cosigners_of(
+    policy: &coopledger_ledger::cosignature::WitnessPolicy,
+    note: &str,
+) -> Result<Vec<coopledger_ledger::cosignature::Cosigned>, String> {
+    coopledger_ledger::note::SignedNote::parse(note.as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|n| policy.check(&n).map_err(|e| e.to_string()))
+}
+
+/// The "k of these witnesses" policy on the `checkpoint` (or every bundle's) of a bundle file;
+/// `Some(exit code 1)` after printing INVALID when it fails.
+fn check_witnesses_of_file(
+    file: &std::path::Path,
+    witnesses: &[String],
+    k: usize,
+) -> Result<Option<ExitCode>> {
+    if k == 0 {
+        return Ok(None);
+    }
+    let policy = witness_policy(witnesses, k)?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
@@ -302,10 +320,7 @@ fn check_witnesses_of_file(
         return Ok(Some(ExitCode::from(1)));
     }
     for note in notes {
-        let checked = coopledger_ledger::note::SignedNote::parse(note.as_bytes())
-            .map_err(|e| e.to_string())
-            .and_then(|n| policy.check(&n).map_err(|e| e.to_string()));
-        if let Err(e) = checked {
+        if let Err(e) = cosigners_of(&policy, &note) {
             println!("INVALID: checkpoint witnesses: {e}");
             return Ok(Some(ExitCode::from(1)));
         }
@@ -616,27 +631,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let keys = witnesses
-                .iter()
-                .map(|w| {
-                    coopledger_ledger::cosignature::WitnessKey::parse(w)
-                        .map_err(|e| anyhow!("--witness {w:?}: {e}"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if min_witnesses > keys.len() {
-                anyhow::bail!(
-                    "--min-witnesses {min_witnesses} is more than the {} --witness keys given",
-                    keys.len()
-                );
-            }
-            let policy = coopledger_ledger::cosignature::WitnessPolicy {
-                witnesses: keys,
-                k: min_witnesses,
-            };
-            let cosigned = coopledger_ledger::note::SignedNote::parse(parsed.checkpoint.as_bytes())
-                .map_err(|e| e.to_string())
-                .and_then(|n| policy.check(&n).map_err(|e| e.to_string()));
-            let cosigners = match cosigned {
+            let policy = witness_policy(&witnesses, min_witnesses)?;
+            let cosigners = match cosigners_of(&policy, &parsed.checkpoint) {
                 Ok(c) => c,
                 Err(e) => {
                     println!("INVALID: checkpoint witnesses: {e}");

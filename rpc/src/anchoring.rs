@@ -397,22 +397,28 @@ pub async fn run(
         if !due {
             continue;
         }
-        match anchor_once(&chain, &cfg, &log, &status).await {
-            Ok(r) => match record(&log, &node_key, &r).await {
-                Ok(index) => {
-                    tracing::info!(size = r.size, tx = %r.tx_hash, index, "checkpoint anchored");
-                    anchored = r.size;
-                    last = tokio::time::Instant::now();
-                    backoff = Duration::from_secs(1);
-                    set(&status, |s| {
-                        s.anchored_size = r.size;
-                        s.pending = None;
-                        s.last_error = None;
-                        s.failures = 0;
-                    });
-                }
-                Err(e) => set(&status, |s| s.last_error = Some(format!("recording: {e}"))),
-            },
+        // A confirmed anchor that cannot be recorded counts as a failure too: backing off keeps
+        // the loop from paying for a new transaction every tick while the log refuses.
+        let outcome = match anchor_once(&chain, &cfg, &log, &status).await {
+            Ok(r) => record(&log, &node_key, &r)
+                .await
+                .map(|index| (r, index))
+                .map_err(|e| format!("recording the anchor: {e}")),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok((r, index)) => {
+                tracing::info!(size = r.size, tx = %r.tx_hash, index, "checkpoint anchored");
+                anchored = r.size;
+                last = tokio::time::Instant::now();
+                backoff = Duration::from_secs(1);
+                set(&status, |s| {
+                    s.anchored_size = r.size;
+                    s.pending = None;
+                    s.last_error = None;
+                    s.failures = 0;
+                });
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "anchoring failed; retrying");
                 set(&status, |s| {

@@ -257,17 +257,13 @@ async fn three_coops_cosign_each_others_checkpoints() {
         note: fork.clone(),
     }
     .to_body();
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", coops[1].port)).unwrap();
-    use std::io::{Read, Write};
-    write!(
-        s,
-        "POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let (status, _, resp) = coopledger_e2e::http_post(
+        &format!("127.0.0.1:{}", coops[1].port),
+        "/add-checkpoint",
+        body.as_bytes(),
     )
     .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 409"), "{resp}");
+    assert_eq!(status, 409, "{resp}");
     let evidence = patients.evidence(coops[0].origin.clone()).await.unwrap();
     assert_eq!(evidence.len(), 1, "{evidence:?}");
     assert_eq!(evidence[0].presented, fork);

@@ -14,9 +14,8 @@
 
 mod common;
 
-use common::{after, key, member_id, ok, refused, tally_when_closed};
+use common::{after, init_quick_vote_coop, key, member_id, ok, refused, tally_when_closed};
 use coopledger_e2e::Node;
-use coopledger_governance::bylaws::Bylaws;
 use serde_json::{json, Value};
 
 const SELL: &str = "dpv:SellInsightsFromData";
@@ -39,33 +38,14 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     let (board, treasurer, controller) =
         (key(d, "board"), key(d, "treasurer"), key(d, "controller"));
     let drivers: Vec<String> = (1..=3).map(|i| key(d, &format!("driver{i}"))).collect();
-    let mut bylaws = Bylaws::single_class();
-    for r in bylaws.decisions.values_mut() {
-        r.min_duration_ms = 1_000;
-        r.min_notice_ms = 0;
-    }
-    let bylaws_file = d.join("bylaws.json");
-    std::fs::write(&bylaws_file, serde_json::to_vec(&bylaws).unwrap()).unwrap();
-    let mut init = vec![
-        "init".to_string(),
-        "--data".into(),
-        data.to_str().unwrap().into(),
-        "--origin".into(),
-        "drivers.example.coop/ledger".into(),
-        "--name".into(),
-        "Drivers' Data Co-op".into(),
-        "--bylaws".into(),
-        bylaws_file.to_str().unwrap().into(),
-        "--founder".into(),
-        format!("@{board}:board"),
-        "--founder".into(),
-        format!("@{treasurer}:treasurer"),
-    ];
-    for k in &drivers {
-        init.push("--founder".into());
-        init.push(format!("@{k}"));
-    }
-    ok(&init.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut founders = vec![format!("@{board}:board"), format!("@{treasurer}:treasurer")];
+    founders.extend(drivers.iter().map(|k| format!("@{k}")));
+    init_quick_vote_coop(
+        &data,
+        "drivers.example.coop/ledger",
+        "Drivers' Data Co-op",
+        &founders,
+    );
     let node = Node::start(&data, &[]).unwrap();
     let rpc = node.http_url();
     let run = |args: &[&str]| {
@@ -507,30 +487,16 @@ fn a_health_coop_policy_sends_all_data_revenue_to_the_community_research_fund() 
         key(d, "controller"),
         key(d, "patient"),
     );
-    let mut bylaws = Bylaws::single_class();
-    for r in bylaws.decisions.values_mut() {
-        r.min_duration_ms = 1_000;
-        r.min_notice_ms = 0;
-    }
-    let bylaws_file = d.join("bylaws.json");
-    std::fs::write(&bylaws_file, serde_json::to_vec(&bylaws).unwrap()).unwrap();
-    ok(&[
-        "init",
-        "--data",
-        data.to_str().unwrap(),
-        "--origin",
+    init_quick_vote_coop(
+        &data,
         "health.example.coop/ledger",
-        "--name",
         "Patients' Data Co-op",
-        "--bylaws",
-        bylaws_file.to_str().unwrap(),
-        "--founder",
-        &format!("@{board}:board"),
-        "--founder",
-        &format!("@{treasurer}:treasurer"),
-        "--founder",
-        &format!("@{patient}"),
-    ]);
+        &[
+            format!("@{board}:board"),
+            format!("@{treasurer}:treasurer"),
+            format!("@{patient}"),
+        ],
+    );
     let node = Node::start(&data, &[]).unwrap();
     let rpc = node.http_url();
     let run = |args: &[&str]| {

@@ -12,7 +12,7 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use coopledger_e2e::{read_key, sign, Node};
+use coopledger_e2e::{http_post, read_key, sign, Node};
 use coopledger_ledger::cosignature::{cosignatures, WitnessKey};
 use coopledger_ledger::hash::Hash;
 use coopledger_ledger::log::now_ms;
@@ -20,31 +20,9 @@ use coopledger_ledger::note::{Checkpoint, NoteSigner, NoteVerifier, SignedNote};
 use coopledger_ledger::witness::AddCheckpoint;
 use coopledger_rpc::client::http_client;
 use coopledger_rpc::{LedgerApiClient, WitnessApiClient};
-use std::io::{Read, Write};
 
-/// One HTTP/1.1 POST over a plain socket: (status, content type, body).
 fn post(addr: &str, path: &str, body: &[u8]) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_owned())
+    http_post(addr, path, body).unwrap()
 }
 
 fn attest(n: u64) -> serde_json::Value {

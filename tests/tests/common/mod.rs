@@ -83,3 +83,31 @@ pub fn ride_hail_bylaws() -> Bylaws {
     }
     b
 }
+
+/// `coop init` of a single-class co-op whose votes may last a second (so tests can vote and
+/// wait for the tally), with `founders` as `--founder` specs (`@keyfile[:roles]`).
+pub fn init_quick_vote_coop(data: &Path, origin: &str, name: &str, founders: &[String]) {
+    let mut bylaws = Bylaws::single_class();
+    for r in bylaws.decisions.values_mut() {
+        r.min_duration_ms = 1_000;
+        r.min_notice_ms = 0;
+    }
+    let file = data.with_extension("bylaws.json");
+    std::fs::write(&file, serde_json::to_vec(&bylaws).unwrap()).unwrap();
+    let mut args = vec![
+        "init".to_owned(),
+        "--data".into(),
+        data.to_str().unwrap().into(),
+        "--origin".into(),
+        origin.into(),
+        "--name".into(),
+        name.into(),
+        "--bylaws".into(),
+        file.to_str().unwrap().into(),
+    ];
+    for f in founders {
+        args.push("--founder".into());
+        args.push(f.clone());
+    }
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
