@@ -9,7 +9,7 @@ use coopledger_governance::rules::anchors::AnchorReceipt;
 use coopledger_ledger::anchor::calldata;
 use coopledger_ledger::verify::verify_consistency;
 use coopledger_ledger::{Hash, NoteVerifier, SignedCheckpoint};
-use coopledger_rpc::anchoring::EvmChain;
+use coopledger_node::anchoring::EvmChain;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::{AnchorApiClient, LedgerApiClient};
 use std::path::PathBuf;

@@ -3,7 +3,6 @@
 //! Grants and withdrawals are signed here, on the member's device, with the member's key file.
 
 use crate::gov::{commit_text, key_arg, member_of, sign_and_submit, submit_printing};
-use crate::keyfile;
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
 use coopledger_governance::consent::ConsentStatus;
@@ -11,6 +10,7 @@ use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::log::now_ms;
 use coopledger_ledger::NoteVerifier;
+use coopledger_node::keyfile;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::ConsentApiClient;
 use coopledger_rpc::LedgerApiClient;

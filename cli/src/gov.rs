@@ -2,7 +2,6 @@
 //! proxies (`coop vote`, `coop proxy`), tallies (`coop tally show|verify`), bylaws. Every entry is
 //! signed here, on the member's device, with the member's key file.
 
-use crate::keyfile;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use coopledger_governance::bylaws::{Bylaws, DecisionKind};
@@ -12,6 +11,7 @@ use coopledger_governance::{key_add_message, parse_id};
 use coopledger_ledger::bundle::{ProofFile, PROOF_FORMAT};
 use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::{Body, Envelope, NoteVerifier, SignedCheckpoint, Verified};
+use coopledger_node::keyfile;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::wire::SubmitResult;
 use coopledger_rpc::{GovApiClient, LedgerApiClient};

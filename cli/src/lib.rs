@@ -4,10 +4,8 @@
 
 mod anchor;
 mod ballot;
-mod clerk;
 mod consent;
 mod gov;
-mod keyfile;
 mod node;
 mod personal;
 mod revenue;
@@ -17,6 +15,7 @@ use clap::{Parser, Subcommand};
 use coopledger_ledger::bundle::ProofFile;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::{Body, NoteVerifier};
+use coopledger_node::keyfile;
 use coopledger_rpc::client::{http_client, HttpClient};
 use coopledger_rpc::LedgerApiClient;
 use serde_json::Value;

@@ -1,23 +1,16 @@
-//! `coop init` and `coop serve`: the data folder, the node key, genesis, and running the server.
-//!
-//! Data folder layout: `node.key` (the node's signing key, 0600), `ledger/` (RocksDB),
-//! `node.addr` (the address the running node bound, rewritten at each start), and for a demo
-//! co-op `demo-keys/` with the founders' key files.
+//! `coop init` and `coop serve`: their arguments, and what they print. The data folder and the
+//! running node are `coopledger_node` (`folder`, `Node::start`).
 
-use crate::keyfile;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use coopledger_governance::bylaws::Bylaws;
-use coopledger_governance::{CoopRules, Founder, Genesis, Role};
+use coopledger_governance::{Founder, Genesis, Role};
 use coopledger_ledger::codec::b64_decode;
-use coopledger_ledger::{Body, Log, LogConfig};
-use ed25519_dalek::SigningKey;
+use coopledger_ledger::LogConfig;
+use coopledger_node::{folder, keyfile, Node, NodeConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Origin of the demo co-op `coop serve` creates in a new data folder.
-pub const DEMO_ORIGIN: &str = "demo.coopledger.example/ledger";
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
@@ -58,6 +51,9 @@ pub struct ServeArgs {
     /// Allowed distance between an entry's timestamp and the node clock, in seconds.
     #[arg(long, default_value_t = 300)]
     ts_window_secs: u64,
+    /// Connections served at once (HTTP and WebSocket together); one more gets HTTP 429.
+    #[arg(long, default_value_t = 512)]
+    max_connections: u32,
     /// Largest entry accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_entry_bytes: usize,
@@ -87,6 +83,13 @@ pub struct ServeArgs {
     /// Blocks (including the anchor's own) before an anchor is recorded.
     #[arg(long, default_value_t = 6)]
     anchor_confirmations: u64,
+    /// Tip offered per gas (EIP-1559 maxPriorityFeePerGas), in wei.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    anchor_tip_wei: u128,
+    /// Never pay more than this per gas (EIP-1559 maxFeePerGas, or a legacy gas price), in
+    /// wei; an anchor that would is not sent and `anchor status` says why.
+    #[arg(long, default_value_t = 100_000_000_000)]
+    anchor_max_fee_wei: u128,
 }
 
 fn parse_founder(spec: &str, bylaws: &Bylaws) -> Result<Founder> {
@@ -130,69 +133,6 @@ fn parse_founder(spec: &str, bylaws: &Bylaws) -> Result<Founder> {
     Ok(Founder { key, class, roles })
 }
 
-/// Creates the data folder, node key, ledger and genesis entry.
-async fn create(
-    data: &Path,
-    origin: &str,
-    genesis_of: impl FnOnce(&SigningKey) -> Genesis,
-) -> Result<()> {
-    let ledger_dir = data.join("ledger");
-    if coopledger_ledger::store::Store::exists(&ledger_dir) {
-        bail!("{} already holds a ledger", data.display());
-    }
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    let key_path = data.join("node.key");
-    let node_key = if key_path.exists() {
-        keyfile::read(&key_path)?
-    } else {
-        keyfile::create(&key_path)?
-    };
-    let genesis = genesis_of(&node_key);
-    // Build the ledger beside its final place and move it in only once its genesis entry is
-    // durable and checkpointed: a crash during creation never leaves a ledger without genesis.
-    let building = data.join("ledger.creating");
-    if building.exists() {
-        std::fs::remove_dir_all(&building)
-            .with_context(|| format!("cannot remove {}", building.display()))?;
-    }
-    let log = Log::create(
-        &building,
-        origin,
-        node_key.clone(),
-        CoopRules,
-        LogConfig::default(),
-    )?;
-    let env = Body {
-        coop: origin.to_owned(),
-        kind: "coop.genesis".into(),
-        version: 1,
-        signer: node_key.verifying_key().to_bytes(),
-        seq: 1,
-        ts: coopledger_ledger::log::now_ms(),
-        payload: genesis.to_payload(),
-    }
-    .sign(&node_key)
-    .map_err(|r| anyhow!("genesis: {r}"))?;
-    let receipt = log
-        .submit(env)
-        .await
-        .map_err(|e| anyhow!("genesis refused: {e}"))?;
-    let vkey = log.verifier_key();
-    drop(log);
-    std::fs::rename(&building, &ledger_dir)
-        .with_context(|| format!("cannot move {} into place", building.display()))?;
-    std::fs::File::open(data)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync {}", data.display()))?;
-    println!("created co-op {origin:?} in {}", data.display());
-    println!(
-        "genesis entry: index {}, checkpoint size {}",
-        receipt.index, receipt.checkpoint.checkpoint.size
-    );
-    println!("verifier key: {vkey}");
-    Ok(())
-}
-
 pub async fn init(args: InitArgs) -> Result<()> {
     let bylaws = match &args.bylaws {
         Some(path) => {
@@ -212,149 +152,122 @@ pub async fn init(args: InitArgs) -> Result<()> {
         .map(|s| parse_founder(s, &bylaws))
         .collect::<Result<Vec<_>>>()?;
     let name = args.name.clone();
-    create(&args.data, &args.origin, |node| Genesis {
+    let created = folder::create(&args.data, &args.origin, |node| Genesis {
         name,
         node_key: node.verifying_key().to_bytes(),
         founders,
         bylaws,
     })
-    .await
-}
-
-/// A demo co-op: three founders whose key files are left in `demo-keys/` for the tour.
-async fn create_demo(data: &Path) -> Result<()> {
-    let dir = data.join("demo-keys");
-    std::fs::create_dir_all(&dir)?;
-    let mut founders = Vec::new();
-    for (file, roles) in [
-        ("board.key", vec![Role::Board]),
-        ("treasurer.key", vec![Role::Treasurer]),
-        ("member.key", vec![]),
-    ] {
-        // Reuse keys left by an interrupted earlier attempt.
-        let path = dir.join(file);
-        let k = if path.exists() {
-            keyfile::read(&path)?
-        } else {
-            keyfile::create(&path)?
-        };
-        founders.push(Founder {
-            key: k.verifying_key().to_bytes(),
-            class: "members".into(),
-            roles,
-        });
-    }
-    create(data, DEMO_ORIGIN, |node| Genesis {
-        name: "Demo Drivers' Data Co-op".into(),
-        node_key: node.verifying_key().to_bytes(),
-        founders,
-        bylaws: Bylaws::single_class(),
-    })
     .await?;
-    println!(
-        "demo founders' keys: {}/{{board,treasurer,member}}.key",
-        dir.display()
-    );
+    print_created(&args.data, &args.origin, &created);
     Ok(())
 }
 
+fn print_created(data: &Path, origin: &str, c: &folder::Created) {
+    println!("created co-op {origin:?} in {}", data.display());
+    println!(
+        "genesis entry: index {}, checkpoint size {}",
+        c.genesis.index, c.genesis.checkpoint.checkpoint.size
+    );
+    println!("verifier key: {}", c.vkey);
+}
+
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let ledger_dir = args.data.join("ledger");
-    if !coopledger_ledger::store::Store::exists(&ledger_dir) {
+    if !folder::exists(&args.data) {
         println!(
             "no ledger in {}; creating a demo co-op",
             args.data.display()
         );
-        create_demo(&args.data).await?;
+        let (created, keys) = folder::create_demo(&args.data).await?;
+        print_created(&args.data, folder::DEMO_ORIGIN, &created);
+        println!(
+            "demo founders' keys: {}/{{board,treasurer,member}}.key",
+            keys.display()
+        );
     }
-    let node_key = keyfile::read(&args.data.join("node.key"))?;
-    let config = LogConfig {
-        batch_max_entries: args.batch_entries.max(1),
-        batch_max_wait: Duration::from_millis(args.batch_ms),
-        ts_window: Duration::from_secs(args.ts_window_secs),
-        max_entry_bytes: args.max_entry_bytes,
-        ..LogConfig::default()
-    };
-    let log = Arc::new(
-        Log::open(&ledger_dir, node_key.clone(), CoopRules, config).with_context(|| {
-            format!(
-                "cannot open the ledger in {} (is another node running on it?)",
-                ledger_dir.display()
-            )
-        })?,
-    );
-    let listener = std::net::TcpListener::bind(&args.listen)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    // Erasures the log ordered but a crash kept from being carried out are done before serving.
-    let personal = coopledger_rpc::PersonalData::new(log.clone());
-    let pending = personal
-        .sweep()
-        .context("cannot carry out pending erasures")?;
-    if pending > 0 {
-        println!("destroyed the personal data of {pending} erased member(s)");
-    }
-    let ballots = Arc::new(coopledger_rpc::BallotBox::new(node_key.clone()));
-    let mut services = coopledger_rpc::NodeServices::default();
     let anchoring = match &args.anchor_rpc {
         Some(url) => {
             let path = args.anchor_key.clone().unwrap_or_default();
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read --anchor-key {}", path.display()))?;
             let bytes = hex::decode(text.trim().trim_start_matches("0x"))
-                .map_err(|_| anyhow::anyhow!("--anchor-key: not hex"))?;
+                .map_err(|_| anyhow!("--anchor-key: not hex"))?;
             let key = k256::ecdsa::SigningKey::from_slice(&bytes)
-                .map_err(|_| anyhow::anyhow!("--anchor-key: not a secp256k1 key"))?;
-            Some(coopledger_rpc::anchoring::AnchorConfig {
+                .map_err(|_| anyhow!("--anchor-key: not a secp256k1 key"))?;
+            Some(coopledger_node::anchoring::AnchorConfig {
                 rpc_url: url.clone(),
                 chain_id: args.anchor_chain_id.unwrap_or_default(),
                 key,
-                every: std::time::Duration::from_secs(args.anchor_every_secs),
+                every: Duration::from_secs(args.anchor_every_secs),
                 every_entries: args.anchor_every_entries.max(1),
                 confirmations: args.anchor_confirmations.max(1),
+                fees: coopledger_node::anchoring::FeePolicy {
+                    tip: args.anchor_tip_wei,
+                    max_fee: args.anchor_max_fee_wei,
+                },
             })
         }
         None => None,
     };
-    if !args.witness_for.is_empty() {
-        let logs = args
-            .witness_for
-            .iter()
-            .map(|v| {
-                coopledger_ledger::NoteVerifier::parse(v)
-                    .map_err(|e| anyhow::anyhow!("--witness-for {v:?}: {e}"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let origins = logs.iter().map(|l| l.name().to_owned()).collect();
-        let w = coopledger_rpc::witness::node_witness(log.clone(), &node_key, logs)
-            .map_err(|e| anyhow::anyhow!("witness: {e}"))?;
-        println!("witness key: {}", w.vkey());
-        services.witness = Some((Arc::new(w), origins));
-    }
-    let peers = args
+    let witness_for = args
+        .witness_for
+        .iter()
+        .map(|v| {
+            coopledger_ledger::NoteVerifier::parse(v)
+                .map_err(|e| anyhow!("--witness-for {v:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let witnesses = args
         .witnesses
         .iter()
         .map(|w| {
-            coopledger_rpc::cosigning::WitnessPeer::parse(w)
-                .map_err(|e| anyhow::anyhow!("--witness {e}"))
+            coopledger_node::cosigning::WitnessPeer::parse(w).map_err(|e| anyhow!("--witness {e}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let anchor_status = services.anchor_status.clone();
-    let node = coopledger_rpc::serve(listener, log.clone(), ballots.clone(), services).await?;
-    let cosigning = tokio::spawn(coopledger_rpc::cosigning::run(log.clone(), peers));
-    let anchorer = anchoring.map(|cfg| {
-        println!("anchoring on chain {} at {}", cfg.chain_id, cfg.rpc_url);
-        tokio::spawn(coopledger_rpc::anchoring::run(
-            log.clone(),
-            node_key.clone(),
-            cfg,
-            anchor_status.clone(),
-        ))
-    });
-    std::fs::write(args.data.join("node.addr"), format!("{}\n", node.addr))?;
+    let config = NodeConfig {
+        data: args.data.clone(),
+        log: LogConfig {
+            batch_max_entries: args.batch_entries.max(1),
+            batch_max_wait: Duration::from_millis(args.batch_ms),
+            ts_window: Duration::from_secs(args.ts_window_secs),
+            max_entry_bytes: args.max_entry_bytes,
+            ..LogConfig::default()
+        },
+        witness_for,
+        witnesses,
+        anchoring,
+        frontend: Arc::new(coopledger_rpc::JsonRpc {
+            max_connections: args.max_connections.max(1),
+        }),
+    };
+    let listener = std::net::TcpListener::bind(&args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = Node::start(config, listener, async move {
+        let _ = stop_rx.await;
+    })
+    .await?;
+    if running.erased_at_start > 0 {
+        println!(
+            "destroyed the personal data of {} erased member(s)",
+            running.erased_at_start
+        );
+    }
+    let log = &running.node.log;
+    if let Some((w, _)) = &running.node.witness {
+        println!("witness key: {}", w.vkey());
+    }
+    if let Some(a) = &args.anchor_rpc {
+        println!(
+            "anchoring on chain {} at {a}",
+            args.anchor_chain_id.unwrap_or_default()
+        );
+    }
+    std::fs::write(args.data.join("node.addr"), format!("{}\n", running.addr))?;
     let cp = log.checkpoint();
     println!(
         "coop node listening on http://{} (WebSocket on the same port)",
-        node.addr
+        running.addr
     );
     println!("origin: {}", log.origin());
     println!("verifier key: {}", log.verifier_key());
@@ -362,44 +275,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         "checkpoint: size {} root {}",
         cp.checkpoint.size, cp.checkpoint.root
     );
-    tracing::info!(addr = %node.addr, "serving");
-    let clerk = tokio::spawn(crate::clerk::run(log.clone(), node_key, ballots));
-    let eraser = tokio::spawn(carry_out_erasures(log.clone(), personal));
+    tracing::info!(addr = %running.addr, "serving");
     shutdown_signal().await;
     println!("shutting down");
-    clerk.abort();
-    eraser.abort();
-    cosigning.abort();
-    let _ = cosigning.await;
-    if let Some(a) = anchorer {
-        a.abort();
-        let _ = a.await;
-    }
-    let _ = clerk.await;
-    let _ = eraser.await;
-    let _ = node.handle.stop();
-    node.handle.stopped().await;
-    drop(log);
+    let _ = stop_tx.send(());
+    running.stopped().await;
     Ok(())
-}
-
-/// After every checkpoint, destroys the personal data of members whose erasure it recorded
-/// (however the `member.erase` entry arrived).
-async fn carry_out_erasures(log: Arc<Log<CoopRules>>, personal: coopledger_rpc::PersonalData) {
-    let mut checkpoints = log.subscribe();
-    loop {
-        match checkpoints.recv().await {
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-        let p = personal.clone();
-        match tokio::task::spawn_blocking(move || p.sweep()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(members = n, "personal data destroyed"),
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot destroy erased personal data"),
-            Err(e) => tracing::error!(error = %e, "erasure task failed"),
-        }
-    }
 }
 
 async fn shutdown_signal() {

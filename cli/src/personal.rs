@@ -3,12 +3,12 @@
 //! `member.profile` entry, and the values travel to the node, which encrypts them.
 
 use crate::gov::{member_of, sign_entry};
-use crate::keyfile;
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use coopledger_governance::personal::commitment;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::log::now_ms;
+use coopledger_node::keyfile;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::personal::{Attribute, READ_CONTEXT};
 use coopledger_rpc::PersonalApiClient;

@@ -3,7 +3,6 @@
 //! signs exactly what the log implies (`revenue_preview`), and the rules recompute it.
 
 use crate::gov::sign_and_submit;
-use crate::keyfile;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use coopledger_governance::revenue_bundle::{
@@ -11,6 +10,7 @@ use coopledger_governance::revenue_bundle::{
 };
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::NoteVerifier;
+use coopledger_node::keyfile;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::RevenueApiClient;
 use serde_json::json;

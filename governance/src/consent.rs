@@ -265,9 +265,89 @@ impl Grant {
         self.purposes.iter().any(|p| p == purpose) && self.recipients.iter().any(|r| r == recipient)
     }
 
+    /// Whether the grant permits a data use, as of log index `index` at time `ms`, for
+    /// `purpose`, `recipient` and every one of `categories`: the one decision the rules (at the
+    /// use's admission), the bundle verifier (on replay) and the node share.
+    pub fn permits(
+        &self,
+        index: u64,
+        ms: u64,
+        purpose: &str,
+        recipient: &str,
+        categories: &[String],
+    ) -> Result<(), UseRefusal> {
+        match self.status_at(index, ms) {
+            ConsentStatus::Active => {}
+            other => return Err(UseRefusal::Status(other)),
+        }
+        if !self.purposes.iter().any(|p| p == purpose) {
+            return Err(UseRefusal::Purpose(purpose.to_owned()));
+        }
+        if !self.recipients.iter().any(|r| r == recipient) {
+            return Err(UseRefusal::Recipient(recipient.to_owned()));
+        }
+        if let Some(c) = categories
+            .iter()
+            .find(|c| !self.data_categories.contains(c))
+        {
+            return Err(UseRefusal::Category(c.clone()));
+        }
+        Ok(())
+    }
+
     /// Latest `untilMs` of any period.
     pub fn until_ms(&self) -> u64 {
         self.periods.iter().map(|p| p.until_ms).max().unwrap_or(0)
+    }
+}
+
+/// Why a consent does not permit a data use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseRefusal {
+    /// The consent is not active then.
+    Status(ConsentStatus),
+    /// It does not cover this purpose.
+    Purpose(String),
+    /// It does not cover this recipient.
+    Recipient(String),
+    /// It does not cover this data category.
+    Category(String),
+}
+
+impl UseRefusal {
+    /// The rule name a refused `data.use` reports.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            UseRefusal::Status(ConsentStatus::Withdrawn) => "use.withdrawn",
+            UseRefusal::Status(ConsentStatus::Revoked) => "use.revoked",
+            UseRefusal::Status(ConsentStatus::Invalidated) => "use.invalidated",
+            UseRefusal::Status(ConsentStatus::Expired) => "use.expired",
+            UseRefusal::Status(_) => "use.not_yet_valid",
+            UseRefusal::Purpose(_) => "use.purpose",
+            UseRefusal::Recipient(_) => "use.recipient",
+            UseRefusal::Category(_) => "use.category",
+        }
+    }
+}
+
+impl std::fmt::Display for UseRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UseRefusal::Status(ConsentStatus::Withdrawn) => {
+                f.write_str("was withdrawn by the member")
+            }
+            UseRefusal::Status(ConsentStatus::Revoked) => {
+                f.write_str("was revoked by the controller")
+            }
+            UseRefusal::Status(ConsentStatus::Invalidated) => {
+                f.write_str("was invalidated by an authority")
+            }
+            UseRefusal::Status(ConsentStatus::Expired) => f.write_str("has expired"),
+            UseRefusal::Status(_) => f.write_str("is not valid yet"),
+            UseRefusal::Purpose(p) => write!(f, "does not cover {p}"),
+            UseRefusal::Recipient(r) => write!(f, "does not cover recipient {r}"),
+            UseRefusal::Category(c) => write!(f, "does not cover {c}"),
+        }
     }
 }
 

@@ -239,20 +239,14 @@ pub fn history(
                 });
             }
             "data.use" if strs(e.body().payload.get("consents")).contains(&g.id) => {
-                let status = g.status_at(at, ev.ms);
                 let use_purpose = payload_str(e, "purpose").unwrap_or_default();
                 let recipient = payload_str(e, "recipient").unwrap_or_default();
-                let uncovered = strs(e.body().payload.get("dataCategories"))
-                    .into_iter()
-                    .find(|c| !g.data_categories.contains(c));
-                if status != ConsentStatus::Active
-                    || !g.covers(use_purpose, recipient)
-                    || uncovered.is_some()
-                {
+                let categories = strs(e.body().payload.get("dataCategories"));
+                if let Err(why) = g.permits(at, ev.ms, use_purpose, recipient, &categories) {
                     return Err(content(format!(
-                        "the data use at index {at} ({use_purpose} for {recipient}) was NOT covered by consent {}: status {status:?}{}",
+                        "the data use at index {at} ({use_purpose} for {recipient}) was NOT covered by consent {}: it {why} ({})",
                         g.id,
-                        uncovered.map(|c| format!(", category {c} not granted")).unwrap_or_default()
+                        why.rule()
                     )));
                 }
             }

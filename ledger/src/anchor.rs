@@ -135,6 +135,20 @@ pub mod evm {
         a
     }
 
+    /// Signs a transaction's signing hash (RFC 6979, low-s): the parity of R's y and the RLP of
+    /// `r` and `s` as unsigned integers.
+    fn sign_hash(key: &SigningKey, hash: &[u8; 32]) -> Result<(bool, Vec<u8>, Vec<u8>), String> {
+        let (sig, recid) = key
+            .sign_prehash_recoverable(hash)
+            .map_err(|e| e.to_string())?;
+        let (r, s) = sig.split_bytes();
+        let strip = |b: &[u8]| -> Vec<u8> {
+            let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+            rlp_bytes(b.get(first..).unwrap_or_default())
+        };
+        Ok((recid.is_y_odd(), strip(&r), strip(&s)))
+    }
+
     /// A legacy transaction, signed per EIP-155 (replay-protected by `chain_id`).
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct LegacyTx {
@@ -178,20 +192,70 @@ pub mod evm {
 
         /// Signs (RFC 6979, low-s) and returns the raw transaction and its hash.
         pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, [u8; 32]), String> {
-            let (sig, recid) = key
-                .sign_prehash_recoverable(&self.signing_hash())
-                .map_err(|e| e.to_string())?;
-            let v = u128::from(self.chain_id) * 2 + 35 + u128::from(recid.to_byte());
-            let (r, s) = sig.split_bytes();
-            let strip = |b: &[u8]| -> Vec<u8> {
-                let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-                rlp_bytes(b.get(first..).unwrap_or_default())
-            };
+            let (y_odd, r, s) = sign_hash(key, &self.signing_hash())?;
+            let v = u128::from(self.chain_id) * 2 + 35 + u128::from(y_odd);
             let mut f = self.fields();
             f.push(rlp_uint(v));
-            f.push(strip(&r));
-            f.push(strip(&s));
+            f.push(r);
+            f.push(s);
             let raw = rlp_list(&f);
+            let hash = keccak256(&raw);
+            Ok((raw, hash))
+        }
+    }
+
+    /// An EIP-1559 fee-market transaction (type 2, EIP-2718 envelope), with an empty access
+    /// list.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Eip1559Tx {
+        /// Chain id.
+        pub chain_id: u64,
+        /// Sender's transaction count.
+        pub nonce: u64,
+        /// Tip per gas to the block producer, in wei.
+        pub max_priority_fee_per_gas: u128,
+        /// Most paid per gas (base fee plus tip), in wei.
+        pub max_fee_per_gas: u128,
+        /// Gas limit.
+        pub gas: u64,
+        /// Recipient.
+        pub to: [u8; 20],
+        /// Wei sent.
+        pub value: u128,
+        /// Calldata.
+        pub data: Vec<u8>,
+    }
+
+    impl Eip1559Tx {
+        fn fields(&self) -> Vec<Vec<u8>> {
+            vec![
+                rlp_uint(u128::from(self.chain_id)),
+                rlp_uint(u128::from(self.nonce)),
+                rlp_uint(self.max_priority_fee_per_gas),
+                rlp_uint(self.max_fee_per_gas),
+                rlp_uint(u128::from(self.gas)),
+                rlp_bytes(&self.to),
+                rlp_uint(self.value),
+                rlp_bytes(&self.data),
+                rlp_list(&[]),
+            ]
+        }
+
+        /// The signing hash: `keccak(0x02 ‖ rlp([chainId, nonce, maxPriorityFeePerGas,
+        /// maxFeePerGas, gas, to, value, data, accessList]))`.
+        pub fn signing_hash(&self) -> [u8; 32] {
+            keccak256(&[&[0x02], rlp_list(&self.fields()).as_slice()].concat())
+        }
+
+        /// Signs (RFC 6979, low-s) and returns the raw transaction `0x02 ‖ rlp([…, yParity, r,
+        /// s])` and its hash.
+        pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, [u8; 32]), String> {
+            let (y_odd, r, s) = sign_hash(key, &self.signing_hash())?;
+            let mut f = self.fields();
+            f.push(rlp_uint(u128::from(y_odd)));
+            f.push(r);
+            f.push(s);
+            let raw = [&[0x02], rlp_list(&f).as_slice()].concat();
             let hash = keccak256(&raw);
             Ok((raw, hash))
         }
@@ -226,6 +290,42 @@ mod tests {
             hex::encode(raw),
             "f86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83"
         );
+    }
+
+    /// EIP-1559 vectors from ethereumjs-monorepo `packages/tx/test/json/eip1559.json` (their
+    /// source: Hyperledger Besu): chain 7822, key 0x8f2a…be63, to 0x…aaaa, no data, no access
+    /// list. The published `signedTransactionRLP` wraps the typed transaction in one more RLP
+    /// string (`b873…`, `b872…`); the transaction itself follows that prefix.
+    #[test]
+    fn eip1559_vectors_sign_to_the_published_bytes() {
+        let key = k256::ecdsa::SigningKey::from_slice(
+            &hex::decode("8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63")
+                .unwrap(),
+        )
+        .unwrap();
+        let mut to = [0u8; 20];
+        to[18] = 0xaa;
+        to[19] = 0xaa;
+        let cases = [
+            (819, 43_203_529, 35_552, 75_853, 121_212, "b87302f870821e8e8203338301284d8301d97c828ae094000000000000000000000000000000000000aaaa8402933bc980c080a0d067f2167008c59219652f91cbf8788dbca5f771f6e91e2b7657e85b78b472e0a01d305af9fe81fdba43f0dfcd400ed24dcace0a7e30d4e85701dcaaf484cd079e"),
+            (353, 61_901_619, 32_593, 38_850, 136_295, "b87202f86f821e8e8201618297c283021467827f5194000000000000000000000000000000000000aaaa8403b08b3380c001a004205678f13fc1d7b10feea6513dfa76e24418b6e08097d95c6f93a3b64e536da01d45ad61bfece43862de2cce7d2575a8c1d08c26c87f3cb5f26d7b0be54a91b2"),
+            (119, 65_456_115, 62_341, 24_721, 107_729, "b87002f86d821e8e778260918301a4d182f38594000000000000000000000000000000000000aaaa8403e6c7f380c001a0e38e239770801eb995498c821e55ac9c19ae09184bb27b34be105e02fe3b7615a067c64ca6bd6d9107e85fd581ab2e70a14b637eb36505bb40861ef9d6e800cab6"),
+        ];
+        for (nonce, value, gas, tip, max_fee, wrapped) in cases {
+            let tx = Eip1559Tx {
+                chain_id: 7822,
+                nonce,
+                max_priority_fee_per_gas: tip,
+                max_fee_per_gas: max_fee,
+                gas,
+                to,
+                value,
+                data: vec![],
+            };
+            let (raw, hash) = tx.sign(&key).unwrap();
+            assert_eq!(hex::encode(&raw), wrapped[4..], "nonce {nonce}");
+            assert_eq!(hash, keccak256(&raw));
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub use entry::{Body, Envelope, Rejection, Verified};
 pub use hash::Hash;
 pub use log::{Log, LogConfig, QueryError, Receipt, StateAt, SubmitError};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier, SignedCheckpoint};
-pub use sequencer::FaultPoint;
+pub use sequencer::{FaultPoint, OwnEntry};
 pub use state::{
     ApplyContext, ApplyError, StateCommitment, StateMachine, StateRead, StateView, STATE_ENTRY_TYPE,
 };

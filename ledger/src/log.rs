@@ -5,7 +5,7 @@ use crate::entry::{AdmissionPolicy, Envelope, Rejection};
 use crate::hash::Hash;
 use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::note::{Checkpoint, NoteError, NoteSigner, SignedCheckpoint};
-use crate::sequencer::{self, FaultPoint, SequencerState};
+use crate::sequencer::{self, FaultPoint, OwnEntry, SequencerState};
 use crate::smt::{self, StateProof};
 use crate::state::{
     scan_app, KeyValue, Overlay, StateCommitment, StateMachine, StateRead, StateSource, NS_APP,
@@ -396,12 +396,61 @@ impl<M: StateMachine> Log<M> {
             .check(&env, |k, v| machine.accepts(k, v), now_ms())?;
         let (reply, rx) = oneshot::channel();
         let tx = self.submit_tx.as_ref().ok_or(SubmitError::Stopped)?;
-        tx.try_send(sequencer::Pending { env, reply })
+        tx.try_send(sequencer::Pending::Signed(env, reply))
             .map_err(|e| match e {
                 TrySendError::Full(_) => SubmitError::Overloaded,
                 TrySendError::Disconnected(_) => SubmitError::Stopped,
             })?;
-        let ack = rx.await.map_err(|_| SubmitError::Stopped)??;
+        self.receipt(rx.await.map_err(|_| SubmitError::Stopped)??)
+    }
+
+    /// Submits one of the node's own entries (a tally, an anchor receipt, a published ballot
+    /// box). The sequencer signs it with the node key when it takes its place, with the node
+    /// key's next sequence number and the batch time, so concurrent services never race for a
+    /// sequence number. The state machine's rules decide as for any entry.
+    pub async fn submit_own(&self, own: OwnEntry) -> Result<Receipt, SubmitError> {
+        let machine = &self.shared.machine;
+        if crate::state::is_ledger_type(&own.kind) || !machine.accepts(&own.kind, own.version) {
+            return Err(SubmitError::Rejected(Rejection::UnknownType {
+                kind: own.kind,
+                version: own.version,
+            }));
+        }
+        let (reply, rx) = oneshot::channel();
+        // The node's own entries wait for room rather than being refused as overload: they are
+        // few, and a refused tally or anchor receipt would only be retried later.
+        self.enqueue(sequencer::Pending::Own(own, reply)).await?;
+        self.receipt(rx.await.map_err(|_| SubmitError::Stopped)??)
+    }
+
+    /// Waits until everything sequenced so far is durable and checkpointed, and every batch
+    /// sequenced from now on has a batch time of at least the node clock now. A service that
+    /// acts "at time T" (the clerk closing a vote) calls it once the clock has passed T: the
+    /// state it reads afterwards holds every entry that can carry a batch time before T.
+    pub async fn settle(&self) -> Result<(), SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(sequencer::Pending::Barrier(tx)).await?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Queues `pending` for the pipeline, waiting while the queue is full.
+    async fn enqueue(&self, mut pending: sequencer::Pending) -> Result<(), SubmitError> {
+        let tx = self.submit_tx.as_ref().ok_or(SubmitError::Stopped)?;
+        loop {
+            match tx.try_send(pending) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(_)) => return Err(SubmitError::Stopped),
+                Err(TrySendError::Full(p)) => {
+                    pending = p;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }
+    }
+
+    /// The receipt of an acknowledged entry: its inclusion proof under the acknowledging
+    /// checkpoint, from the nodes the batch handed over (no storage read in the common case).
+    fn receipt(&self, ack: Ack) -> Result<Receipt, SubmitError> {
         let source = merkle::CachedNodes {
             memory: &ack.batch_nodes,
             fallback: &self.shared.store,

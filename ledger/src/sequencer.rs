@@ -33,16 +33,43 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-/// A submission that passed admission, waiting for its signature check.
-pub(crate) struct Pending {
-    pub env: Envelope,
-    pub reply: oneshot::Sender<Result<Ack, SubmitError>>,
+/// Where the pipeline answers a submitter.
+pub(crate) type Reply = oneshot::Sender<Result<Ack, SubmitError>>;
+
+/// A node entry before the sequencer numbers and signs it.
+#[derive(Debug, Clone)]
+pub struct OwnEntry {
+    /// Entry type (registered with the state machine, never under `log.`).
+    pub kind: String,
+    /// Payload schema version.
+    pub version: u64,
+    /// The payload.
+    pub payload: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A submission whose signature verified, waiting to be sequenced.
-pub(crate) struct Admitted {
-    pub env: Verified<Envelope>,
-    pub reply: oneshot::Sender<Result<Ack, SubmitError>>,
+/// What a submitter hands the pipeline (stage 2's input).
+pub(crate) enum Pending {
+    /// An envelope signed elsewhere (a member's device, a party's system): its signature is
+    /// checked by the verifier stage.
+    Signed(Envelope, Reply),
+    /// One of the node's own entries, not yet signed: the sequencer gives it the node key's next
+    /// sequence number and the batch time, and signs it, at the moment it takes its place. The
+    /// node key therefore has exactly one writer, and its entries are never refused as replays
+    /// however many services (clerk, anchoring) write at once.
+    Own(OwnEntry, Reply),
+    /// Answered once every batch sequenced before it is durable and checkpointed, and the next
+    /// batch's time is at least the time the barrier was sent (see `Log::settle`).
+    Barrier(oneshot::Sender<()>),
+}
+
+/// What stage 3 takes: entries whose signatures verified, the node's own, barriers.
+pub(crate) enum Admitted {
+    /// Its signature verified.
+    Verified(Verified<Envelope>, Reply),
+    /// The node's own, signed by the sequencer when it is sequenced.
+    Own(OwnEntry, Reply),
+    /// See [`Pending::Barrier`].
+    Barrier(oneshot::Sender<()>),
 }
 
 /// Where a fault can be injected (tests of the durability order).
@@ -67,21 +94,50 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
                 Err(_) => break,
             }
         }
-        let (envs, replies): (Vec<Envelope>, Vec<_>) =
-            batch.into_iter().map(|p| (p.env, p.reply)).unzip();
-        for (verdict, reply) in crate::entry::admit(envs).into_iter().zip(replies) {
-            match verdict {
-                Ok(env) => {
-                    if tx.send(Admitted { env, reply }).is_err() {
-                        return;
+        // Signed entries are verified together; everything keeps its arrival order.
+        let mut envs = Vec::with_capacity(batch.len());
+        let mut slots = Vec::with_capacity(batch.len());
+        for p in batch {
+            match p {
+                Pending::Signed(env, reply) => {
+                    envs.push(env);
+                    slots.push(Slot::Signed(reply));
+                }
+                Pending::Own(own, reply) => {
+                    slots.push(Slot::Ready(Box::new(Admitted::Own(own, reply))))
+                }
+                Pending::Barrier(tx) => slots.push(Slot::Ready(Box::new(Admitted::Barrier(tx)))),
+            }
+        }
+        let mut verdicts = crate::entry::admit(envs).into_iter();
+        for slot in slots {
+            let next = match slot {
+                Slot::Ready(a) => *a,
+                Slot::Signed(reply) => match verdicts.next() {
+                    Some(Ok(env)) => Admitted::Verified(env, reply),
+                    Some(Err(r)) => {
+                        let _ = reply.send(Err(SubmitError::Rejected(r)));
+                        continue;
                     }
-                }
-                Err(r) => {
-                    let _ = reply.send(Err(SubmitError::Rejected(r)));
-                }
+                    None => {
+                        let _ = reply.send(Err(SubmitError::Stopped));
+                        continue;
+                    }
+                },
+            };
+            if tx.send(next).is_err() {
+                return;
             }
         }
     }
+}
+
+/// A place in the verifier's output order.
+enum Slot {
+    /// A signed entry: its verdict comes from the batch check.
+    Signed(Reply),
+    /// Passes through as it is (the node's own entries and barriers: few, so boxed).
+    Ready(Box<Admitted>),
 }
 
 /// The sequencer's own memory: the tree's right edge, the last batch time, and the state
@@ -114,9 +170,14 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
         }
         if let Err(e) = sequence_batch(&shared, &mut st, items) {
             tracing::error!(error = %e, "storage failed; the sequencer stops");
-            // Refuse everything still queued.
+            // Everything still queued is refused (and barriers released by dropping them: their waiters see `Stopped`).
             while let Ok(a) = rx.try_recv() {
-                let _ = a.reply.send(Err(SubmitError::Stopped));
+                match a {
+                    Admitted::Verified(_, reply) | Admitted::Own(_, reply) => {
+                        let _ = reply.send(Err(SubmitError::Stopped));
+                    }
+                    Admitted::Barrier(_) => {}
+                }
             }
             return;
         }
@@ -176,7 +237,36 @@ fn sequence_batch<M: crate::state::StateMachine>(
     let mut accepted: Vec<Accepted> = Vec::with_capacity(items.len());
 
     // Step 3 — sequencing, in arrival order, against committed state plus this batch so far.
-    for Admitted { env, reply } in items {
+    let mut barriers = Vec::new();
+    for item in items {
+        let (env, reply) = match item {
+            Admitted::Verified(env, reply) => (env, reply),
+            Admitted::Barrier(tx) => {
+                barriers.push(tx);
+                continue;
+            }
+            Admitted::Own(own, reply) => {
+                let node = shared.node_key.verifying_key().to_bytes();
+                let seq = last_seq(store, &overlay, &node).map_err(failed)? + 1;
+                let signed = crate::entry::Body {
+                    coop: shared.signer.name().to_owned(),
+                    kind: own.kind,
+                    version: own.version,
+                    signer: node,
+                    seq,
+                    ts: batch_time_ms,
+                    payload: own.payload,
+                }
+                .sign(&shared.node_key);
+                match signed {
+                    Ok(env) => (Verified::signed_here(env), reply),
+                    Err(r) => {
+                        let _ = reply.send(Err(SubmitError::Rejected(r)));
+                        continue;
+                    }
+                }
+            }
+        };
         let entry_id = env.entry_id();
         // The same body again (from the log or from this batch): the same receipt.
         let known = match in_batch.get(&entry_id) {
@@ -312,6 +402,9 @@ fn sequence_batch<M: crate::state::StateMachine>(
             duplicate: a.duplicate,
             batch_nodes: batch_nodes.clone(),
         }));
+    }
+    for b in barriers {
+        let _ = b.send(());
     }
     Ok(())
 }

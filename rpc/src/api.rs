@@ -1,7 +1,6 @@
 //! The JSON-RPC interface: method names and parameter names are a stable contract with outside
 //! verifiers. The macro generates both the server trait and the typed client (`LedgerApiClient`).
 
-use crate::anchoring::AnchorStatus;
 use crate::personal::{Attribute, ErasureResult};
 use crate::revenue::PeriodBooks;
 use crate::wire::{
@@ -18,6 +17,7 @@ use coopledger_governance::revenue_bundle::{RevenueBundle, Statement};
 use coopledger_governance::rules::anchors::AnchorReceipt;
 use coopledger_governance::tallying::TallyRecord;
 use coopledger_ledger::witness::{SplitViewEvidence, Witnessed};
+use coopledger_node::anchoring::AnchorStatus;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;

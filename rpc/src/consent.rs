@@ -108,7 +108,7 @@ pub fn assemble_bundle(
         member: member.to_owned(),
         purpose: purpose.map(str::to_owned),
         // With the witnesses' cosignatures when they have already cosigned this checkpoint.
-        checkpoint: crate::cosigning::cosigned_note(log, size)
+        checkpoint: coopledger_node::cosigning::cosigned_note(log, size)
             .ok()
             .flatten()
             .unwrap_or_else(|| at.checkpoint.note.clone()),

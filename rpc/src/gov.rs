@@ -2,7 +2,6 @@
 //! node's committed state (entries go in through `ledger_submit`).
 
 use crate::api::{GovApiServer, RpcResult};
-use crate::ballot_box::BallotBox;
 use crate::error;
 use crate::wire::{
     BallotReceipt, BallotToken, CoopInfo, Elector, ElectorateView, MemberView, ProposalSummary,
@@ -15,6 +14,7 @@ use coopledger_governance::tallying::{electorate_digest, TallyRecord};
 use coopledger_governance::{parse_id, CoopRules, ENTRY_TYPES};
 use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::{Envelope, Log, StateRead};
+use coopledger_node::BallotBox;
 use jsonrpsee::core::async_trait;
 use serde_json::Value;
 use std::sync::Arc;

@@ -2,12 +2,10 @@
 //! codes, the server (HTTP and WebSocket on one port) and a typed client.
 #![forbid(unsafe_code)]
 
-pub mod anchoring;
+mod anchor;
 pub mod api;
-pub mod ballot_box;
 pub mod client;
 mod consent;
-pub mod cosigning;
 pub mod error;
 mod gov;
 pub mod personal;
@@ -20,6 +18,4 @@ pub use api::{
     AnchorApiClient, ConsentApiClient, GovApiClient, LedgerApiClient, PersonalApiClient,
     RevenueApiClient, WitnessApiClient,
 };
-pub use ballot_box::BallotBox;
-pub use personal::PersonalData;
-pub use server::{serve, NodeHandle, NodeServices};
+pub use server::JsonRpc;

@@ -115,7 +115,7 @@ pub fn assemble_bundle(
         period: period.into(),
         currency: currency.into(),
         member: member.map(str::to_owned),
-        checkpoint: crate::cosigning::cosigned_note(log, size)
+        checkpoint: coopledger_node::cosigning::cosigned_note(log, size)
             .ok()
             .flatten()
             .unwrap_or_else(|| checkpoint.note.clone()),

@@ -1,26 +1,27 @@
 //! The node's JSON-RPC server: HTTP and WebSocket on one port, on a listener the caller binds
-//! (tests bind port 0), stopped through the returned handle; the witness endpoint
-//! `POST /add-checkpoint` shares the port.
+//! (tests bind port 0); the witness endpoint `POST /add-checkpoint` shares the port. [`JsonRpc`]
+//! is the node's [`Frontend`]: `Node::start(config, listener, shutdown)` starts it.
 
 use crate::api::{
     AnchorApiServer, ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer,
     RevenueApiServer, RpcResult, WitnessApiServer,
 };
-use crate::ballot_box::BallotBox;
 use crate::error;
 use crate::wire::{
     bytes_b64, hashes_b64, CheckpointInfo, ConsistencyProof, EntryResult, InclusionProof,
     SubmitResult,
 };
-use crate::witness::{NodeWitness, WitnessLayer};
+use crate::witness::WitnessLayer;
 use coopledger_governance::CoopRules;
 use coopledger_ledger::codec::b64_decode;
 use coopledger_ledger::{Envelope, Hash, Log, NoteVerifier, SignedCheckpoint};
+use coopledger_node::{Frontend, Node, Serving};
 use jsonrpsee::core::{async_trait, SubscriptionResult};
 use jsonrpsee::server::{PendingSubscriptionSink, Server, ServerHandle};
 use jsonrpsee::RpcModule;
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -114,10 +115,10 @@ impl LedgerApiServer for LedgerRpc {
                 "no checkpoint has been cosigned by a witness yet".into(),
             ))
         };
-        let size = crate::cosigning::latest_cosigned_size(&self.log)
+        let size = coopledger_node::cosigning::latest_cosigned_size(&self.log)
             .map_err(error::corrupt)?
             .ok_or_else(not_yet)?;
-        let note = crate::cosigning::cosigned_note(&self.log, size)
+        let note = coopledger_node::cosigning::cosigned_note(&self.log, size)
             .map_err(error::corrupt)?
             .ok_or_else(not_yet)?;
         let key = NoteVerifier::parse(&self.log.verifier_key())
@@ -202,42 +203,40 @@ impl LedgerApiServer for LedgerRpc {
 }
 
 /// Every method the server answers, with `rpc.discover`.
-pub fn module(
-    log: Arc<Log<CoopRules>>,
-    ballots: Arc<BallotBox>,
-    witness: Option<Arc<NodeWitness>>,
-    witness_origins: &[String],
-    anchor_status: crate::anchoring::SharedStatus,
-) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
-    let witness_logs = witness_origins.to_vec();
+pub fn module(node: &Node) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
+    let log = &node.log;
+    let (witness, witness_logs) = match &node.witness {
+        Some((w, origins)) => (Some(w.clone()), origins.clone()),
+        None => (None, vec![]),
+    };
     let mut m = RpcModule::new(());
     m.merge(LedgerRpc { log: log.clone() }.into_rpc())?;
     m.merge(
         crate::gov::GovRpc {
             log: log.clone(),
-            ballots,
+            ballots: node.ballots.clone(),
         }
         .into_rpc(),
     )?;
     m.merge(crate::consent::ConsentRpc { log: log.clone() }.into_rpc())?;
     m.merge(crate::revenue::RevenueRpc { log: log.clone() }.into_rpc())?;
     m.merge(
-        crate::anchoring::AnchorRpc {
+        crate::anchor::AnchorRpc {
             log: log.clone(),
-            status: anchor_status,
+            status: node.anchor_status.clone(),
         }
         .into_rpc(),
     )?;
     m.merge(
         crate::witness::WitnessRpc {
-            logs: witness_logs.clone(),
+            logs: witness_logs,
             witness,
         }
         .into_rpc(),
     )?;
     m.merge(
         crate::personal::PersonalRpc {
-            data: crate::personal::PersonalData::new(log),
+            vault: node.vault.clone(),
         }
         .into_rpc(),
     )?;
@@ -247,51 +246,53 @@ pub fn module(
     Ok(m)
 }
 
-/// A running server.
-#[derive(Debug)]
-pub struct NodeHandle {
-    /// The bound address.
-    pub addr: SocketAddr,
-    /// Stop it with `handle.stop()`, then `handle.stopped().await`.
-    pub handle: ServerHandle,
+/// The node's JSON-RPC frontend: HTTP and WebSocket on the node's listener, with the witness
+/// endpoint in front.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonRpc {
+    /// Connections served at once (HTTP and WebSocket together); one more is answered 429.
+    pub max_connections: u32,
 }
 
-/// What a node serves besides its log.
-#[derive(Debug, Default, Clone)]
-pub struct NodeServices {
-    /// The node's witness for other co-ops' logs, if it is one, and their origins.
-    pub witness: Option<(Arc<NodeWitness>, Vec<String>)>,
-    /// The anchoring loop's status (disabled by default).
-    pub anchor_status: crate::anchoring::SharedStatus,
+impl Default for JsonRpc {
+    fn default() -> JsonRpc {
+        JsonRpc {
+            max_connections: 512,
+        }
+    }
 }
 
-/// Serves `log` (and the node's ballot box, and its witness endpoint) over HTTP and WebSocket
-/// on `listener` until the handle is stopped.
-pub async fn serve(
-    listener: std::net::TcpListener,
-    log: Arc<Log<CoopRules>>,
-    ballots: Arc<BallotBox>,
-    services: NodeServices,
-) -> std::io::Result<NodeHandle> {
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let config = jsonrpsee::server::ServerConfig::builder()
-        .max_request_body_size(MAX_REQUEST_BYTES)
-        .build();
-    let (witness, origins) = match services.witness {
-        Some((w, o)) => (Some(w), o),
-        None => (None, vec![]),
-    };
-    let server = Server::builder()
-        .set_config(config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(WitnessLayer::new(witness.clone())))
-        .build_from_tcp(listener)?;
-    let methods = module(log, ballots, witness, &origins, services.anchor_status)
-        .map_err(std::io::Error::other)?;
-    Ok(NodeHandle {
-        addr,
-        handle: server.start(methods),
-    })
+struct Running(ServerHandle);
+
+impl Serving for Running {
+    fn stop(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let handle = self.0;
+        Box::pin(async move {
+            let _ = handle.stop();
+            handle.stopped().await;
+        })
+    }
+}
+
+impl Frontend for JsonRpc {
+    fn start(
+        &self,
+        node: Arc<Node>,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<Box<dyn Serving>> {
+        listener.set_nonblocking(true)?;
+        let config = jsonrpsee::server::ServerConfig::builder()
+            .max_request_body_size(MAX_REQUEST_BYTES)
+            .max_connections(self.max_connections)
+            .build();
+        let witness = node.witness.as_ref().map(|(w, _)| w.clone());
+        let server = Server::builder()
+            .set_config(config)
+            .set_http_middleware(tower::ServiceBuilder::new().layer(WitnessLayer::new(witness)))
+            .build_from_tcp(listener)?;
+        let methods = module(&node).map_err(std::io::Error::other)?;
+        Ok(Box::new(Running(server.start(methods))))
+    }
 }
 
 #[cfg(test)]

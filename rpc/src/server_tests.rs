@@ -15,10 +15,18 @@ fn openrpc_lists_every_method_and_nothing_else() {
         Default::default(),
     )
     .unwrap();
-    let ballots = Arc::new(BallotBox::new(ed25519_dalek::SigningKey::from_bytes(
-        &[3u8; 32],
-    )));
-    let m = module(Arc::new(log), ballots, None, &[], Default::default()).unwrap();
+    let log = Arc::new(log);
+    let node = Node {
+        ballots: Arc::new(coopledger_node::BallotBox::new(
+            ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]),
+        )),
+        vault: coopledger_node::Vault::new(log.clone()),
+        witness: None,
+        anchor_status: Default::default(),
+        clerk: Default::default(),
+        log,
+    };
+    let m = module(&node).unwrap();
     let mut registered: Vec<&str> = m.method_names().collect();
     registered.sort();
     let doc: Value = serde_json::from_str(OPENRPC).unwrap();

@@ -1,124 +1,24 @@
-//! This node as a witness for other co-ops' logs: the C2SP tlog-witness endpoint
-//! `POST /add-checkpoint`, served on the JSON-RPC port by a tower layer in front of jsonrpsee;
-//! the witness's state and split-view evidence in the node's off-log store; and the `witness_*`
-//! methods that show them.
-//!
-//! Off-log keys: `witness/latest/<origin>` → [`Witnessed`]; `witness/evidence/<origin>/<u64 BE
-//! seen-at>/<u64 BE n>` → [`SplitViewEvidence`].
+//! The node's witness over HTTP: the C2SP tlog-witness endpoint `POST /add-checkpoint`, served
+//! on the JSON-RPC port by a tower layer in front of jsonrpsee, and the `witness_*` methods that
+//! show its state and evidence (kept by `coopledger_node::witness`).
 
 use crate::api::{RpcResult, WitnessApiServer};
 use crate::error;
-use coopledger_governance::CoopRules;
-use coopledger_ledger::cosignature::Cosigner;
 use coopledger_ledger::log::now_ms;
-use coopledger_ledger::note::NoteVerifier;
-use coopledger_ledger::witness::{SplitViewEvidence, Witness, WitnessStore, Witnessed};
-use coopledger_ledger::Log;
-use ed25519_dalek::SigningKey;
+use coopledger_ledger::witness::{SplitViewEvidence, WitnessStore, Witnessed};
+use coopledger_node::witness::NodeWitness;
 use http_body_util::BodyExt;
 use jsonrpsee::core::async_trait;
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Largest `add-checkpoint` body read (63 proof lines and a note with signatures fit easily).
 const MAX_BODY: usize = 64 * 1024;
-
-/// The witness key of a node: derived from its node key, so one key never signs both as the
-/// log and as a witness.
-pub fn witness_key(node_key: &SigningKey) -> SigningKey {
-    let mut h = Sha256::new();
-    h.update(b"coopledger/v1/witness-key\0");
-    h.update(node_key.to_bytes());
-    SigningKey::from_bytes(&h.finalize().into())
-}
-
-/// Witness state in the node's off-log store.
-pub struct OfflogWitnessStore {
-    log: Arc<Log<CoopRules>>,
-    counter: AtomicU64,
-}
-
-impl std::fmt::Debug for OfflogWitnessStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OfflogWitnessStore").finish_non_exhaustive()
-    }
-}
-
-fn latest_key(origin: &str) -> Vec<u8> {
-    [b"witness/latest/".as_slice(), origin.as_bytes()].concat()
-}
-fn evidence_prefix(origin: &str) -> Vec<u8> {
-    [b"witness/evidence/".as_slice(), origin.as_bytes(), b"/"].concat()
-}
-
-impl OfflogWitnessStore {
-    /// Over `log`'s off-log records.
-    pub fn new(log: Arc<Log<CoopRules>>) -> OfflogWitnessStore {
-        OfflogWitnessStore {
-            log,
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    /// Every piece of evidence kept about `origin`, oldest first.
-    pub fn evidence(&self, origin: &str) -> Result<Vec<SplitViewEvidence>, String> {
-        self.log
-            .offlog_scan(&evidence_prefix(origin))
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|(_, v)| serde_json::from_slice(v).map_err(|e| e.to_string()))
-            .collect()
-    }
-}
-
-impl WitnessStore for OfflogWitnessStore {
-    fn latest(&self, origin: &str) -> Result<Option<Witnessed>, String> {
-        self.log
-            .offlog_get(&latest_key(origin))
-            .map_err(|e| e.to_string())?
-            .map(|v| serde_json::from_slice(&v).map_err(|e| e.to_string()))
-            .transpose()
-    }
-    fn save(&self, origin: &str, w: &Witnessed) -> Result<(), String> {
-        let v = serde_json::to_vec(w).map_err(|e| e.to_string())?;
-        self.log
-            .offlog_put(&latest_key(origin), &v)
-            .map_err(|e| e.to_string())
-    }
-    fn keep_evidence(&self, e: &SplitViewEvidence) -> Result<(), String> {
-        let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        let key = [
-            evidence_prefix(&e.origin),
-            e.seen_at.to_be_bytes().to_vec(),
-            b"/".to_vec(),
-            n.to_be_bytes().to_vec(),
-        ]
-        .concat();
-        let v = serde_json::to_vec(e).map_err(|e| e.to_string())?;
-        self.log.offlog_put(&key, &v).map_err(|e| e.to_string())
-    }
-}
-
-/// The node's witness: its cosigner and the logs it follows.
-pub type NodeWitness = Witness<OfflogWitnessStore>;
-
-/// Builds the node's witness for the logs whose verifier keys are `logs`.
-pub fn node_witness(
-    log: Arc<Log<CoopRules>>,
-    node_key: &SigningKey,
-    logs: Vec<NoteVerifier>,
-) -> Result<NodeWitness, coopledger_ledger::note::NoteError> {
-    let name = format!("{}/witness", log.origin());
-    let cosigner = Cosigner::new(&name, witness_key(node_key))?;
-    Ok(Witness::new(cosigner, logs, OfflogWitnessStore::new(log)))
-}
 
 /// `tower` layer serving `POST /add-checkpoint` with `witness` (when the node is one) and
 /// passing everything else to JSON-RPC.

@@ -224,3 +224,73 @@ pub fn http_post(addr: &str, path: &str, body: &[u8]) -> Result<(u16, String, St
         .unwrap_or_default();
     Ok((status, ctype, body.to_owned()))
 }
+
+/// anvil's first default account (a public test key; never holds value).
+pub const ANVIL_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// The native anvil binary installed by `scripts/setup.sh` (not npm's node wrapper, so that
+/// killing it stops the chain); `ANVIL` overrides.
+pub fn anvil_bin() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("ANVIL") {
+        return Ok(PathBuf::from(p));
+    }
+    let scope = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/node_modules/@foundry-rs");
+    std::fs::read_dir(&scope)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
+        .map(|e| e.path().join("bin/anvil"))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            anyhow!(
+                "anvil is not installed under {}: run scripts/setup.sh",
+                scope.display()
+            )
+        })
+}
+
+/// A running anvil on a loopback port; killed when dropped.
+#[derive(Debug)]
+pub struct Anvil(Child);
+
+impl Anvil {
+    /// anvil mining a block every second.
+    pub fn start(port: u16) -> Result<Anvil> {
+        Anvil::start_with(port, &["--block-time", "1"])
+    }
+
+    /// anvil with these extra arguments; returns once it accepts connections.
+    pub fn start_with(port: u16, extra: &[&str]) -> Result<Anvil> {
+        let child = Command::new(anvil_bin()?)
+            .args(["--port", &port.to_string(), "--silent"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start anvil")?;
+        let anvil = Anvil(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("anvil did not start on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(anvil)
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -16,74 +16,10 @@
 mod common;
 
 use common::ok;
-use coopledger_e2e::{coop, Node};
+use coopledger_e2e::{coop, free_port, Anvil, Node, ANVIL_KEY};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// anvil's first default account (a public test key; never holds value).
-const ANVIL_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-/// The native anvil binary (not npm's node wrapper, so that killing it stops the chain).
-fn anvil_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ANVIL") {
-        return PathBuf::from(p);
-    }
-    let scope = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/node_modules/@foundry-rs");
-    let native = std::fs::read_dir(&scope)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
-        .map(|e| e.path().join("bin/anvil"))
-        .find(|p| p.exists());
-    native.unwrap_or_else(|| {
-        panic!(
-            "anvil is not installed under {}: run scripts/setup.sh",
-            scope.display()
-        )
-    })
-}
-
-struct Anvil(Child);
-
-impl Anvil {
-    fn start(port: u16) -> Anvil {
-        Anvil::start_with(port, &["--block-time", "1"])
-    }
-
-    fn start_with(port: u16, extra: &[&str]) -> Anvil {
-        let child = Command::new(anvil_bin())
-            .args(["--port", &port.to_string(), "--silent"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "anvil did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Anvil(child)
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -104,6 +40,10 @@ struct Rig {
 
 impl Rig {
     fn start(chain_port: u16, confirmations: &str) -> Rig {
+        Rig::start_with(chain_port, confirmations, &[])
+    }
+
+    fn start_with(chain_port: u16, confirmations: &str, extra: &[&str]) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let chain_url = format!("http://127.0.0.1:{chain_port}");
         let key = dir.path().join("anchor.key");
@@ -124,7 +64,11 @@ impl Rig {
                 "1",
                 "--anchor-confirmations",
                 confirmations,
-            ],
+            ]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect::<Vec<_>>(),
         )
         .unwrap();
         let rpc = node.http_url();
@@ -218,8 +162,8 @@ impl Rig {
 
 #[test]
 fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away() {
-    let chain_port = free_port();
-    let anvil = Anvil::start(chain_port);
+    let chain_port = free_port().unwrap();
+    let anvil = Anvil::start(chain_port).unwrap();
     let rig = Rig::start(chain_port, "2");
     rig.submit();
     wait_for("the first anchor receipt", 30, || !rig.anchors().is_empty());
@@ -262,7 +206,7 @@ fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away
     assert_eq!(rig.anchors().len(), before);
 
     // It returns (a fresh chain on the same port): anchoring resumes.
-    let _anvil = Anvil::start(chain_port);
+    let _anvil = Anvil::start(chain_port).unwrap();
     wait_for("anchoring to resume", 90, || rig.anchors().len() > before);
     let last = rig.anchors().last().unwrap().clone();
     assert!(last["size"].as_u64() > first["size"].as_u64(), "{last}");
@@ -278,8 +222,8 @@ fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away
 async fn a_dropped_anchor_transaction_is_sent_again() {
     use jsonrpsee::core::client::ClientT;
     use jsonrpsee::rpc_params;
-    let chain_port = free_port();
-    let _anvil = Anvil::start_with(chain_port, &["--no-mining"]);
+    let chain_port = free_port().unwrap();
+    let _anvil = Anvil::start_with(chain_port, &["--no-mining"]).unwrap();
     let rig = Rig::start(chain_port, "2");
     let chain = coopledger_rpc::client::http_client(&rig.chain_url).unwrap();
     rig.submit();
@@ -310,8 +254,8 @@ async fn a_dropped_anchor_transaction_is_sent_again() {
 async fn an_anchor_reorganised_away_before_its_confirmations_is_sent_again() {
     use jsonrpsee::core::client::ClientT;
     use jsonrpsee::rpc_params;
-    let chain_port = free_port();
-    let _anvil = Anvil::start_with(chain_port, &["--no-mining"]);
+    let chain_port = free_port().unwrap();
+    let _anvil = Anvil::start_with(chain_port, &["--no-mining"]).unwrap();
     let rig = Rig::start(chain_port, "3");
     let chain = coopledger_rpc::client::http_client(&rig.chain_url).unwrap();
     rig.submit();
@@ -346,4 +290,90 @@ async fn an_anchor_reorganised_away_before_its_confirmations_is_sent_again() {
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("VALID"), "{out}");
     rig.node.terminate().unwrap();
+}
+
+async fn chain_call(chain: &jsonrpsee::http_client::HttpClient, method: &str, arg: Value) -> Value {
+    use jsonrpsee::core::client::ClientT;
+    chain
+        .request(method, jsonrpsee::rpc_params![arg])
+        .await
+        .unwrap()
+}
+
+fn quantity(v: &Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// On a post-London chain (anvil's default hardfork, automine) anchors are EIP-1559
+/// transactions: 20 in a row all confirm, none bids above the ceiling, and the price paid does
+/// not climb (a loop bidding twice the suggested price doubled it with every anchor on such a
+/// chain until the account ran dry).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_run_of_anchors_pays_the_market_price_within_the_ceiling() {
+    let chain_port = free_port().unwrap();
+    let _anvil = Anvil::start_with(chain_port, &[]).unwrap();
+    let ceiling: u128 = 5_000_000_000;
+    let rig = Rig::start_with(
+        chain_port,
+        "1",
+        &["--anchor-max-fee-wei", &ceiling.to_string()],
+    );
+    const ANCHORS: usize = 20;
+    for i in 1..=ANCHORS {
+        rig.submit();
+        wait_for("the next anchor", 30, || rig.anchors().len() >= i);
+    }
+    let chain = jsonrpsee::http_client::HttpClientBuilder::default()
+        .build(&rig.chain_url)
+        .unwrap();
+    let mut paid = Vec::new();
+    for a in rig.anchors() {
+        let tx = chain_call(&chain, "eth_getTransactionByHash", a["txHash"].clone()).await;
+        assert_eq!(tx["type"], "0x2", "not an EIP-1559 transaction: {tx}");
+        assert!(quantity(&tx["maxFeePerGas"]) <= ceiling, "{tx}");
+        let receipt = chain_call(&chain, "eth_getTransactionReceipt", a["txHash"].clone()).await;
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
+        paid.push(quantity(&receipt["effectiveGasPrice"]));
+    }
+    assert_eq!(paid.len(), ANCHORS);
+    let (first, last) = (paid[0], paid[ANCHORS - 1]);
+    assert!(
+        last <= first,
+        "the price paid per gas climbed from {first} to {last}: {paid:?}"
+    );
+    assert_eq!(rig.status()["failures"], 0, "{}", rig.status());
+}
+
+/// A chain whose base fee is above the ceiling gets no transaction; the status says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_anchor_is_sent_above_the_fee_ceiling() {
+    let chain_port = free_port().unwrap();
+    // 50 gwei base fee; the node's ceiling is 10 gwei.
+    let _anvil = Anvil::start_with(chain_port, &["--base-fee", "50000000000"]).unwrap();
+    let rig = Rig::start_with(chain_port, "1", &["--anchor-max-fee-wei", "10000000000"]);
+    rig.submit();
+    wait_for("the refusal in the status", 30, || {
+        rig.status()["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("above the ceiling"))
+    });
+    let chain = jsonrpsee::http_client::HttpClientBuilder::default()
+        .build(&rig.chain_url)
+        .unwrap();
+    let sender = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
+    use jsonrpsee::core::client::ClientT;
+    let sent: Value = chain
+        .request(
+            "eth_getTransactionCount",
+            jsonrpsee::rpc_params![sender, "pending"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        quantity(&sent),
+        0,
+        "a transaction was sent above the ceiling"
+    );
+    assert!(rig.anchors().is_empty());
+    assert_eq!(rig.status()["maxFeePerGas"], "10000000000");
 }

@@ -62,7 +62,7 @@ async fn three_coops_cosign_each_others_checkpoints() {
         let log_vkey = NoteSigner::new(&origin, node_key.clone()).unwrap().vkey();
         let witness_vkey = Cosigner::new(
             &format!("{origin}/witness"),
-            coopledger_rpc::witness::witness_key(&node_key),
+            coopledger_node::witness::witness_key(&node_key),
         )
         .unwrap()
         .vkey();

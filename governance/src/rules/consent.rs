@@ -6,8 +6,8 @@
 
 use super::{rule, write, Signer};
 use crate::consent::{
-    self, grant_key, member_grant_key, notice_key, party_key, timeline_key, use_key, ConsentStatus,
-    DataUse, Grant, GrantEnd, Notice, Party, PartyKind, Period, TimelineEvent,
+    self, grant_key, member_grant_key, notice_key, party_key, timeline_key, use_key, DataUse,
+    Grant, GrantEnd, Notice, Party, PartyKind, Period, TimelineEvent,
 };
 use crate::genesis::Role;
 use crate::payload::{is_ident, malformed, Fields};
@@ -604,46 +604,10 @@ pub(super) fn record_use(
                 ),
             ));
         }
-        let why = match g.status_at(ctx.index, now) {
-            ConsentStatus::Active => None,
-            ConsentStatus::Withdrawn => Some(("use.withdrawn", "was withdrawn by the member")),
-            ConsentStatus::Revoked => Some(("use.revoked", "was revoked by the controller")),
-            ConsentStatus::Invalidated => {
-                Some(("use.invalidated", "was invalidated by an authority"))
-            }
-            ConsentStatus::Expired => Some(("use.expired", "has expired")),
-            ConsentStatus::NotYetValid | ConsentStatus::None => {
-                Some(("use.not_yet_valid", "is not valid yet"))
-            }
-        };
-        if let Some((name, what)) = why {
+        if let Err(why) = g.permits(ctx.index, now, &purpose, &recipient, &categories) {
             return Err(rule(
-                name,
-                format!("{field}: the consent of {} {what}", g.member),
-            ));
-        }
-        if !g.purposes.contains(&purpose) {
-            return Err(rule(
-                "use.purpose",
-                format!(
-                    "{field}: the consent of {} does not cover {purpose}",
-                    g.member
-                ),
-            ));
-        }
-        if !g.recipients.contains(&recipient) {
-            return Err(rule(
-                "use.recipient",
-                format!(
-                    "{field}: the consent of {} does not cover recipient {recipient}",
-                    g.member
-                ),
-            ));
-        }
-        if let Some(c) = categories.iter().find(|c| !g.data_categories.contains(c)) {
-            return Err(rule(
-                "use.category",
-                format!("{field}: the consent of {} does not cover {c}", g.member),
+                why.rule(),
+                format!("{field}: the consent of {} {why}", g.member),
             ));
         }
         grants.push(g);

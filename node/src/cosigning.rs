@@ -7,6 +7,7 @@
 //! Off-log keys: `cosig/<u64 BE size>` → the checkpoint note with every cosignature line
 //! collected for it; `cosig-latest` → the largest such size (u64 BE).
 
+use crate::http::HttpClient;
 use coopledger_governance::CoopRules;
 use coopledger_ledger::cosignature::{cosignatures, WitnessKey};
 use coopledger_ledger::note::SignedNote;
@@ -15,7 +16,6 @@ use coopledger_ledger::{Log, SignedCheckpoint};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A witness this log asks: where, and whose key must sign.
 #[derive(Debug, Clone)]
@@ -55,48 +55,10 @@ pub fn cosigned_note(log: &Log<CoopRules>, size: u64) -> Result<Option<String>, 
         .transpose()
 }
 
-/// One HTTP/1.1 POST (`Connection: close`): status and body.
-async fn post(url: &str, path: &str, body: &[u8]) -> Result<(u16, String), String> {
-    let host = url.strip_prefix("http://").unwrap_or(url);
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(host))
-        .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(body).await.map_err(|e| e.to_string())?;
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp))
-        .await
-        .map_err(|_| "response timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let resp = String::from_utf8(resp).map_err(|_| "response is not UTF-8".to_owned())?;
-    let (head, body) = resp
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "malformed HTTP response".to_owned())?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| "malformed status line".to_owned())?;
-    // Bodies of these answers are small; a chunked one is refused rather than misread.
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Err("chunked responses are not supported".into());
-    }
-    Ok((status, body.to_owned()))
-}
-
 /// Asks `peer` to cosign `cp`; `known` is the size it last cosigned (learned from a 409).
 /// Returns the verified cosignature line and the new known size.
 async fn ask(
+    http: &HttpClient,
     log: &Log<CoopRules>,
     peer: &WitnessPeer,
     cp: &SignedCheckpoint,
@@ -115,7 +77,12 @@ async fn ask(
             proof,
             note: cp.note.clone(),
         };
-        let (status, body) = post(&peer.url, "/add-checkpoint", req.to_body().as_bytes()).await?;
+        let url = format!("{}/add-checkpoint", peer.url);
+        let (status, body) = http
+            .post(&url, "text/plain", req.to_body().into_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = String::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_owned())?;
         match status {
             200 => {
                 let note = SignedNote::parse(format!("{}{body}", cp.note).as_bytes())
@@ -192,6 +159,7 @@ pub async fn run(log: Arc<Log<CoopRules>>, peers: Vec<WitnessPeer>) {
     if peers.is_empty() {
         return;
     }
+    let http = HttpClient::new(Duration::from_secs(10));
     let mut known: HashMap<String, u64> = HashMap::new();
     let mut checkpoints = log.subscribe();
     let mut backoff = Duration::from_millis(200);
@@ -203,7 +171,7 @@ pub async fn run(log: Arc<Log<CoopRules>>, peers: Vec<WitnessPeer>) {
             if *k == cp.checkpoint.size && cosigned_note(&log, *k).ok().flatten().is_some() {
                 continue;
             }
-            match ask(&log, peer, &cp, k).await {
+            match ask(&http, &log, peer, &cp, k).await {
                 Ok(lines) => {
                     if let Err(e) = keep(&log, &cp, &lines) {
                         tracing::error!(error = %e, "cannot store a cosignature");

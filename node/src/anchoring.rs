@@ -5,21 +5,14 @@
 //! — chain unreachable, transaction dropped or replaced, reorg below the confirmation depth —
 //! are retried with backoff and shown in the status; they never block ingest.
 
-use crate::api::{AnchorApiServer, RpcResult};
-use crate::error;
+use crate::http::HttpClient;
 use coopledger_governance::rules::anchors::{anchors, AnchorReceipt};
 use coopledger_governance::CoopRules;
 use coopledger_ledger::anchor::{calldata, evm, AnchorChain, TxPlace};
-use coopledger_ledger::codec::b64_encode;
-use coopledger_ledger::log::now_ms;
-use coopledger_ledger::{Body, Log};
-use ed25519_dalek::SigningKey as NodeKey;
-use jsonrpsee::core::async_trait;
-use jsonrpsee::core::client::ClientT;
-use jsonrpsee::http_client::HttpClient;
-use jsonrpsee::rpc_params;
+use coopledger_ledger::{Log, OwnEntry};
 use k256::ecdsa::SigningKey;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +32,79 @@ pub struct AnchorConfig {
     pub every_entries: u64,
     /// Blocks on top of (and including) the anchor's before it counts.
     pub confirmations: u64,
+    /// Fees: the tip offered and the most ever paid per gas.
+    pub fees: FeePolicy,
+}
+
+/// How much an anchor may cost, per gas, in wei.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeePolicy {
+    /// The tip to the block producer (EIP-1559 `maxPriorityFeePerGas`).
+    pub tip: u128,
+    /// The ceiling: no transaction is sent that could pay more per gas than this (EIP-1559
+    /// `maxFeePerGas`, or a legacy chain's gas price).
+    pub max_fee: u128,
+}
+
+impl Default for FeePolicy {
+    /// A 1 gwei tip under a 100 gwei ceiling.
+    fn default() -> FeePolicy {
+        FeePolicy {
+            tip: 1_000_000_000,
+            max_fee: 100_000_000_000,
+        }
+    }
+}
+
+/// The fee of one transaction, decided from the chain's latest block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fee {
+    /// EIP-1559: room for the base fee to double, plus the tip, capped by the ceiling.
+    Market {
+        /// `maxPriorityFeePerGas`.
+        tip: u128,
+        /// `maxFeePerGas`.
+        max_fee: u128,
+    },
+    /// A chain without a base fee (before London): its suggested gas price.
+    Legacy {
+        /// Gas price.
+        gas_price: u128,
+    },
+}
+
+impl FeePolicy {
+    /// The fee for a chain whose latest base fee is `base_fee` (`None` before London) and
+    /// whose suggested legacy gas price is `gas_price`; refused when even the least that can
+    /// be included now is above the ceiling.
+    pub fn fee(&self, base_fee: Option<u128>, gas_price: u128) -> Result<Fee, String> {
+        match base_fee {
+            Some(base) => {
+                let least = base.saturating_add(self.tip);
+                if least > self.max_fee {
+                    return Err(format!(
+                        "the chain's base fee {base} wei plus the tip {} wei is above the \
+                         ceiling of {} wei per gas: not sending",
+                        self.tip, self.max_fee
+                    ));
+                }
+                let max_fee = base
+                    .saturating_mul(2)
+                    .saturating_add(self.tip)
+                    .min(self.max_fee);
+                Ok(Fee::Market {
+                    tip: self.tip,
+                    max_fee,
+                })
+            }
+            None if gas_price > self.max_fee => Err(format!(
+                "the chain's gas price {gas_price} wei is above the ceiling of {} wei per gas: \
+                 not sending",
+                self.max_fee
+            )),
+            None => Ok(Fee::Legacy { gas_price }),
+        }
+    }
 }
 
 impl std::fmt::Debug for AnchorConfig {
@@ -47,6 +113,7 @@ impl std::fmt::Debug for AnchorConfig {
             .field("rpc_url", &self.rpc_url)
             .field("chain_id", &self.chain_id)
             .field("confirmations", &self.confirmations)
+            .field("fees", &self.fees)
             .finish_non_exhaustive()
     }
 }
@@ -80,59 +147,73 @@ pub struct ChainTx {
     pub block_hash: Option<String>,
 }
 
-/// An EVM chain reached through its ordinary JSON-RPC.
+/// An EVM chain reached through its ordinary JSON-RPC (a plain JSON POST per call: this is
+/// the chain's protocol, not the node's API).
 #[derive(Debug, Clone)]
 pub struct EvmChain {
-    client: HttpClient,
+    http: HttpClient,
+    url: String,
 }
 
 impl EvmChain {
-    /// A client for the chain at `url`.
+    /// A client for the chain at `url` (`http://…`).
     pub fn new(url: &str) -> Result<EvmChain, String> {
-        let client = jsonrpsee::http_client::HttpClientBuilder::default()
-            .request_timeout(Duration::from_secs(10))
-            .build(url)
-            .map_err(|e| e.to_string())?;
-        Ok(EvmChain { client })
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(format!(
+                "{url:?}: the chain's URL must be http:// or https://"
+            ));
+        }
+        if url.starts_with("https://") {
+            return Err(format!(
+                "{url:?}: https chains are not supported yet; reach the chain through a local \
+                 http endpoint"
+            ));
+        }
+        Ok(EvmChain {
+            http: HttpClient::new(Duration::from_secs(10)),
+            url: url.to_owned(),
+        })
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        params: jsonrpsee::core::params::ArrayParams,
-    ) -> Result<Value, String> {
-        self.client
-            .request::<Value, _>(method, params)
+    async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (status, body) = self
+            .http
+            .post(&self.url, "application/json", req.to_string().into_bytes())
             .await
-            .map_err(|e| format!("{method}: {e}"))
+            .map_err(|e| format!("{method}: {e}"))?;
+        let answer: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("{method}: HTTP {status}, not JSON: {e}"))?;
+        if let Some(err) = answer.get("error") {
+            return Err(format!("{method}: {err}"));
+        }
+        answer
+            .get("result")
+            .cloned()
+            .ok_or_else(|| format!("{method}: HTTP {status}, no result"))
     }
 
     /// `eth_chainId`.
     pub async fn chain_id(&self) -> Result<u64, String> {
-        parse_u64(&self.call("eth_chainId", rpc_params![]).await?)
+        parse_u64(&self.call("eth_chainId", json!([])).await?)
     }
 
     /// `eth_blockNumber`.
     pub async fn head(&self) -> Result<u64, String> {
-        parse_u64(&self.call("eth_blockNumber", rpc_params![]).await?)
+        parse_u64(&self.call("eth_blockNumber", json!([])).await?)
     }
 
     /// The hash of block `n` on the canonical chain.
     pub async fn block_hash(&self, n: u64) -> Result<Option<String>, String> {
         let b = self
-            .call(
-                "eth_getBlockByNumber",
-                rpc_params![format!("0x{n:x}"), false],
-            )
+            .call("eth_getBlockByNumber", json!([format!("0x{n:x}"), false]))
             .await?;
         Ok(b.get("hash").and_then(Value::as_str).map(str::to_owned))
     }
 
     /// `eth_getTransactionByHash`.
     pub async fn transaction(&self, hash: &str) -> Result<Option<ChainTx>, String> {
-        let t = self
-            .call("eth_getTransactionByHash", rpc_params![hash])
-            .await?;
+        let t = self.call("eth_getTransactionByHash", json!([hash])).await?;
         if t.is_null() {
             return Ok(None);
         }
@@ -155,36 +236,58 @@ impl EvmChain {
         }))
     }
 
-    /// Signs and sends a zero-value transaction to the sender's own address carrying `data`;
-    /// returns its hash.
+    /// Signs and sends a zero-value transaction to the sender's own address carrying `data`,
+    /// with fees by `fees` (EIP-1559 where the chain has a base fee); returns its hash.
     pub async fn send(
         &self,
         key: &SigningKey,
         chain_id: u64,
+        fees: &FeePolicy,
         data: Vec<u8>,
     ) -> Result<String, String> {
         let from = evm::address(key.verifying_key());
         let nonce = parse_u64(
             &self
-                .call(
-                    "eth_getTransactionCount",
-                    rpc_params![hex0x(&from), "pending"],
-                )
+                .call("eth_getTransactionCount", json!([hex0x(&from), "pending"]))
                 .await?,
         )?;
-        let gas_price = parse_u128(&self.call("eth_gasPrice", rpc_params![]).await?)?;
-        let tx = evm::LegacyTx {
-            nonce,
-            gas_price: gas_price.saturating_mul(2),
-            gas: 100_000,
-            to: from,
-            value: 0,
-            data,
-            chain_id,
+        let latest = self
+            .call("eth_getBlockByNumber", json!(["latest", false]))
+            .await?;
+        let base_fee = latest
+            .get("baseFeePerGas")
+            .filter(|v| !v.is_null())
+            .map(parse_u128)
+            .transpose()?;
+        let gas_price = match base_fee {
+            Some(_) => 0,
+            None => parse_u128(&self.call("eth_gasPrice", json!([])).await?)?,
         };
-        let (raw, hash) = tx.sign(key)?;
+        let (raw, hash) = match fees.fee(base_fee, gas_price)? {
+            Fee::Market { tip, max_fee } => evm::Eip1559Tx {
+                chain_id,
+                nonce,
+                max_priority_fee_per_gas: tip,
+                max_fee_per_gas: max_fee,
+                gas: 100_000,
+                to: from,
+                value: 0,
+                data,
+            }
+            .sign(key)?,
+            Fee::Legacy { gas_price } => evm::LegacyTx {
+                nonce,
+                gas_price,
+                gas: 100_000,
+                to: from,
+                value: 0,
+                data,
+                chain_id,
+            }
+            .sign(key)?,
+        };
         let sent = self
-            .call("eth_sendRawTransaction", rpc_params![hex0x(&raw)])
+            .call("eth_sendRawTransaction", json!([hex0x(&raw)]))
             .await?;
         let want = hex0x(&hash);
         if sent.as_str() != Some(want.as_str()) {
@@ -199,6 +302,7 @@ impl EvmChain {
 pub struct EvmAnchorer {
     chain: EvmChain,
     key: SigningKey,
+    fees: FeePolicy,
 }
 
 impl std::fmt::Debug for EvmAnchorer {
@@ -208,9 +312,9 @@ impl std::fmt::Debug for EvmAnchorer {
 }
 
 impl EvmAnchorer {
-    /// Anchors on `chain`, paying with `key`.
-    pub fn new(chain: EvmChain, key: SigningKey) -> EvmAnchorer {
-        EvmAnchorer { chain, key }
+    /// Anchors on `chain`, paying with `key` within `fees`.
+    pub fn new(chain: EvmChain, key: SigningKey, fees: FeePolicy) -> EvmAnchorer {
+        EvmAnchorer { chain, key, fees }
     }
 }
 
@@ -226,7 +330,7 @@ impl AnchorChain for EvmAnchorer {
     ) -> Result<String, String> {
         let id = self.chain.chain_id().await?;
         self.chain
-            .send(&self.key, id, calldata(origin, size, root))
+            .send(&self.key, id, &self.fees, calldata(origin, size, root))
             .await
     }
     async fn locate(&self, tx: &str) -> Result<TxPlace, String> {
@@ -264,6 +368,8 @@ pub struct AnchorStatus {
     pub last_error: Option<String>,
     /// Failed attempts in a row.
     pub failures: u64,
+    /// The fee ceiling, wei per gas (decimal).
+    pub max_fee_per_gas: String,
 }
 
 /// The shared status.
@@ -331,14 +437,8 @@ async fn anchor_once<C: AnchorChain>(
     }
 }
 
-/// Appends the receipt to the log, signed by the node key.
-async fn record(
-    log: &Log<CoopRules>,
-    node_key: &NodeKey,
-    r: &AnchorReceipt,
-) -> Result<u64, String> {
-    let signer = node_key.verifying_key().to_bytes();
-    let seq = log.next_seq(&signer).map_err(|e| e.to_string())?;
+/// Appends the receipt to the log as a node entry (signed and numbered by the sequencer).
+async fn record(log: &Log<CoopRules>, r: &AnchorReceipt) -> Result<u64, String> {
     let mut payload = serde_json::Map::new();
     payload.insert("chainId".into(), r.chain_id.into());
     payload.insert("blockNumber".into(), r.block_number.into());
@@ -347,31 +447,22 @@ async fn record(
     payload.insert("size".into(), r.size.into());
     payload.insert("root".into(), r.root.clone().into());
     payload.insert("confirmations".into(), r.confirmations.into());
-    let env = Body {
-        coop: log.origin().to_owned(),
+    let own = OwnEntry {
         kind: "anchor.receipt".into(),
         version: 1,
-        signer,
-        seq,
-        ts: now_ms(),
         payload,
-    }
-    .sign(node_key)
-    .map_err(|e| e.to_string())?;
-    let receipt = log.submit(env).await.map_err(|e| e.to_string())?;
+    };
+    let receipt = log.submit_own(own).await.map_err(|e| e.to_string())?;
     Ok(receipt.index)
 }
 
 /// Runs forever: anchors the newest checkpoint when `every` has passed or `every_entries`
 /// entries are unanchored, then records the receipt; failures back off (1 s doubling to 60 s).
-pub async fn run(
-    log: Arc<Log<CoopRules>>,
-    node_key: NodeKey,
-    cfg: AnchorConfig,
-    status: SharedStatus,
-) {
+/// A confirmed anchor whose receipt could not be recorded is recorded again, never paid for
+/// again: each checkpoint is anchored by at most one confirmed transaction.
+pub async fn run(log: Arc<Log<CoopRules>>, cfg: AnchorConfig, status: SharedStatus) {
     let chain = match EvmChain::new(&cfg.rpc_url) {
-        Ok(c) => EvmAnchorer::new(c, cfg.key.clone()),
+        Ok(c) => EvmAnchorer::new(c, cfg.key.clone(), cfg.fees),
         Err(e) => {
             set(&status, |s| s.last_error = Some(e));
             return;
@@ -385,29 +476,40 @@ pub async fn run(
         s.enabled = true;
         s.chain_id = cfg.chain_id;
         s.anchored_size = anchored;
+        s.max_fee_per_gas = cfg.fees.max_fee.to_string();
     });
     let mut last = tokio::time::Instant::now();
     let mut backoff = Duration::from_secs(1);
+    // A confirmed anchor not yet recorded in the log.
+    let mut confirmed: Option<AnchorReceipt> = None;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let size = log.checkpoint().checkpoint.size;
-        // Receipt entries and their batches' log.state entries do not call for a new anchor.
-        let due = size > anchored + 2
-            && (last.elapsed() >= cfg.every || size - anchored >= cfg.every_entries);
-        if !due {
-            continue;
+        if log.failure().is_some() {
+            return;
         }
-        // A confirmed anchor that cannot be recorded counts as a failure too: backing off keeps
-        // the loop from paying for a new transaction every tick while the log refuses.
-        let outcome = match anchor_once(&chain, &cfg, &log, &status).await {
-            Ok(r) => record(&log, &node_key, &r)
-                .await
-                .map(|index| (r, index))
-                .map_err(|e| format!("recording the anchor: {e}")),
-            Err(e) => Err(e),
+        if confirmed.is_none() {
+            let size = log.checkpoint().checkpoint.size;
+            // Receipt entries and their batches' log.state entries do not call for a new anchor.
+            let due = size > anchored + 2
+                && (last.elapsed() >= cfg.every || size - anchored >= cfg.every_entries);
+            if !due {
+                continue;
+            }
+            match anchor_once(&chain, &cfg, &log, &status).await {
+                Ok(r) => confirmed = Some(r),
+                Err(e) => {
+                    fail(&status, e);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+            }
+        }
+        let Some(r) = confirmed.take() else {
+            continue;
         };
-        match outcome {
-            Ok((r, index)) => {
+        match record(&log, &r).await {
+            Ok(index) => {
                 tracing::info!(size = r.size, tx = %r.tx_hash, index, "checkpoint anchored");
                 anchored = r.size;
                 last = tokio::time::Instant::now();
@@ -420,12 +522,8 @@ pub async fn run(
                 });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "anchoring failed; retrying");
-                set(&status, |s| {
-                    s.pending = None;
-                    s.last_error = Some(e);
-                    s.failures += 1;
-                });
+                fail(&status, format!("recording the anchor: {e}"));
+                confirmed = Some(r);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
@@ -433,26 +531,51 @@ pub async fn run(
     }
 }
 
-pub(crate) struct AnchorRpc {
-    pub(crate) log: Arc<Log<CoopRules>>,
-    pub(crate) status: SharedStatus,
+fn fail(status: &SharedStatus, e: String) {
+    tracing::warn!(error = %e, "anchoring failed; retrying");
+    set(status, |s| {
+        s.pending = None;
+        s.last_error = Some(e);
+        s.failures += 1;
+    });
 }
 
-#[async_trait]
-impl AnchorApiServer for AnchorRpc {
-    async fn status(&self) -> RpcResult<AnchorStatus> {
-        self.status
-            .lock()
-            .map(|s| s.clone())
-            .map_err(|_| error::corrupt("anchor status lock".into()))
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    async fn list(&self) -> RpcResult<Vec<AnchorReceipt>> {
-        anchors(self.log.as_ref()).map_err(|e| error::storage(&e))
+    #[test]
+    fn fees_leave_room_for_the_base_fee_and_never_pass_the_ceiling() {
+        let p = FeePolicy {
+            tip: 2,
+            max_fee: 100,
+        };
+        assert_eq!(
+            p.fee(Some(10), 0),
+            Ok(Fee::Market {
+                tip: 2,
+                max_fee: 22
+            })
+        );
+        // Capped: 2 × 60 + 2 > 100, but 60 + 2 can still be included.
+        assert_eq!(
+            p.fee(Some(60), 0),
+            Ok(Fee::Market {
+                tip: 2,
+                max_fee: 100
+            })
+        );
+        assert_eq!(
+            p.fee(Some(98), 0),
+            Ok(Fee::Market {
+                tip: 2,
+                max_fee: 100
+            })
+        );
+        assert!(p.fee(Some(99), 0).unwrap_err().contains("ceiling of 100"));
+        // Before London: the suggested price, as it is, within the ceiling.
+        assert_eq!(p.fee(None, 40), Ok(Fee::Legacy { gas_price: 40 }));
+        assert!(p.fee(None, 101).is_err());
+        assert!(FeePolicy::default().tip < FeePolicy::default().max_fee);
     }
-}
-
-/// `root` as the receipt spells it (base64), for callers comparing.
-pub fn root_b64(root: &coopledger_ledger::Hash) -> String {
-    b64_encode(root.0)
 }

@@ -1,0 +1,213 @@
+//! The running node: the services beside the log and their off-log state — the ballot box,
+//! the personal-data vault and its erasure sweep, the clerk (ballot keys, box publication,
+//! tallies), the anchoring loop, the cosigning client and the witness store — and their life
+//! cycle, [`Node::start`]. Knows nothing of JSON-RPC: the caller injects the [`Frontend`] that
+//! answers on the listener (`coopledger_rpc::JsonRpc`), so tests run a whole node in-process.
+//!
+//! Start-up order: open the log (recovery happens there) → carry out pending erasures → build
+//! the services → start the frontend on the injected listener → start the background loops.
+//! Shutdown order: stop the loops → stop the frontend (no new request) → close the log (the
+//! pipeline drains, the store closes).
+#![forbid(unsafe_code)]
+
+pub mod anchoring;
+pub mod ballot_box;
+pub mod clerk;
+pub mod cosigning;
+pub mod folder;
+pub mod http;
+pub mod keyfile;
+pub mod vault;
+pub mod witness;
+
+pub use ballot_box::BallotBox;
+pub use vault::Vault;
+
+use coopledger_governance::CoopRules;
+use coopledger_ledger::note::{NoteError, NoteVerifier};
+use coopledger_ledger::store::StoreError;
+use coopledger_ledger::{Log, LogConfig};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// Everything a node needs to start, apart from the listener and the shutdown signal.
+pub struct NodeConfig {
+    /// The data folder (see [`folder`]); it must hold a ledger.
+    pub data: PathBuf,
+    /// The log's batching, admission window and entry size.
+    pub log: LogConfig,
+    /// Witness for the logs with these verifier keys (C2SP tlog-witness).
+    pub witness_for: Vec<NoteVerifier>,
+    /// Ask these witnesses to cosign every checkpoint.
+    pub witnesses: Vec<cosigning::WitnessPeer>,
+    /// Anchor checkpoints on this chain.
+    pub anchoring: Option<anchoring::AnchorConfig>,
+    /// What answers on the listener.
+    pub frontend: Arc<dyn Frontend>,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("data", &self.data)
+            .field("log", &self.log)
+            .field("witness_for", &self.witness_for.len())
+            .field("witnesses", &self.witnesses)
+            .field("anchoring", &self.anchoring)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The node's services, shared with the frontend's handlers.
+#[derive(Debug)]
+pub struct Node {
+    /// The log (its pipeline, reads and proofs).
+    pub log: Arc<Log<CoopRules>>,
+    /// The secret-ballot box.
+    pub ballots: Arc<BallotBox>,
+    /// Members' personal data.
+    pub vault: Vault,
+    /// This node as a witness for other logs, if it is one, with their origins.
+    pub witness: Option<(Arc<witness::NodeWitness>, Vec<String>)>,
+    /// The anchoring loop's status.
+    pub anchor_status: anchoring::SharedStatus,
+    /// What the clerk has recorded and had refused.
+    pub clerk: Arc<clerk::ClerkStats>,
+}
+
+/// What answers requests on the node's listener (JSON-RPC, the witness endpoint, the portal).
+pub trait Frontend: Send + Sync + 'static {
+    /// Starts answering on `listener` (called inside the node's runtime); returns once it
+    /// listens.
+    fn start(
+        &self,
+        node: Arc<Node>,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<Box<dyn Serving>>;
+}
+
+/// A started frontend.
+pub trait Serving: Send {
+    /// Stops taking requests and resolves once the last one is answered.
+    fn stop(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data folder or its ledger.
+    #[error(transparent)]
+    Folder(#[from] folder::FolderError),
+    /// Pending erasures could not be carried out.
+    #[error("cannot carry out pending erasures: {0}")]
+    Erasure(StoreError),
+    /// The witness could not be set up.
+    #[error("witness: {0}")]
+    Witness(NoteError),
+    /// The listener or the frontend.
+    #[error("cannot serve: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A started node.
+pub struct RunningNode {
+    /// The services.
+    pub node: Arc<Node>,
+    /// The address the frontend listens on.
+    pub addr: SocketAddr,
+    /// Erasures carried out at start-up (ordered before a crash).
+    pub erased_at_start: usize,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningNode {
+    /// Resolves once the shutdown signal came and everything stopped.
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+impl Node {
+    /// Starts a node on the ledger in `config.data`, answering on `listener` through
+    /// `config.frontend`, until `shutdown` resolves. Returns once the node serves.
+    pub async fn start(
+        config: NodeConfig,
+        listener: std::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<RunningNode, NodeError> {
+        let (log, node_key) = folder::open(&config.data, config.log.clone())?;
+        let log = Arc::new(log);
+        // Erasures the log ordered but a crash kept from being carried out are done first.
+        let vault = Vault::new(log.clone());
+        let erased_at_start = vault.sweep().map_err(NodeError::Erasure)?;
+        let witness = if config.witness_for.is_empty() {
+            None
+        } else {
+            let origins = config
+                .witness_for
+                .iter()
+                .map(|l| l.name().to_owned())
+                .collect();
+            let w = witness::node_witness(log.clone(), &node_key, config.witness_for)
+                .map_err(NodeError::Witness)?;
+            Some((Arc::new(w), origins))
+        };
+        let node = Arc::new(Node {
+            ballots: Arc::new(BallotBox::new(node_key)),
+            vault,
+            witness,
+            anchor_status: anchoring::SharedStatus::default(),
+            clerk: Arc::default(),
+            log,
+        });
+        let addr = listener.local_addr().map_err(NodeError::Serve)?;
+        let serving = config
+            .frontend
+            .start(node.clone(), listener)
+            .map_err(NodeError::Serve)?;
+        let mut loops = vec![
+            tokio::spawn(clerk::run(
+                node.log.clone(),
+                node.ballots.clone(),
+                node.clerk.clone(),
+            )),
+            tokio::spawn(node.vault.clone().carry_out_erasures()),
+            tokio::spawn(cosigning::run(node.log.clone(), config.witnesses)),
+        ];
+        if let Some(cfg) = config.anchoring {
+            loops.push(tokio::spawn(anchoring::run(
+                node.log.clone(),
+                cfg,
+                node.anchor_status.clone(),
+            )));
+        }
+        let task = tokio::spawn(async move {
+            shutdown.await;
+            for l in &loops {
+                l.abort();
+            }
+            for l in loops {
+                let _ = l.await;
+            }
+            serving.stop().await;
+        });
+        Ok(RunningNode {
+            node,
+            addr,
+            erased_at_start,
+            task,
+        })
+    }
+}

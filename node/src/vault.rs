@@ -1,0 +1,368 @@
+//! The personal-data vault (DESIGN §7): members' attributes, kept off the log, each member's
+//! encrypted (ChaCha20-Poly1305) under a key of their own in the node's off-log store; the log
+//! holds only the salted commitments of their `member.profile` entry. Erasure destroys the key
+//! and the data and rewrites storage so neither is left in any file (`Log::offlog_shred`); the
+//! commitments in the log can then be neither opened nor guessed, and every proof still holds.
+//!
+//! Order of writes (DESIGN §11, "off-log writes follow the rules' acceptance"): a profile's
+//! entry is sequenced first; only once the rules accepted it, and only while it is still the
+//! member's latest profile and the member is not erased, is the data stored — under the vault's
+//! one write lock, which the erasure sweep also takes. A refused entry writes nothing; a crash
+//! after the entry and before the data leaves the commitment without data, and the member's
+//! retry (the same entry: the same receipt) stores it.
+//!
+//! Off-log keys: `pii-key/<member>` → the 32-byte data key; `pii-data/<member>` → 12-byte
+//! nonce ‖ ciphertext of `{"<attribute>": {"value": …, "salt": …}}`, bound to the member id.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use coopledger_governance::personal::{self, commitment};
+use coopledger_governance::records;
+use coopledger_governance::{CoopRules, MemberStatus, Role};
+use coopledger_ledger::codec::{b64_decode, b64_encode};
+use coopledger_ledger::log::now_ms;
+use coopledger_ledger::sig::{verify_one, SignedMessage};
+use coopledger_ledger::store::StoreError;
+use coopledger_ledger::{Envelope, Log, Receipt, Rejection, SubmitError};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Domain separation of a signed read request: `context ‖ member ‖ ts (8 bytes BE)`.
+pub const READ_CONTEXT: &[u8] = b"coopledger/v1/personal-read\0";
+const AAD_CONTEXT: &[u8] = b"coopledger/v1/pii\0";
+/// How far a read request's `ts` may be from the node clock.
+const READ_WINDOW_MS: u64 = 300_000;
+
+/// One attribute as the member sends it: the value and the salt its commitment used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attribute {
+    /// The value in clear (never written to disk unencrypted, never on the log).
+    pub value: String,
+    /// Base64 of the 32-byte random salt.
+    pub salt: String,
+}
+
+/// Why the vault refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// A request field is wrong (named as the caller sent it).
+    #[error("{field}: {reason}")]
+    Field {
+        /// The field, e.g. `attributes.name.salt`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The signer may not do this.
+    #[error("{field}: {reason}")]
+    Forbidden {
+        /// The field naming the signer.
+        field: &'static str,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// The co-op's rules refused the entry.
+    #[error(transparent)]
+    Rejected(Rejection),
+    /// The log did not take the entry.
+    #[error(transparent)]
+    Submit(SubmitError),
+    /// The off-log store failed.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+impl From<SubmitError> for VaultError {
+    fn from(e: SubmitError) -> VaultError {
+        match e {
+            SubmitError::Rejected(r) => VaultError::Rejected(r),
+            other => VaultError::Submit(other),
+        }
+    }
+}
+
+fn field(field: impl Into<String>, reason: impl Into<String>) -> VaultError {
+    VaultError::Field {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn key_key(member: &str) -> Vec<u8> {
+    [b"pii-key/".as_slice(), member.as_bytes()].concat()
+}
+fn data_key(member: &str) -> Vec<u8> {
+    [b"pii-data/".as_slice(), member.as_bytes()].concat()
+}
+fn aad(member: &str) -> Vec<u8> {
+    [AAD_CONTEXT, member.as_bytes()].concat()
+}
+
+/// The off-log personal-data store of one node.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    log: Arc<Log<CoopRules>>,
+    /// Held while data is stored or shredded, so "still the latest profile, not erased" and the
+    /// write that relies on it are one step against every other writer.
+    writes: Arc<Mutex<()>>,
+}
+
+impl Vault {
+    /// The vault over `log`'s off-log records.
+    pub fn new(log: Arc<Log<CoopRules>>) -> Vault {
+        Vault {
+            log,
+            writes: Arc::new(Mutex::new(())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is the store itself, whose writes are atomic; a panic elsewhere
+        // leaves nothing half-done to protect.
+        self.writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a member's profile: checks the attributes open the entry's commitments, submits
+    /// the entry, and — only once the rules accepted it — stores the data encrypted. Returns the
+    /// entry's receipt.
+    pub async fn submit_profile(
+        &self,
+        env: Envelope,
+        attributes: BTreeMap<String, Attribute>,
+    ) -> Result<Receipt, VaultError> {
+        let body = env.body();
+        if body.kind != "member.profile" {
+            return Err(field("entry", "must be a member.profile entry"));
+        }
+        let member = body
+            .payload
+            .get("member")
+            .and_then(Value::as_str)
+            .ok_or_else(|| field("entry", "body.payload.member is missing"))?
+            .to_owned();
+        let committed = body
+            .payload
+            .get("attributes")
+            .and_then(Value::as_object)
+            .ok_or_else(|| field("entry", "body.payload.attributes is missing"))?;
+        if let Some(extra) = attributes.keys().find(|k| !committed.contains_key(*k)) {
+            return Err(field(
+                format!("attributes.{extra}"),
+                "has no commitment in the entry",
+            ));
+        }
+        for (name, c) in committed {
+            let f = format!("attributes.{name}");
+            let a = attributes
+                .get(name)
+                .ok_or_else(|| field(&f, "the entry commits to it; send it"))?;
+            let salt: [u8; 32] = b64_decode(&a.salt)
+                .ok()
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| field(format!("{f}.salt"), "must be base64 of 32 bytes"))?;
+            if c.as_str() != Some(b64_encode(commitment(&salt, &a.value)).as_str()) {
+                return Err(field(
+                    f,
+                    "value and salt do not open the entry's commitment",
+                ));
+            }
+        }
+        // The rules decide first; nothing is written for an entry they refuse.
+        let receipt = self.log.submit(env).await?;
+        let vault = self.clone();
+        let index = receipt.index;
+        tokio::task::spawn_blocking(move || vault.store_accepted(&member, index, &attributes))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("personal-data task: {e}")))??;
+        Ok(receipt)
+    }
+
+    /// Stores `attrs` for the profile entry at `index` if it is still the member's latest and
+    /// the member is not erased; otherwise stores nothing (a newer profile's submitter stores
+    /// its own data; the data of a member erased since is never stored).
+    fn store_accepted(
+        &self,
+        member: &str,
+        index: u64,
+        attrs: &BTreeMap<String, Attribute>,
+    ) -> Result<(), VaultError> {
+        let _held = self.lock();
+        match personal::record(self.log.as_ref(), member)? {
+            Some(r) if r.erased.is_none() && r.index == index => Ok(self.store(member, attrs)?),
+            _ => Ok(()),
+        }
+    }
+
+    /// Encrypts and stores `attrs` under the member's key (made on first use). Both writes are
+    /// fsync'd before this returns. Callers hold the write lock.
+    fn store(&self, member: &str, attrs: &BTreeMap<String, Attribute>) -> Result<(), StoreError> {
+        let key = match self.log.offlog_get(&key_key(member))? {
+            Some(k) if k.len() == 32 => k,
+            _ => {
+                let mut k = vec![0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut k);
+                self.log.offlog_put(&key_key(member), &k)?;
+                k
+            }
+        };
+        let plain = serde_json::to_vec(attrs)
+            .map_err(|e| StoreError::Corrupt(format!("personal data: {e}")))?;
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = ChaCha20Poly1305::new(Key::from_slice(&key))
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &aad(member),
+                },
+            )
+            .map_err(|_| StoreError::Corrupt("cannot encrypt personal data".into()))?;
+        self.log
+            .offlog_put(&data_key(member), &[nonce.as_slice(), &sealed].concat())
+    }
+
+    /// The member's attributes, decrypted; `None` if none are stored (or they were erased).
+    pub fn read(&self, member: &str) -> Result<Option<BTreeMap<String, Attribute>>, StoreError> {
+        let (Some(key), Some(data)) = (
+            self.log.offlog_get(&key_key(member))?,
+            self.log.offlog_get(&data_key(member))?,
+        ) else {
+            return Ok(None);
+        };
+        let (nonce, sealed) = data.split_at(12.min(data.len()));
+        if key.len() != 32 || nonce.len() != 12 {
+            return Err(StoreError::Corrupt(format!("personal data of {member}")));
+        }
+        let plain = ChaCha20Poly1305::new(Key::from_slice(&key))
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad(member),
+                },
+            )
+            .map_err(|_| {
+                StoreError::Corrupt(format!("personal data of {member} does not decrypt"))
+            })?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("personal data of {member}: {e}")))
+    }
+
+    /// Checks a read request: `signer` signed `READ_CONTEXT ‖ member ‖ ts` and is a current key
+    /// of the member, or of an active board member.
+    pub fn authorise_read(
+        &self,
+        member: &str,
+        ts: u64,
+        signer: &[u8; 32],
+        sig: &[u8; 64],
+    ) -> Result<(), VaultError> {
+        if ts.abs_diff(now_ms()) > READ_WINDOW_MS {
+            return Err(field("ts", "must be within 5 minutes of the node clock"));
+        }
+        let msg = [READ_CONTEXT, member.as_bytes(), &ts.to_be_bytes()].concat();
+        if !verify_one(&SignedMessage {
+            key: signer,
+            msg: &msg,
+            sig,
+        }) {
+            return Err(field("sig", "does not verify for signer"));
+        }
+        let state = self.log.as_ref();
+        let k = records::key(state, signer)?.filter(|k| k.revoked.is_none());
+        let allowed = match k {
+            Some(k) if k.member == member => true,
+            Some(k) => records::member(state, &k.member)?.is_some_and(|m| {
+                m.status == MemberStatus::Active && m.roles.contains(&Role::Board)
+            }),
+            None => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(VaultError::Forbidden {
+                field: "signer",
+                reason: "personal data is read only by the member or the board",
+            })
+        }
+    }
+
+    /// Submits a `member.erase` entry and, once the rules accepted it, destroys the member's key
+    /// and data. Returns the receipt and whether nothing of the member is left in any file.
+    pub async fn erase(&self, env: Envelope) -> Result<(Receipt, bool), VaultError> {
+        if env.body().kind != "member.erase" {
+            return Err(field("entry", "must be a member.erase entry"));
+        }
+        let member = env
+            .body()
+            .payload
+            .get("member")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let receipt = self.log.submit(env).await?;
+        let vault = self.clone();
+        let destroyed = tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
+            vault.sweep()?;
+            Ok(!vault.holds(&member)?)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("erasure task: {e}")))??;
+        Ok((receipt, destroyed))
+    }
+
+    /// Carries out every erasure the log has ordered whose key or data is still stored; returns
+    /// how many members' data it destroyed. Run at start-up and after each checkpoint, so an
+    /// erasure acknowledged just before a crash is still carried out.
+    pub fn sweep(&self) -> Result<usize, StoreError> {
+        let _held = self.lock();
+        let mut keys = Vec::new();
+        let mut members = 0;
+        for m in personal::erased_members(self.log.as_ref())? {
+            let (k, d) = (key_key(&m), data_key(&m));
+            let held = self.log.offlog_get(&k)?.is_some() || self.log.offlog_get(&d)?.is_some();
+            if held {
+                keys.push(k);
+                keys.push(d);
+                members += 1;
+            }
+        }
+        if !keys.is_empty() {
+            self.log.offlog_shred(&keys)?;
+        }
+        Ok(members)
+    }
+
+    /// True while any key or data of `member` is stored.
+    pub fn holds(&self, member: &str) -> Result<bool, StoreError> {
+        Ok(self.log.offlog_get(&key_key(member))?.is_some()
+            || self.log.offlog_get(&data_key(member))?.is_some())
+    }
+
+    /// After every checkpoint, destroys the personal data of members whose erasure it recorded
+    /// (however the `member.erase` entry arrived). Runs until the log closes.
+    pub async fn carry_out_erasures(self) {
+        let mut checkpoints = self.log.subscribe();
+        loop {
+            match checkpoints.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            let v = self.clone();
+            match tokio::task::spawn_blocking(move || v.sweep()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(members = n, "personal data destroyed"),
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot destroy erased personal data"),
+                Err(e) => tracing::error!(error = %e, "erasure task failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `scripts/setup.sh` on machines that lack what the build needs: each case runs the real
+//! script with stub package managers (`apt-get`, `npm`) on a PATH holding nothing else of
+//! note, and a fake library folder, and checks what it installed.
+//!
+//! The case that matters most: a machine with only `libclang-cpp` (Debian's image ships
+//! `libclang-cpp14`), which bindgen cannot load. The script must install `libclang-dev` there.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+struct Machine {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    bin: PathBuf,
+    libs: PathBuf,
+    log: PathBuf,
+}
+
+fn script(path: &Path, text: &str) -> std::io::Result<()> {
+    fs::write(path, text)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+}
+
+impl Machine {
+    /// A checkout with the real script, a bin folder with the basic tools and a stub
+    /// `apt-get` that logs its arguments and "installs" by creating the package's files.
+    fn new(with_npm: bool) -> std::io::Result<Machine> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("checkout");
+        let bin = dir.path().join("bin");
+        let libs = dir.path().join("usr-lib");
+        let log = dir.path().join("installs.log");
+        fs::create_dir_all(root.join("scripts"))?;
+        fs::create_dir_all(&bin)?;
+        fs::create_dir_all(&libs)?;
+        fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/setup.sh"),
+            root.join("scripts/setup.sh"),
+        )?;
+        for tool in [
+            "bash", "env", "id", "mkdir", "basename", "dirname", "cat", "chmod", "touch",
+        ] {
+            for d in ["/usr/bin", "/bin"] {
+                let p = Path::new(d).join(tool);
+                if p.exists() {
+                    std::os::unix::fs::symlink(&p, bin.join(tool))?;
+                    break;
+                }
+            }
+        }
+        let npm_stub = format!(
+            "#!/bin/bash\necho \"npm $*\" >> {log}\nmkdir -p tools/node_modules/.bin\n\
+             printf '#!/bin/sh\\n' > tools/node_modules/.bin/anvil\n\
+             chmod +x tools/node_modules/.bin/anvil\n",
+            log = log.display()
+        );
+        let apt = format!(
+            "#!/bin/bash\necho \"apt-get $*\" >> {log}\n\
+             for p in \"$@\"; do\n\
+               case \"$p\" in\n\
+                 libclang-dev) touch {libs}/libclang-14.so.1 ;;\n\
+                 npm) cat > {bin}/npm <<'EOS'\n{npm_stub}EOS\n chmod +x {bin}/npm ;;\n\
+               esac\n\
+             done\n",
+            log = log.display(),
+            libs = libs.display(),
+            bin = bin.display(),
+        );
+        script(&bin.join("apt-get"), &apt)?;
+        script(&bin.join("sudo"), "#!/bin/bash\nexec \"$@\"\n")?;
+        if with_npm {
+            script(&bin.join("npm"), &npm_stub)?;
+        }
+        Ok(Machine {
+            _dir: dir,
+            root,
+            bin,
+            libs,
+            log,
+        })
+    }
+
+    /// Runs the script; returns its exit status and the install log.
+    fn run(&self) -> std::io::Result<(bool, String, String)> {
+        let out = Command::new(self.bin.join("bash"))
+            .arg(self.root.join("scripts/setup.sh"))
+            .env_clear()
+            .env("PATH", &self.bin)
+            .env("COOP_SETUP_LIBDIRS", &self.libs)
+            .output()?;
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        Ok((
+            out.status.success(),
+            log,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+}
+
+#[test]
+fn only_libclang_cpp_present_installs_libclang_dev() -> TestResult {
+    let m = Machine::new(true)?;
+    fs::write(m.libs.join("libclang-cpp.so.14"), b"")?;
+    let (ok, log, err) = m.run()?;
+    assert!(ok, "setup failed: {err}");
+    assert!(
+        log.contains("apt-get install -y -qq libclang-dev"),
+        "libclang-dev was not installed; installs: {log:?}"
+    );
+    assert!(m.libs.join("libclang-14.so.1").exists());
+    Ok(())
+}
+
+#[test]
+fn a_loadable_libclang_is_left_alone() -> TestResult {
+    for name in [
+        "libclang.so",
+        "libclang-14.so.1",
+        "libclang.so.1",
+        "libclang-14.so",
+    ] {
+        let m = Machine::new(true)?;
+        fs::write(m.libs.join("libclang-cpp.so.14"), b"")?;
+        fs::write(m.libs.join(name), b"")?;
+        let (ok, log, err) = m.run()?;
+        assert!(ok, "setup failed with {name}: {err}");
+        assert!(
+            !log.contains("apt-get"),
+            "{name} is loadable, yet apt-get ran: {log:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn anvil_is_installed_and_npm_first_when_missing() -> TestResult {
+    let m = Machine::new(false)?;
+    fs::write(m.libs.join("libclang.so.1"), b"")?;
+    let (ok, log, err) = m.run()?;
+    assert!(ok, "setup failed: {err}");
+    assert!(log.contains("apt-get install -y -qq npm"), "{log:?}");
+    assert!(log.contains("npm install --prefix tools"), "{log:?}");
+    assert!(log.contains("@foundry-rs/anvil@"), "{log:?}");
+    assert!(m.root.join("tools/node_modules/.bin/anvil").exists());
+    // A second run finds everything and installs nothing more.
+    let before = log.lines().count();
+    let (ok, log, err) = m.run()?;
+    assert!(ok, "second run failed: {err}");
+    assert_eq!(log.lines().count(), before, "{log:?}");
+    Ok(())
+}
+
+#[test]
+fn a_failed_install_fails_the_script() -> TestResult {
+    let m = Machine::new(true)?;
+    // apt-get "succeeds" but puts nothing where bindgen looks.
+    script(
+        &m.bin.join("apt-get"),
+        &format!("#!/bin/bash\necho \"apt-get $*\" >> {}\n", m.log.display()),
+    )?;
+    let (ok, _, err) = m.run()?;
+    assert!(!ok, "setup passed without a loadable libclang");
+    assert!(err.contains("no libclang.so"), "{err}");
+    Ok(())
+}
