@@ -192,6 +192,29 @@ impl<'m, M: StateMachine> Audit<'m, M> {
         Ok(root)
     }
 
+    /// The state root the entries pushed since the last commitment would reach if their batch
+    /// were closed at `batch_time_ms`, without closing it. With it an offline tool (or a test
+    /// building a log) writes the `log.state` entry that closes the batch, then pushes it.
+    pub fn pending_root(&self, batch_time_ms: u64) -> Result<Hash, AuditError> {
+        let mut probe = Audit {
+            machine: self.machine,
+            node_key: self.node_key,
+            state: self.state.clone(),
+            tree: self.tree.clone(),
+            batch: self.batch.clone(),
+            next_index: self.next_index,
+            batch_time_ms: batch_time_ms.max(self.batch_time_ms),
+            batches: self.batches,
+            state_root: self.state_root,
+        };
+        probe.apply_batch()
+    }
+
+    /// Entries pushed so far (the next entry's index).
+    pub fn size(&self) -> u64 {
+        self.next_index
+    }
+
     /// Ends the replay: every batch must be closed by its commitment.
     pub fn finish(self) -> Result<AuditReport, AuditError> {
         if !self.batch.is_empty() {
