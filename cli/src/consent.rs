@@ -125,67 +125,6 @@ pub enum ConsentCmd {
     },
 }
 
-/// A member's statement for `coop verify-bundle`.
-fn verify_statement(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
-    use coopledger_governance::revenue_bundle::Statement;
-    let st: Statement = match serde_json::from_str(text) {
-        Ok(s) => s,
-        Err(e) => {
-            println!(
-                "INVALID: {} is not a revenue statement: {e}",
-                file.display()
-            );
-            return Ok(ExitCode::from(1));
-        }
-    };
-    match st.verify(vkey) {
-        Ok(reports) => {
-            println!(
-                "VALID: the statement of {} over {} distribution(s)",
-                st.member,
-                reports.len()
-            );
-            for r in &reports {
-                crate::revenue::print_statement(r, &st.member);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            println!("INVALID: {e}");
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
-/// The revenue half of `coop verify-bundle`.
-fn verify_revenue_bundle(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
-    use coopledger_governance::revenue_bundle::RevenueBundle;
-    let b: RevenueBundle = match serde_json::from_str(text) {
-        Ok(b) => b,
-        Err(e) => {
-            println!("INVALID: {} is not a revenue bundle: {e}", file.display());
-            return Ok(ExitCode::from(1));
-        }
-    };
-    match b.verify(vkey) {
-        Ok(r) => {
-            println!(
-                "VALID: the distribution of {} in {}, its settlement and its policy's adopting vote, as of checkpoint {} of {}",
-                b.period, b.currency, r.size, r.origin
-            );
-            match &b.member {
-                Some(m) => crate::revenue::print_statement(&r, m),
-                None => crate::revenue::print_reconciliation(&r, "table")?,
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            println!("INVALID: {e}");
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
 /// A status as the API spells it (`active`, `withdrawn`, …).
 fn status_name(s: ConsentStatus) -> String {
     serde_json::to_value(s)
@@ -194,8 +133,9 @@ fn status_name(s: ConsentStatus) -> String {
         .unwrap_or_default()
 }
 
-/// `coop verify-bundle FILE --vkey KEY`: checks a regulator bundle offline and prints the
-/// history it proves. Exit code 0 = valid, 1 = invalid.
+/// `coop verify-bundle FILE --vkey KEY`: checks a bundle offline — a consent bundle here, a
+/// revenue bundle or statement in `revenue.rs` — and prints what it proves. Exit code 0 =
+/// valid, 1 = invalid.
 pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
     let vkey = NoteVerifier::parse(vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
     let text =
@@ -205,10 +145,10 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
         .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned));
     match format.as_deref() {
         Some(coopledger_governance::revenue_bundle::REVENUE_BUNDLE_FORMAT) => {
-            return verify_revenue_bundle(file, &text, &vkey)
+            return crate::revenue::verify_revenue_bundle(file, &text, &vkey)
         }
         Some(coopledger_governance::revenue_bundle::STATEMENT_FORMAT) => {
-            return verify_statement(file, &text, &vkey)
+            return crate::revenue::verify_statement(file, &text, &vkey)
         }
         _ => {}
     }
