@@ -94,8 +94,8 @@ async fn check(
     required: u64,
     r: &AnchorReceipt,
 ) -> Result<String, String> {
-    let chain = EvmChain::new(chain_rpc)?;
-    let id = chain.chain_id().await?;
+    let chain = EvmChain::new(chain_rpc).map_err(|e| e.to_string())?;
+    let id = chain.chain_id().await.map_err(|e| e.to_string())?;
     if id != r.chain_id {
         return Err(format!(
             "the chain's id is {id}, the receipt says {}",
@@ -104,7 +104,8 @@ async fn check(
     }
     let tx = chain
         .transaction(&r.tx_hash)
-        .await?
+        .await
+        .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("the chain has no transaction {}", r.tx_hash))?;
     let root = Hash::from_base64(&r.root).ok_or("the receipt's root is not base64 of 32 bytes")?;
     if tx.input != calldata(vkey.name(), r.size, &root) {
@@ -124,10 +125,21 @@ async fn check(
             r.block_number, r.block_hash
         ));
     }
-    if chain.block_hash(n).await?.as_deref() != Some(h.as_str()) {
+    if chain
+        .block_hash(n)
+        .await
+        .map_err(|e| e.to_string())?
+        .as_deref()
+        != Some(h.as_str())
+    {
         return Err(format!("block {n} is no longer {h} on the chain"));
     }
-    let have = chain.head().await?.saturating_sub(n) + 1;
+    let have = chain
+        .head()
+        .await
+        .map_err(|e| e.to_string())?
+        .saturating_sub(n)
+        + 1;
     if have < required {
         return Err(format!("{have} confirmations, {required} required"));
     }

@@ -106,21 +106,65 @@ pub struct AllocationPolicy {
 
 impl AllocationPolicy {
     /// Checks the policy as a whole; the error names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PolicyError> {
         let sum = self
             .reserve_ppm
             .checked_add(self.community_ppm)
             .and_then(|s| s.checked_add(self.pool_ppm));
         if sum != Some(PPM) {
-            return Err(
-                "policy.reservePpm + communityPpm + poolPpm must be exactly 1000000".into(),
-            );
+            return Err(PolicyError::Shares);
         }
         if self.claim_days == 0 || self.claim_days > 3660 {
-            return Err("policy.claimDays must be 1 to 3660".into());
+            return Err(PolicyError::ClaimDays(self.claim_days));
         }
         Ok(())
     }
+}
+
+/// What is wrong with an allocation policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The three shares do not add up to the whole.
+    #[error("policy.reservePpm + communityPpm + poolPpm must be exactly 1000000")]
+    Shares,
+    /// The claim period is out of range.
+    #[error("policy.claimDays must be 1 to 3660, not {0}")]
+    ClaimDays(u64),
+}
+
+/// The first arithmetic break in a distribution.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BalanceError {
+    /// Gross less expenses is not the net.
+    #[error("gross {gross} − expenses {expenses} ≠ net {net}")]
+    Net {
+        /// Gross revenue.
+        gross: u64,
+        /// Expenses.
+        expenses: u64,
+        /// Net claimed.
+        net: u64,
+    },
+    /// The set-asides and the pool do not make the net.
+    #[error("reserve {reserve} + community {community} + pool {pool} ≠ net {net}")]
+    SetAside {
+        /// Reserve.
+        reserve: u64,
+        /// Community fund.
+        community: u64,
+        /// Member pool.
+        pool: u64,
+        /// Net.
+        net: u64,
+    },
+    /// The lines and the unshared part do not make the pool (`None`: their sum overflows).
+    #[error("lines + unshared ({lines:?}) ≠ pool {pool}")]
+    Lines {
+        /// Their sum.
+        lines: Option<u64>,
+        /// The pool.
+        pool: u64,
+    },
 }
 
 /// The policy in force and the vote that adopted it.
@@ -537,29 +581,35 @@ pub fn compute(
 }
 
 /// The arithmetic every distribution must satisfy, whoever computed it; names the first break.
-pub fn check_balance(d: &Distribution) -> Result<(), String> {
+pub fn check_balance(d: &Distribution) -> Result<(), BalanceError> {
     if d.gross.checked_sub(d.expense_total) != Some(d.net) {
-        return Err(format!(
-            "gross {} − expenses {} ≠ net {}",
-            d.gross, d.expense_total, d.net
-        ));
+        return Err(BalanceError::Net {
+            gross: d.gross,
+            expenses: d.expense_total,
+            net: d.net,
+        });
     }
     let set_aside = d
         .reserve
         .checked_add(d.community)
         .and_then(|s| s.checked_add(d.pool));
     if set_aside != Some(d.net) {
-        return Err(format!(
-            "reserve {} + community {} + pool {} ≠ net {}",
-            d.reserve, d.community, d.pool, d.net
-        ));
+        return Err(BalanceError::SetAside {
+            reserve: d.reserve,
+            community: d.community,
+            pool: d.pool,
+            net: d.net,
+        });
     }
     let lines = d
         .lines
         .iter()
         .try_fold(d.unshared, |a, l| a.checked_add(l.amount));
     if lines != Some(d.pool) {
-        return Err(format!("lines + unshared ({:?}) ≠ pool {}", lines, d.pool));
+        return Err(BalanceError::Lines {
+            lines,
+            pool: d.pool,
+        });
     }
     Ok(())
 }

@@ -23,24 +23,78 @@ pub enum TxPlace {
     },
 }
 
+/// Why an operation on a chain failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The chain's address is not usable.
+    #[error("chain address {url:?}: {reason}")]
+    Address {
+        /// The address given.
+        url: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The chain could not be reached, or did not answer in time.
+    #[error("{call}: {source}")]
+    Unreachable {
+        /// The call (e.g. `eth_chainId`).
+        call: String,
+        /// The transport's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The chain answered with an error of its own.
+    #[error("{call}: the chain refused: {message}")]
+    Refused {
+        /// The call.
+        call: String,
+        /// The chain's words.
+        message: String,
+    },
+    /// The chain's answer is not what its protocol says.
+    #[error("{call}: unexpected answer: {detail}")]
+    Malformed {
+        /// The call.
+        call: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Sending would cost more per unit of gas than the ceiling allows; nothing was sent.
+    #[error(
+        "the chain asks at least {asked} per gas, above the ceiling of {ceiling}: not sending"
+    )]
+    TooExpensive {
+        /// The least the chain would take now (base fee plus tip, or gas price).
+        asked: u128,
+        /// The configured ceiling.
+        ceiling: u128,
+    },
+    /// The transaction could not be signed.
+    #[error("signing the transaction: {0}")]
+    Signing(#[from] k256::ecdsa::Error),
+}
+
 /// A chain the node anchors checkpoints on. The anchoring loop needs only this: send an anchor,
 /// find its transaction, and read the canonical chain to count confirmations and spot reorgs.
 pub trait AnchorChain: Send + Sync {
     /// The chain's id (for EVM: the EIP-155 chain id).
-    fn chain_id(&self) -> impl Future<Output = Result<u64, String>> + Send;
+    fn chain_id(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
     /// Sends a transaction carrying [`calldata`]`(origin, size, root)`; returns its id.
     fn send_anchor(
         &self,
         origin: &str,
         size: u64,
         root: &Hash,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, ChainError>> + Send;
     /// Where transaction `tx` stands.
-    fn locate(&self, tx: &str) -> impl Future<Output = Result<TxPlace, String>> + Send;
+    fn locate(&self, tx: &str) -> impl Future<Output = Result<TxPlace, ChainError>> + Send;
     /// The height of the chain's head.
-    fn head(&self) -> impl Future<Output = Result<u64, String>> + Send;
+    fn head(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
     /// The id of the canonical block at `height`, if any.
-    fn block_at(&self, height: u64) -> impl Future<Output = Result<Option<String>, String>> + Send;
+    fn block_at(
+        &self,
+        height: u64,
+    ) -> impl Future<Output = Result<Option<String>, ChainError>> + Send;
 }
 
 /// Fixed prefix of every anchor's calldata.
@@ -137,10 +191,11 @@ pub mod evm {
 
     /// Signs a transaction's signing hash (RFC 6979, low-s): the parity of R's y and the RLP of
     /// `r` and `s` as unsigned integers.
-    fn sign_hash(key: &SigningKey, hash: &[u8; 32]) -> Result<(bool, Vec<u8>, Vec<u8>), String> {
-        let (sig, recid) = key
-            .sign_prehash_recoverable(hash)
-            .map_err(|e| e.to_string())?;
+    fn sign_hash(
+        key: &SigningKey,
+        hash: &[u8; 32],
+    ) -> Result<(bool, Vec<u8>, Vec<u8>), k256::ecdsa::Error> {
+        let (sig, recid) = key.sign_prehash_recoverable(hash)?;
         let (r, s) = sig.split_bytes();
         let strip = |b: &[u8]| -> Vec<u8> {
             let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
@@ -191,7 +246,7 @@ pub mod evm {
         }
 
         /// Signs (RFC 6979, low-s) and returns the raw transaction and its hash.
-        pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, [u8; 32]), String> {
+        pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, [u8; 32]), k256::ecdsa::Error> {
             let (y_odd, r, s) = sign_hash(key, &self.signing_hash())?;
             let v = u128::from(self.chain_id) * 2 + 35 + u128::from(y_odd);
             let mut f = self.fields();
@@ -249,7 +304,7 @@ pub mod evm {
 
         /// Signs (RFC 6979, low-s) and returns the raw transaction `0x02 ‖ rlp([…, yParity, r,
         /// s])` and its hash.
-        pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, [u8; 32]), String> {
+        pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, [u8; 32]), k256::ecdsa::Error> {
             let (y_odd, r, s) = sign_hash(key, &self.signing_hash())?;
             let mut f = self.fields();
             f.push(rlp_uint(u128::from(y_odd)));

@@ -51,9 +51,9 @@ const META_SHRED_PENDING: &[u8] = b"shred_pending";
 /// A storage failure. The node stops sequencing on any of these rather than guess.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// RocksDB reported an error.
+    /// RocksDB reported an error (kept whole; [`StoreError::is_transient`] reads its kind).
     #[error("storage: {0}")]
-    Db(String),
+    Db(#[source] rocksdb::Error),
     /// The data folder holds something this version cannot read, or is inconsistent.
     #[error("storage is corrupt or of another format: {0}")]
     Corrupt(String),
@@ -63,6 +63,22 @@ pub enum StoreError {
     /// `open` on a folder without a ledger.
     #[error("no ledger at {0}")]
     Missing(String),
+    /// A fault injected by a test's hook (`LogConfig::fault_hook`).
+    #[error("injected fault at {0:?}")]
+    Injected(crate::sequencer::FaultPoint),
+}
+
+impl StoreError {
+    /// True when the same operation may succeed if tried again (RocksDB busy, timed out, asked
+    /// to try again, incomplete). Everything else is fatal: corruption, I/O errors, a full
+    /// disk. The sequencer stops on either kind; a reader may retry a transient one.
+    pub fn is_transient(&self) -> bool {
+        use rocksdb::ErrorKind as K;
+        matches!(
+            self,
+            StoreError::Db(e) if matches!(e.kind(), K::Busy | K::TimedOut | K::TryAgain | K::Incomplete)
+        )
+    }
 }
 
 impl From<SmtCorrupt> for StoreError {
@@ -73,7 +89,7 @@ impl From<SmtCorrupt> for StoreError {
 
 impl From<rocksdb::Error> for StoreError {
     fn from(e: rocksdb::Error) -> StoreError {
-        StoreError::Db(e.into_string())
+        StoreError::Db(e)
     }
 }
 
@@ -488,6 +504,23 @@ impl StateSource for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rocksdb_failure_keeps_its_cause_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::create(dir.path(), "o", "k").unwrap();
+        // The folder is locked by the first handle: RocksDB's own I/O error comes back whole.
+        let err = Store::open(dir.path()).unwrap_err();
+        match &err {
+            StoreError::Db(e) => {
+                assert_eq!(e.kind(), rocksdb::ErrorKind::IOError, "{e}");
+                assert!(std::error::Error::source(&err).is_some());
+            }
+            other => panic!("expected a RocksDB error, got {other:?}"),
+        }
+        assert!(!err.is_transient(), "a held lock is not retried blindly");
+        assert!(!StoreError::Corrupt("x".into()).is_transient());
+    }
 
     fn files_holding(dir: &Path, needle: &[u8]) -> usize {
         std::fs::read_dir(dir)

@@ -8,7 +8,8 @@
 
 use crate::cosignature::Cosigner;
 use crate::hash::Hash;
-use crate::note::{NoteVerifier, SignedCheckpoint, SignedNote};
+use crate::note::{NoteError, NoteVerifier, SignedCheckpoint, SignedNote};
+use crate::store::StoreError;
 use crate::verify::verify_consistency;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -53,7 +54,29 @@ pub enum WitnessRefusal {
     Unprocessable,
     /// 500: the witness could not read or persist its state.
     #[error("witness storage: {0}")]
-    Storage(String),
+    Storage(#[from] WitnessStoreError),
+    /// 500: the witness could not sign its cosignature.
+    #[error("cosigning: {0}")]
+    Signing(NoteError),
+}
+
+/// Why a witness store could not read or write its state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessStoreError {
+    /// The underlying store failed.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// A stored record does not decode.
+    #[error("stored witness record {what} does not decode: {reason}")]
+    Record {
+        /// Which record.
+        what: String,
+        /// The decoder's words.
+        reason: String,
+    },
+    /// Another thread panicked while holding the witness's state.
+    #[error("witness state lock poisoned")]
+    Poisoned,
 }
 
 impl WitnessRefusal {
@@ -65,7 +88,7 @@ impl WitnessRefusal {
             WitnessRefusal::UnknownLog(_) => 404,
             WitnessRefusal::Conflict { .. } => 409,
             WitnessRefusal::Unprocessable => 422,
-            WitnessRefusal::Storage(_) => 500,
+            WitnessRefusal::Storage(_) | WitnessRefusal::Signing(_) => 500,
         }
     }
 }
@@ -149,11 +172,11 @@ pub struct SplitViewEvidence {
 /// Where a witness keeps its state. Contract: `save` is durable (fsync'd) when it returns.
 pub trait WitnessStore: Send + Sync {
     /// The latest cosigned checkpoint of `origin`.
-    fn latest(&self, origin: &str) -> Result<Option<Witnessed>, String>;
+    fn latest(&self, origin: &str) -> Result<Option<Witnessed>, WitnessStoreError>;
     /// Records `w` as the latest of `origin`, durably.
-    fn save(&self, origin: &str, w: &Witnessed) -> Result<(), String>;
+    fn save(&self, origin: &str, w: &Witnessed) -> Result<(), WitnessStoreError>;
     /// Keeps split-view evidence, durably.
-    fn keep_evidence(&self, e: &SplitViewEvidence) -> Result<(), String>;
+    fn keep_evidence(&self, e: &SplitViewEvidence) -> Result<(), WitnessStoreError>;
 }
 
 /// A witness: its key, the logs it follows, its store; `add_checkpoint` is atomic (one lock
@@ -221,11 +244,11 @@ impl<S: WitnessStore> Witness<S> {
                 req.old_size
             )));
         }
-        let storage = |e: String| WitnessRefusal::Storage(e);
+        let storage = WitnessRefusal::Storage;
         let _guard = self
             .lock
             .lock()
-            .map_err(|_| WitnessRefusal::Storage("witness lock poisoned".into()))?;
+            .map_err(|_| WitnessRefusal::Storage(WitnessStoreError::Poisoned))?;
         let latest = self.store.latest(&origin).map_err(storage)?;
         let known = latest.as_ref().map_or(0, |w| w.size);
         let evidence = |cosigned: &Witnessed, reason: &str| SplitViewEvidence {
@@ -266,8 +289,12 @@ impl<S: WitnessStore> Witness<S> {
                     });
                 }
             } else {
-                let old_root = Hash::from_base64(&w.root)
-                    .ok_or_else(|| WitnessRefusal::Storage("stored root".into()))?;
+                let old_root = Hash::from_base64(&w.root).ok_or_else(|| {
+                    WitnessRefusal::Storage(WitnessStoreError::Record {
+                        what: format!("latest/{origin}"),
+                        reason: "its root is not base64 of 32 bytes".into(),
+                    })
+                })?;
                 if verify_consistency(w.size, size, &req.proof, &old_root, &cp.checkpoint.root)
                     .is_err()
                 {
@@ -295,7 +322,7 @@ impl<S: WitnessStore> Witness<S> {
             .map_err(storage)?;
         self.cosigner
             .cosign(&parsed.text, now)
-            .map_err(|e| WitnessRefusal::Storage(e.to_string()))
+            .map_err(WitnessRefusal::Signing)
     }
 }
 

@@ -16,25 +16,25 @@ struct MemoryWitnessStore {
 }
 
 impl WitnessStore for MemoryWitnessStore {
-    fn latest(&self, origin: &str) -> Result<Option<Witnessed>, String> {
+    fn latest(&self, origin: &str) -> Result<Option<Witnessed>, WitnessStoreError> {
         Ok(self
             .latest
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(|_| WitnessStoreError::Poisoned)?
             .get(origin)
             .cloned())
     }
-    fn save(&self, origin: &str, w: &Witnessed) -> Result<(), String> {
+    fn save(&self, origin: &str, w: &Witnessed) -> Result<(), WitnessStoreError> {
         self.latest
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(|_| WitnessStoreError::Poisoned)?
             .insert(origin.to_owned(), w.clone());
         Ok(())
     }
-    fn keep_evidence(&self, e: &SplitViewEvidence) -> Result<(), String> {
+    fn keep_evidence(&self, e: &SplitViewEvidence) -> Result<(), WitnessStoreError> {
         self.evidence
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(|_| WitnessStoreError::Poisoned)?
             .push(e.clone());
         Ok(())
     }

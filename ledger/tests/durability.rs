@@ -107,7 +107,7 @@ async fn a_crash_at_each_commit_step_leaves_a_consistent_recoverable_log() {
         let a = armed.clone();
         let hook: coopledger_ledger::log::FaultHook = Arc::new(move |p| {
             if a.load(Ordering::SeqCst) && p == point {
-                Err(StoreError::Db(format!("injected fault at {p:?}")))
+                Err(StoreError::Injected(p))
             } else {
                 Ok(())
             }

@@ -8,8 +8,8 @@
 use crate::http::HttpClient;
 use coopledger_governance::rules::anchors::{anchors, AnchorReceipt};
 use coopledger_governance::CoopRules;
-use coopledger_ledger::anchor::{calldata, evm, AnchorChain, TxPlace};
-use coopledger_ledger::{Log, OwnEntry};
+use coopledger_ledger::anchor::{calldata, evm, AnchorChain, ChainError, TxPlace};
+use coopledger_ledger::{Log, OwnEntry, SubmitError};
 use k256::ecdsa::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -77,16 +77,15 @@ impl FeePolicy {
     /// The fee for a chain whose latest base fee is `base_fee` (`None` before London) and
     /// whose suggested legacy gas price is `gas_price`; refused when even the least that can
     /// be included now is above the ceiling.
-    pub fn fee(&self, base_fee: Option<u128>, gas_price: u128) -> Result<Fee, String> {
+    pub fn fee(&self, base_fee: Option<u128>, gas_price: u128) -> Result<Fee, ChainError> {
         match base_fee {
             Some(base) => {
                 let least = base.saturating_add(self.tip);
                 if least > self.max_fee {
-                    return Err(format!(
-                        "the chain's base fee {base} wei plus the tip {} wei is above the \
-                         ceiling of {} wei per gas: not sending",
-                        self.tip, self.max_fee
-                    ));
+                    return Err(ChainError::TooExpensive {
+                        asked: least,
+                        ceiling: self.max_fee,
+                    });
                 }
                 let max_fee = base
                     .saturating_mul(2)
@@ -97,11 +96,10 @@ impl FeePolicy {
                     max_fee,
                 })
             }
-            None if gas_price > self.max_fee => Err(format!(
-                "the chain's gas price {gas_price} wei is above the ceiling of {} wei per gas: \
-                 not sending",
-                self.max_fee
-            )),
+            None if gas_price > self.max_fee => Err(ChainError::TooExpensive {
+                asked: gas_price,
+                ceiling: self.max_fee,
+            }),
             None => Ok(Fee::Legacy { gas_price }),
         }
     }
@@ -122,18 +120,25 @@ fn hex0x(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
 }
 
-fn parse_u64(v: &Value) -> Result<u64, String> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| format!("not a hex quantity: {v}"))?;
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| format!("{s}: {e}"))
+fn malformed(call: &str, detail: String) -> ChainError {
+    ChainError::Malformed {
+        call: call.to_owned(),
+        detail,
+    }
 }
 
-fn parse_u128(v: &Value) -> Result<u128, String> {
+/// A hex quantity (`0x…`) of the answer to `call`.
+fn quantity(call: &str, v: &Value) -> Result<u128, ChainError> {
     let s = v
         .as_str()
-        .ok_or_else(|| format!("not a hex quantity: {v}"))?;
-    u128::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| format!("{s}: {e}"))
+        .ok_or_else(|| malformed(call, format!("not a hex quantity: {v}")))?;
+    u128::from_str_radix(s.trim_start_matches("0x"), 16)
+        .map_err(|e| malformed(call, format!("{s}: {e}")))
+}
+
+fn quantity_u64(call: &str, v: &Value) -> Result<u64, ChainError> {
+    let n = quantity(call, v)?;
+    u64::try_from(n).map_err(|_| malformed(call, format!("{n} does not fit 64 bits")))
 }
 
 /// A transaction as the chain reports it.
@@ -157,17 +162,19 @@ pub struct EvmChain {
 
 impl EvmChain {
     /// A client for the chain at `url` (`http://…`).
-    pub fn new(url: &str) -> Result<EvmChain, String> {
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(format!(
-                "{url:?}: the chain's URL must be http:// or https://"
+    pub fn new(url: &str) -> Result<EvmChain, ChainError> {
+        let refuse = |reason: &str| ChainError::Address {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if url.starts_with("https://") {
+            return Err(refuse(
+                "https chains are not supported yet; reach the chain through a local http \
+                 endpoint",
             ));
         }
-        if url.starts_with("https://") {
-            return Err(format!(
-                "{url:?}: https chains are not supported yet; reach the chain through a local \
-                 http endpoint"
-            ));
+        if !url.starts_with("http://") {
+            return Err(refuse("must start with http://"));
         }
         Ok(EvmChain {
             http: HttpClient::new(Duration::from_secs(10)),
@@ -175,36 +182,45 @@ impl EvmChain {
         })
     }
 
-    async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+    async fn call(&self, method: &str, params: Value) -> Result<Value, ChainError> {
         let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let (status, body) = self
             .http
             .post(&self.url, "application/json", req.to_string().into_bytes())
             .await
-            .map_err(|e| format!("{method}: {e}"))?;
+            .map_err(|e| ChainError::Unreachable {
+                call: method.to_owned(),
+                source: Box::new(e),
+            })?;
         let answer: Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("{method}: HTTP {status}, not JSON: {e}"))?;
+            .map_err(|e| malformed(method, format!("HTTP {status}, not JSON: {e}")))?;
         if let Some(err) = answer.get("error") {
-            return Err(format!("{method}: {err}"));
+            return Err(ChainError::Refused {
+                call: method.to_owned(),
+                message: err.to_string(),
+            });
         }
         answer
             .get("result")
             .cloned()
-            .ok_or_else(|| format!("{method}: HTTP {status}, no result"))
+            .ok_or_else(|| malformed(method, format!("HTTP {status}, no result")))
     }
 
     /// `eth_chainId`.
-    pub async fn chain_id(&self) -> Result<u64, String> {
-        parse_u64(&self.call("eth_chainId", json!([])).await?)
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        quantity_u64("eth_chainId", &self.call("eth_chainId", json!([])).await?)
     }
 
     /// `eth_blockNumber`.
-    pub async fn head(&self) -> Result<u64, String> {
-        parse_u64(&self.call("eth_blockNumber", json!([])).await?)
+    pub async fn head(&self) -> Result<u64, ChainError> {
+        quantity_u64(
+            "eth_blockNumber",
+            &self.call("eth_blockNumber", json!([])).await?,
+        )
     }
 
     /// The hash of block `n` on the canonical chain.
-    pub async fn block_hash(&self, n: u64) -> Result<Option<String>, String> {
+    pub async fn block_hash(&self, n: u64) -> Result<Option<String>, ChainError> {
         let b = self
             .call("eth_getBlockByNumber", json!([format!("0x{n:x}"), false]))
             .await?;
@@ -212,7 +228,8 @@ impl EvmChain {
     }
 
     /// `eth_getTransactionByHash`.
-    pub async fn transaction(&self, hash: &str) -> Result<Option<ChainTx>, String> {
+    pub async fn transaction(&self, hash: &str) -> Result<Option<ChainTx>, ChainError> {
+        const CALL: &str = "eth_getTransactionByHash";
         let t = self.call("eth_getTransactionByHash", json!([hash])).await?;
         if t.is_null() {
             return Ok(None);
@@ -221,13 +238,13 @@ impl EvmChain {
             .get("input")
             .and_then(Value::as_str)
             .and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())
-            .ok_or_else(|| "transaction without input".to_owned())?;
+            .ok_or_else(|| malformed(CALL, "transaction without input".into()))?;
         Ok(Some(ChainTx {
             input,
             block_number: t
                 .get("blockNumber")
                 .filter(|v| !v.is_null())
-                .map(parse_u64)
+                .map(|v| quantity_u64(CALL, v))
                 .transpose()?,
             block_hash: t
                 .get("blockHash")
@@ -244,9 +261,10 @@ impl EvmChain {
         chain_id: u64,
         fees: &FeePolicy,
         data: Vec<u8>,
-    ) -> Result<String, String> {
+    ) -> Result<String, ChainError> {
         let from = evm::address(key.verifying_key());
-        let nonce = parse_u64(
+        let nonce = quantity_u64(
+            "eth_getTransactionCount",
             &self
                 .call("eth_getTransactionCount", json!([hex0x(&from), "pending"]))
                 .await?,
@@ -257,11 +275,11 @@ impl EvmChain {
         let base_fee = latest
             .get("baseFeePerGas")
             .filter(|v| !v.is_null())
-            .map(parse_u128)
+            .map(|v| quantity("eth_getBlockByNumber", v))
             .transpose()?;
         let gas_price = match base_fee {
             Some(_) => 0,
-            None => parse_u128(&self.call("eth_gasPrice", json!([])).await?)?,
+            None => quantity("eth_gasPrice", &self.call("eth_gasPrice", json!([])).await?)?,
         };
         let (raw, hash) = match fees.fee(base_fee, gas_price)? {
             Fee::Market { tip, max_fee } => evm::Eip1559Tx {
@@ -291,7 +309,10 @@ impl EvmChain {
             .await?;
         let want = hex0x(&hash);
         if sent.as_str() != Some(want.as_str()) {
-            return Err(format!("the chain reports tx {sent}, expected {want}"));
+            return Err(malformed(
+                "eth_sendRawTransaction",
+                format!("the chain reports tx {sent}, expected {want}"),
+            ));
         }
         Ok(want)
     }
@@ -319,7 +340,7 @@ impl EvmAnchorer {
 }
 
 impl AnchorChain for EvmAnchorer {
-    async fn chain_id(&self) -> Result<u64, String> {
+    async fn chain_id(&self) -> Result<u64, ChainError> {
         self.chain.chain_id().await
     }
     async fn send_anchor(
@@ -327,13 +348,13 @@ impl AnchorChain for EvmAnchorer {
         origin: &str,
         size: u64,
         root: &coopledger_ledger::Hash,
-    ) -> Result<String, String> {
+    ) -> Result<String, ChainError> {
         let id = self.chain.chain_id().await?;
         self.chain
             .send(&self.key, id, &self.fees, calldata(origin, size, root))
             .await
     }
-    async fn locate(&self, tx: &str) -> Result<TxPlace, String> {
+    async fn locate(&self, tx: &str) -> Result<TxPlace, ChainError> {
         Ok(match self.chain.transaction(tx).await? {
             None => TxPlace::Unknown,
             Some(ChainTx {
@@ -344,10 +365,10 @@ impl AnchorChain for EvmAnchorer {
             Some(_) => TxPlace::Pending,
         })
     }
-    async fn head(&self) -> Result<u64, String> {
+    async fn head(&self) -> Result<u64, ChainError> {
         self.chain.head().await
     }
-    async fn block_at(&self, height: u64) -> Result<Option<String>, String> {
+    async fn block_at(&self, height: u64) -> Result<Option<String>, ChainError> {
         self.chain.block_hash(height).await
     }
 }
@@ -381,6 +402,46 @@ fn set(status: &SharedStatus, f: impl FnOnce(&mut AnchorStatus)) {
     }
 }
 
+/// Why an anchoring attempt failed (shown in `anchor_status`, retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorFailure {
+    /// The chain could not be used.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The chain is not the one configured.
+    #[error("the chain's id is {got}, configured {configured}")]
+    WrongChain {
+        /// What the chain says.
+        got: u64,
+        /// What the node was told.
+        configured: u64,
+    },
+    /// The transaction did not get its confirmations in time (it will be sent again).
+    #[error("transaction {tx} not confirmed in time; it will be sent again")]
+    NotConfirmed {
+        /// Its hash.
+        tx: String,
+    },
+    /// The chain no longer knows the transaction.
+    #[error("transaction {tx} was dropped or replaced")]
+    Dropped {
+        /// Its hash.
+        tx: String,
+    },
+    /// The transaction's block left the canonical chain before its confirmations.
+    #[error("block {block} of transaction {tx} was reorganised away")]
+    Reorganised {
+        /// The block's height.
+        block: u64,
+        /// The transaction's hash.
+        tx: String,
+    },
+    /// The confirmed anchor's receipt entry was not taken (it is recorded again, never sent
+    /// again).
+    #[error("recording the anchor: {0}")]
+    Record(#[from] SubmitError),
+}
+
 /// Sends the anchor of the current checkpoint and waits for its confirmations; `Ok` with the
 /// confirmed receipt (not yet in the log).
 async fn anchor_once<C: AnchorChain>(
@@ -388,13 +449,13 @@ async fn anchor_once<C: AnchorChain>(
     cfg: &AnchorConfig,
     log: &Log<CoopRules>,
     status: &SharedStatus,
-) -> Result<AnchorReceipt, String> {
+) -> Result<AnchorReceipt, AnchorFailure> {
     let id = chain.chain_id().await?;
     if id != cfg.chain_id {
-        return Err(format!(
-            "the chain's id is {id}, configured {}",
-            cfg.chain_id
-        ));
+        return Err(AnchorFailure::WrongChain {
+            got: id,
+            configured: cfg.chain_id,
+        });
     }
     let cp = log.checkpoint();
     let (size, root) = (cp.checkpoint.size, cp.checkpoint.root);
@@ -404,12 +465,10 @@ async fn anchor_once<C: AnchorChain>(
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         if tokio::time::Instant::now() > deadline {
-            return Err(format!(
-                "transaction {tx} not confirmed in time; it will be sent again"
-            ));
+            return Err(AnchorFailure::NotConfirmed { tx });
         }
         let (n, h) = match chain.locate(&tx).await? {
-            TxPlace::Unknown => return Err(format!("transaction {tx} was dropped or replaced")),
+            TxPlace::Unknown => return Err(AnchorFailure::Dropped { tx }),
             TxPlace::Pending => continue,
             TxPlace::Mined { height, block } => (height, block),
         };
@@ -420,9 +479,7 @@ async fn anchor_once<C: AnchorChain>(
         }
         // Still the canonical block at that height (a reorg below the depth would change it).
         if chain.block_at(n).await?.as_deref() != Some(h.as_str()) {
-            return Err(format!(
-                "block {n} of transaction {tx} was reorganised away"
-            ));
+            return Err(AnchorFailure::Reorganised { block: n, tx });
         }
         return Ok(AnchorReceipt {
             chain_id: id,
@@ -438,7 +495,7 @@ async fn anchor_once<C: AnchorChain>(
 }
 
 /// Appends the receipt to the log as a node entry (signed and numbered by the sequencer).
-async fn record(log: &Log<CoopRules>, r: &AnchorReceipt) -> Result<u64, String> {
+async fn record(log: &Log<CoopRules>, r: &AnchorReceipt) -> Result<u64, SubmitError> {
     let mut payload = serde_json::Map::new();
     payload.insert("chainId".into(), r.chain_id.into());
     payload.insert("blockNumber".into(), r.block_number.into());
@@ -452,7 +509,7 @@ async fn record(log: &Log<CoopRules>, r: &AnchorReceipt) -> Result<u64, String> 
         version: 1,
         payload,
     };
-    let receipt = log.submit_own(own).await.map_err(|e| e.to_string())?;
+    let receipt = log.submit_own(own).await?;
     Ok(receipt.index)
 }
 
@@ -464,7 +521,7 @@ pub async fn run(log: Arc<Log<CoopRules>>, cfg: AnchorConfig, status: SharedStat
     let chain = match EvmChain::new(&cfg.rpc_url) {
         Ok(c) => EvmAnchorer::new(c, cfg.key.clone(), cfg.fees),
         Err(e) => {
-            set(&status, |s| s.last_error = Some(e));
+            set(&status, |s| s.last_error = Some(e.to_string()));
             return;
         }
     };
@@ -498,7 +555,7 @@ pub async fn run(log: Arc<Log<CoopRules>>, cfg: AnchorConfig, status: SharedStat
             match anchor_once(&chain, &cfg, &log, &status).await {
                 Ok(r) => confirmed = Some(r),
                 Err(e) => {
-                    fail(&status, e);
+                    fail(&status, &e);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                     continue;
@@ -522,7 +579,7 @@ pub async fn run(log: Arc<Log<CoopRules>>, cfg: AnchorConfig, status: SharedStat
                 });
             }
             Err(e) => {
-                fail(&status, format!("recording the anchor: {e}"));
+                fail(&status, &AnchorFailure::Record(e));
                 confirmed = Some(r);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
@@ -531,11 +588,11 @@ pub async fn run(log: Arc<Log<CoopRules>>, cfg: AnchorConfig, status: SharedStat
     }
 }
 
-fn fail(status: &SharedStatus, e: String) {
+fn fail(status: &SharedStatus, e: &AnchorFailure) {
     tracing::warn!(error = %e, "anchoring failed; retrying");
     set(status, |s| {
         s.pending = None;
-        s.last_error = Some(e);
+        s.last_error = Some(e.to_string());
         s.failures += 1;
     });
 }
@@ -550,31 +607,32 @@ mod tests {
             tip: 2,
             max_fee: 100,
         };
-        assert_eq!(
+        assert!(matches!(
             p.fee(Some(10), 0),
             Ok(Fee::Market {
                 tip: 2,
                 max_fee: 22
             })
-        );
+        ));
         // Capped: 2 × 60 + 2 > 100, but 60 + 2 can still be included.
-        assert_eq!(
-            p.fee(Some(60), 0),
-            Ok(Fee::Market {
-                tip: 2,
-                max_fee: 100
+        for base in [60, 98] {
+            assert!(matches!(
+                p.fee(Some(base), 0),
+                Ok(Fee::Market {
+                    tip: 2,
+                    max_fee: 100
+                })
+            ));
+        }
+        assert!(matches!(
+            p.fee(Some(99), 0),
+            Err(ChainError::TooExpensive {
+                asked: 101,
+                ceiling: 100
             })
-        );
-        assert_eq!(
-            p.fee(Some(98), 0),
-            Ok(Fee::Market {
-                tip: 2,
-                max_fee: 100
-            })
-        );
-        assert!(p.fee(Some(99), 0).unwrap_err().contains("ceiling of 100"));
+        ));
         // Before London: the suggested price, as it is, within the ceiling.
-        assert_eq!(p.fee(None, 40), Ok(Fee::Legacy { gas_price: 40 }));
+        assert!(matches!(p.fee(None, 40), Ok(Fee::Legacy { gas_price: 40 })));
         assert!(p.fee(None, 101).is_err());
         assert!(FeePolicy::default().tip < FeePolicy::default().max_fee);
     }

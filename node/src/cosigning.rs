@@ -7,11 +7,14 @@
 //! Off-log keys: `cosig/<u64 BE size>` → the checkpoint note with every cosignature line
 //! collected for it; `cosig-latest` → the largest such size (u64 BE).
 
-use crate::http::HttpClient;
+use crate::http::{HttpClient, HttpError};
 use coopledger_governance::CoopRules;
 use coopledger_ledger::cosignature::{cosignatures, WitnessKey};
+use coopledger_ledger::note::NoteError;
 use coopledger_ledger::note::SignedNote;
+use coopledger_ledger::store::StoreError;
 use coopledger_ledger::witness::AddCheckpoint;
+use coopledger_ledger::QueryError;
 use coopledger_ledger::{Log, SignedCheckpoint};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,14 +31,14 @@ pub struct WitnessPeer {
 
 impl WitnessPeer {
     /// Parses `URL,VKEY`.
-    pub fn parse(spec: &str) -> Result<WitnessPeer, String> {
+    pub fn parse(spec: &str) -> Result<WitnessPeer, PeerSpecError> {
         let (url, vkey) = spec
             .split_once(',')
-            .ok_or_else(|| format!("{spec:?}: expected URL,VKEY"))?;
+            .ok_or_else(|| PeerSpecError::Shape(spec.to_owned()))?;
         if !url.starts_with("http://") {
-            return Err(format!("{url:?}: only http:// witnesses are supported"));
+            return Err(PeerSpecError::Scheme(url.to_owned()));
         }
-        let key = WitnessKey::parse(vkey).map_err(|e| format!("{vkey:?}: {e}"))?;
+        let key = WitnessKey::parse(vkey).map_err(|e| PeerSpecError::Key(vkey.to_owned(), e))?;
         Ok(WitnessPeer {
             url: url.trim_end_matches('/').to_owned(),
             key,
@@ -43,15 +46,73 @@ impl WitnessPeer {
     }
 }
 
+/// Why a `--witness URL,VKEY` is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerSpecError {
+    /// Not `URL,VKEY`.
+    #[error("{0:?}: expected URL,VKEY")]
+    Shape(String),
+    /// Not an `http://` address.
+    #[error("{0:?}: only http:// witnesses are supported")]
+    Scheme(String),
+    /// Not a witness key.
+    #[error("{0:?}: {1}")]
+    Key(String, NoteError),
+}
+
+/// Why a witness did not cosign.
+#[derive(Debug, thiserror::Error)]
+pub enum CosignError {
+    /// The log could not give a proof or keep the lines.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The log could not give a consistency proof.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The witness could not be reached.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The witness answered with something other than a cosignature.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The answer, trimmed.
+        body: String,
+    },
+    /// The answer is not what the protocol says.
+    #[error("the witness's answer: {0}")]
+    Answer(String),
+    /// The answer's cosignature does not verify.
+    #[error("the witness's cosignature: {0}")]
+    Cosignature(#[from] NoteError),
+    /// The witness has cosigned more of this log than the log has.
+    #[error("the witness has cosigned size {witness}, beyond ours ({ours})")]
+    Ahead {
+        /// Its size.
+        witness: u64,
+        /// Ours.
+        ours: u64,
+    },
+    /// The witness refuses the log's view at the size it knows.
+    #[error("409 at size {0}: the witness holds another view")]
+    OtherView(u64),
+    /// The witness's size changed between two requests.
+    #[error("the witness's size kept changing")]
+    Unsettled,
+}
+
 fn cosig_key(size: u64) -> Vec<u8> {
     [b"cosig/".as_slice(), &size.to_be_bytes()].concat()
 }
 
 /// The note of the checkpoint of `size` with the cosignatures collected for it, if any.
-pub fn cosigned_note(log: &Log<CoopRules>, size: u64) -> Result<Option<String>, String> {
-    log.offlog_get(&cosig_key(size))
-        .map_err(|e| e.to_string())?
-        .map(|v| String::from_utf8(v).map_err(|e| e.to_string()))
+pub fn cosigned_note(log: &Log<CoopRules>, size: u64) -> Result<Option<String>, StoreError> {
+    log.offlog_get(&cosig_key(size))?
+        .map(|v| {
+            String::from_utf8(v)
+                .map_err(|_| StoreError::Corrupt(format!("cosigned note {size} is not UTF-8")))
+        })
         .transpose()
 }
 
@@ -63,14 +124,13 @@ async fn ask(
     peer: &WitnessPeer,
     cp: &SignedCheckpoint,
     known: &mut u64,
-) -> Result<String, String> {
+) -> Result<String, CosignError> {
     let size = cp.checkpoint.size;
     for _ in 0..2 {
         let proof = if *known == 0 || *known == size {
             vec![]
         } else {
-            log.consistency_proof(*known, size)
-                .map_err(|e| e.to_string())?
+            log.consistency_proof(*known, size)?
         };
         let req = AddCheckpoint {
             old_size: *known,
@@ -80,17 +140,16 @@ async fn ask(
         let url = format!("{}/add-checkpoint", peer.url);
         let (status, body) = http
             .post(&url, "text/plain", req.to_body().into_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = String::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_owned())?;
+            .await?;
+        let body = String::from_utf8(body).map_err(|_| CosignError::Answer("not UTF-8".into()))?;
         match status {
             200 => {
-                let note = SignedNote::parse(format!("{}{body}", cp.note).as_bytes())
-                    .map_err(|e| e.to_string())?;
-                let got = cosignatures(&note, std::slice::from_ref(&peer.key))
-                    .map_err(|e| e.to_string())?;
+                let note = SignedNote::parse(format!("{}{body}", cp.note).as_bytes())?;
+                let got = cosignatures(&note, std::slice::from_ref(&peer.key))?;
                 if got.is_empty() {
-                    return Err("the answer holds no cosignature by the witness's key".into());
+                    return Err(CosignError::Answer(
+                        "no cosignature by the witness's key".into(),
+                    ));
                 }
                 *known = size;
                 // Keep only the witness's own line(s).
@@ -105,25 +164,31 @@ async fn ask(
                 let k: u64 = body
                     .trim()
                     .parse()
-                    .map_err(|_| format!("409 without a size: {body:?}"))?;
+                    .map_err(|_| CosignError::Answer(format!("409 without a size: {body:?}")))?;
                 if k > size {
-                    return Err(format!(
-                        "the witness has cosigned size {k}, beyond ours ({size})"
-                    ));
+                    return Err(CosignError::Ahead {
+                        witness: k,
+                        ours: size,
+                    });
                 }
                 if k == *known {
-                    return Err(format!("409 at size {k}: the witness holds another view"));
+                    return Err(CosignError::OtherView(k));
                 }
                 *known = k;
             }
-            other => return Err(format!("HTTP {other}: {}", body.trim())),
+            other => {
+                return Err(CosignError::Status {
+                    status: other,
+                    body: body.trim().to_owned(),
+                })
+            }
         }
     }
-    Err("the witness's size kept changing".into())
+    Err(CosignError::Unsettled)
 }
 
 /// Adds `lines` to the stored cosigned note of `cp` (creating it), once per witness name.
-fn keep(log: &Log<CoopRules>, cp: &SignedCheckpoint, lines: &str) -> Result<(), String> {
+fn keep(log: &Log<CoopRules>, cp: &SignedCheckpoint, lines: &str) -> Result<(), StoreError> {
     let size = cp.checkpoint.size;
     let mut note = cosigned_note(log, size)?.unwrap_or_else(|| cp.note.clone());
     for l in lines.lines() {
@@ -133,11 +198,9 @@ fn keep(log: &Log<CoopRules>, cp: &SignedCheckpoint, lines: &str) -> Result<(), 
             note.push('\n');
         }
     }
-    log.offlog_put(&cosig_key(size), note.as_bytes())
-        .map_err(|e| e.to_string())?;
+    log.offlog_put(&cosig_key(size), note.as_bytes())?;
     if latest_cosigned_size(log)?.is_none_or(|s| s < size) {
-        log.offlog_put(LATEST_KEY, &size.to_be_bytes())
-            .map_err(|e| e.to_string())?;
+        log.offlog_put(LATEST_KEY, &size.to_be_bytes())?;
     }
     Ok(())
 }
@@ -145,10 +208,9 @@ fn keep(log: &Log<CoopRules>, cp: &SignedCheckpoint, lines: &str) -> Result<(), 
 const LATEST_KEY: &[u8] = b"cosig-latest";
 
 /// The largest checkpoint size with any cosignature.
-pub fn latest_cosigned_size(log: &Log<CoopRules>) -> Result<Option<u64>, String> {
+pub fn latest_cosigned_size(log: &Log<CoopRules>) -> Result<Option<u64>, StoreError> {
     Ok(log
-        .offlog_get(LATEST_KEY)
-        .map_err(|e| e.to_string())?
+        .offlog_get(LATEST_KEY)?
         .and_then(|v| <[u8; 8]>::try_from(v).ok())
         .map(u64::from_be_bytes))
 }

@@ -8,7 +8,9 @@
 use coopledger_governance::CoopRules;
 use coopledger_ledger::cosignature::Cosigner;
 use coopledger_ledger::note::NoteVerifier;
-use coopledger_ledger::witness::{SplitViewEvidence, Witness, WitnessStore, Witnessed};
+use coopledger_ledger::witness::{
+    SplitViewEvidence, Witness, WitnessStore, WitnessStoreError, Witnessed,
+};
 use coopledger_ledger::Log;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -53,31 +55,41 @@ impl OfflogWitnessStore {
     }
 
     /// Every piece of evidence kept about `origin`, oldest first.
-    pub fn evidence(&self, origin: &str) -> Result<Vec<SplitViewEvidence>, String> {
+    pub fn evidence(&self, origin: &str) -> Result<Vec<SplitViewEvidence>, WitnessStoreError> {
         self.log
-            .offlog_scan(&evidence_prefix(origin))
-            .map_err(|e| e.to_string())?
+            .offlog_scan(&evidence_prefix(origin))?
             .iter()
-            .map(|(_, v)| serde_json::from_slice(v).map_err(|e| e.to_string()))
+            .map(|(_, v)| decode(&format!("evidence/{origin}"), v))
             .collect()
     }
 }
 
+fn decode<T: serde::de::DeserializeOwned>(what: &str, v: &[u8]) -> Result<T, WitnessStoreError> {
+    serde_json::from_slice(v).map_err(|e| WitnessStoreError::Record {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(what: &str, v: &T) -> Result<Vec<u8>, WitnessStoreError> {
+    serde_json::to_vec(v).map_err(|e| WitnessStoreError::Record {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 impl WitnessStore for OfflogWitnessStore {
-    fn latest(&self, origin: &str) -> Result<Option<Witnessed>, String> {
+    fn latest(&self, origin: &str) -> Result<Option<Witnessed>, WitnessStoreError> {
         self.log
-            .offlog_get(&latest_key(origin))
-            .map_err(|e| e.to_string())?
-            .map(|v| serde_json::from_slice(&v).map_err(|e| e.to_string()))
+            .offlog_get(&latest_key(origin))?
+            .map(|v| decode(&format!("latest/{origin}"), &v))
             .transpose()
     }
-    fn save(&self, origin: &str, w: &Witnessed) -> Result<(), String> {
-        let v = serde_json::to_vec(w).map_err(|e| e.to_string())?;
-        self.log
-            .offlog_put(&latest_key(origin), &v)
-            .map_err(|e| e.to_string())
+    fn save(&self, origin: &str, w: &Witnessed) -> Result<(), WitnessStoreError> {
+        let v = encode(&format!("latest/{origin}"), w)?;
+        Ok(self.log.offlog_put(&latest_key(origin), &v)?)
     }
-    fn keep_evidence(&self, e: &SplitViewEvidence) -> Result<(), String> {
+    fn keep_evidence(&self, e: &SplitViewEvidence) -> Result<(), WitnessStoreError> {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let key = [
             evidence_prefix(&e.origin),
@@ -86,8 +98,8 @@ impl WitnessStore for OfflogWitnessStore {
             n.to_be_bytes().to_vec(),
         ]
         .concat();
-        let v = serde_json::to_vec(e).map_err(|e| e.to_string())?;
-        self.log.offlog_put(&key, &v).map_err(|e| e.to_string())
+        let v = encode(&format!("evidence/{}", e.origin), e)?;
+        Ok(self.log.offlog_put(&key, &v)?)
     }
 }
 

@@ -116,10 +116,10 @@ impl LedgerApiServer for LedgerRpc {
             ))
         };
         let size = coopledger_node::cosigning::latest_cosigned_size(&self.log)
-            .map_err(error::corrupt)?
+            .map_err(|e| error::storage(&e))?
             .ok_or_else(not_yet)?;
         let note = coopledger_node::cosigning::cosigned_note(&self.log, size)
-            .map_err(error::corrupt)?
+            .map_err(|e| error::storage(&e))?
             .ok_or_else(not_yet)?;
         let key = NoteVerifier::parse(&self.log.verifier_key())
             .map_err(|e| error::corrupt(e.to_string()))?;

@@ -165,7 +165,7 @@ impl WitnessApiServer for WitnessRpc {
         self.witness()?
             .store()
             .latest(&origin)
-            .map_err(error::corrupt)?
+            .map_err(|e| error::corrupt(e.to_string()))?
             .ok_or_else(|| {
                 error::not_found("origin", format!("no checkpoint of {origin} cosigned yet"))
             })
@@ -175,6 +175,6 @@ impl WitnessApiServer for WitnessRpc {
         self.witness()?
             .store()
             .evidence(&origin)
-            .map_err(error::corrupt)
+            .map_err(|e| error::corrupt(e.to_string()))
     }
 }

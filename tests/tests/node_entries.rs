@@ -130,22 +130,41 @@ async fn tally_and_anchor_receipts_are_recorded_first_time_under_load() {
     // 100 clients, each its own member, streaming attestations until told to stop.
     let streaming = Arc::new(AtomicBool::new(true));
     let acknowledged = Arc::new(AtomicU64::new(0));
+    let retried = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for (i, key) in members.iter().cloned().enumerate() {
-        let (rpc, streaming, acknowledged) = (rpc.clone(), streaming.clone(), acknowledged.clone());
+        let (rpc, streaming, acknowledged, retried) = (
+            rpc.clone(),
+            streaming.clone(),
+            acknowledged.clone(),
+            retried.clone(),
+        );
         clients.push(tokio::spawn(async move {
             let c = coopledger_rpc::client::http_client(&rpc).unwrap();
             let mut seq = 1;
             while streaming.load(Ordering::Relaxed) {
                 let n = i as u64 * 1_000_000 + seq;
                 let env = sign(&key, origin, "coop.attest", seq, now_ms(), attest(n)).unwrap();
-                match c.submit(Value::String(b64_encode(env.bytes()))).await {
-                    Ok(_) => {
-                        acknowledged.fetch_add(1, Ordering::Relaxed);
-                        seq += 1;
+                // A lost connection is retried with the same bytes (a submission is
+                // idempotent: the same entry gets the same receipt); a refusal fails the test.
+                let mut tries = 0;
+                loop {
+                    match c.submit(Value::String(b64_encode(env.bytes()))).await {
+                        Ok(_) => break,
+                        Err(jsonrpsee::core::ClientError::Call(e)) => {
+                            panic!("client {i}: entry {seq} refused: {e}")
+                        }
+                        Err(e) if tries < 5 => {
+                            tries += 1;
+                            retried.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("client {i}: entry {seq}: {e}; sending it again");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(e) => panic!("client {i}: entry {seq} not answered: {e}"),
                     }
-                    Err(e) => panic!("client {i}: entry {seq} refused: {e}"),
                 }
+                acknowledged.fetch_add(1, Ordering::Relaxed);
+                seq += 1;
             }
             seq - 1
         }));
@@ -276,6 +295,7 @@ async fn tally_and_anchor_receipts_are_recorded_first_time_under_load() {
         recorded, sizes,
         "every anchor transaction has exactly one receipt"
     );
+    println!("{} transport retries", retried.load(Ordering::Relaxed));
     println!(
         "{acked} entries from {CLIENTS} clients; {tallies} tallies, each recorded once; {} anchors, {all} transactions",
         receipts.len()

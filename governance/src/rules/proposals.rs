@@ -200,7 +200,9 @@ fn subject_from(
             })?;
             let policy: crate::revenue::AllocationPolicy = serde_json::from_value(v)
                 .map_err(|e| malformed("policy", format!("not an allocation policy: {e}")))?;
-            policy.validate().map_err(|m| malformed("policy", m))?;
+            policy
+                .validate()
+                .map_err(|m| malformed("policy", m.to_string()))?;
             Ok(Subject::Policy {
                 policy: Box::new(policy),
             })
