@@ -147,36 +147,29 @@ pub mod evm {
         Keccak256::digest(data).into()
     }
 
-    /// RLP of a byte string.
+    /// RLP of a byte string (alloy-rlp).
     pub fn rlp_bytes(b: &[u8]) -> Vec<u8> {
-        match b {
-            [single] if *single < 0x80 => vec![*single],
-            _ => [rlp_length(b.len(), 0x80), b.to_vec()].concat(),
-        }
+        alloy_rlp::encode(b)
     }
 
     /// RLP of an unsigned integer: big-endian, no leading zeroes (zero is the empty string).
     pub fn rlp_uint(n: u128) -> Vec<u8> {
-        let be = n.to_be_bytes();
-        let first = be.iter().position(|b| *b != 0).unwrap_or(be.len());
-        rlp_bytes(be.get(first..).unwrap_or_default())
+        alloy_rlp::encode(n)
     }
 
     /// RLP of a list of already-encoded items.
     pub fn rlp_list(items: &[Vec<u8>]) -> Vec<u8> {
-        let body: Vec<u8> = items.concat();
-        [rlp_length(body.len(), 0xc0), body].concat()
-    }
-
-    fn rlp_length(len: usize, offset: u8) -> Vec<u8> {
-        if len < 56 {
-            vec![offset + len as u8]
-        } else {
-            let be = (len as u64).to_be_bytes();
-            let first = be.iter().position(|b| *b != 0).unwrap_or(7);
-            let digits = be.get(first..).unwrap_or_default();
-            [vec![offset + 55 + digits.len() as u8], digits.to_vec()].concat()
+        let payload_length = items.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(payload_length + 9);
+        alloy_rlp::Header {
+            list: true,
+            payload_length,
         }
+        .encode(&mut out);
+        for i in items {
+            out.extend_from_slice(i);
+        }
+        out
     }
 
     /// The 20-byte address of a secp256k1 key: the last 20 bytes of Keccak-256 of the
