@@ -4,7 +4,8 @@
 //! the ballot box at the close, sorted by ballot id, with the class keys that let anyone check
 //! every credential. The cryptography is in [`crate::ballot`].
 
-use super::proposals::{load, note_entry, require_open, vote_from};
+use super::proposals::{load, note_entry, require_open};
+use super::votes::vote_from;
 use super::{corrupt, rule, write, Signer};
 use crate::ballot::{point, ClassKey};
 use crate::payload::{malformed, Fields};

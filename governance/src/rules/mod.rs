@@ -9,6 +9,8 @@ mod membership;
 mod personal;
 mod proposals;
 mod revenue;
+mod tallies;
+mod votes;
 
 use crate::genesis::{member_id, Genesis, Role};
 use crate::records::{
@@ -24,7 +26,7 @@ use serde::Serialize;
 
 pub use ballots::{ballots_payload, check_ballot, revealed_keys, OpenedBallot, BALLOT_TYPE};
 pub use membership::key_add_message;
-pub use proposals::{compute_tally, tally_entry_payload};
+pub use tallies::{compute_tally, tally_entry_payload};
 
 /// Registered `(type, version)` pairs; anything else is refused at admission.
 pub const ENTRY_TYPES: &[(&str, u64)] = &[
@@ -307,9 +309,9 @@ impl StateMachine for CoopRules {
             "gov.propose" => proposals::propose(view, entry, ctx, &signer),
             "gov.amend" => proposals::amend(view, entry, ctx, &signer),
             "gov.withdraw" => proposals::withdraw(view, entry, ctx, &signer),
-            "gov.vote" => proposals::vote(view, entry, ctx, &signer),
-            "gov.proxy" => proposals::proxy(view, entry, ctx, &signer),
-            "gov.tally" => proposals::record_tally(view, entry, ctx, &signer),
+            "gov.vote" => votes::vote(view, entry, ctx, &signer),
+            "gov.proxy" => votes::proxy(view, entry, ctx, &signer),
+            "gov.tally" => tallies::record_tally(view, entry, ctx, &signer),
             "gov.ballot_key" => ballots::publish_keys(view, entry, ctx, &signer),
             "gov.ballots" => ballots::publish_ballots(view, entry, ctx, &signer),
             "party.register" => consent::register_party(view, entry, ctx, &signer),
