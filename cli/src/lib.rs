@@ -9,6 +9,7 @@ mod gov;
 mod node;
 mod personal;
 mod revenue;
+mod tally;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
@@ -139,7 +140,7 @@ enum Cmd {
     },
     /// Tallies: show the recorded one, or recount it offline.
     #[command(subcommand)]
-    Tally(gov::TallyCmd),
+    Tally(tally::TallyCmd),
     /// Print the bylaws in force.
     Bylaws,
     /// Consent: grant, renew, withdraw (your key); revoke / invalidate (party keys); status,
@@ -503,7 +504,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             to,
             revoke: _,
         } => gov::proxy(&client(&cli.rpc)?, &key, proposal, to).await?,
-        Cmd::Tally(gov::TallyCmd::Show { id }) => {
+        Cmd::Tally(tally::TallyCmd::Show { id }) => {
             let p = coopledger_rpc::GovApiClient::proposal(&client(&cli.rpc)?, id).await?;
             match p.tally {
                 Some(t) => print_json(&t)?,
@@ -514,8 +515,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ),
             }
         }
-        Cmd::Tally(gov::TallyCmd::Verify { id, vkey, receipt }) => {
-            return gov::verify_tally(&client(&cli.rpc)?, id, vkey, receipt).await;
+        Cmd::Tally(tally::TallyCmd::Verify { id, vkey, receipt }) => {
+            return tally::verify_tally(&client(&cli.rpc)?, id, vkey, receipt).await;
         }
         Cmd::Bylaws => gov::bylaws(&client(&cli.rpc)?).await?,
         Cmd::Consent(cmd) => consent::consent(&client(&cli.rpc)?, cmd).await?,

@@ -1,0 +1,259 @@
+//! Every read of the log: checkpoints, entries, inclusion and consistency proofs — always within
+//! the newest stored checkpoint — the state and its proofs against a checkpoint's own
+//! commitment, and the off-log records beside the log.
+
+use super::*;
+
+impl<M: StateMachine> Log<M> {
+    /// The storage failure that stopped the sequencer, if any.
+    pub fn failure(&self) -> Option<StoreError> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// The newest stored checkpoint.
+    pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
+        self.shared.latest()
+    }
+
+    /// The stored checkpoint note signed at exactly `size`, if any.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, QueryError> {
+        Ok(self.shared.store.checkpoint(size)?)
+    }
+
+    /// New checkpoints as they are stored.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SignedCheckpoint>> {
+        self.shared.checkpoints.subscribe()
+    }
+
+    fn covered(&self) -> u64 {
+        self.shared.latest().checkpoint.size
+    }
+
+    /// Entry bytes at `index` (exactly the bytes hashed into the tree).
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, QueryError> {
+        let size = self.covered();
+        if index >= size {
+            return Err(QueryError::OutOfRange {
+                field: "index",
+                reason: format!("{index} is not below the checkpointed size {size}"),
+            });
+        }
+        self.shared.store.entry(index)?.ok_or_else(|| {
+            QueryError::Storage(StoreError::Corrupt(format!("entry {index} missing")))
+        })
+    }
+
+    /// Leaf hash of entry `index`.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, QueryError> {
+        let size = self.covered();
+        if index >= size {
+            return Err(QueryError::OutOfRange {
+                field: "index",
+                reason: format!("{index} is not below the checkpointed size {size}"),
+            });
+        }
+        let got = self.shared.store.nodes(&[NodeId { level: 0, index }])?;
+        got.first()
+            .copied()
+            .ok_or_else(|| QueryError::Storage(StoreError::Corrupt("leaf missing".into())))
+    }
+
+    /// Index of the entry with this leaf hash.
+    pub fn index_of_leaf(&self, leaf: &Hash) -> Result<u64, QueryError> {
+        match self.shared.store.index_of_leaf(leaf)? {
+            Some(i) if i < self.covered() => Ok(i),
+            _ => Err(QueryError::NotFound(format!(
+                "no entry with leaf hash {leaf}"
+            ))),
+        }
+    }
+
+    /// Index of the entry with this entry id.
+    pub fn index_of_entry_id(&self, id: &Hash) -> Result<u64, QueryError> {
+        match self.shared.store.index_of_entry_id(id)? {
+            Some(i) if i < self.covered() => Ok(i),
+            _ => Err(QueryError::NotFound(format!("no entry with id {id}"))),
+        }
+    }
+
+    fn check_size(&self, field: &'static str, size: u64) -> Result<(), QueryError> {
+        let covered = self.covered();
+        if size > covered {
+            return Err(QueryError::OutOfRange {
+                field,
+                reason: format!("{size} is beyond the checkpointed size {covered}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Root of the first `size` entries (`size` ≤ checkpointed size).
+    pub fn root(&self, size: u64) -> Result<Hash, QueryError> {
+        self.check_size("treeSize", size)?;
+        Ok(merkle::root(&self.shared.store, size)?)
+    }
+
+    /// RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries.
+    pub fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, QueryError> {
+        self.check_size("treeSize", tree_size)?;
+        if index >= tree_size {
+            return Err(QueryError::OutOfRange {
+                field: "index",
+                reason: format!("{index} is not below treeSize {tree_size}"),
+            });
+        }
+        Ok(merkle::span_hashes(
+            &self.shared.store,
+            &merkle::inclusion_plan(index, tree_size),
+        )?)
+    }
+
+    /// RFC 9162 consistency proof from `from_size` to `to_size` (`1 ≤ from ≤ to ≤ checkpointed`).
+    pub fn consistency_proof(&self, from_size: u64, to_size: u64) -> Result<Vec<Hash>, QueryError> {
+        self.check_size("toSize", to_size)?;
+        if from_size == 0 {
+            return Err(QueryError::OutOfRange {
+                field: "fromSize",
+                reason: "must be at least 1: consistency with the empty tree proves nothing".into(),
+            });
+        }
+        if from_size > to_size {
+            return Err(QueryError::OutOfRange {
+                field: "fromSize",
+                reason: format!("{from_size} is above toSize {to_size}"),
+            });
+        }
+        Ok(merkle::span_hashes(
+            &self.shared.store,
+            &merkle::consistency_plan(from_size, to_size),
+        )?)
+    }
+
+    /// The next sequence number `signer` should use (last accepted + 1).
+    pub fn next_seq(&self, signer: &[u8; 32]) -> Result<u64, QueryError> {
+        Ok(sequencer::last_seq(&self.shared.store, &Overlay::new(), signer)? + 1)
+    }
+
+    /// Reads the state machine's committed state (for queries).
+    pub fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, QueryError> {
+        let mut k = vec![NS_APP];
+        k.extend_from_slice(key);
+        Ok(self.shared.store.state_get(&k)?)
+    }
+}
+
+/// A state key's value (or absence) proved against the state root that the last entry of a
+/// stored checkpoint records.
+#[derive(Debug, Clone)]
+pub struct StateAt {
+    /// The checkpoint; its last entry is the `log.state` entry.
+    pub checkpoint: Arc<SignedCheckpoint>,
+    /// The commitment that entry records (`size` = checkpoint size − 1 = its index).
+    pub commitment: StateCommitment,
+    /// The full state key (namespace byte first) the proof is for.
+    pub key: Vec<u8>,
+    /// The value, or `None` when the key is absent.
+    pub value: Option<Vec<u8>>,
+    /// Proof of `value` (or absence) under `commitment.root`.
+    pub proof: StateProof,
+}
+
+impl<M: StateMachine> Log<M> {
+    /// The state commitment that closes the checkpointed tree of `size` entries.
+    pub fn state_commitment(&self, size: u64) -> Result<StateCommitment, QueryError> {
+        self.check_size("treeSize", size)?;
+        let index = size.checked_sub(1).ok_or_else(|| QueryError::OutOfRange {
+            field: "treeSize",
+            reason: "the empty log has no state commitment".into(),
+        })?;
+        let bytes = self.entry(index)?;
+        crate::entry::Envelope::from_bytes(&bytes)
+            .ok()
+            .as_ref()
+            .and_then(StateCommitment::from_entry)
+            .filter(|c| c.size == index)
+            .ok_or_else(|| {
+                QueryError::Storage(StoreError::Corrupt(format!(
+                    "entry {index}, the last of a checkpoint, is not its log.state entry"
+                )))
+            })
+    }
+
+    /// Proves the value or absence of the state machine's key `key` as of the newest checkpoint.
+    /// The state tree may already hold a batch that is not checkpointed yet; the proof is checked
+    /// against the checkpoint's own commitment and re-read until they agree.
+    pub fn prove_state(&self, key: &[u8]) -> Result<StateAt, QueryError> {
+        self.prove_states(&[key.to_vec()])?
+            .pop()
+            .ok_or_else(|| QueryError::Storage(StoreError::Corrupt("no proof".into())))
+    }
+
+    /// [`Log::prove_state`] for several keys, all against the same checkpoint.
+    pub fn prove_states(&self, keys: &[Vec<u8>]) -> Result<Vec<StateAt>, QueryError> {
+        let store = &self.shared.store;
+        'attempt: for attempt in 0..200u32 {
+            let checkpoint = self.shared.latest();
+            let commitment = self.state_commitment(checkpoint.checkpoint.size)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let mut full = vec![NS_APP];
+                full.extend_from_slice(key);
+                let value = store.state_get(&full)?;
+                let proof = smt::prove(store, &full)?;
+                if smt::verify(&commitment.root, &full, value.as_deref(), &proof).is_err() {
+                    // A later batch is durable but its checkpoint is not stored yet: wait.
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20))));
+                    continue 'attempt;
+                }
+                out.push(StateAt {
+                    checkpoint: checkpoint.clone(),
+                    commitment,
+                    key: full,
+                    value,
+                    proof,
+                });
+            }
+            return Ok(out);
+        }
+        Err(QueryError::Storage(StoreError::Corrupt(
+            "the state tree does not match the latest checkpoint's commitment".into(),
+        )))
+    }
+}
+
+/// Off-log records (see [`Store::offlog_put`](crate::store::Store::offlog_put)): durable, beside
+/// the log, in no proof. Writes are fsync'd before these return.
+impl<M: StateMachine> Log<M> {
+    /// Stores an off-log record durably.
+    pub fn offlog_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.shared.store.offlog_put(key, value)
+    }
+    /// Reads an off-log record.
+    pub fn offlog_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.shared.store.offlog_get(key)
+    }
+    /// Every off-log record under `prefix`, in key order.
+    pub fn offlog_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.shared.store.offlog_scan(prefix)
+    }
+    /// Deletes an off-log record durably.
+    pub fn offlog_delete(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.shared.store.offlog_delete(key)
+    }
+    /// Deletes off-log records so their bytes are in no file of the data folder
+    /// (see [`Store::offlog_shred`](crate::store::Store::offlog_shred)).
+    pub fn offlog_shred(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        self.shared.store.offlog_shred(keys)
+    }
+}
+
+impl<M: StateMachine> StateRead for Log<M> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut k = vec![NS_APP];
+        k.extend_from_slice(key);
+        self.shared.store.state_get(&k)
+    }
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        scan_app(&self.shared.store, &[], prefix)
+    }
+}
