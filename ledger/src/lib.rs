@@ -15,6 +15,7 @@ pub mod merkle;
 pub mod note;
 mod sequencer;
 pub mod sig;
+pub mod signed;
 pub mod smt;
 pub mod state;
 pub mod store;

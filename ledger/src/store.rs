@@ -63,6 +63,14 @@ pub enum StoreError {
     /// `open` on a folder without a ledger.
     #[error("no ledger at {0}")]
     Missing(String),
+    /// A file beside the database (the record of signed checkpoints) could not be written.
+    #[error("{what}: {kind}")]
+    File {
+        /// Which file, and what was being done.
+        what: String,
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+    },
     /// A fault injected by a test's hook (`LogConfig::fault_hook`).
     #[error("injected fault at {0:?}")]
     Injected(crate::sequencer::FaultPoint),
@@ -156,6 +164,13 @@ fn db_options(cache: &Cache) -> Options {
     o.create_missing_column_families(true);
     o.set_compression_type(rocksdb::DBCompressionType::Lz4);
     o.set_block_based_table_factory(&table);
+    // Recovery of the write-ahead log: an incomplete record at the very end (a write a power
+    // cut interrupted, never acknowledged) is dropped; any other damage fails the open loudly.
+    // (RocksDB's default, PointInTime, stops at the first bad record and silently drops
+    // everything after it, acknowledged or not.) `Log::open` then also checks the database
+    // still holds the newest checkpoint the node ever signed (`crate::signed`).
+    o.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+    o.set_paranoid_checks(true);
     o
 }
 

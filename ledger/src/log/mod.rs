@@ -11,6 +11,7 @@ use crate::hash::Hash;
 use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::note::{Checkpoint, NoteError, NoteSigner, SignedCheckpoint};
 use crate::sequencer::{self, FaultPoint, OwnEntry, SequencerState};
+use crate::signed::{SignedFile, SignedFileError};
 use crate::smt::{self, StateProof};
 use crate::state::{
     scan_app, KeyValue, Overlay, StateCommitment, StateMachine, StateRead, StateSource, NS_APP,
@@ -168,6 +169,8 @@ pub(crate) struct Shared<M> {
     latest: RwLock<Arc<SignedCheckpoint>>,
     checkpoints: broadcast::Sender<Arc<SignedCheckpoint>>,
     failure: Mutex<Option<StoreError>>,
+    /// Every released checkpoint, outside the database (`crate::signed`).
+    signed: Mutex<SignedFile>,
 }
 
 impl<M> Shared<M> {
@@ -197,14 +200,28 @@ impl<M> Shared<M> {
     /// same append-only durable leaves.
     pub fn checkpoint_durable_tree(&self, frontier: &Frontier) -> Result<(), StoreError> {
         let latest = self.latest();
-        if frontier.size() < latest.checkpoint.size {
+        if frontier.size() < latest.checkpoint.size
+            || (frontier.size() == latest.checkpoint.size
+                && frontier.root() != latest.checkpoint.root)
+        {
             return Err(StoreError::Corrupt(format!(
-                "durable size {} is below checkpointed size {}",
+                "the durable tree (size {}) does not extend the last signed checkpoint (size {}); \
+                 not signing",
                 frontier.size(),
                 latest.checkpoint.size
             )));
         }
-        let signed = Arc::new(sign_and_store(&self.signer, &self.store, frontier)?);
+        let mut record = self
+            .signed
+            .lock()
+            .map_err(|_| StoreError::Corrupt("signed-checkpoint record lock poisoned".into()))?;
+        let signed = Arc::new(sign_and_store(
+            &self.signer,
+            &self.store,
+            &mut record,
+            frontier,
+        )?);
+        drop(record);
         match self.latest.write() {
             Ok(mut g) => *g = signed.clone(),
             Err(p) => *p.into_inner() = signed.clone(),
@@ -216,9 +233,12 @@ impl<M> Shared<M> {
 
 /// Signs `(origin, size, root)` of the durable tree `frontier` and stores the note (fsync'd).
 /// Callers only pass a frontier over durable leaves.
+/// Then appends it to the record of signed checkpoints (fsync'd): only after both may it be
+/// released.
 fn sign_and_store(
     signer: &NoteSigner,
     store: &Store,
+    record: &mut SignedFile,
     frontier: &Frontier,
 ) -> Result<SignedCheckpoint, StoreError> {
     let checkpoint = Checkpoint {
@@ -231,6 +251,13 @@ fn sign_and_store(
         .sign(&checkpoint.to_text())
         .map_err(|e| StoreError::Corrupt(format!("cannot sign checkpoint: {e}")))?;
     store.put_checkpoint(checkpoint.size, &note)?;
+    record.append(&note).map_err(|e| StoreError::File {
+        what: e.to_string(),
+        kind: match &e {
+            SignedFileError::Io { source, .. } => source.kind(),
+            SignedFileError::Damaged { .. } => std::io::ErrorKind::InvalidData,
+        },
+    })?;
     Ok(SignedCheckpoint { checkpoint, note })
 }
 
@@ -275,6 +302,36 @@ pub enum OpenError {
     /// A pipeline thread could not be started.
     #[error("cannot start pipeline thread: {0}")]
     Thread(String),
+    /// The record of signed checkpoints (`COOP-SIGNED`) cannot be read or written, or holds a
+    /// note this node's key did not sign.
+    #[error("the record of signed checkpoints: {0}")]
+    SignedRecord(String),
+    /// The database holds fewer entries than a checkpoint this node already signed and released:
+    /// acknowledged entries were lost (for example a damaged write-ahead log). Serving it would
+    /// sign a second, different history at sizes already signed.
+    #[error(
+        "this node signed a checkpoint at size {signed}, but its database holds only {durable} \
+         entries: acknowledged entries are missing (damaged storage?). Refusing to start rather \
+         than serve a shorter log or sign a fork. Restore the data folder from a backup or a \
+         replica that holds at least {signed} entries (docs/format.md, \"Refusing to start\")"
+    )]
+    BehindSigned {
+        /// Size of the newest checkpoint this node signed.
+        signed: u64,
+        /// Entries in the database.
+        durable: u64,
+    },
+    /// The database's tree at the size of the newest signed checkpoint has another root: its
+    /// history differs from the one this node signed.
+    #[error(
+        "the database's tree at size {size} does not have the root this node signed there: its \
+         history differs from the signed one. Refusing to start (docs/format.md, \"Refusing to \
+         start\")"
+    )]
+    ForkedFromSigned {
+        /// Size of the newest signed checkpoint.
+        size: u64,
+    },
 }
 
 impl<M: StateMachine> Log<M> {
@@ -310,6 +367,28 @@ impl<M: StateMachine> Log<M> {
         let size = store.size()?;
         let frontier = Frontier::load(&store, size)?;
         let batch_time_ms = store.batch_time()?;
+        // The newest checkpoint this node ever released, from outside the database: the
+        // database must still hold that tree, or the node refuses to start.
+        let record_err = |e: SignedFileError| OpenError::SignedRecord(e.to_string());
+        let recorded = SignedFile::read_latest(path).map_err(record_err)?;
+        if let Some(note) = &recorded {
+            let signed = SignedCheckpoint::open(note, &signer.verifier()).map_err(|e| {
+                OpenError::SignedRecord(format!(
+                    "its newest note does not open with this node's key: {e}"
+                ))
+            })?;
+            let at = signed.checkpoint.size;
+            if at > size {
+                return Err(OpenError::BehindSigned {
+                    signed: at,
+                    durable: size,
+                });
+            }
+            if merkle::root(&store, at)? != signed.checkpoint.root {
+                return Err(OpenError::ForkedFromSigned { size: at });
+            }
+        }
+        let mut record = SignedFile::open(path).map_err(record_err)?;
         let latest = match store.latest_checkpoint()? {
             Some((cp_size, note)) => {
                 let opened = SignedCheckpoint::open(&note, &signer.verifier())
@@ -322,10 +401,17 @@ impl<M: StateMachine> Log<M> {
             None => None,
         };
         let latest = match latest {
-            Some(cp) if cp.checkpoint.size == size => cp,
+            Some(cp) if cp.checkpoint.size == size => {
+                // A folder written before the record existed, or a crash between the
+                // database's checkpoint and the record's: record it now (idempotent).
+                if recorded.as_deref() != Some(cp.note.as_str()) {
+                    record.append(&cp.note).map_err(record_err)?;
+                }
+                cp
+            }
             // A new ledger (nothing signed yet), or recovery: durable entries that nobody was
             // acknowledged for get their checkpoint before anything is served.
-            _ => sign_and_store(&signer, &store, &frontier)?,
+            _ => sign_and_store(&signer, &store, &mut record, &frontier)?,
         };
         let (checkpoints, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
@@ -342,6 +428,7 @@ impl<M: StateMachine> Log<M> {
             latest: RwLock::new(Arc::new(latest)),
             checkpoints,
             failure: Mutex::new(None),
+            signed: Mutex::new(record),
         });
         let (submit_tx, submit_rx) = mpsc::sync_channel(shared.config.queue_capacity);
         let (seq_tx, seq_rx) = mpsc::sync_channel(shared.config.queue_capacity);
