@@ -82,7 +82,12 @@ enum Cmd {
         index: u64,
     },
     /// Print the newest signed checkpoint.
-    Checkpoint,
+    Checkpoint {
+        /// Also write its signed note to this file (keep it: `coop audit --seen FILE` later
+        /// checks the log still contains it).
+        #[arg(long)]
+        note: Option<PathBuf>,
+    },
     /// Print the node's checkpoint verifier key (give it to auditors for `coop verify`).
     Vkey,
     /// Audit the node's whole log from outside: fetch every entry, check the tree root against
@@ -92,6 +97,11 @@ enum Cmd {
         /// The log's verifier key `<origin>+<keyid>+<base64>`.
         #[arg(long)]
         vkey: String,
+        /// A checkpoint you have seen before (a signed note file, as `coop checkpoint --note`
+        /// writes it or a witness cosigned it; repeatable): the log must contain it — not be
+        /// shorter, and have the same root at its size.
+        #[arg(long = "seen")]
+        seen: Vec<PathBuf>,
     },
     /// Write a self-contained proof file for entry N (entry, inclusion proof, signed checkpoint).
     Prove {
@@ -329,10 +339,27 @@ fn check_witnesses_of_file(
 }
 
 /// `coop audit`: see [`Cmd::Audit`].
-async fn audit(c: &coopledger_rpc::client::HttpClient, vkey: &str) -> Result<ExitCode> {
+async fn audit(
+    c: &coopledger_rpc::client::HttpClient,
+    vkey: &str,
+    seen: &[PathBuf],
+) -> Result<ExitCode> {
     use coopledger_ledger::audit::Audit;
     use coopledger_ledger::merkle::MemoryTree;
     let vkey = NoteVerifier::parse(vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
+    // The checkpoints the auditor has seen, each checked under the log's key first.
+    let mut earlier = Vec::with_capacity(seen.len());
+    for path in seen {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --seen {}", path.display()))?;
+        let cp = coopledger_ledger::SignedCheckpoint::open(&text, &vkey).map_err(|e| {
+            anyhow!(
+                "--seen {}: not a checkpoint of this log: {e}",
+                path.display()
+            )
+        })?;
+        earlier.push((path.display().to_string(), cp.checkpoint));
+    }
     let cp = c.checkpoint().await?;
     let signed = match coopledger_ledger::SignedCheckpoint::open(&cp.note, &vkey) {
         Ok(s) => s,
@@ -342,6 +369,13 @@ async fn audit(c: &coopledger_rpc::client::HttpClient, vkey: &str) -> Result<Exi
         }
     };
     let size = signed.checkpoint.size;
+    if let Some((file, e)) = earlier.iter().find(|(_, e)| e.size > size) {
+        println!(
+            "AUDIT FAILED: the log is behind a checkpoint you have seen: {file} is signed at size {}, the node serves {size} entries (entries were lost or a fork is being shown)",
+            e.size
+        );
+        return Ok(ExitCode::from(1));
+    }
     let rules = coopledger_governance::CoopRules;
     let mut replay = Audit::new(&rules, *vkey.public_key());
     let mut tree = MemoryTree::new();
@@ -353,6 +387,17 @@ async fn audit(c: &coopledger_rpc::client::HttpClient, vkey: &str) -> Result<Exi
         if let Err(err) = replay.push(&bytes) {
             println!("AUDIT FAILED: {err}");
             return Ok(ExitCode::from(1));
+        }
+        for (file, e) in earlier.iter().filter(|(_, e)| e.size == index + 1) {
+            if tree.root() != e.root {
+                println!(
+                    "AUDIT FAILED: the log is inconsistent with a checkpoint you have seen: {file} is signed at size {} with root {}, the log's tree there is {} (two histories signed by one key)",
+                    e.size,
+                    e.root,
+                    tree.root()
+                );
+                return Ok(ExitCode::from(1));
+            }
         }
     }
     if tree.root() != signed.checkpoint.root {
@@ -366,8 +411,16 @@ async fn audit(c: &coopledger_rpc::client::HttpClient, vkey: &str) -> Result<Exi
     match replay.finish() {
         Ok(r) => {
             println!(
-                "AUDIT PASSED: {} entries of {} replayed with the co-op's rules in {} batches; every recorded state root reached (last {}); tree root matches the signed checkpoint of size {size}",
-                r.entries, signed.checkpoint.origin, r.batches, r.state_root
+                "AUDIT PASSED: {} entries of {} replayed with the co-op's rules in {} batches; every recorded state root reached (last {}); tree root matches the signed checkpoint of size {size}{}",
+                r.entries,
+                signed.checkpoint.origin,
+                r.batches,
+                r.state_root,
+                if earlier.is_empty() {
+                    String::new()
+                } else {
+                    format!("; contains the {} checkpoint(s) you have seen", earlier.len())
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -568,9 +621,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Info => print_json(&coopledger_rpc::GovApiClient::info(&client(&cli.rpc)?).await?)?,
         Cmd::Entry { index } => print_json(&client(&cli.rpc)?.get_entry(index).await?)?,
-        Cmd::Checkpoint => print_json(&client(&cli.rpc)?.checkpoint().await?)?,
+        Cmd::Checkpoint { note } => {
+            let cp = client(&cli.rpc)?.checkpoint().await?;
+            if let Some(path) = note {
+                std::fs::write(&path, &cp.note)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            print_json(&cp)?
+        }
         Cmd::Vkey => println!("{}", client(&cli.rpc)?.verifier_key().await?),
-        Cmd::Audit { vkey } => return audit(&client(&cli.rpc)?, &vkey).await,
+        Cmd::Audit { vkey, seen } => return audit(&client(&cli.rpc)?, &vkey, &seen).await,
         Cmd::Prove { index, out } => {
             let c = client(&cli.rpc)?;
             // The newest checkpoint the witnesses cosigned, when it covers the entry: the proof
