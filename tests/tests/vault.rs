@@ -1,0 +1,196 @@
+//! The personal-data vault writes nothing before the rules accept the entry (issue 13 item 3),
+//! on a node run in-process:
+//!
+//! 1. a stranger's profile for a member (refused: unknown signer) never replaces the member's
+//!    data — not for a moment, while readers read concurrently;
+//! 2. a crash between the accepted entry and its data leaves the commitment without data, and
+//!    resubmitting the same entry stores it;
+//! 3. concurrent refused calls change nothing;
+//! 4. the member's own accepted updates, sent concurrently, leave the data of the latest
+//!    accepted profile — the one whose commitments the log holds.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
+use coopledger_e2e::{now_ms, sign};
+use coopledger_governance::bylaws::Bylaws;
+use coopledger_governance::personal::{commitment, record};
+use coopledger_governance::{member_id, Founder, Genesis, Role};
+use coopledger_ledger::codec::b64_encode;
+use coopledger_ledger::{Envelope, LogConfig};
+use coopledger_node::vault::{Attribute, VaultError};
+use coopledger_node::{folder, Node, NodeConfig};
+use ed25519_dalek::SigningKey;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const ORIGIN: &str = "vault.example.coop/ledger";
+
+fn profile(
+    key: &SigningKey,
+    member: &str,
+    seq: u64,
+    name: &str,
+    salt: u8,
+) -> (Envelope, BTreeMap<String, Attribute>) {
+    let env = sign(
+        key,
+        ORIGIN,
+        "member.profile",
+        seq,
+        now_ms(),
+        json!({"member": member, "attributes": {"name": b64_encode(commitment(&[salt; 32], name))}}),
+    )
+    .unwrap();
+    let attrs = BTreeMap::from([(
+        "name".to_owned(),
+        Attribute {
+            value: name.to_owned(),
+            salt: b64_encode([salt; 32]),
+        },
+    )]);
+    (env, attrs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_personal_data_is_written_before_the_rules_accept_its_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coop");
+    let member_key = SigningKey::from_bytes(&[3; 32]);
+    let stranger = SigningKey::from_bytes(&[66; 32]);
+    let member = member_id(&member_key.verifying_key().to_bytes());
+    folder::create(&data, ORIGIN, |node| Genesis {
+        name: "Vault co-op".into(),
+        node_key: node.verifying_key().to_bytes(),
+        founders: vec![
+            Founder {
+                key: SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes(),
+                class: "members".into(),
+                roles: vec![Role::Board],
+            },
+            Founder {
+                key: member_key.verifying_key().to_bytes(),
+                class: "members".into(),
+                roles: vec![],
+            },
+        ],
+        bylaws: Bylaws::single_class(),
+    })
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = Node::start(
+        NodeConfig {
+            data: data.clone(),
+            log: LogConfig::default(),
+            witness_for: vec![],
+            witnesses: vec![],
+            anchoring: None,
+            frontend: Arc::new(coopledger_rpc::JsonRpc::default()),
+        },
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        async move {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap();
+    let node = running.node.clone();
+    let vault = node.vault.clone();
+    let name =
+        |v: &coopledger_node::Vault| v.read(&member).unwrap().map(|a| a["name"].value.clone());
+
+    // The member's own profile.
+    let (env, attrs) = profile(&member_key, &member, 1, "Ada", 1);
+    vault.submit_profile(env, attrs).await.unwrap();
+    assert_eq!(name(&vault).as_deref(), Some("Ada"));
+
+    // 1 and 3: 150 strangers' profiles for the member, 10 at a time, while a reader watches.
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let (vault, watching, member) = (vault.clone(), watching.clone(), member.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut reads = 0u32;
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                let v = vault
+                    .read(&member)
+                    .unwrap()
+                    .map(|a| a["name"].value.clone());
+                assert_eq!(
+                    v.as_deref(),
+                    Some("Ada"),
+                    "a refused profile's data was visible"
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for round in 0..15u64 {
+        let mut calls = Vec::new();
+        for i in 0..10u64 {
+            let (env, attrs) = profile(&stranger, &member, round * 10 + i + 1, "Mallory", 9);
+            let vault = vault.clone();
+            calls.push(tokio::spawn(async move {
+                vault.submit_profile(env, attrs).await
+            }));
+        }
+        for c in calls {
+            match c.await.unwrap() {
+                Err(VaultError::Rejected(_)) => {}
+                other => panic!("a stranger's profile was not refused: {other:?}"),
+            }
+        }
+    }
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.await.unwrap();
+    assert!(reads > 0);
+    assert_eq!(name(&vault).as_deref(), Some("Ada"));
+
+    // 2: the entry is accepted but the node "crashes" before storing the data (submitted to the
+    // log directly); the commitment is in the log, no data is; the same entry again stores it.
+    let (env, attrs) = profile(&member_key, &member, 2, "Ada Lovelace", 2);
+    let first = node.log.submit(env.clone()).await.unwrap();
+    assert_eq!(
+        name(&vault).as_deref(),
+        Some("Ada"),
+        "old data until the retry"
+    );
+    let again = vault.submit_profile(env, attrs).await.unwrap();
+    assert_eq!(again.index, first.index);
+    assert!(again.duplicate);
+    assert_eq!(name(&vault).as_deref(), Some("Ada Lovelace"));
+
+    // 4: the member's own updates, sent together: the data is the latest accepted profile's.
+    let mut calls = Vec::new();
+    for (seq, who) in [(3, "A. Lovelace"), (4, "Augusta Ada King")] {
+        let (env, attrs) = profile(&member_key, &member, seq, who, seq as u8);
+        let vault = vault.clone();
+        calls.push(tokio::spawn(async move {
+            vault.submit_profile(env, attrs).await
+        }));
+    }
+    for c in calls {
+        // One may be refused as out of order (seq 4 before 3); none may leave stale data.
+        let _ = c.await.unwrap();
+    }
+    let rec = record(node.log.as_ref(), &member).unwrap().unwrap();
+    let stored = vault.read(&member).unwrap().unwrap();
+    let salt: [u8; 32] = coopledger_ledger::codec::b64_decode(&stored["name"].salt)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(
+        rec.attributes["name"],
+        b64_encode(commitment(&salt, &stored["name"].value)),
+        "the stored data opens the commitment the log holds"
+    );
+    let _ = stop.send(());
+    running.stopped().await;
+}
