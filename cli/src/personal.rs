@@ -10,7 +10,7 @@ use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::log::now_ms;
 use coopledger_node::keyfile;
 use coopledger_rpc::client::HttpClient;
-use coopledger_rpc::personal::{Attribute, READ_CONTEXT};
+use coopledger_rpc::personal::{read_message, Attribute};
 use coopledger_rpc::PersonalApiClient;
 use ed25519_dalek::Signer as _;
 use rand::RngCore;
@@ -91,12 +91,16 @@ pub async fn personal(c: &HttpClient, cmd: PersonalCmd) -> Result<()> {
                 None => member_of(c, &k).await?,
             };
             let ts = now_ms();
-            let msg = [READ_CONTEXT, member.as_bytes(), &ts.to_be_bytes()].concat();
+            let mut nonce = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+            let origin = coopledger_rpc::GovApiClient::info(c).await?.origin;
+            let msg = read_message(&origin, &member, ts, &nonce);
             let sig = k.sign(&msg).to_bytes();
             let attrs = c
                 .read(
                     member,
                     ts,
+                    b64_encode(nonce),
                     b64_encode(k.verifying_key().to_bytes()),
                     b64_encode(sig),
                 )

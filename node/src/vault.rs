@@ -30,11 +30,32 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// Domain separation of a signed read request: `context ‖ member ‖ ts (8 bytes BE)`.
-pub const READ_CONTEXT: &[u8] = b"coopledger/v1/personal-read\0";
+/// Domain separation of a signed read request; the message is [`read_message`].
+pub const READ_CONTEXT: &[u8] = b"coopledger/v2/personal-read\0";
 const AAD_CONTEXT: &[u8] = b"coopledger/v1/pii\0";
-/// How far a read request's `ts` may be from the node clock.
-const READ_WINDOW_MS: u64 = 300_000;
+/// A read request is valid from `ts − READ_AHEAD_MS` (clocks differ)…
+const READ_AHEAD_MS: u64 = 5_000;
+/// …to `ts + READ_VALID_MS`; its nonce is remembered that long.
+const READ_VALID_MS: u64 = 30_000;
+/// Nonces remembered at most (a flood of valid requests past this is refused until some expire).
+const MAX_NONCES: usize = 100_000;
+
+/// What a member (or board member) signs to read personal data: the method's context, the
+/// co-op, the member, the time and a fresh nonce, so a request is good for one read, on one
+/// co-op's node, for 30 seconds:
+/// `"coopledger/v2/personal-read\0" ‖ origin ‖ 0x00 ‖ member ‖ 0x00 ‖ ts (u64 BE) ‖ nonce (16)`.
+pub fn read_message(origin: &str, member: &str, ts: u64, nonce: &[u8; 16]) -> Vec<u8> {
+    [
+        READ_CONTEXT,
+        origin.as_bytes(),
+        &[0],
+        member.as_bytes(),
+        &[0],
+        &ts.to_be_bytes(),
+        nonce,
+    ]
+    .concat()
+}
 
 /// One attribute as the member sends it: the value and the salt its commitment used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +130,8 @@ pub struct Vault {
     /// Held while data is stored or shredded, so "still the latest profile, not erased" and the
     /// write that relies on it are one step against every other writer.
     writes: Arc<Mutex<()>>,
+    /// Nonces of read requests seen, with when they expire (ms).
+    nonces: Arc<Mutex<std::collections::HashMap<[u8; 16], u64>>>,
 }
 
 impl Vault {
@@ -117,6 +140,7 @@ impl Vault {
         Vault {
             log,
             writes: Arc::new(Mutex::new(())),
+            nonces: Arc::default(),
         }
     }
 
@@ -256,25 +280,45 @@ impl Vault {
             .map_err(|e| StoreError::Corrupt(format!("personal data of {member}: {e}")))
     }
 
-    /// Checks a read request: `signer` signed `READ_CONTEXT ‖ member ‖ ts` and is a current key
-    /// of the member, or of an active board member.
+    /// Checks a read request: `signer` signed [`read_message`] for this co-op, `member`, `ts`
+    /// and `nonce`; `ts` is recent; the nonce was not used before; and the signer is a current
+    /// key of the member, or of an active board member.
     pub fn authorise_read(
         &self,
         member: &str,
         ts: u64,
+        nonce: &[u8; 16],
         signer: &[u8; 32],
         sig: &[u8; 64],
     ) -> Result<(), VaultError> {
-        if ts.abs_diff(now_ms()) > READ_WINDOW_MS {
-            return Err(field("ts", "must be within 5 minutes of the node clock"));
+        let now = now_ms();
+        if ts > now + READ_AHEAD_MS || ts.saturating_add(READ_VALID_MS) < now {
+            return Err(field(
+                "ts",
+                "a read request is valid for 30 seconds from its ts (and up to 5 s early)",
+            ));
         }
-        let msg = [READ_CONTEXT, member.as_bytes(), &ts.to_be_bytes()].concat();
+        let msg = read_message(self.log.origin(), member, ts, nonce);
         if !verify_one(&SignedMessage {
             key: signer,
             msg: &msg,
             sig,
         }) {
             return Err(field("sig", "does not verify for signer"));
+        }
+        {
+            let mut seen = self
+                .nonces
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.retain(|_, expiry| *expiry >= now);
+            if seen.contains_key(nonce) {
+                return Err(field("nonce", "was already used; sign a new request"));
+            }
+            if seen.len() >= MAX_NONCES {
+                return Err(field("nonce", "too many reads in flight; retry shortly"));
+            }
+            seen.insert(*nonce, ts.saturating_add(READ_VALID_MS));
         }
         let state = self.log.as_ref();
         let k = records::key(state, signer)?.filter(|k| k.revoked.is_none());

@@ -226,12 +226,14 @@ pub trait PersonalApi {
     ) -> RpcResult<SubmitResult>;
 
     /// The member's attributes, for a request signed by the member or a board member:
-    /// `sig` over `"coopledger/v1/personal-read\0" ‖ member ‖ ts (8 bytes BE)`.
+    /// `sig` over `"coopledger/v2/personal-read\0" ‖ origin ‖ 0 ‖ member ‖ 0 ‖ ts (8 bytes BE)
+    /// ‖ nonce (16 bytes)`; good for one read within 30 s of `ts`.
     #[method(name = "read")]
     async fn read(
         &self,
         member: String,
         ts: u64,
+        nonce: String,
         signer: String,
         sig: String,
     ) -> RpcResult<BTreeMap<String, String>>;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-pub use coopledger_node::vault::READ_CONTEXT;
+pub use coopledger_node::vault::{read_message, READ_CONTEXT};
 
 /// One attribute on the wire: the value and the salt its commitment used (the vault's
 /// `vault::Attribute` is the internal counterpart).
@@ -88,13 +88,15 @@ impl PersonalApiServer for PersonalRpc {
         &self,
         member: String,
         ts: u64,
+        nonce: String,
         signer: String,
         sig: String,
     ) -> RpcResult<BTreeMap<String, String>> {
+        let nonce: [u8; 16] = bytes_param("nonce", &nonce)?;
         let signer: [u8; 32] = bytes_param("signer", &signer)?;
         let sig: [u8; 64] = bytes_param("sig", &sig)?;
         self.vault
-            .authorise_read(&member, ts, &signer, &sig)
+            .authorise_read(&member, ts, &nonce, &signer, &sig)
             .map_err(vault_error)?;
         let attrs = self
             .vault

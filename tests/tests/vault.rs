@@ -7,7 +7,9 @@
 //!    resubmitting the same entry stores it;
 //! 3. concurrent refused calls change nothing;
 //! 4. the member's own accepted updates, sent concurrently, leave the data of the latest
-//!    accepted profile — the one whose commitments the log holds.
+//!    accepted profile — the one whose commitments the log holds;
+//!
+//! and a signed read request is good for one read, on one co-op, for 30 seconds (item 4).
 
 #![allow(
     clippy::unwrap_used,
@@ -23,8 +25,9 @@ use coopledger_governance::personal::{commitment, record};
 use coopledger_governance::{member_id, Founder, Genesis, Role};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::{Envelope, LogConfig};
-use coopledger_node::vault::{Attribute, VaultError};
+use coopledger_node::vault::{read_message, Attribute, VaultError};
 use coopledger_node::{folder, Node, NodeConfig};
+use ed25519_dalek::Signer as _;
 use ed25519_dalek::SigningKey;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -191,6 +194,35 @@ async fn no_personal_data_is_written_before_the_rules_accept_its_entry() {
         b64_encode(commitment(&salt, &stored["name"].value)),
         "the stored data opens the commitment the log holds"
     );
+
+    // Read requests are good for one read, on this co-op, for 30 seconds.
+    let request = |ts: u64, nonce: [u8; 16], origin: &str| {
+        let msg = read_message(origin, &member, ts, &nonce);
+        (
+            ts,
+            nonce,
+            member_key.verifying_key().to_bytes(),
+            member_key.sign(&msg).to_bytes(),
+        )
+    };
+    let check = |(ts, nonce, signer, sig): (u64, [u8; 16], [u8; 32], [u8; 64])| {
+        vault
+            .authorise_read(&member, ts, &nonce, &signer, &sig)
+            .map_err(|e| e.to_string())
+    };
+    let now = now_ms();
+    let fresh = request(now, [1; 16], ORIGIN);
+    check(fresh).unwrap();
+    let again = check(fresh).unwrap_err();
+    assert!(again.contains("nonce"), "{again}");
+    let ahead = check(request(now + 240_000, [2; 16], ORIGIN)).unwrap_err();
+    assert!(ahead.starts_with("ts"), "{ahead}");
+    let stale = check(request(now - 31_000, [3; 16], ORIGIN)).unwrap_err();
+    assert!(stale.starts_with("ts"), "{stale}");
+    let elsewhere = check(request(now, [4; 16], "other.example.coop/ledger")).unwrap_err();
+    assert!(elsewhere.starts_with("sig"), "{elsewhere}");
+    check(request(now, [5; 16], ORIGIN)).unwrap();
+
     let _ = stop.send(());
     running.stopped().await;
 }
