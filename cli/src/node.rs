@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// Allowed distance between an entry's timestamp and the node clock, in seconds.
     #[arg(long, default_value_t = 300)]
     ts_window_secs: u64,
+    /// The vault key file (wraps members' personal-data keys; keep it out of the data folder
+    /// and back it up). Default: beside the data folder, `<data>.vault-key`, made when the
+    /// vault is empty. `COOP_VAULT_KEY` (base64 of 32 bytes) takes precedence.
+    #[arg(long)]
+    vault_key: Option<PathBuf>,
     /// Connections served at once (HTTP and WebSocket together); one more gets HTTP 429.
     #[arg(long, default_value_t = 512)]
     max_connections: u32,
@@ -224,7 +229,18 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             coopledger_node::cosigning::WitnessPeer::parse(w).map_err(|e| anyhow!("--witness {e}"))
         })
         .collect::<Result<Vec<_>>>()?;
+    let vault_key = match std::env::var("COOP_VAULT_KEY") {
+        Ok(text) => coopledger_node::VaultKeySource::Key(coopledger_node::vault::VaultKey::parse(
+            "COOP_VAULT_KEY",
+            &text,
+        )?),
+        Err(_) => match &args.vault_key {
+            Some(path) => coopledger_node::VaultKeySource::File(path.clone()),
+            None => coopledger_node::VaultKeySource::beside(&args.data),
+        },
+    };
     let config = NodeConfig {
+        vault_key,
         data: args.data.clone(),
         log: LogConfig {
             batch_max_entries: args.batch_entries.max(1),

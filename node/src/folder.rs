@@ -102,6 +102,7 @@ pub async fn create(
         return Err(FolderError::Exists(data.to_owned()));
     }
     std::fs::create_dir_all(data).map_err(io("cannot create", data))?;
+    restrict(data)?;
     let key_path = node_key_path(data);
     let node_key = if key_path.exists() {
         keyfile::read(&key_path)?
@@ -142,6 +143,7 @@ pub async fn create(
     std::fs::File::open(data)
         .and_then(|d| d.sync_all())
         .map_err(io("cannot sync", data))?;
+    restrict(data)?;
     Ok(Created {
         genesis: receipt,
         vkey,
@@ -180,6 +182,31 @@ pub async fn create_demo(data: &Path) -> Result<(Created, PathBuf), FolderError>
     })
     .await?;
     Ok((created, dir))
+}
+
+/// Makes the data folder and its ledger folder private to the node's user (0700), and every
+/// file directly in them 0600. Files RocksDB makes later keep its default mode but sit in a
+/// folder no one else can enter.
+pub fn restrict(data: &Path) -> Result<(), FolderError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [data.to_owned(), ledger_dir(data)] {
+            if !dir.is_dir() {
+                continue;
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io("cannot restrict", &dir))?;
+            for e in std::fs::read_dir(&dir).map_err(io("cannot list", &dir))? {
+                let e = e.map_err(io("cannot list", &dir))?;
+                if e.file_type().map_err(io("cannot list", &dir))?.is_file() {
+                    std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600))
+                        .map_err(io("cannot restrict", &e.path()))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Opens the ledger of `data` with its node key.

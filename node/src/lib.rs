@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub witnesses: Vec<cosigning::WitnessPeer>,
     /// Anchor checkpoints on this chain.
     pub anchoring: Option<anchoring::AnchorConfig>,
+    /// Where the vault key (wrapping members' data keys) comes from.
+    pub vault_key: VaultKeySource,
     /// What answers on the listener.
     pub frontend: Arc<dyn Frontend>,
 }
@@ -59,6 +61,25 @@ impl std::fmt::Debug for NodeConfig {
             .field("witnesses", &self.witnesses)
             .field("anchoring", &self.anchoring)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where the vault key comes from (`vault::VaultKey`).
+#[derive(Debug, Clone)]
+pub enum VaultKeySource {
+    /// This key (from the environment, or a test).
+    Key(vault::VaultKey),
+    /// This file, outside the data folder; made (0600) when missing and the vault holds no
+    /// data key yet.
+    File(PathBuf),
+}
+
+impl VaultKeySource {
+    /// The default file for a data folder: beside it, `<folder>.vault-key`.
+    pub fn beside(data: &std::path::Path) -> VaultKeySource {
+        let mut name = data.file_name().unwrap_or_default().to_os_string();
+        name.push(".vault-key");
+        VaultKeySource::File(data.with_file_name(name))
     }
 }
 
@@ -102,9 +123,18 @@ pub enum NodeError {
     /// The data folder or its ledger.
     #[error(transparent)]
     Folder(#[from] folder::FolderError),
-    /// Pending erasures could not be carried out.
-    #[error("cannot carry out pending erasures: {0}")]
+    /// Pending erasures could not be carried out, or the vault could not be prepared.
+    #[error("cannot prepare the personal-data vault: {0}")]
     Erasure(StoreError),
+    /// The vault key could not be had.
+    #[error(transparent)]
+    VaultKey(#[from] vault::VaultKeyError),
+    /// The vault holds wrapped data keys but no vault key was found.
+    #[error(
+        "the personal-data vault holds members' keys wrapped under a vault key, but there is no \
+         vault key at {0} (give --vault-key FILE or COOP_VAULT_KEY)"
+    )]
+    VaultKeyMissing(PathBuf),
     /// The witness could not be set up.
     #[error("witness: {0}")]
     Witness(NoteError),
@@ -147,10 +177,25 @@ impl Node {
         listener: std::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<RunningNode, NodeError> {
+        folder::restrict(&config.data)?;
         let (log, node_key) = folder::open(&config.data, config.log.clone())?;
         let log = Arc::new(log);
-        // Erasures the log ordered but a crash kept from being carried out are done first.
-        let vault = Vault::new(log.clone());
+        let key = match config.vault_key {
+            VaultKeySource::Key(k) => k,
+            VaultKeySource::File(path) => {
+                let holds = Vault::new(log.clone(), vault::VaultKey::from_bytes([0; 32]))
+                    .holds_any_key()
+                    .map_err(NodeError::Erasure)?;
+                match vault::VaultKey::load(&path, !holds)? {
+                    Some(k) => k,
+                    None => return Err(NodeError::VaultKeyMissing(path)),
+                }
+            }
+        };
+        let vault = Vault::new(log.clone(), key);
+        // Keys stored before wrapping existed are wrapped; erasures the log ordered but a crash
+        // kept from being carried out are done; then the vault serves.
+        vault.wrap_bare_keys().map_err(NodeError::Erasure)?;
         let erased_at_start = vault.sweep().map_err(NodeError::Erasure)?;
         let witness = if config.witness_for.is_empty() {
             None

@@ -11,8 +11,15 @@
 //! after the entry and before the data leaves the commitment without data, and the member's
 //! retry (the same entry: the same receipt) stores it.
 //!
-//! Off-log keys: `pii-key/<member>` → the 32-byte data key; `pii-data/<member>` → 12-byte
-//! nonce ‖ ciphertext of `{"<attribute>": {"value": …, "salt": …}}`, bound to the member id.
+//! Keys: each member's data key is stored *wrapped* under the vault key (a key-encryption key
+//! that is not in the data folder: `VaultKey`, from a 0600 file beside it or from the
+//! environment), so the data folder alone decrypts nothing.
+//!
+//! Off-log keys: `pii-key/<member>` → `0x01 ‖ 12-byte nonce ‖ ChaCha20-Poly1305(vault key,
+//! data key)` (associated data `"coopledger/v1/pii-key\0" ‖ member`; a bare 32-byte key is
+//! the format before wrapping, wrapped at start-up); `pii-data/<member>` → 12-byte nonce ‖
+//! ciphertext of `{"<attribute>": {"value": …, "salt": …}}` under the data key, bound to the
+//! member id.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -123,6 +130,126 @@ fn aad(member: &str) -> Vec<u8> {
     [AAD_CONTEXT, member.as_bytes()].concat()
 }
 
+const WRAP_CONTEXT: &[u8] = b"coopledger/v1/pii-key\0";
+const WRAPPED: u8 = 0x01;
+const WRAPPED_LEN: usize = 1 + 12 + 32 + 16;
+
+/// The vault key: the key-encryption key under which every member's data key is wrapped. It is
+/// kept out of the data folder (a 0600 file beside it, or the `COOP_VAULT_KEY` environment
+/// variable, base64 of 32 bytes); back it up with the data folder, or the data is lost.
+#[derive(Clone)]
+pub struct VaultKey([u8; 32]);
+
+impl std::fmt::Debug for VaultKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VaultKey(..)")
+    }
+}
+
+/// Why the vault key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultKeyError {
+    /// The file system refused.
+    #[error("vault key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file or variable does not hold base64 of 32 bytes.
+    #[error("vault key {0}: must be base64 of 32 bytes")]
+    Malformed(String),
+}
+
+impl VaultKey {
+    /// From raw bytes (tests, or a key held elsewhere).
+    pub fn from_bytes(bytes: [u8; 32]) -> VaultKey {
+        VaultKey(bytes)
+    }
+
+    /// From base64 text (the file's content or the environment variable).
+    pub fn parse(what: &str, text: &str) -> Result<VaultKey, VaultKeyError> {
+        b64_decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(VaultKey)
+            .ok_or_else(|| VaultKeyError::Malformed(what.to_owned()))
+    }
+
+    /// Reads the key file at `path`; if there is none and `create` is true, makes a new random
+    /// key there (mode 0600, fsync'd).
+    pub fn load(path: &std::path::Path, create: bool) -> Result<Option<VaultKey>, VaultKeyError> {
+        let io = |source| VaultKeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => return VaultKey::parse(&path.display().to_string(), &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        }
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        use std::io::Write;
+        let mut f = opts.open(path).map_err(io)?;
+        f.write_all(format!("{}\n", b64_encode(k)).as_bytes())
+            .map_err(io)?;
+        f.sync_all().map_err(io)?;
+        Ok(Some(VaultKey(k)))
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(Key::from_slice(&self.0))
+    }
+
+    fn wrap(&self, member: &str, data_key: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: data_key,
+                    aad: &[WRAP_CONTEXT, member.as_bytes()].concat(),
+                },
+            )
+            .map_err(|_| StoreError::Corrupt("cannot wrap a data key".into()))?;
+        Ok([&[WRAPPED], nonce.as_slice(), &sealed].concat())
+    }
+
+    fn unwrap_key(&self, member: &str, stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let bad = || {
+            StoreError::Corrupt(format!(
+                "the data key of {member} does not unwrap under this vault key (wrong \
+                 --vault-key?)"
+            ))
+        };
+        if stored.len() != WRAPPED_LEN || stored.first() != Some(&WRAPPED) {
+            return Err(bad());
+        }
+        let (nonce, sealed) = stored.get(1..).unwrap_or_default().split_at(12);
+        self.cipher()
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &[WRAP_CONTEXT, member.as_bytes()].concat(),
+                },
+            )
+            .map_err(|_| bad())
+    }
+}
+
 /// The off-log personal-data store of one node.
 #[derive(Debug, Clone)]
 pub struct Vault {
@@ -132,16 +259,48 @@ pub struct Vault {
     writes: Arc<Mutex<()>>,
     /// Nonces of read requests seen, with when they expire (ms).
     nonces: Arc<Mutex<std::collections::HashMap<[u8; 16], u64>>>,
+    /// Wraps every member's data key.
+    key: VaultKey,
 }
 
 impl Vault {
-    /// The vault over `log`'s off-log records.
-    pub fn new(log: Arc<Log<CoopRules>>) -> Vault {
+    /// The vault over `log`'s off-log records, its data keys wrapped under `key`.
+    pub fn new(log: Arc<Log<CoopRules>>, key: VaultKey) -> Vault {
         Vault {
             log,
             writes: Arc::new(Mutex::new(())),
             nonces: Arc::default(),
+            key,
         }
+    }
+
+    /// True when any member's data key is stored (so a vault key must already exist).
+    pub fn holds_any_key(&self) -> Result<bool, StoreError> {
+        Ok(!self.log.offlog_scan(b"pii-key/")?.is_empty())
+    }
+
+    /// Wraps every data key still stored bare (the format before wrapping); returns how many.
+    /// Run at start-up, before anything reads the vault.
+    pub fn wrap_bare_keys(&self) -> Result<usize, StoreError> {
+        let _held = self.lock();
+        let mut n = 0;
+        for (k, v) in self.log.offlog_scan(b"pii-key/")? {
+            if v.len() == 32 {
+                let member = String::from_utf8_lossy(k.get(8..).unwrap_or_default()).into_owned();
+                let wrapped = self.key.wrap(&member, &v)?;
+                self.log.offlog_put(&k, &wrapped)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The member's data key, unwrapped; `None` if none is stored.
+    fn data_key_of(&self, member: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.log
+            .offlog_get(&key_key(member))?
+            .map(|stored| self.key.unwrap_key(member, &stored))
+            .transpose()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -226,12 +385,13 @@ impl Vault {
     /// Encrypts and stores `attrs` under the member's key (made on first use). Both writes are
     /// fsync'd before this returns. Callers hold the write lock.
     fn store(&self, member: &str, attrs: &BTreeMap<String, Attribute>) -> Result<(), StoreError> {
-        let key = match self.log.offlog_get(&key_key(member))? {
-            Some(k) if k.len() == 32 => k,
-            _ => {
+        let key = match self.data_key_of(member)? {
+            Some(k) => k,
+            None => {
                 let mut k = vec![0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut k);
-                self.log.offlog_put(&key_key(member), &k)?;
+                self.log
+                    .offlog_put(&key_key(member), &self.key.wrap(member, &k)?)?;
                 k
             }
         };
@@ -255,7 +415,7 @@ impl Vault {
     /// The member's attributes, decrypted; `None` if none are stored (or they were erased).
     pub fn read(&self, member: &str) -> Result<Option<BTreeMap<String, Attribute>>, StoreError> {
         let (Some(key), Some(data)) = (
-            self.log.offlog_get(&key_key(member))?,
+            self.data_key_of(member)?,
             self.log.offlog_get(&data_key(member))?,
         ) else {
             return Ok(None);

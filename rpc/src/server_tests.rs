@@ -20,7 +20,10 @@ fn openrpc_lists_every_method_and_nothing_else() {
         ballots: Arc::new(coopledger_node::BallotBox::new(
             ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]),
         )),
-        vault: coopledger_node::Vault::new(log.clone()),
+        vault: coopledger_node::Vault::new(
+            log.clone(),
+            coopledger_node::vault::VaultKey::from_bytes([5; 32]),
+        ),
         witness: None,
         anchor_status: Default::default(),
         clerk: Default::default(),

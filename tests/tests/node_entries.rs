@@ -106,6 +106,9 @@ async fn tally_and_anchor_receipts_are_recorded_first_time_under_load() {
             log: LogConfig::default(),
             witness_for: vec![],
             witnesses: vec![],
+            vault_key: coopledger_node::VaultKeySource::Key(
+                coopledger_node::vault::VaultKey::from_bytes([7; 32]),
+            ),
             anchoring: Some(AnchorConfig {
                 rpc_url: chain.clone(),
                 chain_id: 31337,

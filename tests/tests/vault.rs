@@ -94,6 +94,9 @@ async fn no_personal_data_is_written_before_the_rules_accept_its_entry() {
             log: LogConfig::default(),
             witness_for: vec![],
             witnesses: vec![],
+            vault_key: coopledger_node::VaultKeySource::Key(
+                coopledger_node::vault::VaultKey::from_bytes([7; 32]),
+            ),
             anchoring: None,
             frontend: Arc::new(coopledger_rpc::JsonRpc::default()),
         },
@@ -194,6 +197,72 @@ async fn no_personal_data_is_written_before_the_rules_accept_its_entry() {
         b64_encode(commitment(&salt, &stored["name"].value)),
         "the stored data opens the commitment the log holds"
     );
+
+    // The data folder alone decrypts nothing: the data key is stored wrapped under the vault
+    // key, which is in no file of the folder, and the folder is private to the node's user.
+    let wrapped = node
+        .log
+        .offlog_get(format!("pii-key/{member}").as_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!((wrapped.len(), wrapped[0]), (61, 1), "a wrapped key");
+    let other = coopledger_node::Vault::new(
+        node.log.clone(),
+        coopledger_node::vault::VaultKey::from_bytes([8; 32]),
+    );
+    let err = other.read(&member).unwrap_err().to_string();
+    assert!(err.contains("does not unwrap"), "{err}");
+    let kek = [7u8; 32];
+    let mut files = vec![data.clone()];
+    while let Some(d) = files.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(
+                    !bytes.windows(32).any(|w| w == kek),
+                    "{} holds the vault key",
+                    p.display()
+                );
+            }
+        }
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for d in [data.clone(), data.join("ledger")] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+    }
+    // A key stored bare (before wrapping existed) is wrapped at start-up and still reads.
+    let legacy = "m-00000000000000aa";
+    let bare = [4u8; 32];
+    node.log
+        .offlog_put(format!("pii-key/{legacy}").as_bytes(), &bare)
+        .unwrap();
+    let old = {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        let plain =
+            br#"{"name":{"salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","value":"Grace"}}"#;
+        let sealed = chacha20poly1305::ChaCha20Poly1305::new((&bare).into())
+            .encrypt(
+                (&[0u8; 12]).into(),
+                Payload {
+                    msg: plain,
+                    aad: &[b"coopledger/v1/pii\0".as_slice(), legacy.as_bytes()].concat(),
+                },
+            )
+            .unwrap();
+        [[0u8; 12].as_slice(), &sealed].concat()
+    };
+    node.log
+        .offlog_put(format!("pii-data/{legacy}").as_bytes(), &old)
+        .unwrap();
+    assert_eq!(vault.wrap_bare_keys().unwrap(), 1);
+    assert_eq!(vault.read(legacy).unwrap().unwrap()["name"].value, "Grace");
+    assert_eq!(vault.wrap_bare_keys().unwrap(), 0);
 
     // Read requests are good for one read, on this co-op, for 30 seconds.
     let request = |ts: u64, nonce: [u8; 16], origin: &str| {
