@@ -10,7 +10,6 @@ use coopledger_ledger::bundle::{ProvenEntry, ProvenState};
 use coopledger_ledger::log::now_ms;
 use coopledger_ledger::{Envelope, Log, StateRead};
 use jsonrpsee::core::async_trait;
-use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,10 +25,10 @@ impl ConsentRpc {
 
     fn grant_record(&self, id: &str) -> RpcResult<Grant> {
         let idb = parse_id(id)
-            .ok_or_else(|| error::invalid_param("grant", "must be 64 lowercase hex digits"))?;
+            .ok_or_else(|| error::invalid_param("id", "must be 64 lowercase hex digits"))?;
         consent::grant(self.state(), &idb)
             .map_err(|e| error::storage(&e))?
-            .ok_or_else(|| error::not_found("grant", format!("no consent grant {id}")))
+            .ok_or_else(|| error::not_found("id", format!("no consent grant {id}")))
     }
 }
 
@@ -120,27 +119,10 @@ pub fn assemble_bundle(
     })
 }
 
-fn member_param(member: &str) -> Result<(), ErrorObjectOwned> {
-    let ok = member.len() == 18
-        && member.starts_with("m-")
-        && member
-            .bytes()
-            .skip(2)
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(error::invalid_param(
-            "member",
-            "must be a member id (m- and 16 lowercase hex digits)",
-        ))
-    }
-}
-
 #[async_trait]
 impl ConsentApiServer for ConsentRpc {
     async fn bundle(&self, member: String, purpose: Option<String>) -> RpcResult<ConsentBundle> {
-        member_param(&member)?;
+        error::member_param("member", &member)?;
         let log = self.log.clone();
         tokio::task::spawn_blocking(move || assemble_bundle(&log, &member, purpose.as_deref()))
             .await
@@ -169,6 +151,7 @@ impl ConsentApiServer for ConsentRpc {
     }
 
     async fn grants(&self, member: String) -> RpcResult<Vec<Grant>> {
+        error::member_param("member", &member)?;
         consent::member_grants(self.state(), &member).map_err(|e| error::storage(&e))
     }
 
@@ -180,6 +163,7 @@ impl ConsentApiServer for ConsentRpc {
         at_index: Option<u64>,
         at_ms: Option<u64>,
     ) -> RpcResult<StatusReport> {
+        error::member_param("member", &member)?;
         let grants =
             consent::member_grants(self.state(), &member).map_err(|e| error::storage(&e))?;
         let now_index = self.log.checkpoint().checkpoint.size.saturating_sub(1);
@@ -194,6 +178,7 @@ impl ConsentApiServer for ConsentRpc {
     }
 
     async fn timeline(&self, member: String) -> RpcResult<Timeline> {
+        error::member_param("member", &member)?;
         consent::timeline(self.state(), &member).map_err(|e| error::storage(&e))
     }
 

@@ -138,6 +138,18 @@ pub fn invalid_param(field: &str, reason: &str) -> ErrorObjectOwned {
     )
 }
 
+/// Refuses a parameter that is not a member id (`m-` and 16 lowercase hex digits), naming it.
+pub fn member_param(field: &str, member: &str) -> Result<(), ErrorObjectOwned> {
+    if coopledger_governance::genesis::is_member_id(member) {
+        Ok(())
+    } else {
+        Err(invalid_param(
+            field,
+            "must be a member id (m- and 16 lowercase hex digits)",
+        ))
+    }
+}
+
 /// Maps a refusal by the co-op's rules (or a storage failure while applying them).
 pub fn apply(e: &coopledger_ledger::ApplyError) -> ErrorObjectOwned {
     match e {

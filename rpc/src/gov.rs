@@ -77,6 +77,7 @@ impl GovApiServer for GovRpc {
     }
 
     async fn member(&self, member: String, at_index: Option<u64>) -> RpcResult<MemberView> {
+        error::member_param("member", &member)?;
         let record = records::member(self.state(), &member)
             .map_err(|e| error::storage(&e))?
             .ok_or_else(|| error::not_found("member", format!("no member {member}")))?;
@@ -164,6 +165,7 @@ impl GovApiServer for GovRpc {
 
     async fn ballot_token(&self, proposal: String, member: String) -> RpcResult<BallotToken> {
         let id = id_param("proposal", &proposal)?;
+        error::member_param("member", &member)?;
         let a = self
             .ballots
             .answer(&self.log, &id, &member)

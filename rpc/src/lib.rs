@@ -9,6 +9,7 @@ mod consent;
 pub mod error;
 mod gov;
 pub mod personal;
+mod request_shape;
 pub mod revenue;
 pub mod server;
 pub mod wire;

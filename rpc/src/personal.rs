@@ -92,6 +92,7 @@ impl PersonalApiServer for PersonalRpc {
         signer: String,
         sig: String,
     ) -> RpcResult<BTreeMap<String, String>> {
+        error::member_param("member", &member)?;
         let nonce: [u8; 16] = bytes_param("nonce", &nonce)?;
         let signer: [u8; 32] = bytes_param("signer", &signer)?;
         let sig: [u8; 64] = bytes_param("sig", &sig)?;

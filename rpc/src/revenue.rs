@@ -225,6 +225,7 @@ impl RevenueApiServer for RevenueRpc {
     }
 
     async fn statement(&self, member: String) -> RpcResult<Statement> {
+        error::member_param("member", &member)?;
         let log = self.log.clone();
         tokio::task::spawn_blocking(move || {
             let mut bundles = Vec::new();

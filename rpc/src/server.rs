@@ -288,7 +288,13 @@ impl Frontend for JsonRpc {
         let witness = node.witness.as_ref().map(|(w, _)| w.clone());
         let server = Server::builder()
             .set_config(config)
-            .set_http_middleware(tower::ServiceBuilder::new().layer(WitnessLayer::new(witness)))
+            .set_http_middleware(
+                tower::ServiceBuilder::new()
+                    .layer(WitnessLayer::new(witness))
+                    .layer(crate::request_shape::RequestShapeLayer::new(
+                        MAX_REQUEST_BYTES as usize,
+                    )),
+            )
             .build_from_tcp(listener)?;
         let methods = module(&node).map_err(std::io::Error::other)?;
         Ok(Box::new(Running(server.start(methods))))

@@ -341,6 +341,45 @@ async fn bad_input_gets_its_own_error_code_and_changes_nothing() {
     );
     assert_eq!(code, 2001);
 
+    // Reads with an id that is no member id are refused, naming the parameter.
+    for bad in ["x", "", "m-XYZ", "m-0000000000000000a"] {
+        for (method, params) in [
+            ("gov_member", json!([bad])),
+            ("consent_grants", json!([bad])),
+            ("consent_timeline", json!([bad])),
+            ("consent_status", json!([bad, "dpv:Research", "city"])),
+            ("revenue_statement", json!([bad])),
+        ] {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+            let resp = raw_post(&node.addr, body.to_string().as_bytes());
+            assert!(
+                resp.contains("-32602") && resp.contains("`member`"),
+                "{method}({bad:?}): {resp}"
+            );
+        }
+    }
+    let resp = raw_post(
+        &node.addr,
+        br#"{"jsonrpc":"2.0","id":1,"method":"consent_grant","params":["nope"]}"#,
+    );
+    assert!(resp.contains("-32602") && resp.contains("`id`"), "{resp}");
+    // A request id that is an object, an array or a fraction is not a JSON-RPC id.
+    for id in ["{}", "[1]", "1.5"] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ledger_verifierKey"}}"#);
+        let resp = raw_post(&node.addr, body.as_bytes());
+        assert!(resp.contains("-32600"), "id {id}: {resp}");
+    }
+
+    // A subscription over plain HTTP says it needs a WebSocket.
+    let resp = raw_post(
+        &node.addr,
+        br#"{"jsonrpc":"2.0","id":7,"method":"ledger_subscribeCheckpoints","params":[]}"#,
+    );
+    assert!(
+        resp.contains("open a WebSocket") && resp.contains(r#""id":7"#),
+        "{resp}"
+    );
+
     // Nothing changed, and the signer's sequence is untouched by the refusals.
     let after = c.checkpoint().await.unwrap();
     assert_eq!(after, before);
