@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Connections served at once (HTTP and WebSocket together); one more gets HTTP 429.
     #[arg(long, default_value_t = 512)]
     max_connections: u32,
+    /// Seconds a request body may take to arrive; then HTTP 408 and the connection closes.
+    #[arg(long, default_value_t = 10)]
+    body_timeout_secs: u64,
     /// Largest entry accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_entry_bytes: usize,
@@ -254,6 +257,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         anchoring,
         frontend: Arc::new(coopledger_rpc::JsonRpc {
             max_connections: args.max_connections.max(1),
+            body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
         }),
     };
     let listener = std::net::TcpListener::bind(&args.listen)

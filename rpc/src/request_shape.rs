@@ -3,6 +3,8 @@
 //! null). jsonrpsee answers such a request with an empty `null` body; this layer answers
 //! `-32600 Invalid request` naming `id`, for single requests and for every member of a batch.
 //! A subscription called over plain HTTP gets "open a WebSocket" rather than "Internal error".
+//! A body that has not arrived in time (10 seconds by default) is answered 408 and the
+//! connection closed, so a trickling client cannot hold a connection slot for long.
 //! Bodies are read once, within the server's size limit, and handed on unchanged.
 
 use http_body_util::{BodyExt, Limited};
@@ -88,6 +90,21 @@ fn invalid_request() -> HttpResponse {
     r
 }
 
+fn too_slow() -> HttpResponse {
+    let body = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid request: the body did not arrive in time"}}"#;
+    let mut r = HttpResponse::new(HttpBody::from(body.to_vec()));
+    *r.status_mut() = http::StatusCode::REQUEST_TIMEOUT;
+    r.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
 fn too_large() -> HttpResponse {
     let body = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid request: the body is larger than the server accepts"}}"#;
     let mut r = HttpResponse::new(HttpBody::from(body.to_vec()));
@@ -103,13 +120,17 @@ fn too_large() -> HttpResponse {
 #[derive(Debug, Clone, Copy)]
 pub struct RequestShapeLayer {
     max_body: usize,
+    body_timeout: std::time::Duration,
 }
 
 impl RequestShapeLayer {
-    /// Checks request ids of bodies up to `max_body` bytes (larger ones are left to the server,
-    /// which refuses them).
-    pub fn new(max_body: usize) -> RequestShapeLayer {
-        RequestShapeLayer { max_body }
+    /// Checks request ids of bodies up to `max_body` bytes (larger ones are answered 413)…
+    /// …arriving within `body_timeout`.
+    pub fn new(max_body: usize, body_timeout: std::time::Duration) -> RequestShapeLayer {
+        RequestShapeLayer {
+            max_body,
+            body_timeout,
+        }
     }
 }
 
@@ -119,6 +140,7 @@ impl<S> tower::Layer<S> for RequestShapeLayer {
         RequestShape {
             inner,
             max_body: self.max_body,
+            body_timeout: self.body_timeout,
         }
     }
 }
@@ -128,6 +150,7 @@ impl<S> tower::Layer<S> for RequestShapeLayer {
 pub struct RequestShape<S> {
     inner: S,
     max_body: usize,
+    body_timeout: std::time::Duration,
 }
 
 impl<S> tower::Service<HttpRequest> for RequestShape<S>
@@ -153,12 +176,14 @@ where
         // The service that was polled ready serves this request; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let max = self.max_body;
+        let (max, limit) = (self.max_body, self.body_timeout);
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let bytes = match Limited::new(body, max).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => return Ok(too_large()),
+            // A client that trickles its body holds a connection: it gets `limit` in all.
+            let bytes = match tokio::time::timeout(limit, Limited::new(body, max).collect()).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(_)) => return Ok(too_large()),
+                Err(_) => return Ok(too_slow()),
             };
             if has_invalid_id(&bytes) {
                 return Ok(invalid_request());
@@ -207,7 +232,8 @@ mod subscription_tests {
 
     #[test]
     fn a_subscription_over_http_is_recognised_with_its_id() {
-        let body = br#"{"jsonrpc":"2.0","id":7,"method":"ledger_subscribeCheckpoints","params":[]}"#;
+        let body =
+            br#"{"jsonrpc":"2.0","id":7,"method":"ledger_subscribeCheckpoints","params":[]}"#;
         assert_eq!(subscription_over_http(body).as_deref(), Some("7"));
         assert_eq!(
             subscription_over_http(br#"{"id":1,"method":"ledger_checkpoint"}"#),

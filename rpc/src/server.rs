@@ -252,12 +252,15 @@ pub fn module(node: &Node) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMet
 pub struct JsonRpc {
     /// Connections served at once (HTTP and WebSocket together); one more is answered 429.
     pub max_connections: u32,
+    /// How long a request body may take to arrive (then 408, connection closed).
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for JsonRpc {
     fn default() -> JsonRpc {
         JsonRpc {
             max_connections: 512,
+            body_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -293,6 +296,7 @@ impl Frontend for JsonRpc {
                     .layer(WitnessLayer::new(witness))
                     .layer(crate::request_shape::RequestShapeLayer::new(
                         MAX_REQUEST_BYTES as usize,
+                        self.body_timeout,
                     )),
             )
             .build_from_tcp(listener)?;

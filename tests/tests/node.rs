@@ -371,6 +371,7 @@ async fn bad_input_gets_its_own_error_code_and_changes_nothing() {
     }
 
     // A subscription over plain HTTP says it needs a WebSocket.
+    // (A body trickled too slowly is answered 408: `a_trickled_body_is_cut_off`.)
     let resp = raw_post(
         &node.addr,
         br#"{"jsonrpc":"2.0","id":7,"method":"ledger_subscribeCheckpoints","params":[]}"#,
@@ -511,4 +512,33 @@ async fn sigterm_stops_the_node_cleanly_and_it_restarts_on_the_same_folder() {
     let c = http_client(&node.http_url()).unwrap();
     assert_eq!(c.checkpoint().await.unwrap(), r.checkpoint);
     assert_eq!(c.get_entry(r.index).await.unwrap().leaf_hash, r.leaf_hash);
+}
+
+/// A client that announces a body and sends one byte of it does not keep its connection: after
+/// the body timeout the node answers 408 and closes, and a member's submit goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickled_body_is_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coop");
+    let node = Node::start(&data, &["--body-timeout-secs", "1"]).unwrap();
+    let mut s = std::net::TcpStream::connect(&node.addr).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+        node.addr
+    )
+    .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let c = http_client(&node.http_url()).unwrap();
+    let board = read_key(&data.join("demo-keys/board.key")).unwrap();
+    let origin = c.checkpoint().await.unwrap().origin;
+    let e = sign(&board, &origin, "coop.attest", 1, now_ms(), attest(1)).unwrap();
+    c.submit(e.to_value()).await.unwrap();
 }
