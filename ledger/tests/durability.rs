@@ -17,10 +17,7 @@ use coopledger_ledger::log::{now_ms, LogConfig};
 use coopledger_ledger::merkle::MemoryTree;
 use coopledger_ledger::store::StoreError;
 use coopledger_ledger::verify::{verify_consistency, verify_inclusion};
-use coopledger_ledger::{
-    ApplyContext, ApplyError, Body, Envelope, FaultPoint, Log, Rejection, StateMachine, StateView,
-    SubmitError, Verified,
-};
+use coopledger_ledger::{Body, Envelope, FaultPoint, Log, Rejection, SubmitError};
 use ed25519_dalek::SigningKey;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,34 +25,8 @@ use std::time::Duration;
 
 const ORIGIN: &str = "durability.example/log";
 
-/// Accepts `test.note` v1; refuses payloads with `"refuse": true`; counts notes in its state.
-struct Notes;
-
-impl StateMachine for Notes {
-    fn accepts(&self, kind: &str, version: u64) -> bool {
-        kind == "test.note" && version == 1
-    }
-    fn apply(
-        &self,
-        state: &mut StateView<'_>,
-        e: &Verified<Envelope>,
-        _: &ApplyContext,
-    ) -> Result<(), ApplyError> {
-        if e.body().payload.get("refuse").is_some() {
-            return Err(Rejection::Rule {
-                rule: "test.refuse".into(),
-                message: "refused".into(),
-            }
-            .into());
-        }
-        let n = state
-            .get(b"count")?
-            .map(|v| u64::from_be_bytes(v.try_into().unwrap_or([0; 8])))
-            .unwrap_or(0);
-        state.put(b"count", (n + 1).to_be_bytes().to_vec());
-        Ok(())
-    }
-}
+mod common;
+use common::Notes;
 
 fn note(key: &SigningKey, seq: u64, extra: serde_json::Value) -> Envelope {
     let mut payload = serde_json::Map::new();

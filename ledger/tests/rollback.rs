@@ -20,9 +20,7 @@
 
 use coopledger_ledger::log::{now_ms, LogConfig, OpenError};
 use coopledger_ledger::signed::SignedFile;
-use coopledger_ledger::{
-    ApplyContext, ApplyError, Body, Envelope, Hash, Log, StateMachine, StateView, Verified,
-};
+use coopledger_ledger::{Body, Hash, Log};
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -31,27 +29,8 @@ use std::time::Duration;
 
 const ORIGIN: &str = "rollback.example/log";
 
-/// Accepts every `test.note` v1 and keeps a count.
-struct Notes;
-
-impl StateMachine for Notes {
-    fn accepts(&self, kind: &str, version: u64) -> bool {
-        kind == "test.note" && version == 1
-    }
-    fn apply(
-        &self,
-        state: &mut StateView<'_>,
-        _: &Verified<Envelope>,
-        _: &ApplyContext,
-    ) -> Result<(), ApplyError> {
-        let n = state
-            .get(b"count")?
-            .map(|v| u64::from_be_bytes(v.try_into().unwrap_or([0; 8])))
-            .unwrap_or(0);
-        state.put(b"count", (n + 1).to_be_bytes().to_vec());
-        Ok(())
-    }
-}
+mod common;
+use common::Notes;
 
 fn node() -> SigningKey {
     SigningKey::from_bytes(&[1; 32])

@@ -7,9 +7,12 @@
 //! connection closed, so a trickling client cannot hold a connection slot for long.
 //! Bodies are read once, within the server's size limit, and handed on unchanged.
 
+use crate::witness::respond;
 use http_body_util::{BodyExt, Limited};
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+
+const JSON: &str = "application/json; charset=utf-8";
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::future::Future;
@@ -55,12 +58,7 @@ fn needs_websocket(id: &str) -> HttpResponse {
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"ledger_subscribeCheckpoints is a subscription: open a WebSocket to this address and call it there","data":{{"field":"method"}}}}}}"#
     );
-    let mut r = HttpResponse::new(HttpBody::from(body.into_bytes()));
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
+    respond(200, JSON, body.into_bytes())
 }
 
 /// Whether the body holds a request (or batch member) with an invalid id. A body that does not
@@ -82,38 +80,22 @@ fn has_invalid_id(body: &[u8]) -> bool {
 
 fn invalid_request() -> HttpResponse {
     let body = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid request: `id` must be a string, an integer or null"}}"#;
-    let mut r = HttpResponse::new(HttpBody::from(body.to_vec()));
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
+    respond(200, JSON, body.to_vec())
 }
 
 fn too_slow() -> HttpResponse {
     let body = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid request: the body did not arrive in time"}}"#;
-    let mut r = HttpResponse::new(HttpBody::from(body.to_vec()));
-    *r.status_mut() = http::StatusCode::REQUEST_TIMEOUT;
+    let mut r = respond(408, JSON, body.to_vec());
     r.headers_mut().insert(
         http::header::CONNECTION,
         http::HeaderValue::from_static("close"),
-    );
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json; charset=utf-8"),
     );
     r
 }
 
 fn too_large() -> HttpResponse {
     let body = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid request: the body is larger than the server accepts"}}"#;
-    let mut r = HttpResponse::new(HttpBody::from(body.to_vec()));
-    *r.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
+    respond(413, JSON, body.to_vec())
 }
 
 /// The layer; `max_body` is the server's request size limit.

@@ -51,7 +51,8 @@ pub struct WitnessEndpoint<S> {
     witness: Option<Arc<NodeWitness>>,
 }
 
-fn respond(status: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
+/// An HTTP answer with `status`, `content_type` and `body` (the endpoints outside JSON-RPC).
+pub(crate) fn respond(status: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
     let mut r = HttpResponse::new(HttpBody::from(body));
     *r.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);

@@ -294,3 +294,38 @@ pub fn free_port() -> Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// The vault key of nodes run in-process by tests.
+pub const TEST_VAULT_KEY: [u8; 32] = [7; 32];
+
+/// Starts a node in this process on the ledger in `data`: JSON-RPC on a port-0 loopback
+/// listener, default log settings, the test vault key, anchoring if given. Send on the returned
+/// channel to stop it, then await `RunningNode::stopped`.
+pub async fn start_in_process(
+    data: &Path,
+    anchoring: Option<coopledger_node::anchoring::AnchorConfig>,
+) -> Result<(
+    coopledger_node::RunningNode,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = coopledger_node::Node::start(
+        coopledger_node::NodeConfig {
+            data: data.to_owned(),
+            log: coopledger_ledger::LogConfig::default(),
+            witness_for: vec![],
+            witnesses: vec![],
+            vault_key: coopledger_node::VaultKeySource::Key(
+                coopledger_node::vault::VaultKey::from_bytes(TEST_VAULT_KEY),
+            ),
+            anchoring,
+            frontend: std::sync::Arc::new(coopledger_rpc::JsonRpc::default()),
+        },
+        std::net::TcpListener::bind("127.0.0.1:0")?,
+        async move {
+            let _ = stopped.await;
+        },
+    )
+    .await?;
+    Ok((running, stop))
+}

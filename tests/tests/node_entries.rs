@@ -12,13 +12,13 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use coopledger_e2e::{attest, coop, free_port, now_ms, sign, Anvil, ANVIL_KEY};
+use coopledger_e2e::{attest, coop, free_port, now_ms, sign, start_in_process, Anvil, ANVIL_KEY};
 use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::{Founder, Genesis, Role};
 use coopledger_ledger::codec::b64_encode;
-use coopledger_ledger::{Envelope, LogConfig};
+use coopledger_ledger::Envelope;
 use coopledger_node::anchoring::AnchorConfig;
-use coopledger_node::{folder, keyfile, Node, NodeConfig};
+use coopledger_node::{folder, keyfile};
 use coopledger_rpc::{GovApiClient, LedgerApiClient};
 
 use ed25519_dalek::SigningKey;
@@ -98,32 +98,17 @@ async fn tally_and_anchor_receipts_are_recorded_first_time_under_load() {
     // Automine on anvil's default (post-London) hardfork: one block per transaction.
     let _anvil = Anvil::start_with(chain_port, &[]).unwrap();
     let chain = format!("http://127.0.0.1:{chain_port}");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = Node::start(
-        NodeConfig {
-            data: data.clone(),
-            log: LogConfig::default(),
-            witness_for: vec![],
-            witnesses: vec![],
-            vault_key: coopledger_node::VaultKeySource::Key(
-                coopledger_node::vault::VaultKey::from_bytes([7; 32]),
-            ),
-            anchoring: Some(AnchorConfig {
-                rpc_url: chain.clone(),
-                chain_id: 31337,
-                key: k256::ecdsa::SigningKey::from_slice(&hex::decode(ANVIL_KEY).unwrap()).unwrap(),
-                every: Duration::from_secs(3600),
-                every_entries: 100,
-                confirmations: 1,
-                fees: Default::default(),
-            }),
-            frontend: Arc::new(coopledger_rpc::JsonRpc::default()),
-        },
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
+    let (running, stop) = start_in_process(
+        &data,
+        Some(AnchorConfig {
+            rpc_url: chain.clone(),
+            chain_id: 31337,
+            key: k256::ecdsa::SigningKey::from_slice(&hex::decode(ANVIL_KEY).unwrap()).unwrap(),
+            every: Duration::from_secs(3600),
+            every_entries: 100,
+            confirmations: 1,
+            fees: Default::default(),
+        }),
     )
     .await
     .unwrap();

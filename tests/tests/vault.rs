@@ -19,14 +19,14 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use coopledger_e2e::{now_ms, sign};
+use coopledger_e2e::{now_ms, sign, start_in_process};
 use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::personal::{commitment, record};
 use coopledger_governance::{member_id, Founder, Genesis, Role};
 use coopledger_ledger::codec::b64_encode;
-use coopledger_ledger::{Envelope, LogConfig};
+use coopledger_ledger::Envelope;
+use coopledger_node::folder;
 use coopledger_node::vault::{read_message, Attribute, VaultError};
-use coopledger_node::{folder, Node, NodeConfig};
 use ed25519_dalek::Signer as _;
 use ed25519_dalek::SigningKey;
 use serde_json::json;
@@ -87,26 +87,7 @@ async fn no_personal_data_is_written_before_the_rules_accept_its_entry() {
     })
     .await
     .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = Node::start(
-        NodeConfig {
-            data: data.clone(),
-            log: LogConfig::default(),
-            witness_for: vec![],
-            witnesses: vec![],
-            vault_key: coopledger_node::VaultKeySource::Key(
-                coopledger_node::vault::VaultKey::from_bytes([7; 32]),
-            ),
-            anchoring: None,
-            frontend: Arc::new(coopledger_rpc::JsonRpc::default()),
-        },
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
-        async move {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap();
+    let (running, stop) = start_in_process(&data, None).await.unwrap();
     let node = running.node.clone();
     let vault = node.vault.clone();
     let name =
@@ -212,7 +193,7 @@ async fn no_personal_data_is_written_before_the_rules_accept_its_entry() {
     );
     let err = other.read(&member).unwrap_err().to_string();
     assert!(err.contains("does not unwrap"), "{err}");
-    let kek = [7u8; 32];
+    let kek = coopledger_e2e::TEST_VAULT_KEY;
     let mut files = vec![data.clone()];
     while let Some(d) = files.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
