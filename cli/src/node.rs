@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Connections served at once (HTTP and WebSocket together); one more gets HTTP 429.
     #[arg(long, default_value_t = 512)]
     max_connections: u32,
+    /// A browser origin (`https://portal.example.coop`) allowed to open a WebSocket besides the
+    /// node's own address; repeatable. Handshakes with any other `Origin` are refused (403).
+    #[arg(long = "ws-origin")]
+    ws_origins: Vec<String>,
     /// Seconds a request body may take to arrive; then HTTP 408 and the connection closes.
     #[arg(long, default_value_t = 10)]
     body_timeout_secs: u64,
@@ -258,6 +262,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         frontend: Arc::new(coopledger_rpc::JsonRpc {
             max_connections: args.max_connections.max(1),
             body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+            ws_origins: args.ws_origins.clone(),
         }),
     };
     let listener = std::net::TcpListener::bind(&args.listen)

@@ -4,7 +4,9 @@
 //! `-32600 Invalid request` naming `id`, for single requests and for every member of a batch.
 //! A subscription called over plain HTTP gets "open a WebSocket" rather than "Internal error".
 //! A body that has not arrived in time (10 seconds by default) is answered 408 and the
-//! connection closed, so a trickling client cannot hold a connection slot for long.
+//! connection closed, so a trickling client cannot hold a connection slot for long. A WebSocket
+//! handshake carrying an `Origin` not on the allow-list (the node's own address, and those
+//! configured) is refused 403.
 //! Bodies are read once, within the server's size limit, and handed on unchanged.
 
 use crate::witness::respond;
@@ -43,6 +45,13 @@ fn id_is_valid(id: &RawValue) -> bool {
         Some(b'{') | Some(b'[') => false,
         _ => t == "null" || t.parse::<i64>().is_ok() || t.parse::<u64>().is_ok(),
     }
+}
+
+fn is_websocket(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// A single request over HTTP for a subscription: its id (raw JSON), to answer it.
@@ -99,19 +108,26 @@ fn too_large() -> HttpResponse {
 }
 
 /// The layer; `max_body` is the server's request size limit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RequestShapeLayer {
     max_body: usize,
     body_timeout: std::time::Duration,
+    origins: std::sync::Arc<Vec<String>>,
 }
 
 impl RequestShapeLayer {
     /// Checks request ids of bodies up to `max_body` bytes (larger ones are answered 413)…
-    /// …arriving within `body_timeout`.
-    pub fn new(max_body: usize, body_timeout: std::time::Duration) -> RequestShapeLayer {
+    /// …arriving within `body_timeout`; WebSocket handshakes from a browser are accepted only
+    /// from `origins` (exact `scheme://host[:port]` strings).
+    pub fn new(
+        max_body: usize,
+        body_timeout: std::time::Duration,
+        origins: Vec<String>,
+    ) -> RequestShapeLayer {
         RequestShapeLayer {
             max_body,
             body_timeout,
+            origins: std::sync::Arc::new(origins),
         }
     }
 }
@@ -123,6 +139,7 @@ impl<S> tower::Layer<S> for RequestShapeLayer {
             inner,
             max_body: self.max_body,
             body_timeout: self.body_timeout,
+            origins: self.origins.clone(),
         }
     }
 }
@@ -133,6 +150,7 @@ pub struct RequestShape<S> {
     inner: S,
     max_body: usize,
     body_timeout: std::time::Duration,
+    origins: std::sync::Arc<Vec<String>>,
 }
 
 impl<S> tower::Service<HttpRequest> for RequestShape<S>
@@ -150,6 +168,25 @@ where
     }
 
     fn call(&mut self, req: HttpRequest) -> Self::Future {
+        // A browser opening a WebSocket says where its page came from; a page of another site
+        // must not ride on the member's loopback node (cross-site WebSocket hijacking). Clients
+        // that are not browsers send no Origin and are not affected.
+        if is_websocket(&req) {
+            if let Some(origin) = req.headers().get(http::header::ORIGIN) {
+                let allowed = origin
+                    .to_str()
+                    .is_ok_and(|o| self.origins.iter().any(|a| a == o));
+                if !allowed {
+                    return Box::pin(async {
+                        Ok(respond(
+                            403,
+                            "text/plain",
+                            b"this Origin may not open a WebSocket here\n".to_vec(),
+                        ))
+                    });
+                }
+            }
+        }
         // WebSocket upgrades and other methods go straight on.
         if req.method() != http::Method::POST {
             let fut = self.inner.call(req);

@@ -248,12 +248,14 @@ pub fn module(node: &Node) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMet
 
 /// The node's JSON-RPC frontend: HTTP and WebSocket on the node's listener, with the witness
 /// endpoint in front.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct JsonRpc {
     /// Connections served at once (HTTP and WebSocket together); one more is answered 429.
     pub max_connections: u32,
     /// How long a request body may take to arrive (then 408, connection closed).
     pub body_timeout: std::time::Duration,
+    /// Browser origins allowed to open a WebSocket, besides the node's own address.
+    pub ws_origins: Vec<String>,
 }
 
 impl Default for JsonRpc {
@@ -261,6 +263,7 @@ impl Default for JsonRpc {
         JsonRpc {
             max_connections: 512,
             body_timeout: std::time::Duration::from_secs(10),
+            ws_origins: Vec::new(),
         }
     }
 }
@@ -284,6 +287,13 @@ impl Frontend for JsonRpc {
         listener: std::net::TcpListener,
     ) -> std::io::Result<Box<dyn Serving>> {
         listener.set_nonblocking(true)?;
+        // The node's own pages (the portal) may open WebSockets; so may the configured origins.
+        let addr = listener.local_addr()?;
+        let mut origins = vec![format!("http://{addr}")];
+        if addr.ip().is_loopback() {
+            origins.push(format!("http://localhost:{}", addr.port()));
+        }
+        origins.extend(self.ws_origins.iter().cloned());
         let config = jsonrpsee::server::ServerConfig::builder()
             .max_request_body_size(MAX_REQUEST_BYTES)
             .max_connections(self.max_connections)
@@ -297,6 +307,7 @@ impl Frontend for JsonRpc {
                     .layer(crate::request_shape::RequestShapeLayer::new(
                         MAX_REQUEST_BYTES as usize,
                         self.body_timeout,
+                        origins,
                     )),
             )
             .build_from_tcp(listener)?;

@@ -542,3 +542,35 @@ async fn a_trickled_body_is_cut_off() {
     let e = sign(&board, &origin, "coop.attest", 1, now_ms(), attest(1)).unwrap();
     c.submit(e.to_value()).await.unwrap();
 }
+
+/// A browser page of another site cannot open a WebSocket on the node (cross-site WebSocket
+/// hijacking); the node's own origin and clients that send no Origin can.
+#[tokio::test(flavor = "multi_thread")]
+async fn websockets_from_other_origins_are_refused() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("coop"), &[]).unwrap();
+    let handshake = |origin: Option<&str>| {
+        let mut s = std::net::TcpStream::connect(&node.addr).unwrap();
+        let origin = origin
+            .map(|o| format!("Origin: {o}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n",
+            node.addr
+        )
+        .unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let evil = handshake(Some("https://evil.example"));
+    assert!(evil.starts_with("HTTP/1.1 403"), "{evil}");
+    let own = handshake(Some(&format!("http://{}", node.addr)));
+    assert!(own.starts_with("HTTP/1.1 101"), "{own}");
+    let cli = handshake(None);
+    assert!(cli.starts_with("HTTP/1.1 101"), "{cli}");
+}
