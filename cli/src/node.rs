@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// node's own address; repeatable. Handshakes with any other `Origin` are refused (403).
     #[arg(long = "ws-origin")]
     ws_origins: Vec<String>,
+    /// Allow a non-loopback `--listen` address. The node speaks plain HTTP: off loopback, put a
+    /// TLS-terminating reverse proxy in front of it.
+    #[arg(long)]
+    insecure_listen: bool,
     /// Seconds a request body may take to arrive; then HTTP 408 and the connection closes.
     #[arg(long, default_value_t = 10)]
     body_timeout_secs: u64,
@@ -267,6 +271,20 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     };
     let listener = std::net::TcpListener::bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    if !bound.ip().is_loopback() {
+        if !args.insecure_listen {
+            bail!(
+                "refusing to listen on {bound} without TLS: the node speaks plain HTTP. Listen \
+                 on loopback behind a TLS-terminating reverse proxy, or give --insecure-listen \
+                 if this network is trusted"
+            );
+        }
+        eprintln!(
+            "warning: listening on {bound} without TLS (--insecure-listen): requests and \
+             answers cross the network in clear"
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = Node::start(config, listener, async move {
         let _ = stop_rx.await;

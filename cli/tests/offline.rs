@@ -121,3 +121,14 @@ fn verify_rejects_what_is_not_a_proof_and_bad_keys() {
     ]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn serving_off_loopback_without_tls_is_refused_unless_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coop");
+    let d = data.to_str().unwrap();
+    let (code, _, err) = coop(&["serve", "--data", d, "--listen", "0.0.0.0:0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+    assert!(err.contains("--insecure-listen"), "{err}");
+}
