@@ -90,6 +90,26 @@ enum Cmd {
     },
     /// Print the node's checkpoint verifier key (give it to auditors for `coop verify`).
     Vkey,
+    /// Back up a data folder — while its node runs (asked over JSON-RPC with the folder's
+    /// admin.token), or directly when it is stopped — into a new folder: the ledger, its record
+    /// of signed checkpoints and the node key. The vault key is not included: keep it apart.
+    Backup {
+        /// The node's data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The backup folder to create.
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new data folder, checking it holds the backup's checkpoint and
+    /// replaying every entry with the co-op's rules; then `coop serve --data DIR` starts on it.
+    Restore {
+        /// The backup folder (`coop backup -o`).
+        backup: PathBuf,
+        /// The data folder to create.
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Audit the node's whole log from outside: fetch every entry, check the tree root against
     /// the signed checkpoint, and replay it with the co-op's rules, checking every recorded
     /// state root. Exit code 0 = passed, 1 = failed.
@@ -336,6 +356,47 @@ fn check_witnesses_of_file(
         }
     }
     Ok(None)
+}
+
+/// `coop backup`: over JSON-RPC when the folder's node runs, else directly.
+async fn backup(data: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let out = std::path::absolute(out).with_context(|| format!("{}", out.display()))?;
+    let running = std::fs::read_to_string(data.join("node.addr"))
+        .ok()
+        .zip(std::fs::read_to_string(data.join("admin.token")).ok());
+    if let Some((addr, token)) = running {
+        let c = client(&format!("http://{}", addr.trim()))?;
+        match coopledger_rpc::AdminApiClient::backup(
+            &c,
+            token.trim().to_owned(),
+            out.display().to_string(),
+        )
+        .await
+        {
+            Ok(r) => {
+                println!(
+                    "backed up {} (checkpoint size {}, root {}) into {} while the node runs",
+                    r.origin, r.size, r.root, r.path
+                );
+                println!("the vault key is not in it: back up the vault key file separately");
+                return Ok(());
+            }
+            // Not running (the address is stale): back up the folder directly below.
+            Err(jsonrpsee::core::ClientError::Transport(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (log, _) = coopledger_node::folder::open(data, coopledger_ledger::LogConfig::default())?;
+    let info = coopledger_node::folder::backup(&log, data, &out)?;
+    println!(
+        "backed up {} (checkpoint size {}, root {}) into {} (the node was not running)",
+        info.origin,
+        info.size,
+        info.root,
+        out.display()
+    );
+    println!("the vault key is not in it: back up the vault key file separately");
+    Ok(())
 }
 
 /// `coop audit`: see [`Cmd::Audit`].
@@ -631,6 +692,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Vkey => println!("{}", client(&cli.rpc)?.verifier_key().await?),
         Cmd::Audit { vkey, seen } => return audit(&client(&cli.rpc)?, &vkey, &seen).await,
+        Cmd::Backup { data, out } => backup(&data, &out).await?,
+        Cmd::Restore { backup, data } => {
+            let (info, size) = coopledger_node::folder::restore(&backup, &data)?;
+            println!(
+                "restored {} into {}: {size} entries, the backup's checkpoint (size {}) held, every entry replayed with the co-op's rules",
+                info.origin,
+                data.display(),
+                info.size
+            );
+            println!(
+                "start it with: coop serve --data {} (and the vault key: --vault-key FILE)",
+                data.display()
+            );
+        }
         Cmd::Prove { index, out } => {
             let c = client(&cli.rpc)?;
             // The newest checkpoint the witnesses cosigned, when it covers the entry: the proof

@@ -385,6 +385,16 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Writes a consistent copy of the whole database to `dest` (which must not exist), while
+    /// writers go on: RocksDB's checkpoint (hard links to the immutable SST files, the live data
+    /// flushed first). The copy opens as a database of its own.
+    pub fn checkpoint_to(&self, dest: &Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dest)?;
+        Ok(())
+    }
+}
+
 /// Off-log records: durable data the node keeps beside the log that is *not* part of the log,
 /// its state or any proof (e.g. sealed ballots waiting for the close). Keys are the caller's.
 impl Store {

@@ -209,6 +209,29 @@ pub fn restrict(data: &Path) -> Result<(), FolderError> {
     Ok(())
 }
 
+/// Writes a fresh operator token to `admin.token` in `data` (0600) and returns it.
+pub fn write_admin_token(data: &Path) -> Result<String, FolderError> {
+    use rand::RngCore;
+    let mut t = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut t);
+    let token = coopledger_ledger::codec::b64_encode(t);
+    let path = data.join("admin.token");
+    let tmp = data.join("admin.token.new");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    opts.open(&tmp)
+        .and_then(|mut f| f.write_all(token.as_bytes()).and_then(|_| f.sync_all()))
+        .map_err(io("cannot write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("cannot write", &path))?;
+    Ok(token)
+}
+
 /// Opens the ledger of `data` with its node key.
 pub fn open(data: &Path, config: LogConfig) -> Result<(Log<CoopRules>, SigningKey), FolderError> {
     let node_key = keyfile::read(&node_key_path(data))?;
@@ -216,4 +239,144 @@ pub fn open(data: &Path, config: LogConfig) -> Result<(Log<CoopRules>, SigningKe
     let log = Log::open(&dir, node_key.clone(), CoopRules, config)
         .map_err(|source| FolderError::Ledger { path: dir, source })?;
     Ok((log, node_key))
+}
+
+/// What a backup holds, written beside it as `backup.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupInfo {
+    /// The ledger's origin.
+    pub origin: String,
+    /// Its verifier key.
+    pub vkey: String,
+    /// Size of the newest checkpoint the backup is certain to hold.
+    pub size: u64,
+    /// That checkpoint's root (base64).
+    pub root: String,
+    /// When it was taken (ms since the epoch).
+    pub created_ms: u64,
+}
+
+/// Why a backup or a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The folder problem.
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    /// The database copy failed.
+    #[error("copying the database: {0}")]
+    Store(#[from] coopledger_ledger::store::StoreError),
+    /// The destination exists.
+    #[error("{0} already exists; a backup or restore never overwrites")]
+    Exists(PathBuf),
+    /// `backup.json` is missing or wrong.
+    #[error("{path} is not a coopledger backup: {reason}")]
+    NotABackup {
+        /// The backup folder.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// The restored log does not hold what the backup says, or does not audit.
+    #[error("the restored ledger does not check out: {0}")]
+    Check(String),
+}
+
+/// Backs up the running (or stopped) `log` of the data folder `data` into `dest`: a consistent
+/// copy of the ledger (`Log::backup`), the node key (0600) and `backup.json`. The vault key is
+/// not in it (it never is in the data folder): back it up separately.
+pub fn backup(log: &Log<CoopRules>, data: &Path, dest: &Path) -> Result<BackupInfo, BackupError> {
+    if dest.exists() {
+        return Err(BackupError::Exists(dest.to_owned()));
+    }
+    std::fs::create_dir_all(dest).map_err(io("cannot create", dest))?;
+    let covered = log.backup(&ledger_dir(dest))?;
+    let key = std::fs::read(node_key_path(data)).map_err(io("cannot read", data))?;
+    let key_path = node_key_path(dest);
+    std::fs::write(&key_path, key).map_err(io("cannot write", &key_path))?;
+    let info = BackupInfo {
+        origin: log.origin().to_owned(),
+        vkey: log.verifier_key(),
+        size: covered.checkpoint.size,
+        root: covered.checkpoint.root.to_base64(),
+        created_ms: coopledger_ledger::log::now_ms(),
+    };
+    let manifest = dest.join("backup.json");
+    let text = serde_json::to_string_pretty(&info).map_err(|e| BackupError::NotABackup {
+        path: dest.to_owned(),
+        reason: e.to_string(),
+    })?;
+    std::fs::write(&manifest, text + "\n").map_err(io("cannot write", &manifest))?;
+    restrict(dest)?;
+    std::fs::File::open(dest)
+        .and_then(|d| d.sync_all())
+        .map_err(io("cannot sync", dest))?;
+    Ok(info)
+}
+
+/// Restores the backup `from` into the new data folder `data`: copies it, opens the ledger
+/// (which checks it holds the newest checkpoint it signed), checks it holds the backup's
+/// checkpoint, and replays every entry with the co-op's rules (every state root). Returns the
+/// backup's description and the restored size.
+pub fn restore(from: &Path, data: &Path) -> Result<(BackupInfo, u64), BackupError> {
+    let not = |reason: String| BackupError::NotABackup {
+        path: from.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(from.join("backup.json"))
+        .map_err(|e| not(format!("backup.json: {e}")))?;
+    let info: BackupInfo =
+        serde_json::from_str(&text).map_err(|e| not(format!("backup.json: {e}")))?;
+    if data.exists() {
+        return Err(BackupError::Exists(data.to_owned()));
+    }
+    copy_tree(from, data)?;
+    std::fs::remove_file(data.join("backup.json")).map_err(io("cannot remove", data))?;
+    restrict(data)?;
+    let (log, node_key) = open(data, LogConfig::default())?;
+    let check = |m: String| BackupError::Check(m);
+    if log.verifier_key() != info.vkey {
+        return Err(check(format!(
+            "its key is {}, the backup says {}",
+            log.verifier_key(),
+            info.vkey
+        )));
+    }
+    let size = log.checkpoint().checkpoint.size;
+    if size < info.size {
+        return Err(check(format!(
+            "it holds {size} entries, the backup says {}",
+            info.size
+        )));
+    }
+    let root = log
+        .root(info.size)
+        .map_err(|e| check(e.to_string()))?
+        .to_base64();
+    if root != info.root {
+        return Err(check(format!("its root at size {} differs", info.size)));
+    }
+    let rules = CoopRules;
+    let mut audit =
+        coopledger_ledger::audit::Audit::new(&rules, node_key.verifying_key().to_bytes());
+    for i in 0..size {
+        let bytes = log.entry(i).map_err(|e| check(e.to_string()))?;
+        audit.push(&bytes).map_err(|e| check(e.to_string()))?;
+    }
+    audit.finish().map_err(|e| check(e.to_string()))?;
+    Ok((info, size))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), FolderError> {
+    std::fs::create_dir_all(to).map_err(io("cannot create", to))?;
+    for e in std::fs::read_dir(from).map_err(io("cannot list", from))? {
+        let e = e.map_err(io("cannot list", from))?;
+        let target = to.join(e.file_name());
+        if e.file_type().map_err(io("cannot list", from))?.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target).map_err(io("cannot copy", &target))?;
+        }
+    }
+    Ok(())
 }

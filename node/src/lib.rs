@@ -98,6 +98,10 @@ pub struct Node {
     pub anchor_status: anchoring::SharedStatus,
     /// What the clerk has recorded and had refused.
     pub clerk: Arc<clerk::ClerkStats>,
+    /// The data folder.
+    pub data: PathBuf,
+    /// The operator's token, written to `admin.token` in the data folder at start.
+    pub admin_token: String,
 }
 
 /// What answers requests on the node's listener (JSON-RPC, the witness endpoint, the portal).
@@ -215,6 +219,8 @@ impl Node {
             witness,
             anchor_status: anchoring::SharedStatus::default(),
             clerk: Arc::default(),
+            data: config.data.clone(),
+            admin_token: folder::write_admin_token(&config.data)?,
             log,
         });
         let addr = listener.local_addr().map_err(NodeError::Serve)?;

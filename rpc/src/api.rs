@@ -318,3 +318,28 @@ pub trait AnchorApi {
     #[method(name = "list")]
     async fn list(&self) -> RpcResult<Vec<AnchorReceipt>>;
 }
+
+/// What `admin_backup` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupResult {
+    /// Where.
+    pub path: String,
+    /// The ledger's origin.
+    pub origin: String,
+    /// Size of the newest checkpoint the backup is certain to hold.
+    pub size: u64,
+    /// Its root (base64).
+    pub root: String,
+}
+
+/// `admin_*`: the node's operator, who proves it by reading `admin.token` from the data folder
+/// (readable by the node's user only).
+#[rpc(server, client, namespace = "admin")]
+pub trait AdminApi {
+    /// Writes a consistent backup of the running node into `path` (absolute; must not exist):
+    /// the ledger, its record of signed checkpoints and the node key. The vault key is not
+    /// included.
+    #[method(name = "backup")]
+    async fn backup(&self, token: String, path: String) -> RpcResult<BackupResult>;
+}

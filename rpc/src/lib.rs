@@ -2,6 +2,7 @@
 //! codes, the server (HTTP and WebSocket on one port) and a typed client.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod anchor;
 pub mod api;
 pub mod client;
@@ -16,7 +17,7 @@ pub mod wire;
 pub mod witness;
 
 pub use api::{
-    AnchorApiClient, ConsentApiClient, GovApiClient, LedgerApiClient, PersonalApiClient,
-    RevenueApiClient, WitnessApiClient,
+    AdminApiClient, AnchorApiClient, ConsentApiClient, GovApiClient, LedgerApiClient,
+    PersonalApiClient, RevenueApiClient, WitnessApiClient,
 };
 pub use server::JsonRpc;

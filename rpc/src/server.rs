@@ -3,8 +3,8 @@
 //! is the node's [`Frontend`]: `Node::start(config, listener, shutdown)` starts it.
 
 use crate::api::{
-    AnchorApiServer, ConsentApiServer, GovApiServer, LedgerApiServer, PersonalApiServer,
-    RevenueApiServer, RpcResult, WitnessApiServer,
+    AdminApiServer, AnchorApiServer, ConsentApiServer, GovApiServer, LedgerApiServer,
+    PersonalApiServer, RevenueApiServer, RpcResult, WitnessApiServer,
 };
 use crate::error;
 use crate::wire::{
@@ -203,7 +203,7 @@ impl LedgerApiServer for LedgerRpc {
 }
 
 /// Every method the server answers, with `rpc.discover`.
-pub fn module(node: &Node) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
+pub fn module(node: &Arc<Node>) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
     let log = &node.log;
     let (witness, witness_logs) = match &node.witness {
         Some((w, origins)) => (Some(w.clone()), origins.clone()),
@@ -240,6 +240,7 @@ pub fn module(node: &Node) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMet
         }
         .into_rpc(),
     )?;
+    m.merge(crate::admin::AdminRpc { node: node.clone() }.into_rpc())?;
     m.register_method("rpc.discover", |_, _, _| -> Value {
         serde_json::from_str(OPENRPC).unwrap_or(Value::Null)
     })?;

@@ -27,9 +27,11 @@ fn openrpc_lists_every_method_and_nothing_else() {
         witness: None,
         anchor_status: Default::default(),
         clerk: Default::default(),
+        data: dir.path().to_owned(),
+        admin_token: "t".into(),
         log,
     };
-    let m = module(&node).unwrap();
+    let m = module(&Arc::new(node)).unwrap();
     let mut registered: Vec<&str> = m.method_names().collect();
     registered.sort();
     let doc: Value = serde_json::from_str(OPENRPC).unwrap();

@@ -264,6 +264,8 @@ fn sign_and_store(
 /// A running log: the pipeline threads and the read API. Dropping it stops the pipeline after
 /// the batch in progress.
 pub struct Log<M: StateMachine> {
+    /// The ledger folder.
+    path: std::path::PathBuf,
     shared: Arc<Shared<M>>,
     submit_tx: Option<SyncSender<sequencer::Pending>>,
     threads: Vec<JoinHandle<()>>,
@@ -453,6 +455,7 @@ impl<M: StateMachine> Log<M> {
             })
             .map_err(|e| OpenError::Thread(e.to_string()))?;
         Ok(Log {
+            path: path.to_owned(),
             shared,
             submit_tx: Some(submit_tx),
             threads: vec![verifier, seq],

@@ -257,3 +257,37 @@ impl<M: StateMachine> StateRead for Log<M> {
         scan_app(&self.shared.store, &[], prefix)
     }
 }
+
+impl<M: StateMachine> Log<M> {
+    /// Writes a consistent copy of this log to `dest` (which must not exist) while it keeps
+    /// running: the record of signed checkpoints is read first, then the database is copied,
+    /// so the copy always holds every checkpoint its record names (it opens; see
+    /// `crate::signed`). Returns the newest checkpoint the copy is certain to hold.
+    pub fn backup(&self, dest: &Path) -> Result<Arc<SignedCheckpoint>, StoreError> {
+        let file = |e: std::io::Error, what: &str| StoreError::File {
+            what: format!("{what}: {e}"),
+            kind: e.kind(),
+        };
+        let covered = self.checkpoint();
+        let record = {
+            let _held = self.shared.signed.lock().map_err(|_| {
+                StoreError::Corrupt("signed-checkpoint record lock poisoned".into())
+            })?;
+            match std::fs::read(SignedFile::path(&self.path)) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(file(e, "reading COOP-SIGNED")),
+            }
+        };
+        self.shared.store.checkpoint_to(dest)?;
+        if let Some(bytes) = record {
+            use std::io::Write;
+            let mut f = std::fs::File::create(SignedFile::path(dest))
+                .map_err(|e| file(e, "writing the backup's COOP-SIGNED"))?;
+            f.write_all(&bytes)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| file(e, "writing the backup's COOP-SIGNED"))?;
+        }
+        Ok(covered)
+    }
+}
