@@ -63,10 +63,19 @@ pub struct ServeArgs {
     /// node's own address; repeatable. Handshakes with any other `Origin` are refused (403).
     #[arg(long = "ws-origin")]
     ws_origins: Vec<String>,
-    /// Allow a non-loopback `--listen` address. The node speaks plain HTTP: off loopback, put a
-    /// TLS-terminating reverse proxy in front of it.
+    /// Serve TLS with this PEM certificate chain (with `--tls-key`).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow a non-loopback `--listen` address without TLS (requests and answers cross the
+    /// network in clear). Prefer `--tls-cert`/`--tls-key`, or a TLS-terminating proxy.
     #[arg(long)]
     insecure_listen: bool,
+    /// Connections from one peer address at once; more are closed before any HTTP.
+    #[arg(long, default_value_t = 64)]
+    max_per_peer: usize,
     /// Seconds a request body may take to arrive; then HTTP 408 and the connection closes.
     #[arg(long, default_value_t = 10)]
     body_timeout_secs: u64,
@@ -240,6 +249,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             coopledger_node::cosigning::WitnessPeer::parse(w).map_err(|e| anyhow!("--witness {e}"))
         })
         .collect::<Result<Vec<_>>>()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(coopledger_rpc::listen::tls_config(cert, key)?),
+        _ => None,
+    };
     let vault_key = match std::env::var("COOP_VAULT_KEY") {
         Ok(text) => coopledger_node::VaultKeySource::Key(coopledger_node::vault::VaultKey::parse(
             "COOP_VAULT_KEY",
@@ -267,12 +280,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             max_connections: args.max_connections.max(1),
             body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
             ws_origins: args.ws_origins.clone(),
+            max_per_peer: args.max_per_peer.max(1),
+            tls: tls.clone(),
         }),
     };
     let listener = std::net::TcpListener::bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
-    if !bound.ip().is_loopback() {
+    if !bound.ip().is_loopback() && tls.is_none() {
         if !args.insecure_listen {
             bail!(
                 "refusing to listen on {bound} without TLS: the node speaks plain HTTP. Listen \
@@ -309,7 +324,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     std::fs::write(args.data.join("node.addr"), format!("{}\n", running.addr))?;
     let cp = log.checkpoint();
     println!(
-        "coop node listening on http://{} (WebSocket on the same port)",
+        "coop node listening on {}://{} (WebSocket on the same port)",
+        if tls.is_some() { "https" } else { "http" },
         running.addr
     );
     println!("origin: {}", log.origin());

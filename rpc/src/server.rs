@@ -16,7 +16,7 @@ use coopledger_governance::CoopRules;
 use coopledger_ledger::codec::b64_decode;
 use coopledger_ledger::{Envelope, Hash, Log, NoteVerifier, SignedCheckpoint};
 use coopledger_node::{Frontend, Node, Serving};
-use jsonrpsee::core::{async_trait, SubscriptionResult};
+use jsonrpsee::core::{async_trait, BoxError, SubscriptionResult};
 use jsonrpsee::server::{PendingSubscriptionSink, Server, ServerHandle};
 use jsonrpsee::RpcModule;
 use serde_json::Value;
@@ -249,7 +249,7 @@ pub fn module(node: &Arc<Node>) -> Result<RpcModule<()>, jsonrpsee::core::Regist
 
 /// The node's JSON-RPC frontend: HTTP and WebSocket on the node's listener, with the witness
 /// endpoint in front.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JsonRpc {
     /// Connections served at once (HTTP and WebSocket together); one more is answered 429.
     pub max_connections: u32,
@@ -257,6 +257,10 @@ pub struct JsonRpc {
     pub body_timeout: std::time::Duration,
     /// Browser origins allowed to open a WebSocket, besides the node's own address.
     pub ws_origins: Vec<String>,
+    /// Connections from one peer address at once (the rest are closed before any HTTP).
+    pub max_per_peer: usize,
+    /// Serve TLS with this configuration (`listen::tls_config`).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for JsonRpc {
@@ -265,7 +269,52 @@ impl Default for JsonRpc {
             max_connections: 512,
             body_timeout: std::time::Duration::from_secs(10),
             ws_origins: Vec::new(),
+            max_per_peer: 64,
+            tls: None,
         }
+    }
+}
+
+impl std::fmt::Debug for JsonRpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonRpc")
+            .field("max_connections", &self.max_connections)
+            .field("max_per_peer", &self.max_per_peer)
+            .field("body_timeout", &self.body_timeout)
+            .field("ws_origins", &self.ws_origins)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Turns hyper's request body into jsonrpsee's before the node's HTTP middleware sees it.
+#[derive(Clone)]
+struct IncomingBody<S>(S);
+
+impl<S> tower::Service<http::Request<hyper::body::Incoming>> for IncomingBody<S>
+where
+    S: tower::Service<
+        jsonrpsee::server::HttpRequest,
+        Response = jsonrpsee::server::HttpResponse,
+        Error = BoxError,
+        Future = Pin<
+            Box<dyn Future<Output = Result<jsonrpsee::server::HttpResponse, BoxError>> + Send>,
+        >,
+    >,
+{
+    type Response = jsonrpsee::server::HttpResponse;
+    type Error = BoxError;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> S::Future {
+        self.0.call(req.map(jsonrpsee::server::HttpBody::new))
     }
 }
 
@@ -290,9 +339,10 @@ impl Frontend for JsonRpc {
         listener.set_nonblocking(true)?;
         // The node's own pages (the portal) may open WebSockets; so may the configured origins.
         let addr = listener.local_addr()?;
-        let mut origins = vec![format!("http://{addr}")];
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut origins = vec![format!("{scheme}://{addr}")];
         if addr.ip().is_loopback() {
-            origins.push(format!("http://localhost:{}", addr.port()));
+            origins.push(format!("{scheme}://localhost:{}", addr.port()));
         }
         origins.extend(self.ws_origins.iter().cloned());
         let config = jsonrpsee::server::ServerConfig::builder()
@@ -300,7 +350,7 @@ impl Frontend for JsonRpc {
             .max_connections(self.max_connections)
             .build();
         let witness = node.witness.as_ref().map(|(w, _)| w.clone());
-        let server = Server::builder()
+        let builder = Server::builder()
             .set_config(config)
             .set_http_middleware(
                 tower::ServiceBuilder::new()
@@ -311,9 +361,35 @@ impl Frontend for JsonRpc {
                         origins,
                     )),
             )
-            .build_from_tcp(listener)?;
-        let methods = module(&node).map_err(std::io::Error::other)?;
-        Ok(Box::new(Running(server.start(methods))))
+            .to_service_builder();
+        let methods: jsonrpsee::Methods = module(&node).map_err(std::io::Error::other)?.into();
+        let (stop, handle) = jsonrpsee::server::stop_channel();
+        let serve_stop = stop.clone();
+        let serve: crate::listen::ServeConn = Arc::new(move |io| {
+            let inner = builder.clone().build(methods.clone(), serve_stop.clone());
+            // hyper hands over its own body type; the middleware reads jsonrpsee's.
+            let service = IncomingBody(inner);
+            let stopped = serve_stop.clone().shutdown();
+            Box::pin(async move {
+                if let Err(e) =
+                    jsonrpsee::server::serve_with_graceful_shutdown(io, service, stopped).await
+                {
+                    tracing::debug!(error = %e, "connection ended");
+                }
+            })
+        });
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(crate::listen::accept_loop(
+            listener,
+            serve,
+            stop,
+            self.tls.clone(),
+            crate::listen::ConnectionLimits {
+                total: self.max_connections as usize,
+                per_peer: self.max_per_peer,
+            },
+        ));
+        Ok(Box::new(Running(handle)))
     }
 }
 

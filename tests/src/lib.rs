@@ -80,7 +80,10 @@ impl Node {
             };
             let line = line?;
             banner.push(line.clone());
-            if let Some(rest) = line.strip_prefix("coop node listening on http://") {
+            let rest = line
+                .strip_prefix("coop node listening on http://")
+                .or_else(|| line.strip_prefix("coop node listening on https://"));
+            if let Some(rest) = rest {
                 break rest
                     .split_whitespace()
                     .next()

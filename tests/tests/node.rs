@@ -574,3 +574,66 @@ async fn websockets_from_other_origins_are_refused() {
     let cli = handshake(None);
     assert!(cli.starts_with("HTTP/1.1 101"), "{cli}");
 }
+
+/// `coop serve --tls-cert --tls-key`: JSON-RPC over TLS (rustls), checked with a client that
+/// trusts only the test certificate; plain HTTP to the TLS port gets no JSON-RPC answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_serves_json_rpc_over_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls");
+    let cert = fixtures.join("node.cert.pem");
+    let key = fixtures.join("node.key.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        &dir.path().join("coop"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert!(
+        node.banner
+            .iter()
+            .any(|l| l.contains("listening on https://")),
+        "{:?}",
+        node.banner
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(&node.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ledger_verifierKey","params":[]}"#;
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        node.addr,
+        body.len()
+    );
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("demo.coopledger.example/ledger+"), "{out}");
+    // Plain HTTP to the TLS port: no JSON-RPC answer.
+    let plain = std::panic::catch_unwind(|| raw_post(&node.addr, body.as_bytes()));
+    assert!(
+        plain.map_or(true, |r| !r.contains("\"result\"")),
+        "plain HTTP was answered"
+    );
+}
