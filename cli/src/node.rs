@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// network in clear). Prefer `--tls-cert`/`--tls-key`, or a TLS-terminating proxy.
     #[arg(long)]
     insecure_listen: bool,
+    /// Entries a second, in all, from keys the co-op does not know (applications to join);
+    /// more are refused with OVERLOADED and a retry delay. Members' keys are never limited.
+    #[arg(long, default_value_t = 20)]
+    stranger_writes_per_sec: u32,
     /// Connections from one peer address at once; more are closed before any HTTP.
     #[arg(long, default_value_t = 64)]
     max_per_peer: usize,
@@ -281,6 +285,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
             ws_origins: args.ws_origins.clone(),
             max_per_peer: args.max_per_peer.max(1),
+            strangers_per_sec: args.stranger_writes_per_sec.max(1),
             tls: tls.clone(),
         }),
     };

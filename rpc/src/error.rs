@@ -208,6 +208,17 @@ pub fn submit(e: &SubmitError) -> ErrorObjectOwned {
     }
 }
 
+/// Entries from unknown keys are over their budget for now.
+pub fn strangers_limited(retry_after_ms: u64) -> ErrorObjectOwned {
+    err(
+        code::OVERLOADED,
+        format!(
+            "entries from keys the co-op does not know are limited; retry in {retry_after_ms} ms"
+        ),
+        json!({ "field": "body.signer", "retryAfterMs": retry_after_ms }),
+    )
+}
+
 /// Maps a read failure to its code.
 pub fn query(e: &QueryError) -> ErrorObjectOwned {
     match e {

@@ -9,6 +9,7 @@ pub mod client;
 mod consent;
 pub mod error;
 mod gov;
+mod limits;
 pub mod listen;
 pub mod personal;
 mod request_shape;

@@ -34,6 +34,8 @@ const MAX_REQUEST_BYTES: u32 = 1024 * 1024;
 
 struct LedgerRpc {
     log: Arc<Log<CoopRules>>,
+    /// The budget of entries from keys the co-op does not know.
+    strangers: Arc<crate::limits::Bucket>,
 }
 
 fn leaf_param(field: &str, s: &str) -> RpcResult<Hash> {
@@ -61,6 +63,15 @@ pub(crate) fn parse_entry(entry: &Value) -> RpcResult<Envelope> {
 impl LedgerApiServer for LedgerRpc {
     async fn submit(&self, entry: Value) -> RpcResult<SubmitResult> {
         let env = parse_entry(&entry)?;
+        // A key the co-op does not know (an application to join) spends from a shared budget.
+        let known = coopledger_governance::records::key(self.log.as_ref(), &env.body().signer)
+            .map_err(|e| error::storage(&e))?
+            .is_some();
+        if !known {
+            if let Err(wait_ms) = self.strangers.take() {
+                return Err(error::strangers_limited(wait_ms));
+            }
+        }
         let receipt = self.log.submit(env).await.map_err(|e| error::submit(&e))?;
         Ok(SubmitResult::from(&receipt))
     }
@@ -203,14 +214,23 @@ impl LedgerApiServer for LedgerRpc {
 }
 
 /// Every method the server answers, with `rpc.discover`.
-pub fn module(node: &Arc<Node>) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
+pub fn module(
+    node: &Arc<Node>,
+    strangers_per_sec: u32,
+) -> Result<RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
     let log = &node.log;
     let (witness, witness_logs) = match &node.witness {
         Some((w, origins)) => (Some(w.clone()), origins.clone()),
         None => (None, vec![]),
     };
     let mut m = RpcModule::new(());
-    m.merge(LedgerRpc { log: log.clone() }.into_rpc())?;
+    m.merge(
+        LedgerRpc {
+            log: log.clone(),
+            strangers: Arc::new(crate::limits::Bucket::per_second(strangers_per_sec)),
+        }
+        .into_rpc(),
+    )?;
     m.merge(
         crate::gov::GovRpc {
             log: log.clone(),
@@ -261,6 +281,8 @@ pub struct JsonRpc {
     pub max_per_peer: usize,
     /// Serve TLS with this configuration (`listen::tls_config`).
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Entries a second from keys the co-op does not know (applications), in all.
+    pub strangers_per_sec: u32,
 }
 
 impl Default for JsonRpc {
@@ -271,6 +293,7 @@ impl Default for JsonRpc {
             ws_origins: Vec::new(),
             max_per_peer: 64,
             tls: None,
+            strangers_per_sec: 20,
         }
     }
 }
@@ -362,7 +385,9 @@ impl Frontend for JsonRpc {
                     )),
             )
             .to_service_builder();
-        let methods: jsonrpsee::Methods = module(&node).map_err(std::io::Error::other)?.into();
+        let methods: jsonrpsee::Methods = module(&node, self.strangers_per_sec)
+            .map_err(std::io::Error::other)?
+            .into();
         let (stop, handle) = jsonrpsee::server::stop_channel();
         let serve_stop = stop.clone();
         let serve: crate::listen::ServeConn = Arc::new(move |io| {

@@ -31,7 +31,7 @@ fn openrpc_lists_every_method_and_nothing_else() {
         admin_token: "t".into(),
         log,
     };
-    let m = module(&Arc::new(node)).unwrap();
+    let m = module(&Arc::new(node), 20).unwrap();
     let mut registered: Vec<&str> = m.method_names().collect();
     registered.sort();
     let doc: Value = serde_json::from_str(OPENRPC).unwrap();
