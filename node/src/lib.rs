@@ -187,8 +187,9 @@ impl Node {
         let key = match config.vault_key {
             VaultKeySource::Key(k) => k,
             VaultKeySource::File(path) => {
+                // Reading which keys are stored needs no vault key.
                 let holds = Vault::new(log.clone(), vault::VaultKey::from_bytes([0; 32]))
-                    .holds_any_key()
+                    .holds_wrapped_key()
                     .map_err(NodeError::Erasure)?;
                 match vault::VaultKey::load(&path, !holds)? {
                     Some(k) => k,

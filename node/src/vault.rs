@@ -274,9 +274,15 @@ impl Vault {
         }
     }
 
-    /// True when any member's data key is stored (so a vault key must already exist).
-    pub fn holds_any_key(&self) -> Result<bool, StoreError> {
-        Ok(!self.log.offlog_scan(b"pii-key/")?.is_empty())
+    /// True when any member's data key is stored wrapped (so the vault key that wrapped it
+    /// must already exist). Bare keys of a folder from before wrapping do not count: a new
+    /// vault key may be made for them.
+    pub fn holds_wrapped_key(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .log
+            .offlog_scan(b"pii-key/")?
+            .iter()
+            .any(|(_, v)| v.len() != 32))
     }
 
     /// Wraps every data key still stored bare (the format before wrapping); returns how many.

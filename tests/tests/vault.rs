@@ -276,3 +276,79 @@ async fn no_personal_data_is_written_before_the_rules_accept_its_entry() {
     let _ = stop.send(());
     running.stopped().await;
 }
+
+/// The vault key file: made beside the folder when the vault is empty; once data keys are
+/// wrapped under it, a node without it refuses to start (rather than make a new key and lose
+/// the data), and starts again when it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_without_its_vault_key_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coop");
+    let member_key = SigningKey::from_bytes(&[3; 32]);
+    let member = member_id(&member_key.verifying_key().to_bytes());
+    folder::create(&data, ORIGIN, |node| Genesis {
+        name: "Vault co-op".into(),
+        node_key: node.verifying_key().to_bytes(),
+        founders: vec![Founder {
+            key: member_key.verifying_key().to_bytes(),
+            class: "members".into(),
+            roles: vec![Role::Board],
+        }],
+        bylaws: Bylaws::single_class(),
+    })
+    .await
+    .unwrap();
+    let key_file = coopledger_node::VaultKeySource::beside(&data);
+    let coopledger_node::VaultKeySource::File(path) = key_file.clone() else {
+        panic!("a file source")
+    };
+    let start = |source: coopledger_node::VaultKeySource| {
+        let data = data.clone();
+        async move {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            coopledger_node::Node::start(
+                coopledger_node::NodeConfig {
+                    data,
+                    log: coopledger_ledger::LogConfig::default(),
+                    witness_for: vec![],
+                    witnesses: vec![],
+                    vault_key: source,
+                    anchoring: None,
+                    frontend: Arc::new(coopledger_rpc::JsonRpc::default()),
+                },
+                std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+                async move {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+            .map(|r| (r, stop))
+        }
+    };
+    let (running, stop) = start(key_file.clone()).await.unwrap();
+    assert!(
+        path.exists(),
+        "the vault key file is made beside the folder"
+    );
+    assert!(!path.starts_with(&data));
+    let (env, attrs) = profile(&member_key, &member, 1, "Ada", 1);
+    running.node.vault.submit_profile(env, attrs).await.unwrap();
+    let _ = stop.send(());
+    running.stopped().await;
+
+    let saved = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    match start(key_file.clone()).await {
+        Err(coopledger_node::NodeError::VaultKeyMissing(p)) => assert_eq!(p, path),
+        other => panic!("expected VaultKeyMissing, got {:?}", other.map(|_| ())),
+    }
+    assert!(!path.exists(), "no new key was made over wrapped data");
+    std::fs::write(&path, saved).unwrap();
+    let (running, stop) = start(key_file).await.unwrap();
+    assert_eq!(
+        running.node.vault.read(&member).unwrap().unwrap()["name"].value,
+        "Ada"
+    );
+    let _ = stop.send(());
+    running.stopped().await;
+}
