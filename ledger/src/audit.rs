@@ -5,12 +5,12 @@
 
 use crate::entry::{verify_stored, Envelope, Rejection, Verified};
 use crate::hash::Hash;
-use crate::sequencer::{last_seq, seq_key};
 use crate::smt::{self, MemorySmt};
 use crate::state::{
     is_ledger_type, ApplyContext, ApplyError, MemoryState, Overlay, StateCommitment, StateMachine,
     StateView,
 };
+use crate::state::{last_seq, seq_key};
 
 /// Why the log fails the audit. Each names the index where the replay parted from the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,7 +151,7 @@ impl<'m, M: StateMachine> Audit<'m, M> {
     /// Applies the batch as the sequencer did (replay check, rules, then one state-tree update).
     fn apply_batch(&mut self) -> Result<Hash, AuditError> {
         let mut overlay = Overlay::new();
-        let state_err = |e: crate::store::StoreError| AuditError::State(e.to_string());
+        let state_err = |e: crate::store_error::StoreError| AuditError::State(e.to_string());
         for (index, env) in std::mem::take(&mut self.batch) {
             let signer = env.body().signer;
             let last = last_seq(&self.state, &overlay, &signer).map_err(state_err)?;

@@ -341,6 +341,7 @@ impl<T> Verified<T> {
     }
 }
 
+#[cfg(feature = "storage")]
 impl Verified<Envelope> {
     /// An envelope this process has just signed with the node key (the sequencer's own entries):
     /// its signature holds by construction, so no check is repeated.

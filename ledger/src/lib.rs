@@ -1,6 +1,10 @@
 //! coopledger's verifiable log engine: signed entries, an RFC 9162 Merkle tree with proofs,
 //! C2SP checkpoints, RocksDB storage and the sequencer. It knows nothing of co-ops (the rules
 //! come in through [`state::StateMachine`]) and does no network I/O.
+//!
+//! Feature `storage` (default): the RocksDB store, the log and its sequencer. Without it, what
+//! a verifier needs offline — entries, signatures, proofs, notes, cosignatures, bundles, the
+//! state tree and the audit replay — builds without RocksDB (fuzz targets, WebAssembly).
 #![forbid(unsafe_code)]
 
 pub mod anchor;
@@ -10,23 +14,30 @@ pub mod codec;
 pub mod cosignature;
 pub mod entry;
 pub mod hash;
+#[cfg(feature = "storage")]
 pub mod log;
 pub mod merkle;
 pub mod note;
+#[cfg(feature = "storage")]
 mod sequencer;
 pub mod sig;
 pub mod signed;
 pub mod smt;
 pub mod state;
+#[cfg(feature = "storage")]
 pub mod store;
+pub mod store_error;
 pub mod verify;
 pub mod witness;
 
 pub use entry::{Body, Envelope, Rejection, Verified};
 pub use hash::Hash;
+#[cfg(feature = "storage")]
 pub use log::{Log, LogConfig, QueryError, Receipt, StateAt, SubmitError};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier, SignedCheckpoint};
-pub use sequencer::{FaultPoint, OwnEntry};
+#[cfg(feature = "storage")]
+pub use sequencer::OwnEntry;
 pub use state::{
     ApplyContext, ApplyError, StateCommitment, StateMachine, StateRead, StateView, STATE_ENTRY_TYPE,
 };
+pub use store_error::{FaultPoint, StoreError};

@@ -24,7 +24,7 @@ use crate::log::{Ack, Shared, SubmitError};
 use crate::merkle::{Frontier, NodeId, NodeSource};
 use crate::smt;
 use crate::state::{
-    ApplyContext, ApplyError, Overlay, StateCommitment, StateSource, StateView, NS_LEDGER,
+    last_seq, seq_key, ApplyContext, ApplyError, Overlay, StateCommitment, StateView,
 };
 use crate::store::{BatchWrite, StoreError};
 use std::collections::HashMap;
@@ -72,16 +72,7 @@ pub(crate) enum Admitted {
     Barrier(oneshot::Sender<()>),
 }
 
-/// Where a fault can be injected (tests of the durability order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultPoint {
-    /// Before the batch's WriteBatch is written.
-    BeforeCommit,
-    /// After the batch is durable, before its checkpoint is signed and stored.
-    AfterCommit,
-    /// After the checkpoint is stored, before any submitter is acknowledged.
-    AfterCheckpoint,
-}
+pub use crate::store_error::FaultPoint;
 
 /// Stage 2: drain whatever is queued (up to `max`), verify all signatures in one parallel batched
 /// pass, forward the good ones in arrival order.
@@ -182,29 +173,6 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
             return;
         }
     }
-}
-
-pub(crate) fn seq_key(signer: &[u8; 32]) -> Vec<u8> {
-    let mut k = vec![NS_LEDGER];
-    k.extend_from_slice(b"seq/");
-    k.extend_from_slice(signer);
-    k
-}
-
-/// Last accepted sequence number of `signer` (0 if none), seen through `overlay`.
-pub(crate) fn last_seq(
-    base: &dyn StateSource,
-    overlay: &Overlay,
-    signer: &[u8; 32],
-) -> Result<u64, StoreError> {
-    let k = seq_key(signer);
-    let v = match overlay.get(&k) {
-        Some(v) => v.clone(),
-        None => base.state_get(&k)?,
-    };
-    Ok(v.and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0))
 }
 
 struct Accepted {

@@ -5,7 +5,7 @@
 use crate::codec::b64_encode;
 use crate::entry::{Body, Envelope, Rejection, Verified};
 use crate::hash::Hash;
-use crate::store::StoreError;
+use crate::store_error::StoreError;
 use ed25519_dalek::SigningKey;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -301,6 +301,30 @@ impl MemoryState {
     pub fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
         self.map.get(&app_key(key))
     }
+}
+
+/// The state key of a signer's last accepted sequence number.
+pub(crate) fn seq_key(signer: &[u8; 32]) -> Vec<u8> {
+    let mut k = vec![NS_LEDGER];
+    k.extend_from_slice(b"seq/");
+    k.extend_from_slice(signer);
+    k
+}
+
+/// Last accepted sequence number of `signer` (0 if none), seen through `overlay`.
+pub(crate) fn last_seq(
+    base: &dyn StateSource,
+    overlay: &Overlay,
+    signer: &[u8; 32],
+) -> Result<u64, StoreError> {
+    let k = seq_key(signer);
+    let v = match overlay.get(&k) {
+        Some(v) => v.clone(),
+        None => base.state_get(&k)?,
+    };
+    Ok(v.and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
 }
 
 #[cfg(test)]

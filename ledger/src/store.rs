@@ -7,7 +7,7 @@
 
 use crate::hash::Hash;
 use crate::merkle::{NodeId, NodeSource};
-use crate::smt::{Position, SmtCorrupt, SmtNode, SmtSource, SmtWrites};
+use crate::smt::{Position, SmtNode, SmtSource, SmtWrites};
 use crate::state::{KeyValue, Overlay, StateSource};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options,
@@ -48,58 +48,7 @@ const META_BATCH_TIME: &[u8] = b"batch_time";
 /// Present while an `offlog_shred` has deleted records but not yet rewritten storage.
 const META_SHRED_PENDING: &[u8] = b"shred_pending";
 
-/// A storage failure. The node stops sequencing on any of these rather than guess.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// RocksDB reported an error (kept whole; [`StoreError::is_transient`] reads its kind).
-    #[error("storage: {0}")]
-    Db(#[source] rocksdb::Error),
-    /// The data folder holds something this version cannot read, or is inconsistent.
-    #[error("storage is corrupt or of another format: {0}")]
-    Corrupt(String),
-    /// `create` on a folder that already holds a ledger.
-    #[error("a ledger already exists at {0}")]
-    AlreadyExists(String),
-    /// `open` on a folder without a ledger.
-    #[error("no ledger at {0}")]
-    Missing(String),
-    /// A file beside the database (the record of signed checkpoints) could not be written.
-    #[error("{what}: {kind}")]
-    File {
-        /// Which file, and what was being done.
-        what: String,
-        /// The I/O error's kind.
-        kind: std::io::ErrorKind,
-    },
-    /// A fault injected by a test's hook (`LogConfig::fault_hook`).
-    #[error("injected fault at {0:?}")]
-    Injected(crate::sequencer::FaultPoint),
-}
-
-impl StoreError {
-    /// True when the same operation may succeed if tried again (RocksDB busy, timed out, asked
-    /// to try again, incomplete). Everything else is fatal: corruption, I/O errors, a full
-    /// disk. The sequencer stops on either kind; a reader may retry a transient one.
-    pub fn is_transient(&self) -> bool {
-        use rocksdb::ErrorKind as K;
-        matches!(
-            self,
-            StoreError::Db(e) if matches!(e.kind(), K::Busy | K::TimedOut | K::TryAgain | K::Incomplete)
-        )
-    }
-}
-
-impl From<SmtCorrupt> for StoreError {
-    fn from(e: SmtCorrupt) -> StoreError {
-        StoreError::Corrupt(e.to_string())
-    }
-}
-
-impl From<rocksdb::Error> for StoreError {
-    fn from(e: rocksdb::Error) -> StoreError {
-        StoreError::Db(e)
-    }
-}
+pub use crate::store_error::StoreError;
 
 /// Big-endian u64 keys sort in numeric order.
 fn be(n: u64) -> [u8; 8] {

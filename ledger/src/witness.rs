@@ -9,7 +9,7 @@
 use crate::cosignature::Cosigner;
 use crate::hash::Hash;
 use crate::note::{NoteError, NoteVerifier, SignedCheckpoint, SignedNote};
-use crate::store::StoreError;
+use crate::store_error::StoreError;
 use crate::verify::verify_consistency;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;

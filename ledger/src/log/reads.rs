@@ -131,7 +131,7 @@ impl<M: StateMachine> Log<M> {
 
     /// The next sequence number `signer` should use (last accepted + 1).
     pub fn next_seq(&self, signer: &[u8; 32]) -> Result<u64, QueryError> {
-        Ok(sequencer::last_seq(&self.shared.store, &Overlay::new(), signer)? + 1)
+        Ok(crate::state::last_seq(&self.shared.store, &Overlay::new(), signer)? + 1)
     }
 
     /// Reads the state machine's committed state (for queries).
