@@ -4,7 +4,8 @@
 #   - libclang (Debian's libclang-dev): bindgen loads it at build time for RocksDB's bindings;
 #   - npm (Debian's npm), to install the next item when the machine has none;
 #   - anvil (npm package @foundry-rs/anvil, pinned), the local EVM node of the anchoring tests,
-#     into tools/.
+#     into tools/;
+#   - cargo-fuzz (crates.io), for the fuzz smoke CI runs (`fuzz/run.sh`).
 # Each check looks for exactly what its user loads, not for something with a similar name
 # (a machine may ship libclang-cpp, which bindgen cannot use). `tests/tests/setup_script.rs`
 # runs this script against stub package managers and fake library folders.
@@ -82,3 +83,13 @@ if [ ! -x tools/node_modules/.bin/anvil ]; then
     exit 1
   fi
 fi
+
+# cargo-fuzz, for `fuzz/run.sh` (CI's fuzz smoke); only where cargo is on the PATH.
+if command -v cargo >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz…" >&2
+  cargo install --quiet --locked cargo-fuzz@0.13.2 || {
+    echo "cargo install cargo-fuzz failed" >&2
+    exit 1
+  }
+fi
+

@@ -1,0 +1,17 @@
+//! The entry envelope: bytes as `ledger_submit` receives them (canonical bytes or JSON). Never
+//! a panic; whatever parses re-encodes to the very bytes that were accepted.
+#![no_main]
+
+use coopledger_ledger::Envelope;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(env) = Envelope::from_bytes(data) {
+        assert_eq!(env.bytes(), data, "accepted bytes are canonical");
+        let again = Envelope::from_value(&env.to_value()).expect("its own JSON parses");
+        assert_eq!(again.bytes(), env.bytes());
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+        let _ = Envelope::from_value(&v);
+    }
+});
