@@ -16,7 +16,7 @@
 //! | `ctl/<member id>` | [`Timeline`]: every consent entry about the member, in log order |
 
 use crate::records::{cat, decode, read};
-use coopledger_ledger::store::StoreError;
+use coopledger_ledger::StoreError;
 use coopledger_ledger::StateRead;
 use serde::{Deserialize, Serialize};
 

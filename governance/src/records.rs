@@ -24,7 +24,7 @@ use crate::bylaws::{Bylaws, DecisionKind, DecisionRules, Method};
 use crate::genesis::Role;
 use crate::tally::{ClassId, VotingMode};
 use crate::tallying::TallyRecord;
-use coopledger_ledger::store::StoreError;
+use coopledger_ledger::StoreError;
 use coopledger_ledger::StateRead;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@
 //! | `distat/<period>/<currency>` | [`Settlement`]: when it was recorded, payments, unclaimed |
 
 use crate::records::{cat, read};
-use coopledger_ledger::store::StoreError;
+use coopledger_ledger::StoreError;
 use coopledger_ledger::StateRead;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

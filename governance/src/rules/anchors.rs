@@ -97,7 +97,7 @@ pub(super) fn receipt(
 /// Every recorded anchor, by anchored size.
 pub fn anchors(
     s: &dyn coopledger_ledger::StateRead,
-) -> Result<Vec<AnchorReceipt>, coopledger_ledger::store::StoreError> {
+) -> Result<Vec<AnchorReceipt>, coopledger_ledger::StoreError> {
     s.scan(b"anchor/")?
         .iter()
         .map(|(_, v)| crate::records::decode(v))

@@ -18,7 +18,7 @@ use crate::records::{
     BYLAWS_KEY, COOP_KEY,
 };
 use coopledger_ledger::codec::b64_encode;
-use coopledger_ledger::store::StoreError;
+use coopledger_ledger::StoreError;
 use coopledger_ledger::{
     ApplyContext, ApplyError, Envelope, Rejection, StateMachine, StateView, Verified,
 };

@@ -11,7 +11,7 @@ use crate::records::{
 };
 use crate::tally::Outcome;
 use crate::tallying::{counted_ballots, tally, CountedBallot, TallyRecord};
-use coopledger_ledger::store::StoreError;
+use coopledger_ledger::StoreError;
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateRead, StateView};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
