@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// Connections from one peer address at once; more are closed before any HTTP.
     #[arg(long, default_value_t = 64)]
     max_per_peer: usize,
+    /// Seconds an HTTP connection may wait for its next request headers, or a WebSocket go
+    /// without answering the node's ping, before it is closed.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
     /// Seconds a request body may take to arrive; then HTTP 408 and the connection closes.
     #[arg(long, default_value_t = 10)]
     body_timeout_secs: u64,
@@ -286,6 +290,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             ws_origins: args.ws_origins.clone(),
             max_per_peer: args.max_per_peer.max(1),
             strangers_per_sec: args.stranger_writes_per_sec.max(1),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
             tls: tls.clone(),
         }),
     };

@@ -16,8 +16,8 @@
 //! | `ctl/<member id>` | [`Timeline`]: every consent entry about the member, in log order |
 
 use crate::records::{cat, decode, read};
-use coopledger_ledger::StoreError;
 use coopledger_ledger::StateRead;
+use coopledger_ledger::StoreError;
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn party_key(id: &str) -> Vec<u8> {

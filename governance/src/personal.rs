@@ -8,8 +8,8 @@
 //! erasures the node must carry out (scanned by the node's sweep).
 
 use crate::records::{cat, read};
-use coopledger_ledger::StoreError;
 use coopledger_ledger::StateRead;
+use coopledger_ledger::StoreError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -24,8 +24,8 @@ use crate::bylaws::{Bylaws, DecisionKind, DecisionRules, Method};
 use crate::genesis::Role;
 use crate::tally::{ClassId, VotingMode};
 use crate::tallying::TallyRecord;
-use coopledger_ledger::StoreError;
 use coopledger_ledger::StateRead;
+use coopledger_ledger::StoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -16,8 +16,8 @@
 //! | `distat/<period>/<currency>` | [`Settlement`]: when it was recorded, payments, unclaimed |
 
 use crate::records::{cat, read};
-use coopledger_ledger::StoreError;
 use coopledger_ledger::StateRead;
+use coopledger_ledger::StoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

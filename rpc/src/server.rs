@@ -283,6 +283,9 @@ pub struct JsonRpc {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Entries a second from keys the co-op does not know (applications), in all.
     pub strangers_per_sec: u32,
+    /// An HTTP connection that sends no request headers for this long, or a WebSocket that
+    /// answers no ping for this long, is closed.
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for JsonRpc {
@@ -294,6 +297,7 @@ impl Default for JsonRpc {
             max_per_peer: 64,
             tls: None,
             strangers_per_sec: 20,
+            idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -341,6 +345,86 @@ where
     }
 }
 
+/// Serves one connection (HTTP/1.1 and its upgrade to WebSocket) until it ends or the server
+/// stops (then gracefully). Request headers must arrive within `idle` — for the first request
+/// and between requests on a kept-alive connection — or the connection is closed.
+async fn serve_connection<S>(
+    io: Box<dyn crate::listen::Conn>,
+    service: S,
+    stopped: impl Future<Output = ()>,
+    idle: std::time::Duration,
+) where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = jsonrpsee::server::HttpResponse,
+            Error = BoxError,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle);
+    // hyper's header timeout only starts with a first byte: a connection that sends nothing at
+    // all is closed here when no request has come within `idle`.
+    let first = Arc::new(tokio::sync::Notify::new());
+    let service = hyper_util::service::TowerToHyperService::new(FirstRequest {
+        inner: service,
+        first: first.clone(),
+    });
+    let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service);
+    let silent = async move {
+        if tokio::time::timeout(idle, first.notified()).await.is_err() {
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(conn, stopped, silent);
+    let result = tokio::select! {
+        r = &mut conn => r,
+        () = &mut stopped => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        () = &mut silent => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended");
+    }
+}
+
+/// Tells `serve_connection` when the connection's first request arrives.
+#[derive(Clone)]
+struct FirstRequest<S> {
+    inner: S,
+    first: Arc<tokio::sync::Notify>,
+}
+
+impl<S, R> tower::Service<R> for FirstRequest<S>
+where
+    S: tower::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> S::Future {
+        self.first.notify_one();
+        self.inner.call(req)
+    }
+}
+
 struct Running(ServerHandle);
 
 impl Serving for Running {
@@ -368,9 +452,15 @@ impl Frontend for JsonRpc {
             origins.push(format!("{scheme}://localhost:{}", addr.port()));
         }
         origins.extend(self.ws_origins.iter().cloned());
+        // A WebSocket that answers no ping within the idle time is closed.
+        let ping = jsonrpsee::server::PingConfig::new()
+            .ping_interval(self.idle_timeout / 2)
+            .inactive_limit(self.idle_timeout)
+            .max_failures(1);
         let config = jsonrpsee::server::ServerConfig::builder()
             .max_request_body_size(MAX_REQUEST_BYTES)
             .max_connections(self.max_connections)
+            .enable_ws_ping(ping)
             .build();
         let witness = node.witness.as_ref().map(|(w, _)| w.clone());
         let builder = Server::builder()
@@ -390,18 +480,13 @@ impl Frontend for JsonRpc {
             .into();
         let (stop, handle) = jsonrpsee::server::stop_channel();
         let serve_stop = stop.clone();
+        let idle = self.idle_timeout;
         let serve: crate::listen::ServeConn = Arc::new(move |io| {
             let inner = builder.clone().build(methods.clone(), serve_stop.clone());
             // hyper hands over its own body type; the middleware reads jsonrpsee's.
             let service = IncomingBody(inner);
             let stopped = serve_stop.clone().shutdown();
-            Box::pin(async move {
-                if let Err(e) =
-                    jsonrpsee::server::serve_with_graceful_shutdown(io, service, stopped).await
-                {
-                    tracing::debug!(error = %e, "connection ended");
-                }
-            })
+            Box::pin(serve_connection(io, service, stopped, idle))
         });
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tokio::spawn(crate::listen::accept_loop(

@@ -637,3 +637,43 @@ async fn the_node_serves_json_rpc_over_tls() {
         "plain HTTP was answered"
     );
 }
+
+/// Idle connections do not hold slots for ever: an HTTP connection that sends nothing and a
+/// WebSocket that answers no ping are closed after the idle time (`--idle-timeout-secs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_are_closed() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("coop"), &["--idle-timeout-secs", "2"]).unwrap();
+    let closed_within = |mut s: std::net::TcpStream, what: &str| {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return started.elapsed(),
+                Ok(_) => continue, // the handshake answer, pings
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return started.elapsed()
+                }
+                Err(e) => panic!("{what}: still open after 15 s: {e}"),
+            }
+        }
+    };
+    let idle_http = std::net::TcpStream::connect(&node.addr).unwrap();
+    let t = closed_within(idle_http, "idle HTTP");
+    assert!(t < std::time::Duration::from_secs(10), "{t:?}");
+    let mut ws = std::net::TcpStream::connect(&node.addr).unwrap();
+    write!(
+        ws,
+        "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        node.addr
+    )
+    .unwrap();
+    let t = closed_within(ws, "silent WebSocket");
+    assert!(t < std::time::Duration::from_secs(12), "{t:?}");
+    // A client that talks is served as usual.
+    let c = http_client(&node.http_url()).unwrap();
+    c.checkpoint().await.unwrap();
+}
