@@ -289,6 +289,13 @@ pub fn backup(log: &Log<CoopRules>, data: &Path, dest: &Path) -> Result<BackupIn
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_owned()));
     }
+    // A backup that fails half-way is removed: no folder that looks like a backup and is not.
+    write_backup(log, data, dest).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(dest);
+    })
+}
+
+fn write_backup(log: &Log<CoopRules>, data: &Path, dest: &Path) -> Result<BackupInfo, BackupError> {
     std::fs::create_dir_all(dest).map_err(io("cannot create", dest))?;
     let covered = log.backup(&ledger_dir(dest))?;
     let key = std::fs::read(node_key_path(data)).map_err(io("cannot read", data))?;
@@ -330,6 +337,18 @@ pub fn restore(from: &Path, data: &Path) -> Result<(BackupInfo, u64), BackupErro
     if data.exists() {
         return Err(BackupError::Exists(data.to_owned()));
     }
+    // A restore that fails its checks leaves no data folder a node could start on.
+    let restored = restore_checked(from, data, info).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(data);
+    })?;
+    Ok(restored)
+}
+
+fn restore_checked(
+    from: &Path,
+    data: &Path,
+    info: BackupInfo,
+) -> Result<(BackupInfo, u64), BackupError> {
     copy_tree(from, data)?;
     std::fs::remove_file(data.join("backup.json")).map_err(io("cannot remove", data))?;
     restrict(data)?;

@@ -187,10 +187,7 @@ impl Node {
         let key = match config.vault_key {
             VaultKeySource::Key(k) => k,
             VaultKeySource::File(path) => {
-                // Reading which keys are stored needs no vault key.
-                let holds = Vault::new(log.clone(), vault::VaultKey::from_bytes([0; 32]))
-                    .holds_wrapped_key()
-                    .map_err(NodeError::Erasure)?;
+                let holds = vault::holds_wrapped_key(&log).map_err(NodeError::Erasure)?;
                 match vault::VaultKey::load(&path, !holds)? {
                     Some(k) => k,
                     None => return Err(NodeError::VaultKeyMissing(path)),

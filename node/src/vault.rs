@@ -250,6 +250,16 @@ impl VaultKey {
     }
 }
 
+/// True when `log`'s vault holds a member's data key wrapped (so the vault key that wrapped it
+/// must already exist). Bare keys of a folder from before wrapping do not count: a new vault
+/// key may be made for them.
+pub fn holds_wrapped_key(log: &Log<CoopRules>) -> Result<bool, StoreError> {
+    Ok(log
+        .offlog_scan(b"pii-key/")?
+        .iter()
+        .any(|(_, v)| v.len() != 32))
+}
+
 /// The off-log personal-data store of one node.
 #[derive(Debug, Clone)]
 pub struct Vault {
@@ -272,17 +282,6 @@ impl Vault {
             nonces: Arc::default(),
             key,
         }
-    }
-
-    /// True when any member's data key is stored wrapped (so the vault key that wrapped it
-    /// must already exist). Bare keys of a folder from before wrapping do not count: a new
-    /// vault key may be made for them.
-    pub fn holds_wrapped_key(&self) -> Result<bool, StoreError> {
-        Ok(self
-            .log
-            .offlog_scan(b"pii-key/")?
-            .iter()
-            .any(|(_, v)| v.len() != 32))
     }
 
     /// Wraps every data key still stored bare (the format before wrapping); returns how many.

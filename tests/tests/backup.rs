@@ -82,6 +82,37 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_audits_clean(
     assert!(!stray.exists());
     drop(node);
 
+    // A backup whose description does not match its ledger is refused, and leaves no folder.
+    let forged = dir.path().join("forged");
+    let mut files = vec![(backup.clone(), forged.clone())];
+    while let Some((from, to)) = files.pop() {
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(&from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                files.push((e.path(), to.join(e.file_name())));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let manifest = forged.join("backup.json");
+    let mut info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    info["size"] = (info["size"].as_u64().unwrap() + 1000).into();
+    std::fs::write(&manifest, info.to_string()).unwrap();
+    let nowhere = dir.path().join("nowhere");
+    let (code, _, err) = coop(&[
+        "restore",
+        forged.to_str().unwrap(),
+        "--data",
+        nowhere.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_ne!(code, 0);
+    assert!(err.contains("does not check out"), "{err}");
+    assert!(!nowhere.exists(), "a failed restore left a folder behind");
+
     // Restore into a new folder and serve it.
     let restored = dir.path().join("restored");
     let out = ok(&[

@@ -2,6 +2,8 @@
 //! script with stub package managers (`apt-get`, `npm`) on a PATH holding nothing else of
 //! note, and a fake library folder, and checks what it installed.
 //!
+//! Also checked: npm, anvil and cargo-fuzz are installed when missing, and never twice.
+//!
 //! The case that matters most: a machine with only `libclang-cpp` (Debian's image ships
 //! `libclang-cpp14`), which bindgen cannot load. The script must install `libclang-dev` there.
 
@@ -151,6 +153,40 @@ fn anvil_is_installed_and_npm_first_when_missing() -> TestResult {
     let (ok, log, err) = m.run()?;
     assert!(ok, "second run failed: {err}");
     assert_eq!(log.lines().count(), before, "{log:?}");
+    Ok(())
+}
+
+#[test]
+fn cargo_fuzz_is_installed_when_cargo_lacks_it() -> TestResult {
+    let m = Machine::new(true)?;
+    fs::write(m.libs.join("libclang.so.1"), b"")?;
+    // A cargo without the fuzz subcommand until `cargo install cargo-fuzz` runs.
+    let marker = m.bin.join("fuzz-installed");
+    script(
+        &m.bin.join("cargo"),
+        &format!(
+            "#!/bin/bash\necho \"cargo $*\" >> {log}\n\
+             if [ \"$1\" = fuzz ]; then [ -e {marker} ]; exit $?; fi\n\
+             if [ \"$1\" = install ]; then touch {marker}; fi\n",
+            log = m.log.display(),
+            marker = marker.display()
+        ),
+    )?;
+    let (ok, log, err) = m.run()?;
+    assert!(ok, "setup failed: {err}");
+    assert!(
+        log.contains("cargo install --quiet --locked cargo-fuzz@"),
+        "{log:?}"
+    );
+    let before = log.lines().count();
+    let (ok, log, err) = m.run()?;
+    assert!(ok, "second run failed: {err}");
+    assert!(
+        !log.lines()
+            .skip(before)
+            .any(|l| l.starts_with("cargo install")),
+        "installed twice: {log:?}"
+    );
     Ok(())
 }
 
