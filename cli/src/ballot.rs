@@ -1,20 +1,18 @@
 //! Secret ballots on the member's device: take part (a `gov.vote` signed with the member's key,
 //! carrying only a blinded token), check the node's answer against the class key published in
 //! the log, sign the ballot with a one-time key, cast it into the box and keep the node-signed
-//! receipt; after the close, find the ballot among the published ones. Also the secret-ballot
-//! half of `coop tally verify`: every published ballot's credential checked under the revealed
-//! class keys, no class with more ballots than participations.
+//! receipt; after the close, `coop tally verify --receipt` finds the ballot among those the
+//! tally bundle proves published (the ballots themselves are checked in
+//! `governance::tally_bundle`).
 
 use crate::gov::sign_and_submit;
 use anyhow::{anyhow, bail, Context, Result};
 use coopledger_governance::ballot::{receipt_message, Blinding, Evaluation};
 use coopledger_governance::parse_id;
-use coopledger_governance::records::{ProposalRecord, SecretBallot};
-use coopledger_governance::rules::{check_ballot, revealed_keys, BALLOT_TYPE};
-use coopledger_governance::tallying::CountedBallot;
+use coopledger_governance::records::ProposalRecord;
+use coopledger_governance::rules::BALLOT_TYPE;
 use coopledger_ledger::codec::{b64_decode, b64_encode};
-use coopledger_ledger::entry::admit;
-use coopledger_ledger::{Body, Envelope};
+use coopledger_ledger::Body;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::wire::BallotReceipt;
 use coopledger_rpc::GovApiClient;
@@ -22,7 +20,6 @@ use ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -166,103 +163,4 @@ pub fn read_receipt(path: &Path) -> Result<BallotReceipt> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a ballot receipt", path.display()))
-}
-
-/// What a secret ballot's proven entries say.
-#[derive(Debug, Default)]
-pub struct SecretEntries {
-    /// Public class keys from the `gov.ballot_key` entry.
-    pub keys: Option<Map<String, Value>>,
-    /// Members who signed a participation.
-    pub participants: BTreeSet<String>,
-    /// `(index, payload)` of each `gov.ballots` entry.
-    pub batches: Vec<(u64, Map<String, Value>)>,
-}
-
-/// Ballot id → index of the `gov.ballots` entry that published it.
-pub type Published = BTreeMap<[u8; 32], u64>;
-
-/// The recount of a secret ballot: every published ballot checked; returns the counted ballots
-/// and where each ballot was published. Problems are pushed.
-pub fn recount(
-    p: &ProposalRecord,
-    origin: &str,
-    electorate: &BTreeMap<String, String>,
-    found: &SecretEntries,
-    problems: &mut Vec<String>,
-) -> Result<(Vec<CountedBallot>, Published)> {
-    let keys: BTreeMap<String, String> = found
-        .keys
-        .as_ref()
-        .ok_or_else(|| anyhow!("no gov.ballot_key entry among the proposal's entries"))?
-        .iter()
-        .filter_map(|(c, k)| k.as_str().map(|k| (c.clone(), k.to_owned())))
-        .collect();
-    let mut participants: BTreeMap<String, u64> = BTreeMap::new();
-    for m in &found.participants {
-        match electorate.get(m) {
-            Some(class) => *participants.entry(class.clone()).or_default() += 1,
-            None => problems.push(format!("{m} took part but is not in the electorate")),
-        }
-    }
-    // The proposal as the log shows it, with the keys published before voting.
-    let mut with_keys = p.clone();
-    with_keys.secret = Some(SecretBallot {
-        keys,
-        ..SecretBallot::default()
-    });
-    let mut counted = Vec::new();
-    let mut ids = BTreeMap::new();
-    let mut tokens = BTreeSet::new();
-    let mut per_class: BTreeMap<String, u64> = BTreeMap::new();
-    for (index, batch) in &found.batches {
-        let class_keys = match revealed_keys(&with_keys, batch.get("keys")) {
-            Ok(k) => k,
-            Err(e) => {
-                problems.push(format!("entry {index}: {e}"));
-                continue;
-            }
-        };
-        let list = batch
-            .get("ballots")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let envs: Vec<Envelope> = list
-            .iter()
-            .map(Envelope::from_value)
-            .collect::<Result<_, _>>()
-            .map_err(|r| anyhow!("entry {index}: unreadable ballot: {r}"))?;
-        for (i, v) in admit(envs).into_iter().enumerate() {
-            let opened = match v.map_err(|r| r.to_string()).and_then(|b| {
-                check_ballot(&with_keys, origin, &class_keys, &b).map_err(|e| e.to_string())
-            }) {
-                Ok(o) => o,
-                Err(e) => {
-                    problems.push(format!("entry {index}, ballot {i}: {e}"));
-                    continue;
-                }
-            };
-            if !tokens.insert(opened.token) {
-                problems.push(format!("entry {index}, ballot {i}: token used twice"));
-                continue;
-            }
-            *per_class.entry(opened.class.clone()).or_default() += 1;
-            ids.insert(opened.id, *index);
-            counted.push(CountedBallot {
-                class: opened.class,
-                vote: opened.vote,
-                by_proxy: false,
-            });
-        }
-    }
-    for (class, n) in &per_class {
-        let allowed = participants.get(class).copied().unwrap_or(0);
-        if *n > allowed {
-            problems.push(format!(
-                "class {class}: {n} ballots but {allowed} participations"
-            ));
-        }
-    }
-    Ok((counted, ids))
 }

@@ -150,6 +150,9 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
         Some(coopledger_governance::revenue_bundle::STATEMENT_FORMAT) => {
             return crate::revenue::verify_statement(file, &text, &vkey)
         }
+        Some(coopledger_governance::tally_bundle::TALLY_BUNDLE_FORMAT) => {
+            return crate::tally::verify_file(file, &text, &vkey)
+        }
         _ => {}
     }
     let bundle: ConsentBundle = match serde_json::from_str(&text) {

@@ -629,6 +629,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ),
             }
         }
+        Cmd::Tally(tally::TallyCmd::Export { id, out, vkey }) => {
+            return tally::export(&client(&cli.rpc)?, id, &out, vkey).await;
+        }
         Cmd::Tally(tally::TallyCmd::Verify { id, vkey, receipt }) => {
             return tally::verify_tally(&client(&cli.rpc)?, id, vkey, receipt).await;
         }

@@ -1,32 +1,41 @@
-//! `coop tally show|verify`: the recorded tally, and the offline recount of a proposal from its
-//! entries, each proved against a signed checkpoint.
+//! `coop tally show|export|verify` and the tally half of `coop verify-bundle`: every recount goes
+//! through one verifier, `TallyBundle::verify` in governance — online (`verify` fetches the
+//! bundle from the node) or from a file with no node at all (`verify-bundle`).
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
-use coopledger_governance::bylaws::{Bylaws, DecisionKind};
-use coopledger_governance::parse_id;
-use coopledger_governance::records::{ProposalRecord, ProposalStatus, Vote};
-use coopledger_governance::tallying::{counted_ballots, electorate_digest, tally, TallyRecord};
-use coopledger_ledger::bundle::{ProofFile, PROOF_FORMAT};
-use coopledger_ledger::{Envelope, NoteVerifier, SignedCheckpoint, Verified};
+use coopledger_governance::tally::Share;
+use coopledger_governance::tally_bundle::{TallyBundle, TallyReport};
+use coopledger_ledger::NoteVerifier;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::{GovApiClient, LedgerApiClient};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum TallyCmd {
     /// Print the recorded tally.
     Show { id: String },
-    /// Recount offline from the proposal's entries, each proven against a signed checkpoint;
-    /// exit 0 when the node's tally agrees, 1 when it differs.
+    /// Write the tally bundle of a closed proposal: the proposal, the bylaws it was frozen from,
+    /// the electorate, every vote / proxy / ballot with its proof under one signed checkpoint,
+    /// and the recorded tally. Anyone recounts it with no node: `coop verify-bundle FILE --vkey`.
+    Export {
+        id: String,
+        /// Where to write the bundle.
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// The log's verifier key the bundle is checked against before it is written.
+        #[arg(long, env = "COOP_VKEY")]
+        vkey: Option<String>,
+    },
+    /// Recount a closed proposal from its tally bundle (fetched from the node, checked here);
+    /// exit 0 when the recorded tally agrees, 1 when it does not.
     Verify {
         id: String,
-        /// The log's verifier key (default: ask the node — then the check proves consistency
-        /// with the node's key, not the key's authenticity).
-        #[arg(long)]
+        /// The log's verifier key `<origin>+<keyid>+<base64>` to trust. Without it (or
+        /// COOP_VKEY) the node's own key is used, and a warning says the check then proves the
+        /// node consistent with itself, not that this is the co-op's log.
+        #[arg(long, env = "COOP_VKEY")]
         vkey: Option<String>,
         /// Secret ballots: your receipt from `coop vote`; checks your ballot is among those
         /// published and counted.
@@ -35,253 +44,156 @@ pub enum TallyCmd {
     },
 }
 
-/// An entry fetched from the node and proven included in the checkpoint.
-struct Proven {
-    index: u64,
-    entry: Verified<Envelope>,
-}
-
-async fn fetch_proven(
-    c: &HttpClient,
-    index: u64,
-    cp: &SignedCheckpoint,
-    vkey: &NoteVerifier,
-) -> Result<Proven> {
-    let e = c.get_entry(index).await?;
-    let proof = c.inclusion_proof(index, cp.checkpoint.size).await?;
-    // The same check as `coop verify` runs on a proof file.
-    let file = ProofFile {
-        format: PROOF_FORMAT.into(),
-        index,
-        entry: e.entry,
-        tree_size: cp.checkpoint.size,
-        inclusion_proof: proof.hashes,
-        checkpoint: cp.note.clone(),
+/// The key to verify against: the one pinned by the user, or — loudly — the node's own.
+async fn trusted_key(c: &HttpClient, pinned: Option<String>) -> Result<(NoteVerifier, String)> {
+    let text = match pinned {
+        Some(k) => k,
+        None => {
+            let k = c.verifier_key().await?;
+            eprintln!(
+                "WARNING: no verifier key pinned (--vkey or COOP_VKEY); trusting the key the node \
+                 itself gave ({k}). This proves the node consistent with itself, not that this \
+                 is your co-op's log."
+            );
+            k
+        }
     };
-    let v = file
-        .verify(vkey)
-        .map_err(|e| anyhow!("entry {index} is not proven in the checkpoint: {e}"))?;
-    Ok(Proven {
-        index,
-        entry: v.entry,
-    })
+    let v = NoteVerifier::parse(&text).map_err(|e| anyhow!("--vkey: {e}"))?;
+    Ok((v, text))
 }
 
-/// The bylaws in force at `version`, from the log: genesis, or the adopted amendment that made
-/// them (its proposal and tally entries proven).
-async fn proven_bylaws(
-    c: &HttpClient,
-    version: u64,
-    cp: &SignedCheckpoint,
-    vkey: &NoteVerifier,
-) -> Result<Bylaws> {
-    let from_payload = |e: &Proven, field: &str| -> Result<Bylaws> {
-        let v = e
-            .entry
-            .body()
-            .payload
-            .get(field)
-            .cloned()
-            .ok_or_else(|| anyhow!("entry {} has no bylaws", e.index))?;
-        Ok(serde_json::from_value(v)?)
+fn share(s: &Share) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Prints what a verified bundle establishes.
+fn print_report(r: &TallyReport) {
+    let p = &r.proposal;
+    let t = &r.tally;
+    println!(
+        "recounted proposal {} ({:?}, {}) of {} against checkpoint {} (size {}), bylaws v{}",
+        p.id,
+        p.title,
+        p.kind.as_str(),
+        r.origin,
+        r.origin,
+        r.size,
+        r.bylaws_version
+    );
+    println!(
+        "  electorate {} members {:?}; {} entries checked",
+        r.electorate, t.eligible, r.entries
+    );
+    println!(
+        "  {} ballots ({} by proxy), participation {} (quorum {}), outcome {}{}",
+        t.ballots,
+        t.by_proxy,
+        share(&t.participation),
+        if t.quorum_met { "met" } else { "not met" },
+        name(&t.outcome),
+        t.winner
+            .and_then(|w| p.choices.get(w as usize))
+            .map(|c| format!(", winner {c}"))
+            .unwrap_or_default()
+    );
+    if let coopledger_governance::tallying::TallyResult::YesNo(y) = &t.result {
+        println!(
+            "  yes share {} against {} {} ({}), threshold {}",
+            y.yes_share
+                .as_ref()
+                .map(share)
+                .unwrap_or_else(|| "none".into()),
+            name(&p.rules.threshold.comparator),
+            p.rules.threshold.ratio(),
+            name(&p.rules.threshold.basis),
+            if y.threshold_met { "met" } else { "not met" }
+        );
+    }
+}
+
+/// `coop verify-bundle` on a tally bundle: exit 0 valid, 1 invalid.
+pub fn verify_file(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
+    let bundle: TallyBundle = match serde_json::from_str(text) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("INVALID: {} is not a tally bundle: {e}", file.display());
+            return Ok(ExitCode::from(1));
+        }
     };
-    if version == 1 {
-        let info = c.info().await?;
-        let g = fetch_proven(c, info.genesis_index, cp, vkey).await?;
-        return from_payload(&g, "bylaws");
+    match bundle.verify(vkey) {
+        Ok(r) => {
+            println!(
+                "VALID: the tally at entry {} is what the proved votes give",
+                r.tally_index
+            );
+            print_report(&r);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("INVALID: {e}");
+            Ok(ExitCode::from(1))
+        }
     }
-    for s in c.proposals().await? {
-        if s.kind != DecisionKind::BylawsAmendment {
-            continue;
-        }
-        let ProposalStatus::Closed {
-            index: tally_at,
-            applied: true,
-        } = s.status
-        else {
-            continue;
-        };
-        let p = fetch_proven(c, s.index, cp, vkey).await?;
-        let b = from_payload(&p, "bylaws")?;
-        if b.version != version {
-            continue;
-        }
-        let t = fetch_proven(c, tally_at, cp, vkey).await?;
-        let adopted = t.entry.body().kind == "gov.tally"
-            && t.entry
-                .body()
-                .payload
-                .get("tally")
-                .and_then(|t| t.get("outcome"))
-                == Some(&json!("adopted"));
-        if !adopted {
-            bail!("the amendment to bylaws v{version} is not shown adopted by its tally entry");
-        }
-        return Ok(b);
-    }
-    bail!("no adopted amendment made bylaws version {version}")
 }
 
-/// `coop tally verify`: recount offline and compare; prints every difference.
+/// `coop tally export ID -o FILE`.
+pub async fn export(
+    c: &HttpClient,
+    id: String,
+    out: &Path,
+    vkey: Option<String>,
+) -> Result<ExitCode> {
+    let (vkey, vkey_text) = trusted_key(c, vkey).await?;
+    let bundle = c.tally_bundle(id).await?;
+    if let Err(e) = bundle.verify(&vkey) {
+        println!("INVALID: the node's bundle does not verify, nothing written: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    let text = serde_json::to_string_pretty(&bundle)?;
+    std::fs::write(out, format!("{text}\n"))
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} ({} state proofs, {} entries, checkpoint size {}); recount it with: coop \
+         verify-bundle {} --vkey {}",
+        out.display(),
+        bundle.states.len(),
+        bundle.entries.len(),
+        bundle.state_entry.index + 1,
+        out.display(),
+        vkey_text
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `coop tally verify`: the same recount, on a bundle fetched from the node.
 pub async fn verify_tally(
     c: &HttpClient,
     id: String,
     vkey: Option<String>,
     receipt: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let idb = parse_id(&id).ok_or_else(|| anyhow!("{id}: a proposal id is 64 hex digits"))?;
-    let vkey_text = match vkey {
-        Some(v) => v,
-        None => c.verifier_key().await?,
+    let (vkey, _) = trusted_key(c, vkey).await?;
+    let bundle = c.tally_bundle(id.clone()).await?;
+    let report = match bundle.verify(&vkey) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("DIFFERS: {e}");
+            return Ok(ExitCode::from(1));
+        }
     };
-    let vkey = NoteVerifier::parse(&vkey_text).map_err(|e| anyhow!("verifier key: {e}"))?;
-    let cp = SignedCheckpoint::open(&c.checkpoint().await?.note, &vkey)
-        .map_err(|e| anyhow!("the node's checkpoint does not verify: {e}"))?;
-    let record = c.proposal(id.clone()).await?;
-    let indexes = c.proposal_entries(id.clone()).await?;
-    let mut entries = Vec::with_capacity(indexes.len());
-    for i in &indexes {
-        entries.push(fetch_proven(c, *i, &cp, &vkey).await?);
-    }
-    let mut problems: Vec<String> = Vec::new();
-    // The proposal as created and amended, from its own entries.
-    let first = entries
-        .first()
-        .ok_or_else(|| anyhow!("the node lists no entries for {id}"))?;
-    if first.entry.body().kind != "gov.propose" || *first.entry.entry_id().as_bytes() != idb {
-        bail!("the first entry listed is not the proposal {id}");
-    }
-    let mut p: ProposalRecord = record.clone();
-    let created = &first.entry.body().payload;
-    apply_terms(&mut p, created);
-    let bylaws = proven_bylaws(c, record.bylaws_version, &cp, &vkey).await?;
-    let rules = bylaws
-        .decisions
-        .get(&record.kind)
-        .cloned()
-        .ok_or_else(|| anyhow!("the bylaws lack rules for {}", record.kind.as_str()))?;
-    if rules != record.rules {
-        problems.push("the node's frozen rules differ from the bylaws in the log".into());
-    }
-    if bylaws.voting != record.voting {
-        problems.push("the node's frozen voting mode differs from the bylaws in the log".into());
-    }
-    p.rules = rules;
-    p.voting = bylaws.voting;
-    let mut votes: BTreeMap<String, Vote> = BTreeMap::new();
-    let mut proxies: BTreeMap<String, String> = BTreeMap::new();
-    let mut recorded: Option<(u64, TallyRecord)> = None;
-    let mut secret = crate::ballot::SecretEntries::default();
-    for e in entries.iter().skip(1) {
-        let b = e.entry.body();
-        if b.payload.get("proposal") != Some(&json!(id)) {
-            problems.push(format!("entry {} is not about this proposal", e.index));
-            continue;
-        }
-        let member = b.payload.get("member").and_then(Value::as_str);
-        match (b.kind.as_str(), member) {
-            ("gov.amend", _) => apply_terms(&mut p, &b.payload),
-            ("gov.ballot_key", _) => {
-                secret.keys = b.payload.get("keys").and_then(Value::as_object).cloned();
-            }
-            ("gov.ballots", _) => secret.batches.push((e.index, b.payload.clone())),
-            ("gov.vote", Some(m)) if b.payload.contains_key("blinded") => {
-                if b.ts < p.opens_ms || b.ts >= p.closes_ms {
-                    problems.push(format!(
-                        "participation at entry {} was signed outside the window",
-                        e.index
-                    ));
-                }
-                secret.participants.insert(m.to_owned());
-            }
-            ("gov.vote", Some(m)) => {
-                if b.ts < p.opens_ms || b.ts >= p.closes_ms {
-                    problems.push(format!(
-                        "vote at entry {} was signed outside the window",
-                        e.index
-                    ));
-                }
-                let v = match (
-                    b.payload.get("vote").and_then(Value::as_str),
-                    b.payload.get("choices"),
-                ) {
-                    (Some("yes"), _) => Vote::Yes,
-                    (Some("no"), _) => Vote::No,
-                    (Some("abstain"), _) => Vote::Abstain,
-                    (_, Some(list)) => Vote::Choices(serde_json::from_value(list.clone())?),
-                    _ => bail!("entry {}: unreadable vote", e.index),
-                };
-                votes.insert(m.to_owned(), v);
-            }
-            ("gov.proxy", Some(m)) => match b.payload.get("to").and_then(Value::as_str) {
-                Some(to) => {
-                    proxies.insert(m.to_owned(), to.to_owned());
-                }
-                None => {
-                    proxies.remove(m);
-                }
-            },
-            ("gov.tally", _) => {
-                let t: TallyRecord =
-                    serde_json::from_value(b.payload.get("tally").cloned().unwrap_or(Value::Null))?;
-                recorded = Some((e.index, t));
-            }
-            ("gov.withdraw", _) => {
-                println!(
-                    "proposal {id} was withdrawn at entry {}: nothing to count",
-                    e.index
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            (kind, _) => problems.push(format!("entry {} ({kind}) is unexpected", e.index)),
-        }
-    }
-    let Some((tally_index, recorded)) = recorded else {
-        bail!(
-            "proposal {id} has no tally entry yet (voting closes at {} ms)",
-            p.closes_ms
-        );
-    };
-    // The electorate: the node's list must match the digest its signed tally entry commits to.
-    let view = c.electorate(id.clone()).await?;
-    let electorate: BTreeMap<String, String> = view
-        .members
-        .into_iter()
-        .map(|e| (e.member, e.class))
-        .collect();
-    if electorate_digest(&electorate) != recorded.electorate {
-        problems.push("the electorate listed does not match the digest in the tally entry".into());
-    }
-    for m in votes.keys().chain(proxies.keys()) {
-        if !electorate.contains_key(m) {
-            problems.push(format!(
-                "{m} voted or gave a proxy but is not in the electorate"
-            ));
-        }
-    }
-    let is_secret = p.rules.secret;
-    let mut published: BTreeMap<[u8; 32], u64> = BTreeMap::new();
-    let ballots = if is_secret {
-        if !votes.is_empty() || !proxies.is_empty() {
-            problems.push("a secret ballot shows open votes or proxies".into());
-        }
-        let (b, ids) = crate::ballot::recount(
-            &p,
-            &cp.checkpoint.origin,
-            &electorate,
-            &secret,
-            &mut problems,
-        )?;
-        published = ids;
-        b
-    } else {
-        counted_ballots(&electorate, &votes, &proxies)
-    };
-    let participants = secret.participants.len() as u64;
+    print_report(&report);
     if let Some(path) = &receipt {
         let r = crate::ballot::read_receipt(path)?;
-        let info = c.info().await?;
-        let ballot = crate::ballot::check_receipt(&r, &info.node_key)?;
         if r.proposal != id {
             bail!(
                 "{} is a receipt for proposal {}",
@@ -289,95 +201,28 @@ pub async fn verify_tally(
                 r.proposal
             );
         }
-        match published.get(&ballot) {
+        let ballot = crate::ballot::check_receipt(&r, &report.node_key)?;
+        match report.published.get(&ballot) {
             Some(at) => println!(
                 "your ballot {} is published in entry {at} and counted",
                 r.ballot
             ),
-            None => problems.push(format!(
-                "your ballot {} (receipt signed by the node) is missing from the published ballots",
-                r.ballot
-            )),
-        }
-    }
-    let recount = tally(&p, &electorate, &ballots).map(|t| {
-        if is_secret {
-            t.with_participants(participants)
-        } else {
-            t
-        }
-    });
-    match recount {
-        Ok(mine) => {
-            let (a, b) = (
-                serde_json::to_value(&mine)?,
-                serde_json::to_value(&recorded)?,
-            );
-            if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
-                for (k, v) in a {
-                    if b.get(k) != Some(v) {
-                        problems.push(format!(
-                            "{k}: recounted {v}, node recorded {}",
-                            b.get(k).cloned().unwrap_or(Value::Null)
-                        ));
-                    }
-                }
+            None => {
+                println!(
+                    "DIFFERS: your ballot {} (receipt signed by the node) is missing from the \
+                     published ballots",
+                    r.ballot
+                );
+                return Ok(ExitCode::from(1));
             }
         }
-        Err(e) => problems.push(format!("cannot recount: {e}")),
     }
     println!(
-        "checked {} entries of proposal {id} against checkpoint {} (size {}), bylaws v{} from the log",
-        entries.len(),
-        cp.checkpoint.origin,
-        cp.checkpoint.size,
-        p.bylaws_version
+        "AGREES: tally at entry {}: {} ballots ({} by proxy), outcome {}",
+        report.tally_index,
+        report.tally.ballots,
+        report.tally.by_proxy,
+        name(&report.tally.outcome)
     );
-    if problems.is_empty() {
-        println!(
-            "AGREES: tally at entry {tally_index}: {} ballots ({} by proxy), participation {}, outcome {}{}",
-            recorded.ballots,
-            recorded.by_proxy,
-            serde_json::to_value(&recorded.participation)?.as_str().unwrap_or_default(),
-            serde_json::to_value(recorded.outcome)?.as_str().unwrap_or_default(),
-            recorded
-                .winner
-                .and_then(|w| p.choices.get(w as usize))
-                .map(|c| format!(", winner {c}"))
-                .unwrap_or_default()
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("DIFFERS:");
-        for pr in problems {
-            println!("  {pr}");
-        }
-        Ok(ExitCode::from(1))
-    }
-}
-
-/// Applies the terms a `gov.propose` or `gov.amend` payload sets.
-fn apply_terms(p: &mut ProposalRecord, payload: &Map<String, Value>) {
-    if let Some(t) = payload.get("title").and_then(Value::as_str) {
-        p.title = t.to_owned();
-    }
-    if let Some(m) = payload
-        .get("method")
-        .and_then(|m| serde_json::from_value(m.clone()).ok())
-    {
-        p.method = m;
-        p.choices = vec![];
-    }
-    if let Some(c) = payload
-        .get("choices")
-        .and_then(|c| serde_json::from_value(c.clone()).ok())
-    {
-        p.choices = c;
-    }
-    if let Some(o) = payload.get("opensMs").and_then(Value::as_u64) {
-        p.opens_ms = o;
-    }
-    if let Some(o) = payload.get("closesMs").and_then(Value::as_u64) {
-        p.closes_ms = o;
-    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,8 @@
 //! tie-break. Validated as a whole; changed only by an adopted bylaws amendment (issue 3).
 
 use crate::tally::{
-    ClassId, Comparator, Quorum, QuorumBasis, Threshold, ThresholdBasis, TieBreak, VotingMode, PPM,
+    ClassId, Comparator, Quorum, QuorumBasis, Ratio, Threshold, ThresholdBasis, TieBreak,
+    VotingMode, PPM,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -191,6 +192,18 @@ fn check_ppm(field: &str, v: u32) -> Result<(), BylawsError> {
     Ok(())
 }
 
+/// `field` is the exact spelling's path; a ppm ratio is named `<field>Ppm`.
+fn check_ratio(field: &str, r: &Ratio) -> Result<(), BylawsError> {
+    if !r.at_most_one() {
+        let field = match r {
+            Ratio::Ppm(_) => format!("{field}Ppm"),
+            Ratio::Exact { .. } => field.to_owned(),
+        };
+        return Err(bad(field, "must be at most one (1,000,000 ppm)"));
+    }
+    Ok(())
+}
+
 impl Bylaws {
     /// Checks every rule that makes the bylaws usable; the error names the field.
     pub fn validate(&self) -> Result<(), BylawsError> {
@@ -251,10 +264,10 @@ impl Bylaws {
                 .decisions
                 .get(&kind)
                 .ok_or_else(|| bad(&path, "rules for this kind of decision are missing"))?;
-            check_ppm(&format!("{path}.quorum.minimumPpm"), d.quorum.minimum_ppm)?;
-            check_ppm(&format!("{path}.threshold.ratioPpm"), d.threshold.ratio_ppm)?;
+            check_ratio(&format!("{path}.quorum.minimum"), &d.quorum.minimum)?;
+            check_ratio(&format!("{path}.threshold.ratio"), &d.threshold.ratio)?;
             if let Some(t) = d.every_class {
-                check_ppm(&format!("{path}.everyClass.ratioPpm"), t.ratio_ppm)?;
+                check_ratio(&format!("{path}.everyClass.ratio"), &t.ratio)?;
             }
             if d.min_duration_ms == 0 || d.min_duration_ms > d.max_duration_ms {
                 return Err(bad(
@@ -294,19 +307,19 @@ impl Bylaws {
         const DAY: u64 = 86_400_000;
         let simple = Threshold {
             basis: ThresholdBasis::CastExcludingAbstain,
-            ratio_ppm: 500_000,
+            ratio: Ratio::Exact { num: 1, den: 2 },
             comparator: Comparator::Gt,
         };
         let two_thirds = Threshold {
             basis: ThresholdBasis::CastExcludingAbstain,
-            ratio_ppm: 666_667,
+            ratio: Ratio::Exact { num: 2, den: 3 },
             comparator: Comparator::Gte,
         };
         let rules =
             |threshold: Threshold, methods: Vec<Method>, notice_period_ms: u64| DecisionRules {
                 quorum: Quorum {
                     basis: QuorumBasis::EligibleMembers,
-                    minimum_ppm: 200_000,
+                    minimum: Ratio::Exact { num: 1, den: 5 },
                     abstentions_count: true,
                 },
                 threshold,
@@ -385,7 +398,7 @@ mod tests {
                 "decisions.special.threshold.ratioPpm",
                 Box::new(|b| {
                     if let Some(d) = b.decisions.get_mut(&DecisionKind::Special) {
-                        d.threshold.ratio_ppm = 1_000_001
+                        d.threshold.ratio = Ratio::Ppm(1_000_001)
                     }
                 }),
             ),

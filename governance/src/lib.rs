@@ -15,6 +15,7 @@ pub mod revenue;
 pub mod revenue_bundle;
 pub mod rules;
 pub mod tally;
+pub mod tally_bundle;
 pub mod tallying;
 
 pub use genesis::{member_id, Founder, Genesis, Role};

@@ -44,7 +44,8 @@ pub(crate) fn member_key(id: &str) -> Vec<u8> {
 pub(crate) fn app_key(id: &[u8; 32]) -> Vec<u8> {
     cat(&[b"app/", id])
 }
-pub(crate) fn prop_key(id: &[u8; 32]) -> Vec<u8> {
+/// The state key of proposal `id`'s record.
+pub fn prop_key(id: &[u8; 32]) -> Vec<u8> {
     cat(&[b"prop/", id])
 }
 pub(crate) fn vote_prefix(p: &[u8; 32]) -> Vec<u8> {

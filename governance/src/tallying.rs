@@ -161,8 +161,7 @@ pub fn tally(
     }
     let weights = class_weights(&p.voting, &nonzero)?;
     let participation = participation_share(&p.rules.quorum, &weights, &counts)?;
-    let quorum_met =
-        crate::tally::Comparator::Gte.holds(&participation, p.rules.quorum.minimum_ppm);
+    let quorum_met = crate::tally::Comparator::Gte.holds(&participation, &p.rules.quorum.minimum);
     let n_choices = u32::try_from(p.choices.len()).map_err(|_| TallyError::UnknownChoice(0))?;
     let tie = p
         .rules

@@ -23,6 +23,7 @@ use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::personal::commitment;
 use coopledger_governance::records;
 use coopledger_governance::rules::tally_entry_payload;
+use coopledger_governance::tally::Ratio;
 use coopledger_governance::{member_id, CoopRules, Founder, Genesis, Role};
 use coopledger_ledger::audit::Audit;
 use coopledger_ledger::codec::{b64_encode, canonical_json};
@@ -104,9 +105,16 @@ fn a_fixed_log_gives_the_pinned_roots() {
         seq: HashMap::new(),
         batches: Vec::new(),
     };
+    // The default bylaws as logs in the field hold them: ratios in ppm, from before bylaws
+    // wrote exact fractions (`"ratio": "2/3"`). They must keep giving the same roots.
     let mut bylaws = Bylaws::single_class();
     for d in bylaws.decisions.values_mut() {
         d.min_duration_ms = 60_000;
+        d.quorum.minimum = Ratio::Ppm(200_000);
+        d.threshold.ratio = match d.threshold.ratio {
+            Ratio::Exact { num: 1, den: 2 } => Ratio::Ppm(500_000),
+            _ => Ratio::Ppm(666_667),
+        };
     }
     let genesis = Genesis {
         name: "Pinned Drivers' Co-op".into(),

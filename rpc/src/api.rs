@@ -15,6 +15,7 @@ use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Sta
 use coopledger_governance::revenue::{Distribution, PolicyInForce, Settlement};
 use coopledger_governance::revenue_bundle::{RevenueBundle, Statement};
 use coopledger_governance::rules::anchors::AnchorReceipt;
+use coopledger_governance::tally_bundle::TallyBundle;
 use coopledger_governance::tallying::TallyRecord;
 use coopledger_ledger::witness::{SplitViewEvidence, Witnessed};
 use coopledger_node::anchoring::AnchorStatus;
@@ -139,6 +140,12 @@ pub trait GovApi {
     /// The frozen electorate of a proposal, with the digest its tally commits to.
     #[method(name = "electorate")]
     async fn electorate(&self, id: String) -> RpcResult<ElectorateView>;
+
+    /// The tally bundle of a closed proposal (`coopledger-tally-bundle/v1`): every record and
+    /// entry its count reads, proved under the newest checkpoint, for an offline recount
+    /// (`coop verify-bundle`). RESULTS_SEALED while voting is open; NOT_FOUND when withdrawn.
+    #[method(name = "tallyBundle")]
+    async fn tally_bundle(&self, id: String) -> RpcResult<TallyBundle>;
 
     /// The running tally of an open proposal whose bylaws make results live; refused with
     /// RESULTS_SEALED when results come only after close.

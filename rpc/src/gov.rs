@@ -10,13 +10,16 @@ use coopledger_governance::bylaws::{Bylaws, ResultsVisibility};
 use coopledger_governance::records::{
     self, Application, KeyRecord, ProposalRecord, ProposalStatus, Standing,
 };
+use coopledger_governance::tally_bundle::{self, TallyBundle};
 use coopledger_governance::tallying::{electorate_digest, TallyRecord};
 use coopledger_governance::{parse_id, CoopRules, ENTRY_TYPES};
+use coopledger_ledger::bundle::{ProvenEntry, ProvenState};
 use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::{Envelope, Log, StateRead};
 use coopledger_node::BallotBox;
 use jsonrpsee::core::async_trait;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(crate) struct GovRpc {
@@ -44,6 +47,73 @@ impl GovRpc {
     fn now_index(&self) -> u64 {
         self.log.checkpoint().checkpoint.size.saturating_sub(1)
     }
+}
+
+/// Assembles the tally bundle of closed proposal `id` (see `docs/tally-bundle.md`): the records
+/// [`tally_bundle::gather`] reads and the signers' key records, all proved against one
+/// checkpoint, and every entry they name with its inclusion proof at that checkpoint's size.
+pub fn assemble_tally_bundle(log: &Log<CoopRules>, id: &[u8; 32]) -> RpcResult<TallyBundle> {
+    let q = |e: coopledger_ledger::QueryError| error::query(&e);
+    let bad = |e: tally_bundle::TallyBundleError| error::corrupt(format!("tally bundle: {e}"));
+    // What the count reads, from the node's state; the values come from the proofs below.
+    let g = tally_bundle::gather(log, id).map_err(bad)?;
+    let needed = tally_bundle::needed_entries(&g).map_err(bad)?;
+    let mut envelopes = BTreeMap::new();
+    for &i in &needed {
+        let bytes = log.entry(i).map_err(q)?;
+        let env = Envelope::from_bytes(&bytes)
+            .map_err(|e| error::corrupt(format!("stored entry {i}: {e}")))?;
+        envelopes.insert(i, (bytes, env));
+    }
+    let by_index: BTreeMap<u64, Envelope> = envelopes
+        .iter()
+        .map(|(i, (_, e))| (*i, e.clone()))
+        .collect();
+    let mut keys = g.keys.clone();
+    keys.extend(tally_bundle::signer_keys(&g, &by_index));
+    let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+    // Every state proof against the same checkpoint (the newest whose state holds the tally).
+    let proofs = log.prove_states(&keys).map_err(q)?;
+    let first = proofs
+        .first()
+        .ok_or_else(|| error::corrupt("no state proof".into()))?;
+    let size = first.checkpoint.checkpoint.size;
+    let note = first.checkpoint.note.clone();
+    let proven = |index: u64, bytes: &[u8]| -> RpcResult<ProvenEntry> {
+        let proof = log.inclusion_proof(index, size).map_err(q)?;
+        Ok(ProvenEntry::new(index, bytes, &proof))
+    };
+    let mut entries = Vec::with_capacity(envelopes.len());
+    for (i, (bytes, _)) in &envelopes {
+        entries.push(proven(*i, bytes)?);
+    }
+    let state_index = size - 1;
+    let state_bytes = log.entry(state_index).map_err(q)?;
+    let prop = proofs
+        .iter()
+        .find(|s| s.key.get(1..) == Some(&records::prop_key(id)[..]))
+        .and_then(|s| s.value.as_deref())
+        .ok_or_else(|| error::corrupt("the proposal is not in its proof".into()))?;
+    let tally = serde_json::from_slice::<ProposalRecord>(prop)
+        .map_err(|e| error::corrupt(format!("stored proposal: {e}")))?
+        .tally
+        .ok_or_else(|| error::corrupt("a closed proposal without its tally".into()))?;
+    Ok(TallyBundle {
+        format: tally_bundle::TALLY_BUNDLE_FORMAT.into(),
+        proposal: hex::encode(id),
+        // With the witnesses' cosignatures when they have already cosigned this checkpoint.
+        checkpoint: coopledger_node::cosigning::cosigned_note(log, size)
+            .ok()
+            .flatten()
+            .unwrap_or(note),
+        state_entry: proven(state_index, &state_bytes)?,
+        states: proofs
+            .iter()
+            .map(|s| ProvenState::new(&s.key, s.value.as_deref(), &s.proof))
+            .collect(),
+        entries,
+        tally,
+    })
 }
 
 #[async_trait]
@@ -142,6 +212,24 @@ impl GovApiServer for GovRpc {
                 .map(|(member, class)| Elector { member, class })
                 .collect(),
         })
+    }
+
+    async fn tally_bundle(&self, id: String) -> RpcResult<TallyBundle> {
+        let (idb, p) = self.proposal_record(&id)?;
+        match p.status {
+            ProposalStatus::Open => return Err(error::results_sealed(p.closes_ms)),
+            ProposalStatus::Withdrawn { index } => {
+                return Err(error::not_found(
+                    "id",
+                    format!("proposal {id} was withdrawn at entry {index}: nothing to count"),
+                ))
+            }
+            ProposalStatus::Closed { .. } => {}
+        }
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || assemble_tally_bundle(&log, &idb))
+            .await
+            .map_err(|e| error::corrupt(format!("bundle task: {e}")))?
     }
 
     async fn live_tally(&self, id: String) -> RpcResult<TallyRecord> {

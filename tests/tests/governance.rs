@@ -25,7 +25,7 @@ fn bylaws(version: u64, amendment_quorum_ppm: u32) -> Bylaws {
         .decisions
         .get_mut(&coopledger_governance::bylaws::DecisionKind::BylawsAmendment)
     {
-        d.quorum.minimum_ppm = amendment_quorum_ppm;
+        d.quorum.minimum = coopledger_governance::tally::Ratio::Ppm(amendment_quorum_ppm);
     }
     b
 }

@@ -269,5 +269,74 @@ fn secret_ballot_publishes_unlinkable_ballots_at_the_close_and_members_can_recou
     let vkey = ok(&["--rpc", &rpc_url, "vkey"]).trim().to_owned();
     let out = ok(&["--rpc", &rpc_url, "audit", "--vkey", &vkey]);
     assert!(out.starts_with("AUDIT PASSED"), "{out}");
+
+    // The tally bundle of the secret ballot, recounted with the node stopped: every published
+    // ballot checked under the revealed class keys. A ballot moved to another class (its proved
+    // record edited) or its publishing entry left out is INVALID, named.
+    let file = d.join("secret.tally.json");
+    ok(&[
+        "--rpc",
+        &rpc_url,
+        "tally",
+        "export",
+        &proposal,
+        "-o",
+        file.to_str().unwrap(),
+        "--vkey",
+        &vkey,
+    ]);
     node.terminate().unwrap();
+    let verify = |f: &std::path::Path| {
+        let (code, out, err) =
+            coop(&["verify-bundle", f.to_str().unwrap(), "--vkey", &vkey]).unwrap();
+        (code, format!("{out}{err}"))
+    };
+    let (code, out) = verify(&file);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("VALID") && out.contains("4 ballots"), "{out}");
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let ballot_at = bundle["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|s| {
+            let k = coopledger_ledger::codec::b64_decode(s["key"].as_str().unwrap()).unwrap();
+            k.starts_with(b"\x01ballot/")
+        })
+        .unwrap();
+    let mut moved = bundle.clone();
+    let value =
+        coopledger_ledger::codec::b64_decode(moved["states"][ballot_at]["value"].as_str().unwrap())
+            .unwrap();
+    let mut record: Value = serde_json::from_slice(&value).unwrap();
+    record["class"] = if record["class"] == "drivers" {
+        "riders"
+    } else {
+        "drivers"
+    }
+    .into();
+    moved["states"][ballot_at]["value"] = b64_encode(serde_json::to_vec(&record).unwrap()).into();
+    let bad = d.join("moved.tally.json");
+    std::fs::write(&bad, serde_json::to_vec(&moved).unwrap()).unwrap();
+    let (code, out) = verify(&bad);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("INVALID: field `states[{ballot_at}]`")),
+        "{out}"
+    );
+    let mut dropped = bundle.clone();
+    let publishing = record["index"].as_u64().unwrap();
+    dropped["entries"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["index"].as_u64() != Some(publishing));
+    std::fs::write(&bad, serde_json::to_vec(&dropped).unwrap()).unwrap();
+    let (code, out) = verify(&bad);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "entry {publishing} (a gov.ballots entry) is missing"
+        )),
+        "{out}"
+    );
 }

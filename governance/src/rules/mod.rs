@@ -10,7 +10,7 @@ mod personal;
 mod proposals;
 mod revenue;
 mod tallies;
-mod votes;
+pub(crate) mod votes;
 
 use crate::genesis::{member_id, Genesis, Role};
 use crate::records::{

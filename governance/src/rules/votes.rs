@@ -69,7 +69,7 @@ fn check_window(p: &ProposalRecord, ctx: &ApplyContext, ts: u64) -> Result<(), A
     Ok(())
 }
 
-pub(super) fn vote_from(f: &Fields<'_>, p: &ProposalRecord) -> Result<Vote, ApplyError> {
+pub(crate) fn vote_from(f: &Fields<'_>, p: &ProposalRecord) -> Result<Vote, ApplyError> {
     if p.method == Method::YesNo {
         if f.has("choices") {
             return Err(malformed("choices", "a yes_no proposal takes body.payload.vote").into());

@@ -54,6 +54,94 @@ impl<'de> Deserialize<'de> for Share {
     }
 }
 
+/// A ratio in bylaws, exact. Written `"ratio": "2/3"` (lowest terms, `0 ≤ num ≤ den`,
+/// `den > 0`); older bylaws wrote parts per million (`"ratioPpm": 666667`, which is 666,667 /
+/// 1,000,000 exactly — a little more than two-thirds) and keep meaning exactly that, so every
+/// existing log recounts as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ratio {
+    /// `num / den`, as written.
+    Exact {
+        /// Numerator.
+        num: u32,
+        /// Denominator (non-zero).
+        den: u32,
+    },
+    /// `ppm / 1,000,000`.
+    Ppm(u32),
+}
+
+impl Ratio {
+    /// The ratio as an exact share.
+    pub fn share(&self) -> Share {
+        match *self {
+            Ratio::Exact { num, den } => Share(BigRational::new(
+                BigInt::from(num),
+                BigInt::from(den.max(1)),
+            )),
+            Ratio::Ppm(p) => Share::ppm(p),
+        }
+    }
+
+    /// Parses `"num/den"`: decimal digits without sign or leading zeros, in lowest terms, at
+    /// most one.
+    pub fn parse(s: &str) -> Result<Ratio, String> {
+        let digits = |t: &str| -> Result<u32, String> {
+            let canonical = !t.is_empty()
+                && t.bytes().all(|b| b.is_ascii_digit())
+                && (t == "0" || !t.starts_with('0'));
+            if !canonical {
+                return Err(format!("{s:?} is not \"num/den\" in plain decimal digits"));
+            }
+            t.parse()
+                .map_err(|_| format!("{s:?}: numbers above 4,294,967,295"))
+        };
+        let (n, d) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not \"num/den\", e.g. \"2/3\""))?;
+        let (num, den) = (digits(n)?, digits(d)?);
+        if den == 0 {
+            return Err(format!("{s:?} has a zero denominator"));
+        }
+        if num > den {
+            return Err(format!("{s:?} is more than one"));
+        }
+        let g = gcd(num, den);
+        if g > 1 {
+            return Err(format!(
+                "{s:?} is not in lowest terms: write \"{}/{}\"",
+                num / g,
+                den / g
+            ));
+        }
+        Ok(Ratio::Exact { num, den })
+    }
+
+    /// At most one (ppm at most 1,000,000).
+    pub fn at_most_one(&self) -> bool {
+        match *self {
+            Ratio::Exact { num, den } => num <= den && den > 0,
+            Ratio::Ppm(p) => p <= PPM,
+        }
+    }
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ratio::Exact { num, den } => write!(f, "{num}/{den}"),
+            Ratio::Ppm(p) => write!(f, "{p}/1000000"),
+        }
+    }
+}
+
 /// How a share is compared with a ratio: "more than two-thirds" is `gt`, "at least two-thirds"
 /// is `gte`. Always explicit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,9 +154,9 @@ pub enum Comparator {
 }
 
 impl Comparator {
-    /// Whether `share` passes `ratio_ppm` under this comparator.
-    pub fn holds(self, share: &Share, ratio_ppm: u32) -> bool {
-        let r = Share::ppm(ratio_ppm);
+    /// Whether `share` passes `ratio` under this comparator, in exact rational arithmetic.
+    pub fn holds(self, share: &Share, ratio: &Ratio) -> bool {
+        let r = ratio.share();
         match self {
             Comparator::Gt => *share > r,
             Comparator::Gte => *share >= r,
@@ -86,16 +174,69 @@ pub enum QuorumBasis {
     EligibleWeight,
 }
 
-/// Quorum: participation must be at least `minimum_ppm`.
+/// The two spellings of a ratio field in JSON: `<name>` (`"2/3"`) or `<name>Ppm`; exactly one.
+fn ratio_of(exact: Option<String>, ppm: Option<u32>, name: &str) -> Result<Ratio, String> {
+    match (exact, ppm) {
+        (Some(s), None) => Ratio::parse(&s).map_err(|e| format!("{name}: {e}")),
+        // Checked by the bylaws' validation, which names the field.
+        (None, Some(p)) => Ok(Ratio::Ppm(p)),
+        (Some(_), Some(_)) => Err(format!("give {name} or {name}Ppm, not both")),
+        (None, None) => Err(format!("{name} is missing (e.g. \"{name}\": \"2/3\")")),
+    }
+}
+
+fn ratio_fields(r: Ratio) -> (Option<String>, Option<u32>) {
+    match r {
+        Ratio::Exact { .. } => (Some(r.to_string()), None),
+        Ratio::Ppm(p) => (None, Some(p)),
+    }
+}
+
+/// Quorum: participation must be at least `minimum` (`"minimum": "1/5"`, or `minimumPpm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "QuorumForm", into = "QuorumForm")]
 pub struct Quorum {
     /// Basis.
     pub basis: QuorumBasis,
-    /// Minimum participation, ppm (met when participation ≥ minimum).
-    pub minimum_ppm: u32,
+    /// Minimum participation (met when participation ≥ minimum).
+    pub minimum: Ratio,
     /// Whether abstentions count as taking part.
     pub abstentions_count: bool,
+}
+
+/// [`Quorum`] as written in JSON (field order kept: existing state values hash the same).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct QuorumForm {
+    basis: QuorumBasis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    minimum_ppm: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    minimum: Option<String>,
+    abstentions_count: bool,
+}
+
+impl TryFrom<QuorumForm> for Quorum {
+    type Error = String;
+    fn try_from(f: QuorumForm) -> Result<Quorum, String> {
+        Ok(Quorum {
+            basis: f.basis,
+            minimum: ratio_of(f.minimum, f.minimum_ppm, "minimum")?,
+            abstentions_count: f.abstentions_count,
+        })
+    }
+}
+
+impl From<Quorum> for QuorumForm {
+    fn from(q: Quorum) -> QuorumForm {
+        let (minimum, minimum_ppm) = ratio_fields(q.minimum);
+        QuorumForm {
+            basis: q.basis,
+            minimum_ppm,
+            minimum,
+            abstentions_count: q.abstentions_count,
+        }
+    }
 }
 
 /// What the yes share is measured against.
@@ -110,16 +251,59 @@ pub enum ThresholdBasis {
     Eligible,
 }
 
-/// Threshold: the yes share compared with `ratio_ppm` by `comparator`.
+/// Threshold: the yes share compared with `ratio` by `comparator` (`"ratio": "2/3"`, or
+/// `ratioPpm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "ThresholdForm", into = "ThresholdForm")]
 pub struct Threshold {
     /// Basis.
     pub basis: ThresholdBasis,
-    /// Ratio, ppm.
-    pub ratio_ppm: u32,
+    /// Ratio.
+    pub ratio: Ratio,
     /// Comparator.
     pub comparator: Comparator,
+}
+
+impl Threshold {
+    /// The ratio as written, e.g. `2/3`.
+    pub fn ratio(&self) -> String {
+        self.ratio.to_string()
+    }
+}
+
+/// [`Threshold`] as written in JSON (field order kept: existing state values hash the same).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ThresholdForm {
+    basis: ThresholdBasis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ratio_ppm: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ratio: Option<String>,
+    comparator: Comparator,
+}
+
+impl TryFrom<ThresholdForm> for Threshold {
+    type Error = String;
+    fn try_from(f: ThresholdForm) -> Result<Threshold, String> {
+        Ok(Threshold {
+            basis: f.basis,
+            ratio: ratio_of(f.ratio, f.ratio_ppm, "ratio")?,
+            comparator: f.comparator,
+        })
+    }
+}
+
+impl From<Threshold> for ThresholdForm {
+    fn from(t: Threshold) -> ThresholdForm {
+        let (ratio, ratio_ppm) = ratio_fields(t.ratio);
+        ThresholdForm {
+            basis: t.basis,
+            ratio_ppm,
+            ratio,
+            comparator: t.comparator,
+        }
+    }
 }
 
 /// How much each member's vote weighs.
@@ -384,20 +568,20 @@ pub fn tally_yes_no(
         .collect();
     let weights = class_weights(&rules.mode, &eligible)?;
     let participation = participation_share(&rules.quorum, &weights, counts)?;
-    let quorum_met = Comparator::Gte.holds(&participation, rules.quorum.minimum_ppm);
+    let quorum_met = Comparator::Gte.holds(&participation, &rules.quorum.minimum);
     let t = rules.threshold;
     let base = weigh(&weights, counts, |n| basis_count(t.basis, n));
     let yes_share = (!base.is_zero()).then(|| Share(weigh(&weights, counts, |n| n.yes) / base));
     let threshold_met = yes_share
         .as_ref()
-        .is_some_and(|s| t.comparator.holds(s, t.ratio_ppm));
+        .is_some_and(|s| t.comparator.holds(s, &t.ratio));
     let mut classes = BTreeMap::new();
     if let Some(ct) = rules.every_class {
         for (c, n) in counts.iter().filter(|(_, n)| n.eligible > 0) {
             let share = Share::of(n.yes, basis_count(ct.basis, n));
             let met = share
                 .as_ref()
-                .is_some_and(|s| ct.comparator.holds(s, ct.ratio_ppm));
+                .is_some_and(|s| ct.comparator.holds(s, &ct.ratio));
             classes.insert(
                 c.clone(),
                 ClassResult {

@@ -23,12 +23,12 @@ fn rules(q: (QuorumBasis, u32, bool), t: (ThresholdBasis, u32, Comparator)) -> Y
         mode: VotingMode::OneMemberOneVote,
         quorum: Quorum {
             basis: q.0,
-            minimum_ppm: q.1,
+            minimum: Ratio::Ppm(q.1),
             abstentions_count: q.2,
         },
         threshold: Threshold {
             basis: t.0,
-            ratio_ppm: t.1,
+            ratio: Ratio::Ppm(t.1),
             comparator: t.2,
         },
         every_class: None,
@@ -275,7 +275,7 @@ fn a_majority_in_every_class_can_fail_alone() {
     assert_eq!(tally_yes_no(&r, &counts).unwrap().outcome, Outcome::Adopted);
     r.every_class = Some(Threshold {
         basis: Cast,
-        ratio_ppm: 500_000,
+        ratio: Ratio::Ppm(500_000),
         comparator: Gt,
     });
     let t = tally_yes_no(&r, &counts).unwrap();
@@ -518,5 +518,157 @@ proptest! {
         let tb = TieBreak::Lot { seed: [3; 32] };
         prop_assert_eq!(instant_runoff(4, &mode, &eligible, &b, tb), instant_runoff(4, &mode, &eligible, &shuffled, tb));
         prop_assert_eq!(tally_choices(4, &mode, &eligible, &b, tb), tally_choices(4, &mode, &eligible, &shuffled, tb));
+    }
+}
+
+fn exact(num: u32, den: u32) -> Ratio {
+    Ratio::Exact { num, den }
+}
+
+/// Yes votes, no votes and abstentions that put the yes share exactly at `num/den` on `basis`
+/// (eligible = 2·den + 1 leaves room for absentees).
+fn at_boundary(basis: ThresholdBasis, num: u64, den: u64) -> (u64, u64, u64, u64) {
+    match basis {
+        // yes / (yes + no) = num / den: yes = num, no = den − num.
+        ThresholdBasis::CastExcludingAbstain => (2 * den + 1, num, den - num, 1),
+        // yes / (yes + no + abstain) = num / den: one abstention among the den cast.
+        ThresholdBasis::CastIncludingAbstain => (2 * den + 1, num, den - num - 1, 1),
+        // yes / eligible = num / den.
+        ThresholdBasis::Eligible => (den, num, den - num, 0),
+    }
+}
+
+/// Boundary tables for 1/2, 2/3 and 3/4 with `gte` and `gt` on every basis: exactly at the
+/// ratio, `gte` adopts and `gt` rejects; one yes vote short (turned into a no), both reject;
+/// one more yes vote, both adopt.
+#[test]
+fn exact_ratios_decide_exactly_at_the_boundary() {
+    for (num, den) in [(1u32, 2u32), (2, 3), (3, 4)] {
+        for basis in [Cast, CastAbst, Eligible] {
+            for (cmp, at_adopts) in [(Gte, true), (Gt, false)] {
+                let (eligible, yes, no, abstain) =
+                    at_boundary(basis, u64::from(num), u64::from(den));
+                let r = YesNoRules {
+                    mode: VotingMode::OneMemberOneVote,
+                    quorum: Quorum {
+                        basis: EligibleMembers,
+                        minimum: exact(0, 1),
+                        abstentions_count: true,
+                    },
+                    threshold: Threshold {
+                        basis,
+                        ratio: exact(num, den),
+                        comparator: cmp,
+                    },
+                    every_class: None,
+                };
+                let case = format!("{num}/{den} {basis:?} {cmp:?}");
+                let t = tally_yes_no(&r, &one(eligible, yes, no, abstain)).unwrap();
+                assert_eq!(
+                    t.yes_share,
+                    Some(Share::of(u64::from(num), u64::from(den)).unwrap()),
+                    "{case}"
+                );
+                assert_eq!(t.threshold_met, at_adopts, "{case}: exactly at the ratio");
+                let short = tally_yes_no(&r, &one(eligible, yes - 1, no + 1, abstain)).unwrap();
+                assert!(!short.threshold_met, "{case}: one vote short");
+                let more = tally_yes_no(&r, &one(eligible + 1, yes + 1, no, abstain)).unwrap();
+                assert!(more.threshold_met, "{case}: one vote more");
+            }
+        }
+    }
+}
+
+/// The issue's case: 4 yes, 2 no, 3 absent under the default two-thirds rule is adopted; so
+/// are 2 of 3 and 6 of 9. Under the old `ratioPpm: 666667` (what older logs hold) they were not,
+/// and still are not: those logs recount as they did.
+#[test]
+fn two_thirds_is_two_thirds() {
+    let b = crate::bylaws::Bylaws::single_class();
+    let special = &b.decisions[&crate::bylaws::DecisionKind::Special];
+    assert_eq!(special.threshold.ratio, exact(2, 3));
+    assert_eq!(special.threshold.comparator, Gte);
+    let rules = |ratio| YesNoRules {
+        mode: VotingMode::OneMemberOneVote,
+        quorum: special.quorum,
+        threshold: Threshold {
+            ratio,
+            ..special.threshold
+        },
+        every_class: None,
+    };
+    for (eligible, yes, no) in [(9, 4, 2), (3, 2, 1), (9, 6, 3)] {
+        let counts = one(eligible, yes, no, 0);
+        let t = tally_yes_no(&rules(exact(2, 3)), &counts).unwrap();
+        assert_eq!(t.outcome, Outcome::Adopted, "{yes} of {}", yes + no);
+        let old = tally_yes_no(&rules(Ratio::Ppm(666_667)), &counts).unwrap();
+        assert_eq!(
+            old.outcome,
+            Outcome::Rejected,
+            "{yes} of {} (ppm)",
+            yes + no
+        );
+    }
+}
+
+#[test]
+fn ratios_are_written_one_way() {
+    for (text, ok) in [
+        ("2/3", true),
+        ("0/1", true),
+        ("1/1", true),
+        ("4/6", false),
+        ("3/2", false),
+        ("1/0", false),
+        ("02/3", false),
+        ("+2/3", false),
+        ("2 /3", false),
+        ("2/3/4", false),
+        ("", false),
+        ("0.5", false),
+    ] {
+        assert_eq!(Ratio::parse(text).is_ok(), ok, "{text:?}");
+    }
+    // Both spellings round-trip byte for byte; giving both, or neither, is refused.
+    for text in [
+        r#"{"basis":"eligible","ratio":"2/3","comparator":"gte"}"#,
+        r#"{"basis":"eligible","ratioPpm":666667,"comparator":"gte"}"#,
+    ] {
+        let t: Threshold = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), text);
+    }
+    for text in [
+        r#"{"basis":"eligible","ratio":"2/3","ratioPpm":666667,"comparator":"gte"}"#,
+        r#"{"basis":"eligible","comparator":"gte"}"#,
+        r#"{"basis":"eligible","ratio":"2/3","comparator":"gte","ratioPPM":1}"#,
+        r#"{"basis":"eligible_members","minimumPPM":1,"abstentionsCount":true}"#,
+    ] {
+        assert!(serde_json::from_str::<Threshold>(text).is_err(), "{text}");
+        assert!(serde_json::from_str::<Quorum>(text).is_err(), "{text}");
+    }
+}
+
+proptest! {
+    /// The comparator agrees with integer cross-multiplication: yes/base ≥ num/den ⇔
+    /// yes·den ≥ num·base (and > for `gt`), for shares and ratios given as fractions or ppm.
+    #[test]
+    fn the_comparator_is_exact_rational_arithmetic(
+        yes in 0u64..1_000_000,
+        extra in 0u64..1_000_000,
+        num in 0u32..10_000,
+        den_extra in 0u32..10_000,
+        ppm in 0u32..=1_000_000,
+    ) {
+        let base = yes + extra;
+        prop_assume!(base > 0);
+        let share = Share::of(yes, base).unwrap();
+        let den = num + den_extra;
+        prop_assume!(den > 0);
+        for (ratio, n, d) in [(exact(num, den), u128::from(num), u128::from(den)), (Ratio::Ppm(ppm), u128::from(ppm), 1_000_000)] {
+            let lhs = u128::from(yes) * d;
+            let rhs = n * u128::from(base);
+            prop_assert_eq!(Gte.holds(&share, &ratio), lhs >= rhs);
+            prop_assert_eq!(Gt.holds(&share, &ratio), lhs > rhs);
+        }
     }
 }

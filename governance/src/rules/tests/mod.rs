@@ -327,7 +327,7 @@ fn genesis_must_be_signed_by_the_node_key_it_names_and_errors_name_the_field() {
     }
     let mut bad = g.bylaws.clone();
     if let Some(d) = bad.decisions.get_mut(&DecisionKind::Special) {
-        d.threshold.ratio_ppm = 2_000_000;
+        d.threshold.ratio = crate::tally::Ratio::Ppm(2_000_000);
     }
     let mut p = payload;
     p["bylaws"] = serde_json::to_value(&bad).unwrap();

@@ -221,7 +221,7 @@ fn an_adopted_amendment_changes_the_bylaws_and_a_board_election_seats_the_winner
     let mut next = test_bylaws();
     next.version = 2;
     if let Some(d) = next.decisions.get_mut(&DecisionKind::Ordinary) {
-        d.quorum.minimum_ppm = 600_000;
+        d.quorum.minimum = crate::tally::Ratio::Ppm(600_000);
     }
     let stale = {
         let mut b = next.clone();
