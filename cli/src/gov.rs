@@ -541,6 +541,52 @@ pub async fn bylaws(c: &HttpClient) -> Result<()> {
     crate::print_json(&c.bylaws().await?)
 }
 
+/// The published JSON Schema of bylaws (`docs/bylaws/bylaws.schema.json`).
+pub const BYLAWS_SCHEMA: &str = include_str!("../../docs/bylaws/bylaws.schema.json");
+
+/// `coop bylaws schema|check`: no node needed.
+#[derive(clap::Subcommand, Debug)]
+pub enum BylawsCmd {
+    /// Print the JSON Schema of bylaws (examples for each voting mode: docs/bylaws/).
+    Schema,
+    /// Check a bylaws file as the rules would read it: unknown or misspelt fields, ratios,
+    /// weights, every kind of decision.
+    Check {
+        /// Bylaws JSON file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// Runs a [`BylawsCmd`].
+pub fn bylaws_offline(cmd: BylawsCmd) -> Result<std::process::ExitCode> {
+    match cmd {
+        BylawsCmd::Schema => print!("{BYLAWS_SCHEMA}"),
+        BylawsCmd::Check { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let v: Value = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    println!("REFUSED: {} is not JSON: {e}", file.display());
+                    return Ok(std::process::ExitCode::from(1));
+                }
+            };
+            match coopledger_governance::bylaws::Bylaws::from_json(&v) {
+                Ok(b) => println!(
+                    "ACCEPTED: bylaws v{} with {} classes and rules for every kind of decision",
+                    b.version,
+                    b.classes.len()
+                ),
+                Err(e) => {
+                    println!("REFUSED: {e}");
+                    return Ok(std::process::ExitCode::from(1));
+                }
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// The object inside a `json!({...})` literal.
 fn obj(v: Value) -> Map<String, Value> {
     match v {

@@ -171,8 +171,12 @@ enum Cmd {
     /// Tallies: show the recorded one, or recount it offline.
     #[command(subcommand)]
     Tally(tally::TallyCmd),
-    /// Print the bylaws in force.
-    Bylaws,
+    /// Print the bylaws in force; `schema` prints their JSON Schema, `check FILE` checks a
+    /// bylaws file offline against the rules (exit 0 accepted, 1 refused, naming the field).
+    Bylaws {
+        #[command(subcommand)]
+        cmd: Option<gov::BylawsCmd>,
+    },
     /// Consent: grant, renew, withdraw (your key); revoke / invalidate (party keys); status,
     /// timeline, grants, receipts.
     #[command(subcommand)]
@@ -635,7 +639,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Tally(tally::TallyCmd::Verify { id, vkey, receipt }) => {
             return tally::verify_tally(&client(&cli.rpc)?, id, vkey, receipt).await;
         }
-        Cmd::Bylaws => gov::bylaws(&client(&cli.rpc)?).await?,
+        Cmd::Bylaws { cmd: None } => gov::bylaws(&client(&cli.rpc)?).await?,
+        Cmd::Bylaws { cmd: Some(cmd) } => return gov::bylaws_offline(cmd),
         Cmd::Consent(cmd) => consent::consent(&client(&cli.rpc)?, cmd).await?,
         Cmd::Personal(cmd) => personal::personal(&client(&cli.rpc)?, cmd).await?,
         Cmd::Revenue(cmd) => revenue::revenue(&client(&cli.rpc)?, cmd).await?,

@@ -171,11 +171,9 @@ pub async fn init(args: InitArgs) -> Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let b: Bylaws = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not valid bylaws", path.display()))?;
-            b.validate()
-                .with_context(|| format!("{}: bylaws refused", path.display()))?;
-            b
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            Bylaws::from_json(&v).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => Bylaws::single_class(),
     };

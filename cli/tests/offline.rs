@@ -132,3 +132,48 @@ fn serving_off_loopback_without_tls_is_refused_unless_asked_for() {
     assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
     assert!(err.contains("--insecure-listen"), "{err}");
 }
+
+#[test]
+fn bylaws_schema_is_the_published_one_and_check_names_a_misspelt_field() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bylaws");
+    let (code, out, _) = coop(&["bylaws", "schema"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        std::fs::read_to_string(docs.join("bylaws.schema.json")).unwrap()
+    );
+    let example = docs.join("class-weighted.json");
+    let (code, out, _) = coop(&["bylaws", "check", example.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ACCEPTED"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&example).unwrap()).unwrap();
+    v["voting"]["cap_ppm"] = v["voting"]["capPpm"].take();
+    v["voting"].as_object_mut().unwrap().remove("capPpm");
+    v["decisions"]["special"]["quorum"]["minimumPPM"] = 1.into();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    let (code, out, _) = coop(&["bylaws", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("field `decisions.special.quorum.minimumPPM`"),
+        "{out}"
+    );
+    // `coop init` refuses the same file, naming the field.
+    let (code, _, err) = coop(&[
+        "init",
+        "--data",
+        dir.path().join("coop").to_str().unwrap(),
+        "--origin",
+        "x.example/ledger",
+        "--name",
+        "X",
+        "--bylaws",
+        bad.to_str().unwrap(),
+        "--founder",
+        "new:board",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("decisions.special.quorum.minimumPPM"), "{err}");
+}

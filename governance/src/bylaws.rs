@@ -71,7 +71,7 @@ pub enum Method {
 
 /// Proxy voting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyRules {
     /// Whether a member may give a proxy.
     pub allowed: bool,
@@ -172,7 +172,8 @@ pub struct Bylaws {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field `{field}`: {reason}")]
 pub struct BylawsError {
-    /// Path below the bylaws object, e.g. `decisions.special.threshold.ratioPpm`.
+    /// Path below the bylaws object, e.g. `decisions.special.threshold.ratioPpm` (empty: the
+    /// bylaws object itself).
     pub field: String,
     /// What is wrong.
     pub reason: String,
@@ -192,6 +193,26 @@ fn check_ppm(field: &str, v: u32) -> Result<(), BylawsError> {
     Ok(())
 }
 
+/// A deserialisation error as a [`BylawsError`] whose field is the full path below the bylaws
+/// (`prefix` then serde's path, then the unknown field's name when serde names one).
+fn path_error(prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) -> BylawsError {
+    let mut path: Vec<String> = std::iter::once(prefix.to_owned())
+        .chain(e.path().iter().map(|s| s.to_string()))
+        .filter(|s| !s.is_empty() && s != ".")
+        .collect();
+    let inner = e.into_inner().to_string();
+    if let Some((name, _)) = inner
+        .strip_prefix("unknown field `")
+        .or_else(|| inner.strip_prefix("missing field `"))
+        .and_then(|r| r.split_once('`'))
+    {
+        if path.last().map(String::as_str) != Some(name) {
+            path.push(name.to_owned());
+        }
+    }
+    bad(path.join("."), inner)
+}
+
 /// `field` is the exact spelling's path; a ppm ratio is named `<field>Ppm`.
 fn check_ratio(field: &str, r: &Ratio) -> Result<(), BylawsError> {
     if !r.at_most_one() {
@@ -205,6 +226,29 @@ fn check_ratio(field: &str, r: &Ratio) -> Result<(), BylawsError> {
 }
 
 impl Bylaws {
+    /// Reads bylaws from JSON and validates them. Unknown or misspelt fields anywhere are
+    /// refused; every error names the field's path below the bylaws object
+    /// (`voting.capPPM`, `decisions.special.quorum`).
+    pub fn from_json(v: &serde_json::Value) -> Result<Bylaws, BylawsError> {
+        let b: Bylaws = match serde_path_to_error::deserialize(v) {
+            Ok(b) => b,
+            Err(e) => {
+                // Decisions are keyed by an enum, which the path shows as `?`: name the key by
+                // reading each decision on its own.
+                if let Some(ds) = v.get("decisions").and_then(serde_json::Value::as_object) {
+                    for (kind, d) in ds {
+                        if let Err(e) = serde_path_to_error::deserialize::<_, DecisionRules>(d) {
+                            return Err(path_error(&format!("decisions.{kind}"), e));
+                        }
+                    }
+                }
+                return Err(path_error("", e));
+            }
+        };
+        b.validate()?;
+        Ok(b)
+    }
+
     /// Checks every rule that makes the bylaws usable; the error names the field.
     pub fn validate(&self) -> Result<(), BylawsError> {
         if self.classes.is_empty() {
@@ -222,7 +266,10 @@ impl Bylaws {
                 ));
             }
         }
-        if let VotingMode::ClassWeighted { weights, cap_ppm } = &self.voting {
+        if let VotingMode::ClassWeighted {
+            weights, cap_ppm, ..
+        } = &self.voting
+        {
             let mut sum: u64 = 0;
             for (c, w) in weights {
                 if !self.classes.get(c).is_some_and(|k| k.votes) {
@@ -374,6 +421,66 @@ impl Bylaws {
 mod tests {
     use super::*;
 
+    /// The cases: a cap written `capPpm` is in force; misspelt fields anywhere are
+    /// refused with their path; the old `cap_ppm` still reads and writes back byte for byte.
+    #[test]
+    fn bylaws_are_strict_and_errors_name_the_path() {
+        let mut v = serde_json::to_value(Bylaws::single_class()).unwrap();
+        v["voting"] = serde_json::json!({
+            "mode": "class_weighted", "weights": {"members": 1_000_000}, "capPpm": 1_000_000
+        });
+        let b = Bylaws::from_json(&v).unwrap();
+        assert!(matches!(
+            b.voting,
+            VotingMode::ClassWeighted {
+                cap_ppm: Some(1_000_000),
+                legacy_cap_field: false,
+                ..
+            }
+        ));
+        assert_eq!(serde_json::to_value(&b).unwrap(), v);
+        let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut w = v.clone();
+            edit(&mut w);
+            Bylaws::from_json(&w).unwrap_err().field
+        };
+        assert_eq!(
+            refused(&|w| w["voting"]["capPPM"] = 1.into()),
+            "voting.capPPM"
+        );
+        assert_eq!(
+            refused(&|w| w["decisions"]["special"]["quorum"]["minimumPPM"] = 1.into()),
+            "decisions.special.quorum.minimumPPM"
+        );
+        assert_eq!(
+            refused(&|w| w["decisions"]["ordinary"]["proxies"]["maxPerProxi"] = 1.into()),
+            "decisions.ordinary.proxies.maxPerProxi"
+        );
+        assert_eq!(refused(&|w| w["versoin"] = 2.into()), "versoin");
+        assert_eq!(
+            refused(&|w| w["classes"]["members"]["vote"] = true.into()),
+            "classes.members.vote"
+        );
+        // The old spelling: honoured, and written back as it was signed.
+        let mut old = v.clone();
+        old["voting"] = serde_json::json!({
+            "mode": "class_weighted", "weights": {"members": 1_000_000}, "cap_ppm": 1_000_000
+        });
+        let b = Bylaws::from_json(&old).unwrap();
+        assert!(matches!(
+            b.voting,
+            VotingMode::ClassWeighted {
+                cap_ppm: Some(1_000_000),
+                legacy_cap_field: true,
+                ..
+            }
+        ));
+        assert_eq!(serde_json::to_value(&b).unwrap(), old);
+        let mut both = old.clone();
+        both["voting"]["capPpm"] = 1_000_000.into();
+        assert_eq!(Bylaws::from_json(&both).unwrap_err().field, "voting");
+    }
+
     #[test]
     fn the_default_bylaws_are_valid_and_round_trip_through_json() {
         let b = Bylaws::single_class();
@@ -436,6 +543,7 @@ mod tests {
                             ("riders".into(), 300_000),
                         ]),
                         cap_ppm: None,
+                        legacy_cap_field: false,
                     };
                 }),
             ),
@@ -450,6 +558,7 @@ mod tests {
                             ("riders".into(), 400_000),
                         ]),
                         cap_ppm: Some(400_000),
+                        legacy_cap_field: false,
                     };
                 }),
             ),

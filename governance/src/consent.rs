@@ -67,7 +67,7 @@ impl PartyKind {
 
 /// A registered party.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Party {
     /// Party id (`[a-z0-9_]`, e.g. `city_transport`).
     pub id: String,
@@ -87,7 +87,7 @@ pub struct Party {
 /// A consent notice: what a member is asked to agree to. Immutable; a change is a new version.
 /// Fields cover the ISO/IEC TS 27560 consent-record structure; terms are W3C DPV CURIEs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Notice {
     /// Notice id.
     pub notice: String,
@@ -180,7 +180,7 @@ impl GrantEnd {
 
 /// One validity period `[fromMs, untilMs)`, recorded at `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Period {
     /// Valid from (ms, inclusive).
     pub from_ms: u64,
@@ -192,7 +192,7 @@ pub struct Period {
 
 /// A member's consent grant: a subset of one notice's purposes × recipients × data categories.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Grant {
     /// Grant id: the granting entry's id (hex).
     pub id: String,
@@ -353,7 +353,7 @@ impl std::fmt::Display for UseRefusal {
 
 /// A release or sale of member data, citing the consents it relies on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DataUse {
     /// Use id: the entry id (hex).
     pub id: String,
@@ -380,7 +380,7 @@ pub struct DataUse {
 
 /// One consent entry about a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TimelineEvent {
     /// Log index of the entry.
     pub index: u64,
@@ -395,7 +395,7 @@ pub struct TimelineEvent {
 /// Every consent entry about a member, in log order: the member's complete consent history
 /// (one state key, so one state proof shows nothing was left out).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Timeline {
     /// Member id.
     pub member: String,
@@ -467,7 +467,7 @@ pub fn timeline(s: &dyn StateRead, member: &str) -> Result<Timeline, StoreError>
 /// Where (member, purpose, recipient) stands at log index `index` and time `ms`: every grant that
 /// covers the pair, with its status, and the best status among them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusReport {
     /// Member id.
     pub member: String,
@@ -488,7 +488,7 @@ pub struct StatusReport {
 
 /// One grant's status in a [`StatusReport`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantStatus {
     /// Grant id.
     pub grant: String,

@@ -219,9 +219,12 @@ impl Genesis {
 /// Parses and validates bylaws found at `body.payload.<field>`; errors name the nested field.
 pub(crate) fn parse_bylaws(v: Option<&Value>, field: &str) -> Result<Bylaws, Rejection> {
     let v = v.ok_or_else(|| malformed(field, "the bylaws object is required"))?;
-    let b: Bylaws = serde_json::from_value(v.clone())
-        .map_err(|e| malformed(field, format!("not valid bylaws: {e}")))?;
-    b.validate()
-        .map_err(|e| malformed(&format!("{field}.{}", e.field), e.reason))?;
-    Ok(b)
+    Bylaws::from_json(v).map_err(|e| {
+        let at = if e.field.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{field}.{}", e.field)
+        };
+        malformed(&at, e.reason)
+    })
 }

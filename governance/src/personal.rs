@@ -37,7 +37,7 @@ pub fn commitment(salt: &[u8; 32], value: &str) -> [u8; 32] {
 
 /// When and by whom a member's personal data was erased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Erasure {
     /// Log index of the erasure entry.
     pub index: u64,
@@ -49,7 +49,7 @@ pub struct Erasure {
 
 /// What the ledger knows of a member's personal data: commitments only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PersonalRecord {
     /// Member id.
     pub member: String,

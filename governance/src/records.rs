@@ -99,7 +99,7 @@ pub(crate) fn read<T: for<'de> Deserialize<'de>>(
 
 /// The co-op as founded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CoopState {
     /// Display name.
     pub name: String,
@@ -113,7 +113,7 @@ pub struct CoopState {
 
 /// A key known to the co-op.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyRecord {
     /// Pseudonymous member id (`node` for the node key).
     pub member: String,
@@ -148,7 +148,7 @@ impl MemberStatus {
 
 /// What happened to a member at a log index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MemberEvent {
     /// Log index of the entry.
     pub index: u64,
@@ -163,7 +163,7 @@ pub struct MemberEvent {
 
 /// A notice of intended expulsion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExpulsionNotice {
     /// Log index of the notice.
     pub index: u64,
@@ -175,7 +175,7 @@ pub struct ExpulsionNotice {
 
 /// A member (a person or an organisation holding several keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MemberRecord {
     /// Pseudonymous id.
     pub id: String,
@@ -204,7 +204,7 @@ impl MemberRecord {
 
 /// A membership application, signed by the applicant's new key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Application {
     /// Entry id (hex).
     pub id: String,
@@ -274,7 +274,7 @@ pub enum ProposalStatus {
 
 /// A proposal, with the electorate and rules frozen at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProposalRecord {
     /// Proposal id: the creating entry's id (hex). Also the seed of a `lot` tie-break.
     pub id: String,
@@ -320,7 +320,7 @@ pub struct ProposalRecord {
 /// The public side of a secret ballot (see `ballot`): the class keys, who took part per class,
 /// and what was published at the close.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretBallot {
     /// Public ballot key per voting class (base64 of 32 bytes), once the node published them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -339,7 +339,7 @@ pub struct SecretBallot {
 
 /// A member's signed participation in a secret ballot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Participation {
     /// Log index of the participation entry.
     pub index: u64,
@@ -351,7 +351,7 @@ pub struct Participation {
 
 /// A published secret ballot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BallotRecord {
     /// The ballot's own entry id (hex): what the voter's receipt names.
     pub ballot: String,
@@ -388,7 +388,7 @@ pub enum Vote {
 
 /// A member's current direct vote on a proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VoteRecord {
     /// Log index of the vote entry.
     pub index: u64,
@@ -401,7 +401,7 @@ pub struct VoteRecord {
 
 /// A proxy given for one proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyRecord {
     /// The member who holds the proxy.
     pub holder: String,
@@ -436,7 +436,7 @@ pub fn members(s: &dyn StateRead) -> Result<Vec<MemberRecord>, StoreError> {
 
 /// One member's standing at a log index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Standing {
     /// Member id.
     pub member: String,

@@ -169,7 +169,7 @@ pub enum BalanceError {
 
 /// The policy in force and the vote that adopted it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyInForce {
     /// The policy.
     pub policy: AllocationPolicy,
@@ -183,7 +183,7 @@ pub struct PolicyInForce {
 
 /// Revenue recorded by the treasurer, paying for data uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Revenue {
     /// Entry id (hex).
     pub id: String,
@@ -207,7 +207,7 @@ pub struct Revenue {
 
 /// An expense recorded by the treasurer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expense {
     /// Entry id (hex).
     pub id: String,
@@ -227,7 +227,7 @@ pub struct Expense {
 
 /// One member's line of a distribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Line {
     /// Member id.
     pub member: String,
@@ -243,7 +243,7 @@ pub struct Line {
 /// A distribution of one period's net revenue in one currency: computed from the log by
 /// [`compute`], and accepted only if the entry equals it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Distribution {
     /// Period.
     pub period: String,
@@ -278,7 +278,7 @@ pub struct Distribution {
 
 /// What happened to one line's payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Payment {
     /// Member id.
     pub member: String,
@@ -304,7 +304,7 @@ pub enum PaymentStatus {
 
 /// Lines not paid by the claim deadline, moved where the policy says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UnclaimedTransfer {
     /// Total moved (unpaid lines plus the unshared pool).
     pub amount: u64,
@@ -318,7 +318,7 @@ pub struct UnclaimedTransfer {
 
 /// A distribution's life after it was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settlement {
     /// Log index of the `revenue.distribute` entry.
     pub index: u64,

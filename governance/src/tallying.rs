@@ -38,7 +38,7 @@ pub enum TallyResult {
 
 /// What the node records when a proposal closes; anyone can recompute it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TallyRecord {
     /// Proposal id.
     pub proposal: String,

@@ -153,7 +153,7 @@ pub struct Witnessed {
 
 /// Proof that a log showed two views that cannot both be true.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SplitViewEvidence {
     /// The log's origin.
     pub origin: String,

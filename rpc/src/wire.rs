@@ -231,7 +231,7 @@ pub struct BallotToken {
 /// The ballot box's receipt: the node's signature over
 /// `"coopledger/ballot-receipt\0" ‖ origin ‖ "\n" ‖ proposal id ‖ ballot id` (32-byte ids).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BallotReceipt {
     /// The ledger's origin.
     pub origin: String,

@@ -64,7 +64,7 @@ pub struct Ballot {
 
 /// A plurality (single choice) or approval result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChoiceTally {
     /// Weighted support of each choice.
     pub totals: BTreeMap<u32, Share>,
@@ -137,7 +137,7 @@ pub fn tally_choices(
 
 /// One instant-runoff round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IrvRound {
     /// Weighted first preferences among continuing choices.
     pub totals: BTreeMap<u32, Share>,

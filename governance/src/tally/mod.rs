@@ -308,21 +308,82 @@ impl From<Threshold> for ThresholdForm {
 
 /// How much each member's vote weighs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "mode")]
+#[serde(try_from = "VotingModeForm", into = "VotingModeForm")]
 pub enum VotingMode {
     /// Every eligible member weighs the same.
     OneMemberOneVote,
     /// Each class carries a weight (ppm, summing to 1,000,000 in the bylaws), shared equally by
     /// its eligible members. Classes without eligible members drop out and the rest are scaled
-    /// up; with a cap, no class weighs more than `cap_ppm`, the excess going to the other classes
-    /// in proportion to their weights.
+    /// up; with a cap (`capPpm`), no class weighs more than it, the excess going to the other
+    /// classes in proportion to their weights.
     ClassWeighted {
         /// Weight of each class, ppm.
         weights: BTreeMap<ClassId, u32>,
         /// Largest weight one class may have, ppm.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         cap_ppm: Option<u32>,
+        /// The cap was written `cap_ppm` (versions before every bylaws field was camelCase):
+        /// read, honoured, and written back that way so signed state keeps its bytes.
+        legacy_cap_field: bool,
     },
+}
+
+/// [`VotingMode`] as written in JSON: unknown fields refused; `capPpm`, or the older `cap_ppm`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode", deny_unknown_fields)]
+enum VotingModeForm {
+    OneMemberOneVote,
+    ClassWeighted {
+        weights: BTreeMap<ClassId, u32>,
+        #[serde(default, rename = "capPpm", skip_serializing_if = "Option::is_none")]
+        cap: Option<u32>,
+        #[serde(default, rename = "cap_ppm", skip_serializing_if = "Option::is_none")]
+        legacy_cap: Option<u32>,
+    },
+}
+
+impl TryFrom<VotingModeForm> for VotingMode {
+    type Error = String;
+    fn try_from(f: VotingModeForm) -> Result<VotingMode, String> {
+        Ok(match f {
+            VotingModeForm::OneMemberOneVote => VotingMode::OneMemberOneVote,
+            VotingModeForm::ClassWeighted {
+                weights,
+                cap,
+                legacy_cap,
+            } => match (cap, legacy_cap) {
+                (Some(_), Some(_)) => {
+                    return Err("give capPpm only (cap_ppm is its old name)".into())
+                }
+                (cap, None) => VotingMode::ClassWeighted {
+                    weights,
+                    cap_ppm: cap,
+                    legacy_cap_field: false,
+                },
+                (None, legacy) => VotingMode::ClassWeighted {
+                    weights,
+                    cap_ppm: legacy,
+                    legacy_cap_field: true,
+                },
+            },
+        })
+    }
+}
+
+impl From<VotingMode> for VotingModeForm {
+    fn from(m: VotingMode) -> VotingModeForm {
+        match m {
+            VotingMode::OneMemberOneVote => VotingModeForm::OneMemberOneVote,
+            VotingMode::ClassWeighted {
+                weights,
+                cap_ppm,
+                legacy_cap_field,
+            } => VotingModeForm::ClassWeighted {
+                weights,
+                cap: cap_ppm.filter(|_| !legacy_cap_field),
+                legacy_cap: cap_ppm.filter(|_| legacy_cap_field),
+            },
+        }
+    }
 }
 
 /// Why a tally cannot be computed (bylaws or ballots inconsistent — a bug upstream, never a
@@ -374,7 +435,9 @@ pub fn class_weights(
             .filter(|(_, n)| **n > 0)
             .filter_map(|(c, n)| Some((c.clone(), Share::of(*n, total)?)))
             .collect()),
-        VotingMode::ClassWeighted { weights, cap_ppm } => {
+        VotingMode::ClassWeighted {
+            weights, cap_ppm, ..
+        } => {
             for c in eligible.keys() {
                 if !weights.contains_key(c) {
                     return Err(TallyError::UnknownClass(c.clone()));
@@ -456,7 +519,7 @@ fn weigh(
 
 /// Rules of a yes/no decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct YesNoRules {
     /// Voting mode.
     pub mode: VotingMode,
@@ -484,7 +547,7 @@ pub enum Outcome {
 
 /// A class's own result under `every_class`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClassResult {
     /// Yes share within the class, if its basis is non-zero.
     pub yes_share: Option<Share>,
@@ -494,7 +557,7 @@ pub struct ClassResult {
 
 /// A yes/no tally with every intermediate figure, for publication and re-checking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct YesNoTally {
     /// Effective weight of each class.
     pub weights: BTreeMap<ClassId, Share>,

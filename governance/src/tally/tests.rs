@@ -195,6 +195,7 @@ fn weighted(drivers_ppm: u32, riders_ppm: u32, cap_ppm: Option<u32>) -> VotingMo
             ("riders".to_string(), riders_ppm),
         ]),
         cap_ppm,
+        legacy_cap_field: false,
     }
 }
 
@@ -298,6 +299,7 @@ fn empty_classes_drop_out_and_caps_redistribute() {
             ("city".to_string(), 100_000),
         ]),
         cap_ppm: None,
+        legacy_cap_field: false,
     };
     let w = class_weights(&mode, &eligible).unwrap();
     assert_eq!(w["drivers"], Share::of(6, 7).unwrap());
@@ -311,6 +313,7 @@ fn empty_classes_drop_out_and_caps_redistribute() {
             ("city".to_string(), 100_000),
         ]),
         cap_ppm: Some(500_000),
+        legacy_cap_field: false,
     };
     let w = class_weights(&capped, &eligible).unwrap();
     assert_eq!(w["drivers"], Share::ppm(500_000));
@@ -514,7 +517,7 @@ proptest! {
             shuffled.swap(i, (s >> 33) as usize % (i + 1));
         }
         let eligible = BTreeMap::from([("c0".to_string(), 40u64), ("c1".to_string(), 40)]);
-        let mode = VotingMode::ClassWeighted { weights: BTreeMap::from([("c0".to_string(), 250_000), ("c1".to_string(), 750_000)]), cap_ppm: None };
+        let mode = VotingMode::ClassWeighted { weights: BTreeMap::from([("c0".to_string(), 250_000), ("c1".to_string(), 750_000)]), cap_ppm: None, legacy_cap_field: false };
         let tb = TieBreak::Lot { seed: [3; 32] };
         prop_assert_eq!(instant_runoff(4, &mode, &eligible, &b, tb), instant_runoff(4, &mode, &eligible, &shuffled, tb));
         prop_assert_eq!(tally_choices(4, &mode, &eligible, &b, tb), tally_choices(4, &mode, &eligible, &shuffled, tb));

@@ -76,6 +76,7 @@ pub fn ride_hail_bylaws() -> Bylaws {
     b.voting = VotingMode::ClassWeighted {
         weights: BTreeMap::from([("drivers".into(), 600_000), ("riders".into(), 400_000)]),
         cap_ppm: None,
+        legacy_cap_field: false,
     };
     for d in b.decisions.values_mut() {
         d.min_duration_ms = 1_000;

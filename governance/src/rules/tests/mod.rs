@@ -51,6 +51,7 @@ fn two_class_bylaws() -> Bylaws {
     b.voting = VotingMode::ClassWeighted {
         weights: BTreeMap::from([("drivers".into(), 700_000), ("riders".into(), 300_000)]),
         cap_ppm: None,
+        legacy_cap_field: false,
     };
     b
 }
@@ -312,7 +313,11 @@ fn genesis_must_be_signed_by_the_node_key_it_names_and_errors_name_the_field() {
             json!({"founders": [{"key": b64_encode(pk(2)), "class": "pilots", "roles": []}]}),
             "body.payload.founders[0].class",
         ),
-        (json!({"bylaws": {"version": 1}}), "body.payload.bylaws"),
+        (
+            json!({"bylaws": {"version": 1}}),
+            "body.payload.bylaws.classes",
+        ),
+        (json!({"bylaws": 7}), "body.payload.bylaws"),
     ] {
         let mut p = payload.clone();
         for (k, v) in edit.as_object().unwrap() {
