@@ -85,8 +85,8 @@ pub enum ConsentCmd {
     },
     /// Where (member, purpose, recipient) stands, now or as of an index / time.
     Status {
-        #[arg(long)]
-        member: String,
+        #[command(flatten)]
+        who: crate::who::Who,
         #[arg(long)]
         purpose: String,
         #[arg(long)]
@@ -98,21 +98,27 @@ pub enum ConsentCmd {
     },
     /// A member's consent timeline.
     Timeline {
-        #[arg(long)]
-        member: String,
+        #[command(flatten)]
+        who: crate::who::Who,
     },
-    /// A member's grants.
+    /// A member's grants (JSON).
     Grants {
-        #[arg(long)]
-        member: String,
+        #[command(flatten)]
+        who: crate::who::Who,
+    },
+    /// What I have consented to: each grant, its purposes, recipients and data, and whether it
+    /// is in force, withdrawn or expired.
+    Mine {
+        #[command(flatten)]
+        who: crate::who::Who,
     },
     /// The consent receipt of a grant.
     Receipt { grant: String },
     /// Write the regulator bundle: the member's complete consent history as of the newest
     /// checkpoint, with every proof, in one file (checked here against the node's key first).
     Export {
-        #[arg(long)]
-        member: String,
+        #[command(flatten)]
+        who: crate::who::Who,
         /// Wait (up to 30 s) until this many witnesses have cosigned the bundle's checkpoint.
         #[arg(long, default_value_t = 0)]
         require_witnesses: usize,
@@ -217,11 +223,12 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
 pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
     match cmd {
         ConsentCmd::Export {
-            member,
+            who,
             require_witnesses,
             purpose,
             out,
         } => {
+            let member = who.id(c).await?;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             let bundle = loop {
                 let b = c.bundle(member.clone(), purpose.clone()).await?;
@@ -317,17 +324,37 @@ pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
             ended_by_party(c, key, "consent.invalidate", &grant, &reason).await?;
         }
         ConsentCmd::Status {
-            member,
+            who,
             purpose,
             recipient,
             at_index,
             at_ms,
         } => crate::print_json(
-            &c.status(member, purpose, recipient, at_index, at_ms)
+            &c.status(who.id(c).await?, purpose, recipient, at_index, at_ms)
                 .await?,
         )?,
-        ConsentCmd::Timeline { member } => crate::print_json(&c.timeline(member).await?)?,
-        ConsentCmd::Grants { member } => crate::print_json(&c.grants(member).await?)?,
+        ConsentCmd::Timeline { who } => crate::print_json(&c.timeline(who.id(c).await?).await?)?,
+        ConsentCmd::Grants { who } => crate::print_json(&c.grants(who.id(c).await?).await?)?,
+        ConsentCmd::Mine { who } => {
+            let member = who.id(c).await?;
+            let grants = c.grants(member.clone()).await?;
+            if grants.is_empty() {
+                println!("{member} has given no consent");
+            }
+            for g in grants {
+                let now = coopledger_ledger::log::now_ms();
+                let state = status_name(g.status_at(u64::MAX, now));
+                println!(
+                    "grant {} at entry {}: {} — to {} for {}; data: {}",
+                    g.id,
+                    g.index,
+                    state,
+                    g.recipients.join(", "),
+                    g.purposes.join(", "),
+                    g.data_categories.join(", ")
+                );
+            }
+        }
         ConsentCmd::Receipt { grant } => crate::print_json(&c.receipt(grant).await?)?,
     }
     Ok(())

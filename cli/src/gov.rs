@@ -121,6 +121,10 @@ pub enum MemberCmd {
         /// The new key file (it signs a proof of possession).
         #[arg(long)]
         new_key: PathBuf,
+        /// A label to know the key by, up to 64 characters ("treasurer's laptop"). It is
+        /// public on the ledger: never a name, an address or a number.
+        #[arg(long)]
+        label: Option<String>,
     },
     /// Revoke a key (yours, or any as board); past entries it signed stay valid.
     KeyRevoke {
@@ -190,9 +194,15 @@ pub enum MemberCmd {
         #[arg(long)]
         key: PathBuf,
     },
-    /// Show a member (and their standing at log index --at).
+    /// Show a member (and their standing at log index --at): by id, or by one of their key
+    /// files (`--key`). Each key is listed with when it was added and, if so, revoked.
     Show {
-        member: String,
+        /// Member id.
+        #[arg(required_unless_present = "key", conflicts_with = "key")]
+        member: Option<String>,
+        /// Or one of the member's key files.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
         #[arg(long)]
         at: Option<u64>,
     },
@@ -341,16 +351,24 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
             )
             .await?;
         }
-        MemberCmd::KeyAdd { key, new_key } => {
+        MemberCmd::KeyAdd {
+            key,
+            new_key,
+            label,
+        } => {
             let k = keyfile::read(&key)?;
             let new = keyfile::read(&new_key)?;
             let member = member_of(c, &k).await?;
             let coop = c.checkpoint().await?.origin;
             let proof = new.sign(&key_add_message(&coop, &member));
-            let payload = json!({
+            let mut payload = obj(json!({
                 "key": b64_encode(new.verifying_key().to_bytes()),
                 "proof": b64_encode(proof.to_bytes()),
-            });
+            }));
+            if let Some(l) = label {
+                payload.insert("label".into(), Value::String(l));
+            }
+            let payload = Value::Object(payload);
             let (r, _) = sign_and_submit(c, &k, "member.key_add", payload).await?;
             println!("key added to {member} at index {}", r.index);
         }
@@ -410,8 +428,9 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
         MemberCmd::Withdraw { key } => {
             submit_printing(c, &key, "member.withdraw", json!({})).await?;
         }
-        MemberCmd::Show { member, at } => {
-            crate::print_json(&c.member(member, at).await?)?;
+        MemberCmd::Show { member, key, at } => {
+            let who = crate::who::Who { member, key };
+            crate::print_json(&c.member(who.id(c).await?, at).await?)?;
         }
         MemberCmd::List { at } => crate::print_json(&c.members(at).await?)?,
     }

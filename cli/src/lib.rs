@@ -10,6 +10,7 @@ mod node;
 mod personal;
 mod revenue;
 mod tally;
+mod who;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
@@ -23,6 +24,24 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// How `coop` ends, for scripts (also in `coop --help` and the README).
+pub const EXIT_CODES: &str = "Exit codes:
+  0  done; a check passed (VALID, AGREES, AUDIT PASSED, ACCEPTED)
+  1  a check ran and failed (INVALID, DIFFERS, AUDIT FAILED, REFUSED)
+  2  usage or input error: bad arguments, an unreadable or malformed file or key
+  3  refused by the node: a co-op rule, a bad signature, an unknown id (one line names it,
+     e.g. `refused (use.withdrawn): …`)
+  4  node unavailable: not reachable, timed out, overloaded or stopped (retry later)";
+
+/// Exit code: a check ran and failed.
+pub const EXIT_FAILED_CHECK: u8 = 1;
+/// Exit code: usage or input error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: refused by the node.
+pub const EXIT_REFUSED: u8 = 3;
+/// Exit code: the node is unavailable.
+pub const EXIT_UNAVAILABLE: u8 = 4;
+
 /// Default JSON-RPC address of a node (HTTP and WebSocket on one port; not 8545, which EVM
 /// nodes use).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7341";
@@ -31,7 +50,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7341";
 #[command(
     name = "coop",
     version,
-    about = "coopledger: a data co-op's verifiable ledger"
+    about = "coopledger: a data co-op's verifiable ledger",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// Node JSON-RPC URL for client commands.
@@ -499,6 +519,7 @@ async fn audit(
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let rpc = cli.rpc.clone();
     // Diagnostics go to stderr; `RUST_LOG` selects them (default: warnings and errors, such as a
     // storage failure that stops the sequencer).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -520,6 +541,41 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
+            let from_node = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<jsonrpsee::core::ClientError>())
+                .and_then(coopledger_rpc::client::failure);
+            // What the command was doing when the node answered (anyhow contexts, outermost
+            // first), said before the node's own words.
+            let doing: Vec<String> = e
+                .chain()
+                .take_while(|c| c.downcast_ref::<jsonrpsee::core::ClientError>().is_none())
+                .map(ToString::to_string)
+                .collect();
+            let doing = if doing.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", doing.join(": "))
+            };
+            match from_node {
+                Some(coopledger_rpc::client::Failure::Refused {
+                    reason,
+                    message,
+                    field,
+                }) => {
+                    let field = field.map(|f| format!(" (field {f})")).unwrap_or_default();
+                    eprintln!("refused ({reason}): {doing}{message}{field}");
+                    return ExitCode::from(EXIT_REFUSED);
+                }
+                Some(coopledger_rpc::client::Failure::Unavailable { cause }) => {
+                    eprintln!(
+                        "node unavailable: {doing}{cause} — is a node serving {rpc}? (--rpc or \
+                         COOP_RPC)"
+                    );
+                    return ExitCode::from(EXIT_UNAVAILABLE);
+                }
+                None => {}
+            }
             // Print each cause once: some errors (jsonrpsee's) repeat themselves as their source.
             let mut line = String::new();
             for cause in e.chain().map(|c| c.to_string()) {
@@ -532,7 +588,7 @@ pub fn main() -> ExitCode {
                 }
             }
             eprintln!("error: {line}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

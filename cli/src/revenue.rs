@@ -120,8 +120,8 @@ pub enum RevenueCmd {
     /// A member's statement: their line, its payment, the distribution, the policy and its
     /// adopting vote, all proved; written to a file that `coop verify-bundle` checks offline.
     Statement {
-        #[arg(long)]
-        member: String,
+        #[command(flatten)]
+        who: crate::who::Who,
         /// One period only (with --currency); default: every distribution with a line of theirs.
         #[arg(long, requires = "currency")]
         period: Option<String>,
@@ -376,11 +376,12 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             crate::print_json(&c.settlement(period, currency).await?)?
         }
         RevenueCmd::Statement {
-            member,
+            who,
             period,
             currency,
             out,
         } => {
+            let member = who.id(c).await?;
             let st = match (period, currency) {
                 (Some(p), Some(cur)) => Statement {
                     format: STATEMENT_FORMAT.into(),

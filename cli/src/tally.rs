@@ -153,8 +153,8 @@ pub async fn export(
     out: &Path,
     vkey: Option<String>,
 ) -> Result<ExitCode> {
-    let (vkey, vkey_text) = trusted_key(c, vkey).await?;
     let bundle = c.tally_bundle(id).await?;
+    let (vkey, vkey_text) = trusted_key(c, vkey).await?;
     if let Err(e) = bundle.verify(&vkey) {
         println!("INVALID: the node's bundle does not verify, nothing written: {e}");
         return Ok(ExitCode::from(1));
@@ -182,8 +182,8 @@ pub async fn verify_tally(
     vkey: Option<String>,
     receipt: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let (vkey, _) = trusted_key(c, vkey).await?;
     let bundle = c.tally_bundle(id.clone()).await?;
+    let (vkey, _) = trusted_key(c, vkey).await?;
     let report = match bundle.verify(&vkey) {
         Ok(r) => r,
         Err(e) => {

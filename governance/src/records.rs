@@ -123,6 +123,9 @@ pub struct KeyRecord {
     /// are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<u64>,
+    /// The member's own label for the device or holder of the key (`member.key_add`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// Where a member stands.

@@ -4,7 +4,8 @@
 use crate::api::{GovApiServer, RpcResult};
 use crate::error;
 use crate::wire::{
-    BallotReceipt, BallotToken, CoopInfo, Elector, ElectorateView, MemberView, ProposalSummary,
+    BallotReceipt, BallotToken, CoopInfo, Elector, ElectorateView, KeyView, MemberView,
+    ProposalSummary,
 };
 use coopledger_governance::bylaws::{Bylaws, ResultsVisibility};
 use coopledger_governance::records::{
@@ -153,10 +154,27 @@ impl GovApiServer for GovRpc {
             .ok_or_else(|| error::not_found("member", format!("no member {member}")))?;
         let at_index = at_index.unwrap_or_else(|| self.now_index());
         let standing = record.at(at_index).cloned();
+        let mut keys = Vec::with_capacity(record.keys.len());
+        for k in &record.keys {
+            let bytes: [u8; 32] = b64_decode(k)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| error::corrupt(format!("member {member} holds key {k:?}")))?;
+            let r = records::key(self.state(), &bytes)
+                .map_err(|e| error::storage(&e))?
+                .ok_or_else(|| error::corrupt(format!("key {k} of {member} is unknown")))?;
+            keys.push(KeyView {
+                key: k.clone(),
+                since: r.since,
+                revoked: r.revoked,
+                label: r.label,
+            });
+        }
         Ok(MemberView {
             record,
             at_index,
             standing,
+            keys,
         })
     }
 

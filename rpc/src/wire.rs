@@ -147,6 +147,22 @@ pub struct MemberView {
     pub at_index: u64,
     /// Standing at that index (`null`: not yet a member then).
     pub standing: Option<MemberEvent>,
+    /// Every key the member has held, oldest first: when added, revoked (if so), its label.
+    pub keys: Vec<KeyView>,
+}
+
+/// One of a member's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    /// The public key (base64).
+    pub key: String,
+    /// Log index at which it was added.
+    pub since: u64,
+    /// Log index of its revocation; `null` while it may sign.
+    pub revoked: Option<u64>,
+    /// The member's label for it, if any.
+    pub label: Option<String>,
 }
 
 /// A proposal in a list.

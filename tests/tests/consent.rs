@@ -227,6 +227,49 @@ fn a_health_coop_member_grants_research_uses_are_checked_and_withdrawal_stops_th
         &research,
     )));
     assert!(err.contains("use.withdrawn"), "{err}");
+    // One human line naming the rule, never a debug dump.
+    assert!(err.starts_with("refused (use.withdrawn): "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.contains("ErrorObject"), "{err}");
+    // The patient lists what they consented to with their key file alone.
+    let mine = run(&["consent", "mine", "--key", &patient]);
+    assert!(
+        mine.contains(&format!("grant {research}")) && mine.contains(": withdrawn"),
+        "{mine}"
+    );
+    assert!(
+        mine.contains(&format!("grant {care}")) && mine.contains(": active"),
+        "{mine}"
+    );
+    // A device key with a label: `member show --key` finds the member from it; the revoked
+    // founding key is marked.
+    let tablet = key(d, "tablet");
+    run(&[
+        "member",
+        "key-add",
+        "--key",
+        &patient,
+        "--new-key",
+        &tablet,
+        "--label",
+        "ward tablet",
+    ]);
+    run(&[
+        "member",
+        "key-revoke",
+        "--key",
+        &tablet,
+        "--revoke",
+        &format!("@{patient}"),
+    ]);
+    let shown: Value = serde_json::from_str(&run(&["member", "show", "--key", &tablet])).unwrap();
+    assert_eq!(shown["record"]["id"], member.as_str(), "{shown}");
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{shown}");
+    assert!(keys[0]["revoked"].is_u64(), "{shown}");
+    assert_eq!(keys[1]["label"], "ward tablet", "{shown}");
+    assert_eq!(keys[1]["revoked"], Value::Null, "{shown}");
+    let patient = tablet;
     let err = fail(&["consent", "renew", "--key", &patient, &research]);
     assert!(err.contains("consent.ended"), "{err}");
     // Physicians are still covered; the research consent shows withdrawn.

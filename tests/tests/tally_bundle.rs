@@ -165,7 +165,24 @@ fn a_two_thirds_amendment_is_recounted_from_a_file_and_tampering_is_named() {
     // Online, the same verifier: agrees.
     let out = run(&["tally", "verify", &first, "--vkey", &vkey]);
     assert!(out.contains("AGREES"), "{out}");
+    // A refusal is one line naming the rule, exit 3 (README, `coop --help`).
+    let (code, out, err) =
+        coop(&["--rpc", &rpc, "vote", "--key", &keys[5], &first, "yes"]).unwrap();
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.starts_with("refused (proposal.closed): "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, _, err) = coop(&["--rpc", &rpc, "tally", "export", "00", "-o", "x"]).unwrap();
+    assert_eq!(code, 3, "{err}");
+    assert!(err.starts_with("refused (INVALID_PARAMS"), "{err}");
     node.terminate().unwrap();
+    // The node is stopped: unavailable, exit 4, one line.
+    let (code, _, err) =
+        coop(&["--rpc", &rpc, "tally", "verify", &first, "--vkey", &vkey]).unwrap();
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.starts_with("node unavailable: Connection refused"),
+        "{err}"
+    );
 
     // The node is stopped: the regulator recounts from the files alone.
     let (code, out) = verify(&a, &vkey);

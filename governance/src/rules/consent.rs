@@ -154,6 +154,7 @@ pub(super) fn register_party(
                 member: format!("{PARTY_KEY_PREFIX}{id}"),
                 since: ctx.index,
                 revoked: None,
+                label: None,
             },
         )?;
         Some(b64_encode(k))

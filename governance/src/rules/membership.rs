@@ -208,6 +208,7 @@ pub(super) fn admit(
             member: app.member.clone(),
             since: ctx.index,
             revoked: None,
+            label: None,
         },
     )?;
     let mut m = MemberRecord {
@@ -234,9 +235,16 @@ pub(super) fn key_add(
     signer: &Signer,
 ) -> Result<(), ApplyError> {
     let m = signer.active_member()?;
-    let f = Fields::new(&env.body().payload, &["key", "proof"])?;
+    let f = Fields::new(&env.body().payload, &["key", "proof", "label"])?;
     let key = f.key("key")?;
     let proof = f.signature("proof")?;
+    // A label the member recognises the device by ("treasurer's laptop"): public, so never a
+    // name or a number — the CLI says so.
+    let label = if f.has("label") {
+        Some(f.text("label", 64)?)
+    } else {
+        None
+    };
     let msg = key_add_message(&env.body().coop, &m.id);
     if !verify_one(&SignedMessage {
         key: &key,
@@ -261,6 +269,7 @@ pub(super) fn key_add(
             member: m.id.clone(),
             since: ctx.index,
             revoked: None,
+            label,
         },
     )?;
     let mut m = m.clone();

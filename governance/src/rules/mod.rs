@@ -192,6 +192,7 @@ impl CoopRules {
             member: "node".into(),
             since: ctx.index,
             revoked: None,
+            label: None,
         };
         write(view, &key_key(&g.node_key), &node)?;
         for f in &g.founders {
@@ -203,6 +204,7 @@ impl CoopRules {
                     member: id.clone(),
                     since: ctx.index,
                     revoked: None,
+                    label: None,
                 },
             )?;
             let m = MemberRecord {

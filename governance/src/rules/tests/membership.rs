@@ -177,6 +177,24 @@ fn a_revoked_key_is_refused_and_the_new_key_accepted() {
 }
 
 #[test]
+fn a_key_carries_the_members_label() {
+    let mut w = World::new();
+    let mut p = key_add_payload(8, &mid(3));
+    p["label"] = json!("treasurer's laptop");
+    w.submit(3, "member.key_add", p).unwrap();
+    let k = records::key(&w.s, &pk(8)).unwrap().unwrap();
+    assert_eq!(k.label.as_deref(), Some("treasurer's laptop"));
+    // The founding key has none; a label is at most 64 characters.
+    assert_eq!(records::key(&w.s, &pk(3)).unwrap().unwrap().label, None);
+    let mut long = key_add_payload(9, &mid(3));
+    long["label"] = json!("x".repeat(65));
+    assert!(matches!(
+        w.submit(3, "member.key_add", long),
+        Err(ApplyError::Rejected(Rejection::Malformed { field, .. })) if field == "body.payload.label"
+    ));
+}
+
+#[test]
 fn expulsion_needs_notice_the_notice_period_and_an_adopted_decision() {
     let mut w = World::new();
     let reason = b64_encode([9u8; 32]);
