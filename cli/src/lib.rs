@@ -215,7 +215,7 @@ enum Cmd {
         /// Board member's key file.
         #[arg(long)]
         key: PathBuf,
-        /// Party id, `[a-z0-9_]`.
+        /// Party id: 1 to 64 of [a-z0-9_-].
         #[arg(long)]
         party: String,
         /// controller, recipient or authority.

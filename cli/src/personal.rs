@@ -27,7 +27,7 @@ pub enum PersonalCmd {
         /// Your key file.
         #[arg(long)]
         key: PathBuf,
-        /// `name=value`, repeatable (names: 1 to 32 of [a-z0-9_]).
+        /// `name=value`, repeatable (names: identifiers, 1 to 64 of [a-z0-9_-]).
         #[arg(long = "attr", required = true)]
         attrs: Vec<String>,
     },

@@ -255,14 +255,10 @@ impl Bylaws {
             return Err(bad("classes", "at least one member class is needed"));
         }
         for c in self.classes.keys() {
-            let ok = !c.is_empty()
-                && c.len() <= 32
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !ok {
+            if !crate::payload::is_ident(c) {
                 return Err(bad(
                     format!("classes.{c}"),
-                    "class names are 1–32 of [a-z0-9_]",
+                    format!("a class name {}", crate::payload::IDENT_RULE),
                 ));
             }
         }

@@ -69,7 +69,7 @@ impl PartyKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Party {
-    /// Party id (`[a-z0-9_]`, e.g. `city_transport`).
+    /// Party id, an identifier (e.g. `city_transport`).
     pub id: String,
     /// Kind.
     pub kind: PartyKind,

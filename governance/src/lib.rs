@@ -19,6 +19,6 @@ pub mod tally_bundle;
 pub mod tallying;
 
 pub use genesis::{member_id, Founder, Genesis, Role};
-pub use payload::parse_id;
+pub use payload::{is_ident, parse_id, IDENT_RULE};
 pub use records::{CoopState, KeyRecord, MemberRecord, MemberStatus, ProposalRecord};
 pub use rules::{key_add_message, CoopRules, ENTRY_TYPES};

@@ -46,14 +46,14 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| malformed(name, format!("must be a string of 1 to {max} characters")))
     }
 
-    /// A lowercase identifier: 1 to 32 of `[a-z0-9_]`.
+    /// An identifier ([`is_ident`]).
     pub(crate) fn ident(&self, name: &str) -> Result<String, Rejection> {
         self.map
             .get(name)
             .and_then(Value::as_str)
             .filter(|s| is_ident(s))
             .map(str::to_owned)
-            .ok_or_else(|| malformed(name, "must be 1 to 32 characters of [a-z0-9_]"))
+            .ok_or_else(|| malformed(name, IDENT_RULE))
     }
 
     /// A non-negative integer.
@@ -130,12 +130,19 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// 1 to 32 characters of `[a-z0-9_]`.
-pub(crate) fn is_ident(s: &str) -> bool {
+/// What every identifier looks like, said once (`docs/governance.md`, "Identifiers").
+pub const IDENT_RULE: &str =
+    "must be 1 to 64 characters of [a-z0-9_-], e.g. city_transport or 2026-q3";
+
+/// The one rule for every identifier a co-op chooses — member classes, party ids, attestation
+/// kinds, accounting periods, personal attribute names: 1 to 64 characters of `[a-z0-9_-]`.
+/// (Each used to have its own, narrower rule; this is their union, so every entry they
+/// accepted is still accepted and old logs replay the same.)
+pub fn is_ident(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 32
+        && s.len() <= 64
         && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Parses 64 lowercase hex digits.

@@ -59,12 +59,7 @@ const KNOWN: &[&str] = &[
 fn pattern_holds(pattern: &str, s: &str) -> bool {
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     match pattern {
-        "^[a-z0-9_]{1,32}$" => {
-            !s.is_empty()
-                && s.len() <= 32
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        }
+        "^[a-z0-9_-]{1,64}$" => coopledger_governance::is_ident(s),
         "^(0|[1-9][0-9]*)/[1-9][0-9]*$" => s.split_once('/').is_some_and(|(n, d)| {
             digits(n) && digits(d) && (n == "0" || !n.starts_with('0')) && !d.starts_with('0')
         }),

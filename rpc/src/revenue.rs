@@ -134,15 +134,10 @@ pub(crate) struct RevenueRpc {
 }
 
 fn period_params(period: &str, currency: &str) -> RpcResult<()> {
-    let p_ok = !period.is_empty()
-        && period.len() <= 16
-        && period
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if !p_ok {
+    if !coopledger_governance::is_ident(period) {
         return Err(error::invalid_param(
             "period",
-            "must be 1 to 16 of [a-z0-9_-], e.g. 2026-q3",
+            coopledger_governance::IDENT_RULE,
         ));
     }
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {

@@ -236,19 +236,7 @@ impl CoopRules {
     fn apply_attest(&self, env: &Envelope) -> Result<(), ApplyError> {
         let f = crate::payload::Fields::new(&env.body().payload, &["digest", "kind"])?;
         f.digest("digest")?;
-        let kind_ok = f.value("kind").and_then(|v| v.as_str()).is_some_and(|k| {
-            !k.is_empty()
-                && k.len() <= 64
-                && k.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        });
-        if !kind_ok {
-            return Err(crate::payload::malformed(
-                "kind",
-                "must be 1 to 64 characters of [a-z0-9-], e.g. \"minutes\"",
-            )
-            .into());
-        }
+        f.ident("kind")?;
         Ok(())
     }
 }

@@ -62,7 +62,7 @@ pub(super) fn profile(
         if !is_ident(name) {
             return Err(malformed(
                 &format!("attributes.{name}"),
-                "attribute names are 1 to 32 characters of [a-z0-9_]",
+                format!("attribute names {}", crate::payload::IDENT_RULE),
             )
             .into());
         }

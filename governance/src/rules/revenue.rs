@@ -25,18 +25,9 @@ fn currency(f: &Fields<'_>) -> Result<String, ApplyError> {
         .ok_or_else(|| malformed("currency", "must be an ISO 4217 code such as EUR").into())
 }
 
-/// An accounting period label: 1 to 16 of `[a-z0-9_-]`, e.g. `2026-q3`.
+/// An accounting period label, an identifier (e.g. `2026-q3`).
 fn period(f: &Fields<'_>) -> Result<String, ApplyError> {
-    f.value("period")
-        .and_then(Value::as_str)
-        .filter(|p| {
-            !p.is_empty()
-                && p.len() <= 16
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        })
-        .map(str::to_owned)
-        .ok_or_else(|| malformed("period", "must be 1 to 16 of [a-z0-9_-], e.g. 2026-q3").into())
+    Ok(f.ident("period")?)
 }
 
 /// A positive amount in minor units.

@@ -375,6 +375,45 @@ fn only_current_known_keys_may_sign_and_payloads_name_bad_fields() {
     }
 }
 
+/// Every kind of identifier a co-op chooses follows one rule (`payload::is_ident`): the same
+/// samples are accepted and refused as an attestation kind, an accounting period, a party id
+/// and a member class.
+#[test]
+fn every_kind_of_identifier_follows_one_rule() {
+    let good = [
+        "minutes",
+        "board_minutes",
+        "2026-q3",
+        "city_transport",
+        &"x".repeat(64),
+    ];
+    let bad = ["", "Minutes", "has space", "é", &"x".repeat(65), "a.b"];
+    let mut w = World::new();
+    for (i, id) in good.iter().enumerate() {
+        let attest = json!({"digest": b64_encode([i as u8; 32]), "kind": id});
+        w.submit(2, "coop.attest", attest).unwrap();
+        let mut b = crate::bylaws::Bylaws::single_class();
+        let c = b.classes.remove("members").unwrap();
+        b.classes.insert((*id).to_owned(), c);
+        b.validate().unwrap();
+    }
+    for id in bad {
+        let attest = json!({"digest": b64_encode([1u8; 32]), "kind": id});
+        assert_eq!(
+            malformed_field(w.submit(2, "coop.attest", attest)),
+            "body.payload.kind",
+            "{id:?}"
+        );
+        let mut b = crate::bylaws::Bylaws::single_class();
+        let c = b.classes.remove("members").unwrap();
+        b.classes.insert(id.to_owned(), c);
+        assert!(b.validate().is_err(), "{id:?}");
+    }
+    for id in good {
+        assert!(crate::payload::is_ident(id));
+    }
+}
+
 #[test]
 fn registry_lists_exactly_the_handled_types() {
     for (kind, v) in ENTRY_TYPES {
