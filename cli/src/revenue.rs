@@ -328,11 +328,15 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             let p = json!({"period": period, "currency": currency, "distribution": d});
             let (r, id) = sign_and_submit(c, &k, "revenue.distribute", p).await?;
             println!(
-                "revenue.distribute accepted at index {} (entry id {id}): net {} {currency} = reserve {} + community {} + pool {} over {} member line(s)",
+                "revenue.distribute accepted at index {} (entry id {id}): net {} {currency} = reserve {} + community {}{} + pool {} over {} member line(s)",
                 r.index,
                 d.net,
                 d.reserve,
                 d.community,
+                d.community_fund
+                    .as_deref()
+                    .map(|f| format!(" (to {f})"))
+                    .unwrap_or_default(),
                 d.pool,
                 d.lines.len()
             );

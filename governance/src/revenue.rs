@@ -102,6 +102,11 @@ pub struct AllocationPolicy {
     pub unclaimed: Unclaimed,
     /// Days a line may stay unpaid before it counts as unclaimed.
     pub claim_days: u64,
+    /// Who receives the community share (and unclaimed amounts, when `unclaimed` says so): a
+    /// registered party id or the co-op's name for the account, an identifier. Required when
+    /// anything goes to the fund. (Policies adopted before the fund was named have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_fund: Option<String>,
 }
 
 impl AllocationPolicy {
@@ -117,6 +122,12 @@ impl AllocationPolicy {
         if self.claim_days == 0 || self.claim_days > 3660 {
             return Err(PolicyError::ClaimDays(self.claim_days));
         }
+        let to_fund = self.community_ppm > 0 || self.unclaimed == Unclaimed::CommunityFund;
+        match &self.community_fund {
+            None if to_fund => return Err(PolicyError::CommunityFund),
+            Some(f) if !crate::payload::is_ident(f) => return Err(PolicyError::CommunityFund),
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -130,6 +141,12 @@ pub enum PolicyError {
     /// The claim period is out of range.
     #[error("policy.claimDays must be 1 to 3660, not {0}")]
     ClaimDays(u64),
+    /// Money goes to the community fund but the policy does not say whose it is.
+    #[error(
+        "policy.communityFund must name who receives the community share (a party id or \
+         account, 1 to 64 of [a-z0-9_-])"
+    )]
+    CommunityFund,
 }
 
 /// The first arithmetic break in a distribution.
@@ -265,6 +282,9 @@ pub struct Distribution {
     pub reserve: u64,
     /// Set aside for the community fund.
     pub community: u64,
+    /// Who receives `community` (the policy's `communityFund`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_fund: Option<String>,
     /// The member pool; `lines` sum to it exactly.
     pub pool: u64,
     /// Part of the pool nobody shares (no sharing member): goes where the policy's `unclaimed`
@@ -552,8 +572,12 @@ pub fn compute(
         Some(parts) => (parts, 0),
         None => (vec![0; weights.len()], pool),
     };
+    // An empty pool pays nobody: no zero lines (policies that name their fund; older ones
+    // listed every sharing member at zero, and their distributions recount as they were).
+    let no_pool = pool == 0 && p.policy.community_fund.is_some();
     let lines = sharing
         .into_iter()
+        .filter(|_| !no_pool)
         .zip(parts)
         .map(|((member, basis), amount)| Line {
             member,
@@ -573,6 +597,7 @@ pub fn compute(
         net,
         reserve,
         community,
+        community_fund: p.policy.community_fund.clone(),
         pool,
         unshared,
         lines,

@@ -203,7 +203,7 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         &policy,
         serde_json::to_vec(&json!({"reservePpm": 100_000, "communityPpm": 100_000,
             "poolPpm": 800_000, "split": "contribution", "minPayout": 100,
-            "unclaimed": "community_fund", "claimDays": 90}))
+            "unclaimed": "community_fund", "claimDays": 90, "communityFund": "patients_fund"}))
         .unwrap(),
     )
     .unwrap();
@@ -254,7 +254,8 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     ]);
     assert!(
         out.contains(
-            "net 90000 EUR = reserve 9000 + community 9000 + pool 72000 over 2 member line(s)"
+            "net 90000 EUR = reserve 9000 + community 9000 (to patients_fund) + pool 72000 over 2 \
+             member line(s)"
         ),
         "{out}"
     );
@@ -607,7 +608,8 @@ fn a_health_coop_policy_sends_all_data_revenue_to_the_community_research_fund() 
         &policy,
         serde_json::to_vec(
             &json!({"reservePpm": 0, "communityPpm": 1_000_000, "poolPpm": 0,
-            "split": "equal", "minPayout": 0, "unclaimed": "community_fund", "claimDays": 30}),
+            "split": "equal", "minPayout": 0, "unclaimed": "community_fund", "claimDays": 30,
+            "communityFund": "research_fund"}),
         )
         .unwrap(),
     )
@@ -644,7 +646,10 @@ fn a_health_coop_policy_sends_all_data_revenue_to_the_community_research_fund() 
         "EUR",
     ]);
     assert!(
-        out.contains("net 250000 EUR = reserve 0 + community 250000 + pool 0"),
+        out.contains(
+            "net 250000 EUR = reserve 0 + community 250000 (to research_fund) + pool 0 over 0 \
+             member line(s)"
+        ),
         "{out}"
     );
     let csv = run(&[
@@ -657,7 +662,8 @@ fn a_health_coop_policy_sends_all_data_revenue_to_the_community_research_fund() 
         "--format",
         "csv",
     ]);
-    // The consenting patient has a zero line: the pool is empty.
-    assert!(csv.contains(",1,0,0,0,nothing_due"), "{csv}");
+    // The pool is empty: nobody has a line, not even a zero one; the fund is named.
+    assert_eq!(csv.trim_end().lines().count(), 1, "{csv}");
+    assert!(out.contains("research_fund"), "{out}");
     node.terminate().unwrap();
 }

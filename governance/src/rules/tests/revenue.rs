@@ -83,7 +83,8 @@ fn drivers() -> (World, Vec<String>) {
 
 fn policy(split: &str) -> Value {
     json!({"reservePpm": 100_000, "communityPpm": 100_000, "poolPpm": 800_000, "split": split,
-           "minPayout": 0, "unclaimed": "reserve", "claimDays": 90})
+           "minPayout": 0, "unclaimed": "reserve", "claimDays": 90,
+           "communityFund": "city_research_fund"})
 }
 
 fn adopt(w: &mut World, policy: Value) {
@@ -256,6 +257,21 @@ fn a_policy_needs_its_vote_and_may_send_everything_to_the_community() {
         "method": "yes_no", "opensMs": w.now, "closesMs": w.now + 120_000, "policy": bad}),
     );
     assert_eq!(malformed_field(r), "body.payload.policy");
+    // Money to the community fund needs the fund named.
+    for unnamed in [
+        json!({"reservePpm": 0, "communityPpm": 1, "poolPpm": 999_999, "split": "equal",
+               "minPayout": 0, "unclaimed": "reserve", "claimDays": 9}),
+        json!({"reservePpm": 0, "communityPpm": 0, "poolPpm": 1_000_000, "split": "equal",
+               "minPayout": 0, "unclaimed": "community_fund", "claimDays": 9}),
+    ] {
+        let r = w.submit(
+            2,
+            "gov.propose",
+            json!({"kind": "distribution_approval", "title": "x", "method": "yes_no",
+                   "opensMs": w.now, "closesMs": w.now + 120_000, "policy": unnamed}),
+        );
+        assert_eq!(malformed_field(r), "body.payload.policy");
+    }
     // A rejected policy is not in force.
     let p = w.propose(2, json!({"kind": "distribution_approval", "title": "All to members", "policy": policy("equal")}));
     for n in [2, 3, 4, TREASURER] {
@@ -279,7 +295,9 @@ fn a_policy_needs_its_vote_and_may_send_everything_to_the_community() {
     .unwrap();
     let d = revenue::compute(&w.s, "2026-q4", "EUR").unwrap();
     assert_eq!((d.community, d.pool, d.reserve), (12_345, 0, 0));
-    assert!(d.lines.iter().all(|l| l.amount == 0));
+    // All to the named fund: no zero line for any member.
+    assert_eq!(d.community_fund.as_deref(), Some("city_research_fund"));
+    assert!(d.lines.is_empty(), "{:?}", d.lines);
     assert_eq!(distribute(&mut w, &d), "");
 }
 
