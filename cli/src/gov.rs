@@ -103,15 +103,45 @@ pub enum MemberCmd {
         /// Application details kept off-ledger; only a salted commitment is recorded.
         #[arg(long)]
         details: Option<String>,
+        /// The invitation file from `coop member invite` (when the bylaws require one).
+        #[arg(long)]
+        invitation: Option<PathBuf>,
     },
-    /// Board: admit an applicant, citing the adopted admission decision.
+    /// Board: invite the holder of a key to apply (writes the invitation file they apply with).
+    Invite {
+        /// A board member's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The applicant's public key: base64, or @KEYFILE.
+        #[arg(long)]
+        applicant: String,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+    /// Admit applicants as the bylaws say: citing an adopted admission decision (--decision,
+    /// one application), by the board (up to 500 --application in one entry), or by the
+    /// treasurer on paid shares (one --share reference per --application).
     Admit {
         #[arg(long)]
         key: PathBuf,
+        /// An application id; repeat for many.
+        #[arg(long = "application", required = true)]
+        applications: Vec<String>,
+        /// The adopted admission decision (general vote).
         #[arg(long)]
-        application: String,
+        decision: Option<String>,
+        /// Paid share: the payment reference of each application, in order (kept off-ledger;
+        /// its SHA-256 is recorded).
+        #[arg(long = "share")]
+        shares: Vec<String>,
+    },
+    /// Board: decline pending applications (frees their places under the bylaws' cap).
+    Decline {
         #[arg(long)]
-        decision: String,
+        key: PathBuf,
+        /// An application id; repeat for many.
+        #[arg(long = "application", required = true)]
+        applications: Vec<String>,
     },
     /// Add a key to your membership (rotation, another device or officer).
     KeyAdd {
@@ -328,6 +358,7 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
             key,
             class,
             details,
+            invitation,
         } => {
             let mut p = obj(json!({ "class": class }));
             if let Some(d) = details {
@@ -335,19 +366,85 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
                 p.insert("details".into(), json!(commitment));
                 println!("details salt (keep off-ledger with the details): {salt}");
             }
+            if let Some(path) = invitation {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let inv: Map<String, Value> = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not an invitation", path.display()))?;
+                for field in ["invitedBy", "invitation"] {
+                    let v = inv
+                        .get(field)
+                        .cloned()
+                        .ok_or_else(|| anyhow!("{}: no {field}", path.display()))?;
+                    p.insert(field.into(), v);
+                }
+            }
             let (_, id) = submit_printing(c, &key, "member.apply", Value::Object(p)).await?;
             println!("application: {id}");
         }
+        MemberCmd::Invite {
+            key,
+            applicant,
+            out,
+        } => {
+            let k = keyfile::read(&key)?;
+            let applicant = key_arg(&applicant)?;
+            let coop = c.checkpoint().await?.origin;
+            let sig = k.sign(&coopledger_governance::rules::invitation_message(
+                &coop, &applicant,
+            ));
+            let inv = json!({
+                "invitedBy": b64_encode(k.verifying_key().to_bytes()),
+                "invitation": b64_encode(sig.to_bytes()),
+            });
+            std::fs::write(&out, serde_json::to_string_pretty(&inv)? + "\n")
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "invitation for {} written to {} (apply with --invitation)",
+                b64_encode(applicant),
+                out.display()
+            );
+        }
         MemberCmd::Admit {
             key,
-            application,
+            applications,
             decision,
+            shares,
         } => {
+            let mut p = obj(json!({}));
+            match (&decision, applications.as_slice()) {
+                (Some(d), [one]) => {
+                    p.insert("application".into(), json!(one));
+                    p.insert("decision".into(), json!(d));
+                }
+                (Some(_), _) => bail!("--decision admits one --application"),
+                (None, list) => {
+                    p.insert("applications".into(), json!(list));
+                }
+            }
+            if !shares.is_empty() {
+                if shares.len() != applications.len() {
+                    bail!("give one --share per --application");
+                }
+                let digests: Vec<String> = shares
+                    .iter()
+                    .map(|s| b64_encode(sha2::Sha256::digest(s.as_bytes())))
+                    .collect();
+                p.insert("shares".into(), json!(digests));
+            }
+            let (r, _) = submit_printing(c, &key, "member.admit", Value::Object(p)).await?;
+            println!(
+                "{} member(s) admitted at index {}",
+                applications.len(),
+                r.index
+            );
+        }
+        MemberCmd::Decline { key, applications } => {
             submit_printing(
                 c,
                 &key,
-                "member.admit",
-                json!({"application": application, "decision": decision}),
+                "member.decline",
+                json!({ "applications": applications }),
             )
             .await?;
         }

@@ -146,6 +146,35 @@ impl TieBreakRule {
     }
 }
 
+/// Who admits new members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdmittedBy {
+    /// A board member admits applications, many in one `member.admit` entry.
+    Board,
+    /// Each admission is an adopted `admission` decision, cited by the board's `member.admit`.
+    GeneralVote,
+    /// The treasurer admits applicants whose member share is paid, recording each payment's
+    /// reference (a digest), many in one entry.
+    PaidShare,
+}
+
+/// How members are admitted, and the bounds that keep applications from being a spam hole.
+/// (Bylaws written before this section have none: admission by general vote, no bounds.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdmissionRules {
+    /// Who admits. An adopted admission decision admits under every mode.
+    pub by: AdmittedBy,
+    /// Whether an application must carry an invitation signed by a board member's key.
+    pub invitation_required: bool,
+    /// Most applications pending at once; more are refused until some are admitted or declined.
+    pub max_pending: u64,
+}
+
+/// Most applications one `member.admit` or `member.decline` entry may name.
+pub const MAX_ADMISSIONS_PER_ENTRY: usize = 500;
+
 /// A member class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -166,6 +195,9 @@ pub struct Bylaws {
     pub voting: VotingMode,
     /// Rules for each kind of decision (all kinds must be present).
     pub decisions: BTreeMap<DecisionKind, DecisionRules>,
+    /// How members are admitted (absent in bylaws written before it: by general vote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<AdmissionRules>,
 }
 
 /// A bylaws field that is not acceptable, by JSON path.
@@ -301,6 +333,12 @@ impl Bylaws {
                 }
             }
         }
+        if self.admission.is_some_and(|a| a.max_pending == 0) {
+            return Err(bad(
+                "admission.maxPending",
+                "must be at least 1 (no application could ever be made)",
+            ));
+        }
         for kind in DecisionKind::ALL {
             let path = format!("decisions.{}", kind.as_str());
             let d = self
@@ -409,6 +447,11 @@ impl Bylaws {
             classes: BTreeMap::from([("members".to_string(), MemberClass { votes: true })]),
             voting: VotingMode::OneMemberOneVote,
             decisions,
+            admission: Some(AdmissionRules {
+                by: AdmittedBy::Board,
+                invitation_required: false,
+                max_pending: 1_000,
+            }),
         }
     }
 }

@@ -11,6 +11,8 @@
 //! | `key/<32-byte key>` | [`KeyRecord`] |
 //! | `member/<member id>` | [`MemberRecord`] |
 //! | `app/<32-byte entry id>` | [`Application`] |
+//! | `pending-key/<32-byte key>` | the application id (hex) pending for that key (bylaws with `admission`) |
+//! | `pending-count` | pending applications, 8 bytes BE (bylaws with `admission`) |
 //! | `prop/<32-byte proposal id>` | [`ProposalRecord`] |
 //! | `vote/<proposal id>/<member id>` | [`VoteRecord`] (the member's current direct vote) |
 //! | `proxy/<proposal id>/<grantor id>` | [`ProxyRecord`] |
@@ -81,6 +83,13 @@ pub(crate) fn ballot_prefix(p: &[u8; 32]) -> Vec<u8> {
 pub(crate) fn ballot_key(p: &[u8; 32], token: &[u8; 32]) -> Vec<u8> {
     cat(&[&ballot_prefix(p), token])
 }
+/// `pending-key/<32-byte key>` → the id of that key's pending application (bylaws with an
+/// `admission` section only).
+pub(crate) fn pending_key_key(k: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"pending-key/", k])
+}
+/// Number of pending applications, 8 bytes big-endian (bylaws with an `admission` section).
+pub(crate) const PENDING_COUNT_KEY: &[u8] = b"pending-count";
 pub(crate) const OPEN_PREFIX: &[u8] = b"open/";
 pub(crate) fn open_key(closes_ms: u64, p: &[u8; 32]) -> Vec<u8> {
     cat(&[OPEN_PREFIX, &closes_ms.to_be_bytes(), p])
@@ -225,6 +234,12 @@ pub struct Application {
     /// Log index of the admission, once admitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted: Option<u64>,
+    /// Log index of the board's decline, if declined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declined: Option<u64>,
+    /// Paid share: the digest of the payment reference the treasurer admitted it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 /// What a proposal is about, beyond its text.

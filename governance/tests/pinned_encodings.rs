@@ -106,8 +106,10 @@ fn a_fixed_log_gives_the_pinned_roots() {
         batches: Vec::new(),
     };
     // The default bylaws as logs in the field hold them: ratios in ppm, from before bylaws
-    // wrote exact fractions (`"ratio": "2/3"`). They must keep giving the same roots.
+    // wrote exact fractions (`"ratio": "2/3"`), and no admission section. They must keep
+    // giving the same roots.
     let mut bylaws = Bylaws::single_class();
+    bylaws.admission = None; // admission by general vote, as before bylaws had the section
     for d in bylaws.decisions.values_mut() {
         d.min_duration_ms = 60_000;
         d.quorum.minimum = Ratio::Ppm(200_000);

@@ -4,7 +4,7 @@
 //! a member, in which class, at index N" has one answer.
 
 use super::{corrupt, count_members, rule, write, Signer};
-use crate::bylaws::DecisionKind;
+use crate::bylaws::{AdmittedBy, DecisionKind, MAX_ADMISSIONS_PER_ENTRY};
 use crate::genesis::{member_id, Role};
 use crate::payload::{malformed, Fields};
 use crate::records::{
@@ -127,13 +127,78 @@ fn adopted_decision(
     Ok(p)
 }
 
-/// `member.apply {class, details?}` — signed by the applicant's new key.
+/// Domain of an invitation: a board member's key signs
+/// `"coopledger/invitation\0" ‖ coop ‖ 0x00 ‖ the applicant's 32-byte key`.
+pub const INVITATION_DOMAIN: &[u8] = b"coopledger/invitation\0";
+
+/// The message a board member signs to invite the holder of `applicant`.
+pub fn invitation_message(coop: &str, applicant: &[u8; 32]) -> Vec<u8> {
+    [INVITATION_DOMAIN, coop.as_bytes(), &[0], applicant].concat()
+}
+
+fn pending_count(view: &StateView<'_>) -> Result<u64, ApplyError> {
+    Ok(view
+        .get(records::PENDING_COUNT_KEY)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+fn set_pending_count(view: &mut StateView<'_>, n: u64) {
+    view.put(records::PENDING_COUNT_KEY, n.to_be_bytes().to_vec());
+}
+
+/// Checks `invitation` (a signature) by `invitedBy` (a key): a current key of an active board
+/// member, over [`invitation_message`] for `applicant`.
+fn check_invitation(
+    view: &StateView<'_>,
+    f: &Fields<'_>,
+    coop: &str,
+    applicant: &[u8; 32],
+) -> Result<(), ApplyError> {
+    let by = f.key("invitedBy")?;
+    let sig = f.signature("invitation")?;
+    let k = records::key(view, &by)?
+        .filter(|k| k.revoked.is_none())
+        .ok_or_else(|| {
+            rule(
+                "apply.invitation",
+                "body.payload.invitedBy: not a current key of the co-op",
+            )
+        })?;
+    let board = records::member(view, &k.member)?
+        .is_some_and(|m| m.status == MemberStatus::Active && m.roles.contains(&Role::Board));
+    if !board {
+        return Err(rule(
+            "apply.invitation",
+            "body.payload.invitedBy: not the key of an active board member",
+        ));
+    }
+    let msg = invitation_message(coop, applicant);
+    if !verify_one(&SignedMessage {
+        key: &by,
+        msg: &msg,
+        sig: &sig,
+    }) {
+        return Err(rule(
+            "apply.invitation",
+            "body.payload.invitation: not a signature of this applicant's invitation by invitedBy",
+        ));
+    }
+    Ok(())
+}
+
+/// `member.apply {class, details?, invitation?, invitedBy?}` — signed by the applicant's new
+/// key. Under bylaws with an `admission` section: one pending application per key, at most
+/// `maxPending` pending in all, and an invitation when the bylaws require one.
 pub(super) fn apply_application(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
 ) -> Result<(), ApplyError> {
-    let f = Fields::new(&env.body().payload, &["class", "details"])?;
+    let f = Fields::new(
+        &env.body().payload,
+        &["class", "details", "invitation", "invitedBy"],
+    )?;
     let class = f.ident("class")?;
     let details = if f.has("details") {
         Some(b64_encode(f.digest("details")?))
@@ -148,7 +213,45 @@ pub(super) fn apply_application(
         ));
     }
     class_exists(view, &class, "class")?;
+    let bylaws = records::bylaws(view)?.ok_or_else(|| corrupt("bylaws missing"))?;
+    let invited = f.has("invitation") || f.has("invitedBy");
+    if invited {
+        check_invitation(view, &f, &env.body().coop, &key)?;
+    }
     let id = env.entry_id();
+    if let Some(adm) = bylaws.admission {
+        if adm.invitation_required && !invited {
+            return Err(rule(
+                "apply.invitation",
+                "the bylaws admit applications only with an invitation signed by a board \
+                 member (body.payload.invitation, body.payload.invitedBy)",
+            ));
+        }
+        if let Some(prev) = view.get(&records::pending_key_key(&key))? {
+            return Err(rule(
+                "apply.pending",
+                format!(
+                    "body.signer already has application {} pending",
+                    String::from_utf8_lossy(&prev)
+                ),
+            ));
+        }
+        let pending = pending_count(view)?;
+        if pending >= adm.max_pending {
+            return Err(rule(
+                "apply.cap",
+                format!(
+                    "{pending} applications are pending, the most the bylaws allow \
+                     (admission.maxPending); apply again once the board has dealt with some"
+                ),
+            ));
+        }
+        view.put(
+            &records::pending_key_key(&key),
+            hex::encode(id.as_bytes()).into_bytes(),
+        );
+        set_pending_count(view, pending + 1);
+    }
     let a = Application {
         id: hex::encode(id.as_bytes()),
         index: ctx.index,
@@ -157,73 +260,245 @@ pub(super) fn apply_application(
         class,
         details,
         admitted: None,
+        declined: None,
+        share: None,
     };
     write(view, &app_key(id.as_bytes()), &a)
 }
 
-/// `member.admit {application, decision}` — by the board, citing the adopted admission.
+/// The application ids an admit or decline entry names: `applications` (a list of at most
+/// [`MAX_ADMISSIONS_PER_ENTRY`], no repeats) or the single `application`.
+fn application_list(f: &Fields<'_>) -> Result<Vec<[u8; 32]>, ApplyError> {
+    if f.has("application") {
+        if f.has("applications") {
+            return Err(
+                malformed("applications", "give application or applications, not both").into(),
+            );
+        }
+        return Ok(vec![f.id("application")?]);
+    }
+    let list = f
+        .value("applications")
+        .and_then(serde_json::Value::as_array)
+        .filter(|l| !l.is_empty() && l.len() <= MAX_ADMISSIONS_PER_ENTRY)
+        .ok_or_else(|| {
+            malformed(
+                "applications",
+                format!("must be a list of 1 to {MAX_ADMISSIONS_PER_ENTRY} application ids"),
+            )
+        })?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let id = v.as_str().and_then(crate::parse_id).ok_or_else(|| {
+            malformed(
+                &format!("applications[{i}]"),
+                "must be 64 lowercase hex digits",
+            )
+        })?;
+        if out.contains(&id) {
+            return Err(malformed(&format!("applications[{i}]"), "named twice").into());
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// A pending application (neither admitted nor declined).
+fn pending_application(
+    view: &StateView<'_>,
+    id: &[u8; 32],
+    at: &str,
+) -> Result<Application, ApplyError> {
+    let app = records::application(view, id)?.ok_or_else(|| {
+        rule(
+            "admit.application",
+            format!("body.payload.{at}: no such application"),
+        )
+    })?;
+    if app.admitted.is_some() {
+        return Err(rule(
+            "admit.application",
+            format!("body.payload.{at}: already admitted"),
+        ));
+    }
+    if app.declined.is_some() {
+        return Err(rule(
+            "admit.application",
+            format!("body.payload.{at}: declined"),
+        ));
+    }
+    Ok(app)
+}
+
+/// Frees an application's pending slot (bylaws with an `admission` section).
+fn release_pending(view: &mut StateView<'_>, app: &Application) -> Result<(), ApplyError> {
+    let key: [u8; 32] = coopledger_ledger::codec::b64_decode(&app.key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt("application key"))?;
+    let k = records::pending_key_key(&key);
+    if view.get(&k)?.is_some() {
+        view.delete(&k);
+        let n = pending_count(view)?;
+        set_pending_count(view, n.saturating_sub(1));
+    }
+    Ok(())
+}
+
+/// `member.admit` — admits applicants, as the bylaws' `admission.by` says:
+/// - `{application, decision}` by a board member, citing the adopted admission decision (every
+///   mode; the only one under bylaws without an `admission` section, or `general_vote`);
+/// - `board`: `{applications: [id…]}` (or `{application}`) by a board member;
+/// - `paid_share`: `{applications: [id…], shares: [digest…]}` by the treasurer, one payment
+///   reference digest per applicant.
+///
+/// All or nothing: one application that cannot be admitted refuses the entry.
 pub(super) fn admit(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
     signer: &Signer,
 ) -> Result<(), ApplyError> {
+    let f = Fields::new(
+        &env.body().payload,
+        &["application", "applications", "decision", "shares"],
+    )?;
+    let bylaws = records::bylaws(view)?.ok_or_else(|| corrupt("bylaws missing"))?;
+    let by = bylaws.admission.map(|a| a.by);
+    let ids = application_list(&f)?;
+    let mut shares: Vec<Option<String>> = vec![None; ids.len()];
+    if f.has("decision") {
+        signer.with_role(Role::Board)?;
+        let [id] = ids.as_slice() else {
+            return Err(malformed("applications", "a decision admits one application").into());
+        };
+        let app = pending_application(view, id, "application")?;
+        adopted_decision(
+            view,
+            &f,
+            DecisionKind::Admission,
+            &Subject::Application { id: app.id.clone() },
+        )?;
+        if f.has("shares") {
+            return Err(malformed("shares", "only a paid-share admission takes shares").into());
+        }
+    } else {
+        match by {
+            Some(AdmittedBy::Board) => {
+                signer.with_role(Role::Board)?;
+                if f.has("shares") {
+                    return Err(
+                        malformed("shares", "only a paid-share admission takes shares").into(),
+                    );
+                }
+            }
+            Some(AdmittedBy::PaidShare) => {
+                signer.with_role(Role::Treasurer)?;
+                let list = f
+                    .value("shares")
+                    .and_then(serde_json::Value::as_array)
+                    .filter(|l| l.len() == ids.len())
+                    .ok_or_else(|| {
+                        malformed(
+                            "shares",
+                            "must list one payment reference digest per application",
+                        )
+                    })?;
+                for (i, v) in list.iter().enumerate() {
+                    let d = v
+                        .as_str()
+                        .and_then(|s| coopledger_ledger::codec::b64_decode(s).ok())
+                        .filter(|b| b.len() == 32)
+                        .ok_or_else(|| {
+                            malformed(
+                                &format!("shares[{i}]"),
+                                "must be base64 of a 32-byte digest",
+                            )
+                        })?;
+                    if let Some(slot) = shares.get_mut(i) {
+                        *slot = Some(b64_encode(d));
+                    }
+                }
+            }
+            Some(AdmittedBy::GeneralVote) | None => {
+                return Err(rule(
+                    "admit.decision",
+                    "the bylaws admit members by general vote: cite the adopted admission \
+                     decision (body.payload.decision)",
+                ))
+            }
+        }
+    }
+    for (i, (id, share)) in ids.iter().zip(shares).enumerate() {
+        let at = if f.has("application") {
+            "application".to_owned()
+        } else {
+            format!("applications[{i}]")
+        };
+        let mut app = pending_application(view, id, &at)?;
+        let key: [u8; 32] = coopledger_ledger::codec::b64_decode(&app.key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt("application key"))?;
+        if records::key(view, &key)?.is_some() {
+            return Err(rule(
+                "apply.known_key",
+                format!("body.payload.{at}: the applicant's key is already in use by the co-op"),
+            ));
+        }
+        // The class must still exist under the bylaws in force.
+        class_exists(view, &app.class, "application")?;
+        write(
+            view,
+            &key_key(&key),
+            &KeyRecord {
+                member: app.member.clone(),
+                since: ctx.index,
+                revoked: None,
+                label: None,
+            },
+        )?;
+        let mut m = MemberRecord {
+            id: app.member.clone(),
+            class: app.class.clone(),
+            status: MemberStatus::Active,
+            roles: vec![],
+            keys: vec![app.key.clone()],
+            history: vec![],
+            notice: None,
+        };
+        record_event(view, &mut m, ctx, "admitted")?;
+        app.admitted = Some(ctx.index);
+        app.share = share;
+        write(view, &app_key(id), &app)?;
+        release_pending(view, &app)?;
+    }
+    count_members(view, ids.len() as i64)
+}
+
+/// `member.decline {applications: [id…]}` (or `{application}`) — by a board member: the
+/// applications are closed unadmitted and their pending slots freed (bylaws may cap pending
+/// applications). The reason, if any, stays off-ledger.
+pub(super) fn decline(
+    view: &mut StateView<'_>,
+    env: &Envelope,
+    ctx: &ApplyContext,
+    signer: &Signer,
+) -> Result<(), ApplyError> {
     signer.with_role(Role::Board)?;
-    let f = Fields::new(&env.body().payload, &["application", "decision"])?;
-    let app_id = f.id("application")?;
-    let mut app = records::application(view, &app_id)?.ok_or_else(|| {
-        rule(
-            "admit.application",
-            "body.payload.application: no such application",
-        )
-    })?;
-    if app.admitted.is_some() {
-        return Err(rule(
-            "admit.application",
-            "body.payload.application: already admitted",
-        ));
+    let f = Fields::new(&env.body().payload, &["application", "applications"])?;
+    for (i, id) in application_list(&f)?.iter().enumerate() {
+        let at = if f.has("application") {
+            "application".to_owned()
+        } else {
+            format!("applications[{i}]")
+        };
+        let mut app = pending_application(view, id, &at)?;
+        app.declined = Some(ctx.index);
+        write(view, &app_key(id), &app)?;
+        release_pending(view, &app)?;
     }
-    adopted_decision(
-        view,
-        &f,
-        DecisionKind::Admission,
-        &Subject::Application { id: app.id.clone() },
-    )?;
-    let key: [u8; 32] = coopledger_ledger::codec::b64_decode(&app.key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| corrupt("application key"))?;
-    if records::key(view, &key)?.is_some() {
-        return Err(rule(
-            "apply.known_key",
-            "the applicant's key is already in use by the co-op",
-        ));
-    }
-    // The class must still exist under the bylaws in force.
-    class_exists(view, &app.class, "application")?;
-    write(
-        view,
-        &key_key(&key),
-        &KeyRecord {
-            member: app.member.clone(),
-            since: ctx.index,
-            revoked: None,
-            label: None,
-        },
-    )?;
-    let mut m = MemberRecord {
-        id: app.member.clone(),
-        class: app.class.clone(),
-        status: MemberStatus::Active,
-        roles: vec![],
-        keys: vec![app.key.clone()],
-        history: vec![],
-        notice: None,
-    };
-    record_event(view, &mut m, ctx, "admitted")?;
-    app.admitted = Some(ctx.index);
-    write(view, &app_key(&app_id), &app)?;
-    count_members(view, 1)
+    Ok(())
 }
 
 /// `member.key_add {key, proof}` — a member adds a key (rotation, or another device or officer

@@ -25,7 +25,7 @@ use coopledger_ledger::{
 use serde::Serialize;
 
 pub use ballots::{ballots_payload, check_ballot, revealed_keys, OpenedBallot, BALLOT_TYPE};
-pub use membership::key_add_message;
+pub use membership::{invitation_message, key_add_message};
 pub use tallies::{compute_tally, tally_entry_payload};
 
 /// Registered `(type, version)` pairs; anything else is refused at admission.
@@ -33,6 +33,7 @@ pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("coop.genesis", 1),
     ("coop.attest", 1),
     ("member.apply", 1),
+    ("member.decline", 1),
     ("member.admit", 1),
     ("member.key_add", 1),
     ("member.key_revoke", 1),
@@ -287,6 +288,7 @@ impl StateMachine for CoopRules {
                 self.apply_attest(entry)
             }
             "member.admit" => membership::admit(view, entry, ctx, &signer),
+            "member.decline" => membership::decline(view, entry, ctx, &signer),
             "member.key_add" => membership::key_add(view, entry, ctx, &signer),
             "member.key_revoke" => membership::key_revoke(view, entry, ctx, &signer),
             "member.class" => membership::change_class(view, entry, ctx, &signer),

@@ -287,3 +287,201 @@ fn withdrawal_and_class_change_are_recorded_in_the_history() {
         Some(("riders".into(), MemberStatus::Withdrawn))
     );
 }
+
+fn admission_bylaws(by: AdmittedBy, invitation_required: bool, max_pending: u64) -> Bylaws {
+    let mut b = test_bylaws();
+    b.admission = Some(AdmissionRules {
+        by,
+        invitation_required,
+        max_pending,
+    });
+    b
+}
+
+fn board_and_treasurer(bylaws: Bylaws) -> World {
+    World::with(
+        bylaws,
+        &[
+            (2, "members", &[Role::Board]),
+            (3, "members", &[Role::Treasurer]),
+            (4, "members", &[]),
+        ],
+    )
+}
+
+/// Keys 100.. apply; returns the application ids (hex).
+fn applications(w: &mut World, keys: std::ops::Range<u8>) -> Vec<String> {
+    keys.map(|n| {
+        hex::encode(
+            w.submit(n, "member.apply", json!({"class": "members"}))
+                .unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn a_board_admits_many_applicants_in_one_entry() {
+    let mut w = board_and_treasurer(admission_bylaws(AdmittedBy::Board, false, 1_000));
+    let apps = applications(&mut w, 100..160);
+    // Not a board member: refused; the board: all sixty in one entry.
+    assert_eq!(
+        w.refused(4, "member.admit", json!({"applications": apps})),
+        "role.required"
+    );
+    let before = records::coop(&w.s).unwrap().unwrap().members;
+    w.submit(2, "member.admit", json!({"applications": apps}))
+        .unwrap();
+    assert_eq!(records::coop(&w.s).unwrap().unwrap().members, before + 60);
+    assert_eq!(w.member(130).status, MemberStatus::Active);
+    // All or nothing: one admitted application in a list refuses the whole entry.
+    let more = applications(&mut w, 160..162);
+    let mixed = json!({"applications": [more[0], apps[0], more[1]]});
+    assert_eq!(w.refused(2, "member.admit", mixed), "admit.application");
+    assert!(
+        records::application(&w.s, &crate::parse_id(&more[0]).unwrap())
+            .unwrap()
+            .unwrap()
+            .admitted
+            .is_none()
+    );
+    // Bounded: at most MAX_ADMISSIONS_PER_ENTRY per entry, no repeats.
+    let too_many: Vec<String> = (0..=MAX_ADMISSIONS_PER_ENTRY)
+        .map(|i| format!("{i:064x}"))
+        .collect();
+    assert_eq!(
+        malformed_field(w.submit(2, "member.admit", json!({"applications": too_many}))),
+        "body.payload.applications"
+    );
+    assert_eq!(
+        malformed_field(w.submit(
+            2,
+            "member.admit",
+            json!({"applications": [more[0], more[0]]})
+        )),
+        "body.payload.applications[1]"
+    );
+}
+
+#[test]
+fn applications_are_bounded_one_per_key_and_by_a_cap_and_the_board_can_decline() {
+    let mut w = board_and_treasurer(admission_bylaws(AdmittedBy::Board, false, 3));
+    let apps = applications(&mut w, 100..103);
+    // The same key again while pending: refused.
+    assert_eq!(
+        w.refused(100, "member.apply", json!({"class": "members"})),
+        "apply.pending"
+    );
+    // The cap: a fourth stranger is refused until one is dealt with.
+    assert_eq!(
+        w.refused(103, "member.apply", json!({"class": "members"})),
+        "apply.cap"
+    );
+    w.submit(2, "member.decline", json!({"application": apps[0]}))
+        .unwrap();
+    let declined = records::application(&w.s, &crate::parse_id(&apps[0]).unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(declined.declined.is_some());
+    assert_eq!(
+        w.refused(2, "member.admit", json!({"application": apps[0]})),
+        "admit.application"
+    );
+    w.submit(103, "member.apply", json!({"class": "members"}))
+        .unwrap();
+    // A declined applicant may apply again (their key is no longer pending)... once the cap
+    // allows: admitting frees slots too.
+    w.submit(
+        2,
+        "member.admit",
+        json!({"applications": [apps[1], apps[2]]}),
+    )
+    .unwrap();
+    w.submit(100, "member.apply", json!({"class": "members"}))
+        .unwrap();
+}
+
+#[test]
+fn an_invitation_signed_by_a_board_key_is_required_when_the_bylaws_say_so() {
+    let mut w = board_and_treasurer(admission_bylaws(AdmittedBy::Board, true, 100));
+    assert_eq!(
+        w.refused(100, "member.apply", json!({"class": "members"})),
+        "apply.invitation"
+    );
+    let invite = |by: u8, applicant: u8| {
+        json!({"class": "members",
+               "invitedBy": b64_encode(pk(by)),
+               "invitation": b64_encode(key(by).sign(&invitation_message(COOP, &pk(applicant))).to_bytes())})
+    };
+    // Signed by a member who is not on the board; for another applicant; by the board: ok.
+    assert_eq!(
+        w.refused(100, "member.apply", invite(4, 100)),
+        "apply.invitation"
+    );
+    assert_eq!(
+        w.refused(100, "member.apply", invite(2, 101)),
+        "apply.invitation"
+    );
+    w.submit(100, "member.apply", invite(2, 100)).unwrap();
+}
+
+#[test]
+fn paid_share_admission_is_by_the_treasurer_with_one_payment_reference_each() {
+    let mut w = board_and_treasurer(admission_bylaws(AdmittedBy::PaidShare, false, 100));
+    let apps = applications(&mut w, 100..103);
+    let shares: Vec<String> = (0..3u8).map(|i| b64_encode([i; 32])).collect();
+    assert_eq!(
+        w.refused(
+            2,
+            "member.admit",
+            json!({"applications": apps, "shares": shares})
+        ),
+        "role.required"
+    );
+    assert_eq!(
+        malformed_field(w.submit(
+            3,
+            "member.admit",
+            json!({"applications": apps, "shares": [shares[0]]})
+        )),
+        "body.payload.shares"
+    );
+    w.submit(
+        3,
+        "member.admit",
+        json!({"applications": apps, "shares": shares}),
+    )
+    .unwrap();
+    let a = records::application(&w.s, &crate::parse_id(&apps[2]).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.share.as_deref(), Some(shares[2].as_str()));
+}
+
+#[test]
+fn under_general_vote_a_direct_admission_is_refused() {
+    let mut w = board_and_treasurer(admission_bylaws(AdmittedBy::GeneralVote, false, 100));
+    let apps = applications(&mut w, 100..101);
+    assert_eq!(
+        w.refused(2, "member.admit", json!({"applications": apps})),
+        "admit.decision"
+    );
+    // Bylaws written before the admission section behave the same.
+    let mut legacy = test_bylaws();
+    legacy.admission = None;
+    let mut w = board_and_treasurer(legacy);
+    let apps = applications(&mut w, 100..101);
+    assert_eq!(
+        w.refused(2, "member.admit", json!({"application": apps[0]})),
+        "admit.decision"
+    );
+    // No bounds either: the same key may apply twice, as before.
+    w.submit(101, "member.apply", json!({"class": "members"}))
+        .unwrap();
+    w.submit(
+        101,
+        "member.apply",
+        json!({"class": "members", "details": b64_encode([1; 32])}),
+    )
+    .unwrap();
+}

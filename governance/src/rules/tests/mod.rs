@@ -3,7 +3,9 @@
 //! leaves the state unchanged.
 
 use super::*;
-use crate::bylaws::{Bylaws, DecisionKind, MemberClass, Method};
+use crate::bylaws::{
+    AdmissionRules, AdmittedBy, Bylaws, DecisionKind, MemberClass, Method, MAX_ADMISSIONS_PER_ENTRY,
+};
 use crate::genesis::{Founder, Genesis};
 use crate::records::{MemberStatus, ProposalRecord, ProposalStatus, Vote};
 use crate::tally::{Outcome, VotingMode};
