@@ -81,11 +81,10 @@ fn print_report(r: &TallyReport) {
     let p = &r.proposal;
     let t = &r.tally;
     println!(
-        "recounted proposal {} ({:?}, {}) of {} against checkpoint {} (size {}), bylaws v{}",
+        "recounted proposal {} ({:?}, {}) against {}'s checkpoint of size {}, bylaws v{}",
         p.id,
         p.title,
         p.kind.as_str(),
-        r.origin,
         r.origin,
         r.size,
         r.bylaws_version
