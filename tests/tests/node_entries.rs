@@ -161,7 +161,8 @@ async fn tally_and_anchor_receipts_are_recorded_first_time_under_load() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let board_client = coopledger_rpc::client::http_client(&rpc).unwrap();
     let opens = now_ms();
-    let closes = opens + 4_000;
+    // Wide enough for 100 proposals and a CLI vote on a loaded 2-core machine.
+    let closes = opens + 10_000;
     let mut ids = Vec::new();
     for n in 1..=PROPOSALS {
         let payload = serde_json::json!({
