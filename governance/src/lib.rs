@@ -3,20 +3,24 @@
 //! over the state view — no clock, no randomness, no I/O.
 #![forbid(unsafe_code)]
 
-pub mod ballot;
+// By domain: each holds its model, its rules (`rules.rs`, dispatched from `rules`) and its
+// offline verifier (`bundle.rs`).
 pub mod bylaws;
 pub mod consent;
-pub mod consent_bundle;
-pub mod genesis;
+pub mod membership;
 mod payload;
 pub mod personal;
+pub mod proposals;
 pub mod records;
 pub mod revenue;
-pub mod revenue_bundle;
 pub mod rules;
-pub mod tally;
-pub mod tally_bundle;
-pub mod tallying;
+
+// The paths other crates and documents already name.
+pub use consent::bundle as consent_bundle;
+pub use membership::genesis;
+pub use proposals::bundle as tally_bundle;
+pub use proposals::{ballot, tally, tallying};
+pub use revenue::bundle as revenue_bundle;
 
 pub use genesis::{member_id, Founder, Genesis, Role};
 pub use payload::{is_ident, parse_id, IDENT_RULE};

@@ -3,14 +3,12 @@
 //! `Rejection::Malformed` naming the payload field; a refused entry changes nothing.
 
 pub mod anchors;
-mod ballots;
-mod consent;
-mod membership;
-mod personal;
-mod proposals;
-mod revenue;
-mod tallies;
-pub(crate) mod votes;
+use crate::consent::rules as consent;
+use crate::membership::rules as membership;
+use crate::personal::rules as personal;
+use crate::proposals::rules as proposals;
+use crate::proposals::{ballots, tallies, votes};
+use crate::revenue::rules as revenue;
 
 use crate::genesis::{member_id, Genesis, Role};
 use crate::records::{

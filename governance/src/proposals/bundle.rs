@@ -16,12 +16,13 @@
 
 use crate::bylaws::Bylaws;
 use crate::payload::Fields;
+use crate::proposals::votes::vote_from;
 use crate::records::{
     self, ballot_prefix, key_key, member_key, part_key, prop_key, proxy_key, vote_key,
     BallotRecord, CoopState, Participation, ProposalRecord, ProposalStatus, ProxyRecord, Subject,
     VoteRecord, COOP_KEY,
 };
-use crate::rules::{check_ballot, compute_tally, revealed_keys, votes::vote_from};
+use crate::rules::{check_ballot, compute_tally, revealed_keys};
 use crate::tally::{ClassId, Outcome};
 use crate::tallying::TallyRecord;
 use coopledger_ledger::bundle::{Anchor, BundleError, ProvenEntry, ProvenState};

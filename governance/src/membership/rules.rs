@@ -3,7 +3,6 @@
 //! decision, voluntary withdrawal. Every change is appended to the member's history, so "who was
 //! a member, in which class, at index N" has one answer.
 
-use super::{corrupt, count_members, rule, write, Signer};
 use crate::bylaws::{AdmittedBy, DecisionKind, MAX_ADMISSIONS_PER_ENTRY};
 use crate::genesis::{member_id, Role};
 use crate::payload::{malformed, Fields};
@@ -11,6 +10,7 @@ use crate::records::{
     self, app_key, key_key, member_key, Application, ExpulsionNotice, KeyRecord, MemberEvent,
     MemberRecord, MemberStatus, ProposalRecord, ProposalStatus, Subject,
 };
+use crate::rules::{corrupt, count_members, rule, write, Signer};
 use crate::tally::Outcome;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::sig::{verify_one, SignedMessage};
@@ -55,7 +55,7 @@ fn target(view: &StateView<'_>, f: &Fields<'_>) -> Result<MemberRecord, ApplyErr
 }
 
 /// The member named by `body.payload.member`, who must still be a member.
-pub(super) fn current_member(
+pub(crate) fn current_member(
     view: &StateView<'_>,
     f: &Fields<'_>,
 ) -> Result<MemberRecord, ApplyError> {
@@ -190,7 +190,7 @@ fn check_invitation(
 /// `member.apply {class, details?, invitation?, invitedBy?}` — signed by the applicant's new
 /// key. Under bylaws with an `admission` section: one pending application per key, at most
 /// `maxPending` pending in all, and an invitation when the bylaws require one.
-pub(super) fn apply_application(
+pub(crate) fn apply_application(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -353,7 +353,7 @@ fn release_pending(view: &mut StateView<'_>, app: &Application) -> Result<(), Ap
 ///   reference digest per applicant.
 ///
 /// All or nothing: one application that cannot be admitted refuses the entry.
-pub(super) fn admit(
+pub(crate) fn admit(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -479,7 +479,7 @@ pub(super) fn admit(
 /// `member.decline {applications: [id…]}` (or `{application}`) — by a board member: the
 /// applications are closed unadmitted and their pending slots freed (bylaws may cap pending
 /// applications). The reason, if any, stays off-ledger.
-pub(super) fn decline(
+pub(crate) fn decline(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -503,7 +503,7 @@ pub(super) fn decline(
 
 /// `member.key_add {key, proof}` — a member adds a key (rotation, or another device or officer
 /// of an organisation); `proof` is the new key's signature of [`key_add_message`].
-pub(super) fn key_add(
+pub(crate) fn key_add(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -554,7 +554,7 @@ pub(super) fn key_add(
 
 /// `member.key_revoke {key}` — by the key's member (with any current key) or the board. Entries
 /// the key signed before stay valid; later ones are refused. A member keeps at least one key.
-pub(super) fn key_revoke(
+pub(crate) fn key_revoke(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -594,7 +594,7 @@ pub(super) fn key_revoke(
 }
 
 /// `member.class {member, class}` — by the board.
-pub(super) fn change_class(
+pub(crate) fn change_class(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -617,7 +617,7 @@ pub(super) fn change_class(
 
 /// `member.role {member, role, grant}` — the board grants or removes board, treasurer or
 /// auditor.
-pub(super) fn change_role(
+pub(crate) fn change_role(
     view: &mut StateView<'_>,
     env: &Envelope,
     signer: &Signer,
@@ -663,7 +663,7 @@ pub(super) fn change_role(
 }
 
 /// `member.suspend {member, reason}` — by the board; `reason` commits to the off-ledger text.
-pub(super) fn suspend(
+pub(crate) fn suspend(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -684,7 +684,7 @@ pub(super) fn suspend(
 }
 
 /// `member.reinstate {member}` — by the board.
-pub(super) fn reinstate(
+pub(crate) fn reinstate(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -705,7 +705,7 @@ pub(super) fn reinstate(
 
 /// `member.notice {member, reason}` — the board gives notice of intended expulsion; the bylaws'
 /// notice period runs from this entry's batch time.
-pub(super) fn notice(
+pub(crate) fn notice(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -725,7 +725,7 @@ pub(super) fn notice(
 
 /// `member.expel {member, decision}` — by the board, after a notice and the bylaws' notice
 /// period, citing the adopted expulsion decision.
-pub(super) fn expel(
+pub(crate) fn expel(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -771,7 +771,7 @@ pub(super) fn expel(
 }
 
 /// `member.withdraw {}` — a member leaves (also while suspended).
-pub(super) fn withdraw(
+pub(crate) fn withdraw(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,

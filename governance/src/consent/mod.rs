@@ -15,6 +15,9 @@
 //! | `use/<32-byte use id>` | [`DataUse`] |
 //! | `ctl/<member id>` | [`Timeline`]: every consent entry about the member, in log order |
 
+pub mod bundle;
+pub(crate) mod rules;
+
 use crate::records::{cat, decode, read};
 use coopledger_ledger::StateRead;
 use coopledger_ledger::StoreError;

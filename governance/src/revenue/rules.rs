@@ -3,7 +3,6 @@
 //! under the policy the members adopted; then `revenue.payment` against its lines and
 //! `revenue.unclaimed` after the claim period. Records and arithmetic are in [`crate::revenue`].
 
-use super::{rule, write, Signer};
 use crate::consent;
 use crate::genesis::Role;
 use crate::payload::{malformed, Fields};
@@ -12,6 +11,7 @@ use crate::revenue::{
     settlement_key, Distribution, DistributionError, Expense, Payment, PaymentStatus, Revenue,
     Settlement, UnclaimedTransfer,
 };
+use crate::rules::{rule, write, Signer};
 use coopledger_ledger::codec::{b64_encode, MAX_SAFE_INTEGER};
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateView};
 use serde_json::Value;
@@ -57,7 +57,7 @@ fn not_distributed(view: &StateView<'_>, period: &str, cur: &str) -> Result<(), 
 /// `revenue.record {payer, amount, currency, period, evidence, purpose, uses[]}` — by the
 /// treasurer: what a party paid for which recorded data uses (all of the revenue's purpose and
 /// to the payer, each paid for once).
-pub(super) fn record(
+pub(crate) fn record(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -143,7 +143,7 @@ pub(super) fn record(
 }
 
 /// `revenue.expense {payee, amount, currency, period, evidence}` — by the treasurer.
-pub(super) fn expense(
+pub(crate) fn expense(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -177,7 +177,7 @@ pub(super) fn expense(
 
 /// `revenue.distribute {period, currency, distribution}` — by the treasurer; accepted only if
 /// `distribution` balances and is exactly the one computed from the log.
-pub(super) fn distribute(
+pub(crate) fn distribute(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -255,13 +255,13 @@ fn recorded(
         )
     })?;
     let s = revenue::settlement(view, period, cur)?
-        .ok_or_else(|| super::corrupt("distribution without settlement"))?;
+        .ok_or_else(|| crate::rules::corrupt("distribution without settlement"))?;
     Ok((d, s))
 }
 
 /// `revenue.payment {period, currency, member, amount, reference, status}` — by the treasurer:
 /// a payment (or a failed attempt) of one member's whole line.
-pub(super) fn payment(
+pub(crate) fn payment(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -342,7 +342,7 @@ pub(super) fn payment(
 /// `revenue.unclaimed {period, currency}` — by the treasurer, once the policy's claim period has
 /// passed since the distribution: every unpaid line (and any unshared pool) goes where the
 /// policy applied to it says. Final.
-pub(super) fn unclaimed(
+pub(crate) fn unclaimed(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -359,7 +359,7 @@ pub(super) fn unclaimed(
         ));
     }
     let p = revenue::policy_version(view, d.policy_version)?
-        .ok_or_else(|| super::corrupt("the distribution's policy is missing"))?;
+        .ok_or_else(|| crate::rules::corrupt("the distribution's policy is missing"))?;
     let deadline =
         s.ms.saturating_add(p.policy.claim_days.saturating_mul(86_400_000));
     if ctx.batch_time_ms < deadline {
@@ -385,7 +385,7 @@ pub(super) fn unclaimed(
     let amount = unpaid
         .iter()
         .try_fold(d.unshared, |a, l| a.checked_add(l.amount))
-        .ok_or_else(|| super::corrupt("unclaimed total overflows"))?;
+        .ok_or_else(|| crate::rules::corrupt("unclaimed total overflows"))?;
     s.unclaimed = Some(UnclaimedTransfer {
         amount,
         to: p.policy.unclaimed,

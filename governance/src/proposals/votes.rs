@@ -2,14 +2,14 @@
 //! member of the frozen electorate in good standing; revotes where the bylaws allow; proxies
 //! within the caps. Secret ballots' participation is in `ballots.rs`.
 
-use super::proposals::{load, note_entry, require_open};
-use super::{rule, write, Signer};
 use crate::bylaws::Method;
 use crate::payload::{malformed, Fields};
+use crate::proposals::rules::{load, note_entry, require_open};
 use crate::records::{
     self, held_key, proxy_key, vote_key, MemberStatus, ProposalRecord, ProxyRecord, Vote,
     VoteRecord,
 };
+use crate::rules::{rule, write, Signer};
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateView};
 use serde_json::Value;
 
@@ -128,7 +128,7 @@ pub(crate) fn vote_from(f: &Fields<'_>, p: &ProposalRecord) -> Result<Vote, Appl
 /// `gov.vote {proposal, member, vote | choices}` — by a member of the frozen electorate, in good
 /// standing, inside the window by both clocks. A revote (where allowed) supersedes the earlier
 /// vote, which stays in the log.
-pub(super) fn vote(
+pub(crate) fn vote(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -147,7 +147,7 @@ pub(super) fn vote(
     check_window(&p, ctx, env.body().ts)?;
     check_voter(view, &p, &m.id)?;
     if p.rules.secret {
-        return super::ballots::participate(view, &f, &id, p, m, ctx);
+        return crate::proposals::ballots::participate(view, &f, &id, p, m, ctx);
     }
     if f.has("blinded") {
         return Err(malformed("blinded", "only a secret ballot takes a blinded token").into());
@@ -194,7 +194,7 @@ fn set_held(view: &mut StateView<'_>, p: &[u8; 32], holder: &str, n: u64) {
 
 /// `gov.proxy {proposal, member, to}` — the grantor names a holder (`to`: member id) or takes the proxy
 /// back (`to`: null), before voting closes. A holder holds at most the bylaws' maximum.
-pub(super) fn proxy(
+pub(crate) fn proxy(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,

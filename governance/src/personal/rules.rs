@@ -2,10 +2,10 @@
 //! and `member.erase` (by the member, or by the board on the member's request). Erasure is
 //! final: no profile is accepted for an erased member. Records are in [`crate::personal`].
 
-use super::{rule, write, Signer};
 use crate::genesis::Role;
 use crate::payload::{is_ident, malformed, Fields};
 use crate::personal::{self, erased_key, record_key, Erasure, PersonalRecord};
+use crate::rules::{rule, write, Signer};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateView};
 use serde_json::Value;
@@ -29,7 +29,7 @@ fn not_erased(view: &StateView<'_>, member: &str) -> Result<Option<PersonalRecor
 }
 
 /// `member.profile {member, attributes: {name: base64 SHA-256(salt ‖ value)}}` — by the member.
-pub(super) fn profile(
+pub(crate) fn profile(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -91,7 +91,7 @@ pub(super) fn profile(
 }
 
 /// `member.erase {member}` — by the member, or the board acting on the member's request.
-pub(super) fn erase(
+pub(crate) fn erase(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,

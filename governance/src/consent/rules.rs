@@ -4,7 +4,6 @@
 //! which are refused unless every consent they cite is valid at the time of use for their
 //! purpose, recipient and every data category. Records and status are in [`crate::consent`].
 
-use super::{rule, write, Signer};
 use crate::consent::{
     self, grant_key, member_grant_key, notice_key, party_key, timeline_key, use_key, DataUse,
     Grant, GrantEnd, Notice, Party, PartyKind, Period, TimelineEvent,
@@ -12,6 +11,7 @@ use crate::consent::{
 use crate::genesis::Role;
 use crate::payload::{is_ident, malformed, Fields};
 use crate::records::{key_key, KeyRecord, MemberRecord};
+use crate::rules::{rule, write, Signer};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateView};
 use serde_json::Value;
@@ -116,7 +116,7 @@ fn append_event(
 }
 
 /// `party.register {party, kind, name, jurisdiction, key?}` — by the board.
-pub(super) fn register_party(
+pub(crate) fn register_party(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -193,7 +193,7 @@ const NOTICE_FIELDS: &[&str] = &[
 
 /// `consent.notice {…}` — by the board or the notice's controller; version 1, then each next
 /// version; never changed once published.
-pub(super) fn publish_notice(
+pub(crate) fn publish_notice(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -292,7 +292,7 @@ fn own_member<'a>(signer: &'a Signer, f: &Fields<'_>) -> Result<&'a MemberRecord
 
 /// `consent.grant {member, notice, version, purposes, recipients, dataCategories, fromMs,
 /// untilMs}` — by the member's key: a subset of the notice, valid for `[fromMs, untilMs)`.
-pub(super) fn grant(
+pub(crate) fn grant(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -407,7 +407,7 @@ fn owned_grant(
 
 /// `consent.renew {member, grant, untilMs}` — by the member: a later end. Renewing an expired
 /// grant makes a new period from now; the gap stays uncovered.
-pub(super) fn renew(
+pub(crate) fn renew(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -445,7 +445,7 @@ pub(super) fn renew(
 
 /// `consent.withdraw {member, grant}` — by the member, the same shape and authentication as the
 /// grant; final. Always possible, whatever the member's standing.
-pub(super) fn withdraw(
+pub(crate) fn withdraw(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -465,7 +465,7 @@ pub(super) fn withdraw(
 
 /// `consent.revoke {grant, reason}` (the notice's controller) and `consent.invalidate {grant,
 /// reason}` (an authority): end a consent; `reason` is a salted commitment.
-pub(super) fn end_by_party(
+pub(crate) fn end_by_party(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -483,7 +483,7 @@ pub(super) fn end_by_party(
     let kind = env.body().kind.as_str();
     let end = if kind == "consent.revoke" {
         let n = consent::notice(view, &g.notice, g.version)?
-            .ok_or_else(|| super::corrupt("grant of a missing notice"))?;
+            .ok_or_else(|| crate::rules::corrupt("grant of a missing notice"))?;
         if p.id != n.controller {
             return Err(rule(
                 "role.required",
@@ -521,7 +521,7 @@ pub(super) fn end_by_party(
 /// `data.use {kind, recipient, purpose, dataCategories, consents, dataset?}` — by the board or a
 /// controller: refused unless every cited consent is valid now for the purpose, the recipient and
 /// every data category.
-pub(super) fn record_use(
+pub(crate) fn record_use(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,

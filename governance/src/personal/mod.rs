@@ -7,6 +7,8 @@
 //! State keys: `pii/<member id>` → [`PersonalRecord`]; `pii-erased/<member id>` → empty, the
 //! erasures the node must carry out (scanned by the node's sweep).
 
+pub(crate) mod rules;
+
 use crate::records::{cat, read};
 use coopledger_ledger::StateRead;
 use coopledger_ledger::StoreError;

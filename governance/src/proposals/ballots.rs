@@ -4,14 +4,14 @@
 //! the ballot box at the close, sorted by ballot id, with the class keys that let anyone check
 //! every credential. The cryptography is in [`crate::ballot`].
 
-use super::proposals::{load, note_entry, require_open};
-use super::votes::vote_from;
-use super::{corrupt, rule, write, Signer};
 use crate::ballot::{point, ClassKey};
 use crate::payload::{malformed, Fields};
+use crate::proposals::rules::{load, note_entry, require_open};
+use crate::proposals::votes::vote_from;
 use crate::records::{
     self, ballot_key, part_key, prop_key, BallotRecord, MemberRecord, Participation, ProposalRecord,
 };
+use crate::rules::{corrupt, rule, write, Signer};
 use crate::tally::ClassId;
 use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::entry::admit;
@@ -36,7 +36,7 @@ fn secret_of(p: &ProposalRecord) -> Result<&crate::records::SecretBallot, ApplyE
 
 /// `gov.ballot_key {proposal, keys: {class: base64}}` — by the node, once, before voting closes:
 /// a public key for every class of the frozen electorate.
-pub(super) fn publish_keys(
+pub(crate) fn publish_keys(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -91,7 +91,7 @@ pub(super) fn publish_keys(
 
 /// A `gov.vote` on a secret proposal: the member signs that they take part and sends the blinded
 /// token `blinded`; no vote is in it, and there is no second one.
-pub(super) fn participate(
+pub(crate) fn participate(
     view: &mut StateView<'_>,
     f: &Fields<'_>,
     id: &[u8; 32],
@@ -295,7 +295,7 @@ pub fn revealed_keys(
 /// before the tally: publishes ballots from the box (in ballot-id order) and the class keys.
 /// Every ballot must check; no token may be used twice; no class may have more ballots than
 /// signed participations. Large boxes take several entries.
-pub(super) fn publish_ballots(
+pub(crate) fn publish_ballots(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,

@@ -15,6 +15,9 @@
 //! | `dist/<period>/<currency>` | [`Distribution`] |
 //! | `distat/<period>/<currency>` | [`Settlement`]: when it was recorded, payments, unclaimed |
 
+pub mod bundle;
+pub(crate) mod rules;
+
 use crate::records::{cat, read};
 use coopledger_ledger::StateRead;
 use coopledger_ledger::StoreError;

@@ -1,7 +1,6 @@
 //! Proposals: creation with the electorate and rules frozen, amendment before opening,
 //! withdrawal. Votes and proxies are in `votes.rs`, the tally entry in `tallies.rs`.
 
-use super::{corrupt, rule, write, Signer};
 use crate::bylaws::{DecisionKind, Method};
 use crate::genesis::{is_member_id, parse_bylaws, Role};
 use crate::payload::{malformed, Fields};
@@ -9,6 +8,7 @@ use crate::records::{
     self, open_key, pe_key, prop_key, MemberStatus, ProposalRecord, ProposalStatus, SecretBallot,
     Subject,
 };
+use crate::rules::{corrupt, rule, write, Signer};
 use crate::tally::ClassId;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateView};
@@ -168,7 +168,7 @@ fn subject_from(
             Ok(Subject::Application { id: app.id })
         }
         DecisionKind::Expulsion => {
-            let m = super::membership::current_member(view, f)?;
+            let m = crate::membership::rules::current_member(view, f)?;
             Ok(Subject::Member { id: m.id })
         }
         DecisionKind::BylawsAmendment => {
@@ -220,7 +220,7 @@ fn subject_from(
     }
 }
 
-pub(super) fn note_entry(view: &mut StateView<'_>, p: &[u8; 32], ctx: &ApplyContext) {
+pub(crate) fn note_entry(view: &mut StateView<'_>, p: &[u8; 32], ctx: &ApplyContext) {
     view.put(&pe_key(p, ctx.index), vec![]);
 }
 
@@ -237,7 +237,7 @@ fn save_open(
     Ok(())
 }
 
-pub(super) fn load(
+pub(crate) fn load(
     view: &StateView<'_>,
     f: &Fields<'_>,
 ) -> Result<([u8; 32], ProposalRecord), ApplyError> {
@@ -251,7 +251,7 @@ pub(super) fn load(
     Ok((id, p))
 }
 
-pub(super) fn require_open(p: &ProposalRecord) -> Result<(), ApplyError> {
+pub(crate) fn require_open(p: &ProposalRecord) -> Result<(), ApplyError> {
     match p.status {
         ProposalStatus::Open => Ok(()),
         ProposalStatus::Withdrawn { index } => Err(rule(
@@ -280,7 +280,7 @@ const PROPOSE_FIELDS: &[&str] = &[
 ];
 
 /// `gov.propose` — by an active member of a voting class.
-pub(super) fn propose(
+pub(crate) fn propose(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -362,7 +362,7 @@ pub(super) fn propose(
 
 /// `gov.amend {proposal, title?, document?, method?, choices?, opensMs?, closesMs?}` — by the
 /// proposer, before voting opens; the electorate and rules stay as frozen at creation.
-pub(super) fn amend(
+pub(crate) fn amend(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
@@ -420,7 +420,7 @@ pub(super) fn amend(
 }
 
 /// `gov.withdraw {proposal}` — by the proposer (or the board) before it is tallied.
-pub(super) fn withdraw(
+pub(crate) fn withdraw(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,

@@ -1,14 +1,14 @@
 //! The node's tally entry: accepted only after the close, from the node, and only if it equals
 //! the tally recomputed here from the state (`compute_tally`, the count of `tallying`).
 
-use super::proposals::{load, note_entry, require_open};
-use super::{corrupt, rule, write, Signer};
 use crate::bylaws::DecisionKind;
 use crate::genesis::Role;
 use crate::payload::Fields;
+use crate::proposals::rules::{load, note_entry, require_open};
 use crate::records::{
     self, member_key, open_key, prop_key, MemberStatus, ProposalStatus, Subject, Vote, BYLAWS_KEY,
 };
+use crate::rules::{corrupt, rule, write, Signer};
 use crate::tally::Outcome;
 use crate::tallying::{counted_ballots, tally, CountedBallot, TallyRecord};
 use coopledger_ledger::StoreError;
@@ -71,7 +71,7 @@ pub fn tally_entry_payload(
 /// unless `tally` is exactly the tally recomputed here. Applies the effect of an adopted bylaws
 /// amendment (if the bylaws have not changed since) or board election (the winner joins the
 /// board).
-pub(super) fn record_tally(
+pub(crate) fn record_tally(
     view: &mut StateView<'_>,
     env: &Envelope,
     ctx: &ApplyContext,
