@@ -70,7 +70,7 @@ pub async fn vote_secretly(
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        p = c.proposal(p.id.clone()).await?;
+        p = c.proposal(p.id.clone()).await?.into();
     }
     let info = c.info().await?;
     let one_time = SigningKey::generate(&mut OsRng);

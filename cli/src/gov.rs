@@ -634,7 +634,8 @@ pub async fn vote(
     }
     let proposal = c.proposal(id.clone()).await?;
     if proposal.secret.is_some() {
-        return crate::ballot::vote_secretly(c, &k, &member, proposal, choice, receipt).await;
+        return crate::ballot::vote_secretly(c, &k, &member, proposal.into(), choice, receipt)
+            .await;
     }
     let mut p = obj(json!({ "proposal": id, "member": member }));
     p.extend(choice);

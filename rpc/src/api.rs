@@ -1,6 +1,7 @@
 //! The JSON-RPC interface: method names and parameter names are a stable contract with outside
 //! verifiers. The macro generates both the server trait and the typed client (`LedgerApiClient`).
 
+use crate::gov_wire::{ApplicationView, KeyInfo, ProposalView, StandingView};
 use crate::personal::{Attribute, ErasureResult};
 use crate::revenue::PeriodBooks;
 use crate::wire::{
@@ -11,7 +12,6 @@ use crate::witness::WitnessInfo;
 use coopledger_governance::bylaws::Bylaws;
 use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport, Timeline};
 use coopledger_governance::consent_bundle::ConsentBundle;
-use coopledger_governance::records::{Application, KeyRecord, ProposalRecord, Standing};
 use coopledger_governance::revenue::{Distribution, PolicyInForce, Settlement};
 use coopledger_governance::revenue_bundle::{RevenueBundle, Statement};
 use coopledger_governance::rules::anchors::AnchorReceipt;
@@ -114,19 +114,19 @@ pub trait GovApi {
     async fn members(
         &self,
         #[argument(rename = "atIndex")] at_index: Option<u64>,
-    ) -> RpcResult<Vec<Standing>>;
+    ) -> RpcResult<Vec<StandingView>>;
 
     /// What the co-op knows of a key (base64): its member, since when, revoked when.
     #[method(name = "key")]
-    async fn key(&self, key: String) -> RpcResult<KeyRecord>;
+    async fn key(&self, key: String) -> RpcResult<KeyInfo>;
 
     /// A membership application by entry id (hex).
     #[method(name = "application")]
-    async fn application(&self, id: String) -> RpcResult<Application>;
+    async fn application(&self, id: String) -> RpcResult<ApplicationView>;
 
     /// A proposal by id (hex): terms, frozen rules and electorate counts, status, tally.
     #[method(name = "proposal")]
-    async fn proposal(&self, id: String) -> RpcResult<ProposalRecord>;
+    async fn proposal(&self, id: String) -> RpcResult<ProposalView>;
 
     /// Every proposal, newest first.
     #[method(name = "proposals")]

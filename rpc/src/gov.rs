@@ -3,14 +3,13 @@
 
 use crate::api::{GovApiServer, RpcResult};
 use crate::error;
+use crate::gov_wire::{ApplicationView, KeyInfo, ProposalView, StandingView};
 use crate::wire::{
     BallotReceipt, BallotToken, CoopInfo, Elector, ElectorateView, KeyView, MemberView,
     ProposalSummary,
 };
 use coopledger_governance::bylaws::{Bylaws, ResultsVisibility};
-use coopledger_governance::records::{
-    self, Application, KeyRecord, ProposalRecord, ProposalStatus, Standing,
-};
+use coopledger_governance::records::{self, ProposalRecord, ProposalStatus};
 use coopledger_governance::tally_bundle::{self, TallyBundle};
 use coopledger_governance::tallying::{electorate_digest, TallyRecord};
 use coopledger_governance::{parse_id, CoopRules, ENTRY_TYPES};
@@ -171,37 +170,43 @@ impl GovApiServer for GovRpc {
             });
         }
         Ok(MemberView {
-            record,
+            record: record.into(),
             at_index,
-            standing,
+            standing: standing.map(Into::into),
             keys,
         })
     }
 
-    async fn members(&self, at_index: Option<u64>) -> RpcResult<Vec<Standing>> {
+    async fn members(&self, at_index: Option<u64>) -> RpcResult<Vec<StandingView>> {
         let at = at_index.unwrap_or_else(|| self.now_index());
-        records::members_at(self.state(), at).map_err(|e| error::storage(&e))
+        Ok(records::members_at(self.state(), at)
+            .map_err(|e| error::storage(&e))?
+            .into_iter()
+            .map(StandingView::from)
+            .collect())
     }
 
-    async fn key(&self, key: String) -> RpcResult<KeyRecord> {
+    async fn key(&self, key: String) -> RpcResult<KeyInfo> {
         let k: [u8; 32] = b64_decode(&key)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| error::invalid_param("key", "must be base64 of a 32-byte key"))?;
         records::key(self.state(), &k)
             .map_err(|e| error::storage(&e))?
+            .map(KeyInfo::from)
             .ok_or_else(|| error::not_found("key", "not a key of this co-op".into()))
     }
 
-    async fn application(&self, id: String) -> RpcResult<Application> {
+    async fn application(&self, id: String) -> RpcResult<ApplicationView> {
         let idb = id_param("id", &id)?;
         records::application(self.state(), &idb)
             .map_err(|e| error::storage(&e))?
+            .map(ApplicationView::from)
             .ok_or_else(|| error::not_found("id", format!("no application {id}")))
     }
 
-    async fn proposal(&self, id: String) -> RpcResult<ProposalRecord> {
-        Ok(self.proposal_record(&id)?.1)
+    async fn proposal(&self, id: String) -> RpcResult<ProposalView> {
+        Ok(self.proposal_record(&id)?.1.into())
     }
 
     async fn proposals(&self) -> RpcResult<Vec<ProposalSummary>> {

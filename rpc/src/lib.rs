@@ -9,6 +9,7 @@ pub mod client;
 mod consent;
 pub mod error;
 mod gov;
+pub mod gov_wire;
 mod limits;
 pub mod listen;
 pub mod personal;

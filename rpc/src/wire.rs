@@ -2,7 +2,7 @@
 //! hashes and bytes in standard base64, sizes and indexes as JSON integers).
 
 use coopledger_governance::bylaws::DecisionKind;
-use coopledger_governance::records::{MemberEvent, MemberRecord, ProposalRecord, ProposalStatus};
+use coopledger_governance::records::{ProposalRecord, ProposalStatus};
 use coopledger_governance::tally::Outcome;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::{Hash, Receipt, SignedCheckpoint};
@@ -142,11 +142,11 @@ pub struct CoopInfo {
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
     /// The full record (current class, status, roles, keys, history).
-    pub record: MemberRecord,
+    pub record: crate::gov_wire::MemberInfo,
     /// The index the standing is for.
     pub at_index: u64,
     /// Standing at that index (`null`: not yet a member then).
-    pub standing: Option<MemberEvent>,
+    pub standing: Option<crate::gov_wire::MemberEventView>,
     /// Every key the member has held, oldest first: when added, revoked (if so), its label.
     pub keys: Vec<KeyView>,
 }
@@ -182,7 +182,7 @@ pub struct ProposalSummary {
     /// Voting closes.
     pub closes_ms: u64,
     /// Status.
-    pub status: ProposalStatus,
+    pub status: crate::gov_wire::ProposalState,
     /// Outcome, once tallied.
     pub outcome: Option<Outcome>,
 }
@@ -196,7 +196,15 @@ impl From<&ProposalRecord> for ProposalSummary {
             title: p.title.clone(),
             opens_ms: p.opens_ms,
             closes_ms: p.closes_ms,
-            status: p.status.clone(),
+            status: match p.status {
+                ProposalStatus::Open => crate::gov_wire::ProposalState::Open,
+                ProposalStatus::Withdrawn { index } => {
+                    crate::gov_wire::ProposalState::Withdrawn { index }
+                }
+                ProposalStatus::Closed { index, applied } => {
+                    crate::gov_wire::ProposalState::Closed { index, applied }
+                }
+            },
             outcome: p.tally.as_ref().map(|t| t.outcome),
         }
     }
