@@ -342,8 +342,11 @@ pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
                 println!("{member} has given no consent");
             }
             for g in grants {
-                let now = coopledger_ledger::log::now_ms();
-                let state = status_name(g.status_at(u64::MAX, now));
+                // The node's answer states each grant's status as of its newest checkpoint.
+                let state = serde_json::to_value(g.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
                 println!(
                     "grant {} at entry {}: {} — to {} for {}; data: {}",
                     g.id,

@@ -1,6 +1,9 @@
 //! The JSON-RPC interface: method names and parameter names are a stable contract with outside
 //! verifiers. The macro generates both the server trait and the typed client (`LedgerApiClient`).
 
+use crate::consent_wire::{
+    DataUseView, GrantView, NoticeView, PartyView, PolicyView, SettlementView, StatusView,
+};
 use crate::gov_wire::{ApplicationView, KeyInfo, ProposalView, StandingView};
 use crate::personal::{Attribute, ErasureResult};
 use crate::revenue::PeriodBooks;
@@ -10,9 +13,9 @@ use crate::wire::{
 };
 use crate::witness::WitnessInfo;
 use coopledger_governance::bylaws::Bylaws;
-use coopledger_governance::consent::{DataUse, Grant, Notice, Party, StatusReport, Timeline};
+use coopledger_governance::consent::Timeline;
 use coopledger_governance::consent_bundle::ConsentBundle;
-use coopledger_governance::revenue::{Distribution, PolicyInForce, Settlement};
+use coopledger_governance::revenue::Distribution;
 use coopledger_governance::revenue_bundle::{RevenueBundle, Statement};
 use coopledger_governance::rules::anchors::AnchorReceipt;
 use coopledger_governance::tally_bundle::TallyBundle;
@@ -170,23 +173,23 @@ pub trait GovApi {
 pub trait ConsentApi {
     /// Every registered party.
     #[method(name = "parties")]
-    async fn parties(&self) -> RpcResult<Vec<Party>>;
+    async fn parties(&self) -> RpcResult<Vec<PartyView>>;
 
     /// Every version of every notice.
     #[method(name = "notices")]
-    async fn notices(&self) -> RpcResult<Vec<Notice>>;
+    async fn notices(&self) -> RpcResult<Vec<NoticeView>>;
 
     /// One notice; the latest version unless `version` is given.
     #[method(name = "notice")]
-    async fn notice(&self, notice: String, version: Option<u64>) -> RpcResult<Notice>;
+    async fn notice(&self, notice: String, version: Option<u64>) -> RpcResult<NoticeView>;
 
     /// A grant by id (hex), with its periods and end.
     #[method(name = "grant")]
-    async fn grant(&self, id: String) -> RpcResult<Grant>;
+    async fn grant(&self, id: String) -> RpcResult<GrantView>;
 
     /// A member's grants.
     #[method(name = "grants")]
-    async fn grants(&self, member: String) -> RpcResult<Vec<Grant>>;
+    async fn grants(&self, member: String) -> RpcResult<Vec<GrantView>>;
 
     /// Where (member, purpose, recipient) stands as of log index `atIndex` (default: now) at
     /// time `atMs` (default: the node's clock).
@@ -198,7 +201,7 @@ pub trait ConsentApi {
         recipient: String,
         #[argument(rename = "atIndex")] at_index: Option<u64>,
         #[argument(rename = "atMs")] at_ms: Option<u64>,
-    ) -> RpcResult<StatusReport>;
+    ) -> RpcResult<StatusView>;
 
     /// Every consent entry about a member, in log order.
     #[method(name = "timeline")]
@@ -206,7 +209,7 @@ pub trait ConsentApi {
 
     /// A data use by id (hex).
     #[method(name = "use")]
-    async fn data_use(&self, id: String) -> RpcResult<DataUse>;
+    async fn data_use(&self, id: String) -> RpcResult<DataUseView>;
 
     /// The consent receipt of a grant (Kantara Consent Receipt v1.1 shape).
     #[method(name = "receipt")]
@@ -256,7 +259,7 @@ pub trait PersonalApi {
 pub trait RevenueApi {
     /// The allocation policy in force and the vote that adopted it (`null` if none).
     #[method(name = "policy")]
-    async fn policy(&self) -> RpcResult<Option<PolicyInForce>>;
+    async fn policy(&self) -> RpcResult<Option<PolicyView>>;
 
     /// The revenues and expenses of a period in a currency.
     #[method(name = "ledger")]
@@ -277,7 +280,7 @@ pub trait RevenueApi {
 
     /// Payments against a distribution's lines and the unclaimed transfer, if made.
     #[method(name = "settlement")]
-    async fn settlement(&self, period: String, currency: String) -> RpcResult<Settlement>;
+    async fn settlement(&self, period: String, currency: String) -> RpcResult<SettlementView>;
 
     /// A member's statement (`coopledger-revenue-statement/v1`): the revenue bundle of every
     /// recorded distribution with a line of theirs.

@@ -2,8 +2,9 @@
 //! committed state.
 
 use crate::api::{ConsentApiServer, RpcResult};
+use crate::consent_wire::{DataUseView, GrantView, NoticeView, PartyView, StatusView};
 use crate::error;
-use coopledger_governance::consent::{self, DataUse, Grant, Notice, Party, StatusReport, Timeline};
+use coopledger_governance::consent::{self, Grant, Timeline};
 use coopledger_governance::consent_bundle::{self, ConsentBundle, CONSENT_BUNDLE_FORMAT};
 use coopledger_governance::{parse_id, CoopRules};
 use coopledger_ledger::bundle::{ProvenEntry, ProvenState};
@@ -21,6 +22,14 @@ pub(crate) struct ConsentRpc {
 impl ConsentRpc {
     fn state(&self) -> &dyn StateRead {
         self.log.as_ref()
+    }
+
+    /// The newest checkpointed index and the node's clock: "now" for a status.
+    fn now(&self) -> (u64, u64) {
+        (
+            self.log.checkpoint().checkpoint.size.saturating_sub(1),
+            now_ms(),
+        )
     }
 
     fn grant_record(&self, id: &str) -> RpcResult<Grant> {
@@ -129,30 +138,45 @@ impl ConsentApiServer for ConsentRpc {
             .map_err(|e| error::corrupt(format!("bundle task: {e}")))?
     }
 
-    async fn parties(&self) -> RpcResult<Vec<Party>> {
-        consent::parties(self.state()).map_err(|e| error::storage(&e))
+    async fn parties(&self) -> RpcResult<Vec<PartyView>> {
+        Ok(consent::parties(self.state())
+            .map_err(|e| error::storage(&e))?
+            .into_iter()
+            .map(PartyView::from)
+            .collect())
     }
 
-    async fn notices(&self) -> RpcResult<Vec<Notice>> {
-        consent::notices(self.state()).map_err(|e| error::storage(&e))
+    async fn notices(&self) -> RpcResult<Vec<NoticeView>> {
+        Ok(consent::notices(self.state())
+            .map_err(|e| error::storage(&e))?
+            .into_iter()
+            .map(NoticeView::from)
+            .collect())
     }
 
-    async fn notice(&self, notice: String, version: Option<u64>) -> RpcResult<Notice> {
+    async fn notice(&self, notice: String, version: Option<u64>) -> RpcResult<NoticeView> {
         match version {
             Some(v) => consent::notice(self.state(), &notice, v),
             None => consent::latest_notice(self.state(), &notice),
         }
         .map_err(|e| error::storage(&e))?
+        .map(NoticeView::from)
         .ok_or_else(|| error::not_found("notice", format!("no notice {notice}")))
     }
 
-    async fn grant(&self, id: String) -> RpcResult<Grant> {
-        self.grant_record(&id)
+    async fn grant(&self, id: String) -> RpcResult<GrantView> {
+        let (index, ms) = self.now();
+        Ok(GrantView::at(self.grant_record(&id)?, index, ms))
     }
 
-    async fn grants(&self, member: String) -> RpcResult<Vec<Grant>> {
+    async fn grants(&self, member: String) -> RpcResult<Vec<GrantView>> {
         error::member_param("member", &member)?;
-        consent::member_grants(self.state(), &member).map_err(|e| error::storage(&e))
+        let (index, ms) = self.now();
+        Ok(consent::member_grants(self.state(), &member)
+            .map_err(|e| error::storage(&e))?
+            .into_iter()
+            .map(|g| GrantView::at(g, index, ms))
+            .collect())
     }
 
     async fn status(
@@ -162,7 +186,7 @@ impl ConsentApiServer for ConsentRpc {
         recipient: String,
         at_index: Option<u64>,
         at_ms: Option<u64>,
-    ) -> RpcResult<StatusReport> {
+    ) -> RpcResult<StatusView> {
         error::member_param("member", &member)?;
         let grants =
             consent::member_grants(self.state(), &member).map_err(|e| error::storage(&e))?;
@@ -174,7 +198,8 @@ impl ConsentApiServer for ConsentRpc {
             &recipient,
             at_index.unwrap_or(now_index),
             at_ms.unwrap_or_else(now_ms),
-        ))
+        )
+        .into())
     }
 
     async fn timeline(&self, member: String) -> RpcResult<Timeline> {
@@ -182,11 +207,12 @@ impl ConsentApiServer for ConsentRpc {
         consent::timeline(self.state(), &member).map_err(|e| error::storage(&e))
     }
 
-    async fn data_use(&self, id: String) -> RpcResult<DataUse> {
+    async fn data_use(&self, id: String) -> RpcResult<DataUseView> {
         let idb = parse_id(&id)
             .ok_or_else(|| error::invalid_param("id", "must be 64 lowercase hex digits"))?;
         consent::data_use(self.state(), &idb)
             .map_err(|e| error::storage(&e))?
+            .map(DataUseView::from)
             .ok_or_else(|| error::not_found("id", format!("no data use {id}")))
     }
 

@@ -7,6 +7,7 @@ mod anchor;
 pub mod api;
 pub mod client;
 mod consent;
+pub mod consent_wire;
 pub mod error;
 mod gov;
 pub mod gov_wire;

@@ -2,10 +2,9 @@
 //! distribution the log implies (the treasurer signs exactly that).
 
 use crate::api::{RevenueApiServer, RpcResult};
+use crate::consent_wire::{PolicyView, SettlementView};
 use crate::error;
-use coopledger_governance::revenue::{
-    self, Distribution, DistributionError, Expense, PolicyInForce, Revenue, Settlement,
-};
+use coopledger_governance::revenue::{self, Distribution, DistributionError, Expense, Revenue};
 use coopledger_governance::revenue_bundle::{
     RevenueBundle, Statement, REVENUE_BUNDLE_FORMAT, STATEMENT_FORMAT,
 };
@@ -151,8 +150,10 @@ fn period_params(period: &str, currency: &str) -> RpcResult<()> {
 
 #[async_trait]
 impl RevenueApiServer for RevenueRpc {
-    async fn policy(&self) -> RpcResult<Option<PolicyInForce>> {
-        revenue::policy(self.log.as_ref()).map_err(|e| error::storage(&e))
+    async fn policy(&self) -> RpcResult<Option<PolicyView>> {
+        Ok(revenue::policy(self.log.as_ref())
+            .map_err(|e| error::storage(&e))?
+            .map(PolicyView::from))
     }
 
     async fn ledger(&self, period: String, currency: String) -> RpcResult<PeriodBooks> {
@@ -192,10 +193,11 @@ impl RevenueApiServer for RevenueRpc {
             })
     }
 
-    async fn settlement(&self, period: String, currency: String) -> RpcResult<Settlement> {
+    async fn settlement(&self, period: String, currency: String) -> RpcResult<SettlementView> {
         period_params(&period, &currency)?;
         revenue::settlement(self.log.as_ref(), &period, &currency)
             .map_err(|e| error::storage(&e))?
+            .map(SettlementView::from)
             .ok_or_else(|| {
                 error::not_found(
                     "period",
