@@ -95,10 +95,15 @@ pub fn failure(e: &jsonrpsee::core::ClientError) -> Option<Failure> {
                 return Some(Failure::Unavailable { cause: message });
             }
             let field = get("field").filter(|f| !message.contains(f.as_str()));
+            let rule = get("rule");
+            // The node's message repeats the rule ("rule `x`: …"); the reason already says it.
+            let message = rule
+                .as_ref()
+                .and_then(|r| message.strip_prefix(&format!("rule `{r}`: ")))
+                .map(str::to_owned)
+                .unwrap_or(message);
             Some(Failure::Refused {
-                reason: get("rule")
-                    .or(name)
-                    .unwrap_or_else(|| format!("code {code}")),
+                reason: rule.or(name).unwrap_or_else(|| format!("code {code}")),
                 message,
                 field,
             })
