@@ -167,9 +167,21 @@ impl std::fmt::Debug for RunningNode {
 }
 
 impl RunningNode {
-    /// Resolves once the shutdown signal came and everything stopped.
+    /// Resolves once the shutdown signal came, everything stopped and the ledger is closed:
+    /// the data folder is free for another process (or another node in this one) to open.
     pub async fn stopped(self) {
         let _ = self.task.await;
+        let log = self.node.log.clone();
+        drop(self.node);
+        // Work that still holds the ledger — a blocking erasure sweep the abort cannot cut
+        // short, a connection finishing its answer — lets go of it shortly. Wait for that, then
+        // drop the last reference here, so the database is closed (its threads joined, its
+        // lock released) before this returns.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while Arc::strong_count(&log) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let _ = tokio::task::spawn_blocking(move || drop(log)).await;
     }
 }
 
