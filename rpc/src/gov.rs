@@ -87,7 +87,7 @@ pub fn assemble_tally_bundle(log: &Log<CoopRules>, id: &[u8; 32]) -> RpcResult<T
     for (i, (bytes, _)) in &envelopes {
         entries.push(proven(*i, bytes)?);
     }
-    let state_index = size - 1;
+    let state_index = size.saturating_sub(1);
     let state_bytes = log.entry(state_index).map_err(q)?;
     let prop = proofs
         .iter()

@@ -116,25 +116,11 @@ pub struct Gathered {
 /// fails with [`TallyBundleError::Missing`] naming it.
 pub fn gather(s: &dyn StateRead, id: &[u8; 32]) -> Result<Gathered, TallyBundleError> {
     let mut keys = BTreeSet::new();
-    let get = |key: Vec<u8>, keys: &mut BTreeSet<Vec<u8>>| -> Result<_, TallyBundleError> {
-        let v = s.get(&key)?;
-        keys.insert(key);
-        Ok(v)
-    };
-    let decode = |what: &str, bytes: Vec<u8>| -> Result<_, TallyBundleError> {
-        serde_json::from_slice::<Value>(&bytes).map_err(|e| content(format!("{what}: {e}")))
-    };
-    let coop: CoopState = match get(COOP_KEY.to_vec(), &mut keys)? {
-        Some(b) => serde_json::from_value(decode("coop", b)?)
-            .map_err(|e| content(format!("the co-op record: {e}")))?,
-        None => return Err(content("the co-op record is proved absent: no genesis")),
-    };
+    let coop: CoopState = read(s, &mut keys, COOP_KEY.to_vec(), "the co-op record")?
+        .ok_or_else(|| content("the co-op record is proved absent: no genesis"))?;
     let pid = hex::encode(id);
-    let proposal: ProposalRecord = match get(prop_key(id), &mut keys)? {
-        Some(b) => serde_json::from_slice(&b)
-            .map_err(|e| content(format!("the record of proposal {pid}: {e}")))?,
-        None => return Err(content(format!("proposal {pid} is proved absent"))),
-    };
+    let proposal: ProposalRecord = read(s, &mut keys, prop_key(id), "the proposal record")?
+        .ok_or_else(|| content(format!("proposal {pid} is proved absent")))?;
     // The amendment whose adoption made these bylaws (genesis made version 1).
     let mut amendment = None;
     if proposal.bylaws_version > 1 {
@@ -160,9 +146,7 @@ pub fn gather(s: &dyn StateRead, id: &[u8; 32]) -> Result<Gathered, TallyBundleE
     let mut ballots = BTreeMap::new();
     if proposal.secret.is_some() {
         for m in electorate.keys() {
-            if let Some(b) = get(part_key(id, m), &mut keys)? {
-                let r: Participation = serde_json::from_slice(&b)
-                    .map_err(|e| content(format!("participation of {m}: {e}")))?;
+            if let Some(r) = read(s, &mut keys, part_key(id, m), "a participation")? {
                 participations.insert(m.clone(), r);
             }
         }
@@ -180,17 +164,13 @@ pub fn gather(s: &dyn StateRead, id: &[u8; 32]) -> Result<Gathered, TallyBundleE
     } else {
         let mut voters: BTreeSet<String> = electorate.keys().cloned().collect();
         for m in electorate.keys() {
-            if let Some(b) = get(proxy_key(id, m), &mut keys)? {
-                let r: ProxyRecord = serde_json::from_slice(&b)
-                    .map_err(|e| content(format!("proxy of {m}: {e}")))?;
+            if let Some(r) = read::<ProxyRecord>(s, &mut keys, proxy_key(id, m), "a proxy")? {
                 voters.insert(r.holder.clone());
                 proxies.insert(m.clone(), r);
             }
         }
         for m in &voters {
-            if let Some(b) = get(vote_key(id, m), &mut keys)? {
-                let r: VoteRecord =
-                    serde_json::from_slice(&b).map_err(|e| content(format!("vote of {m}: {e}")))?;
+            if let Some(r) = read::<VoteRecord>(s, &mut keys, vote_key(id, m), "a vote")? {
                 votes.insert(m.clone(), r);
             }
         }
@@ -206,6 +186,23 @@ pub fn gather(s: &dyn StateRead, id: &[u8; 32]) -> Result<Gathered, TallyBundleE
         ballots,
         keys,
     })
+}
+
+/// Reads state key `key` through `s`, noting it in `keys`, and decodes its record; `what` names
+/// it in errors.
+fn read<T: serde::de::DeserializeOwned>(
+    s: &dyn StateRead,
+    keys: &mut BTreeSet<Vec<u8>>,
+    key: Vec<u8>,
+    what: &str,
+) -> Result<Option<T>, TallyBundleError> {
+    let value = s.get(&key)?;
+    let record = value
+        .map(|b| serde_json::from_slice(&b))
+        .transpose()
+        .map_err(|e| content(format!("{what} ({}): {e}", printable(&key))))?;
+    keys.insert(key);
+    Ok(record)
 }
 
 /// The log entries the gathered records name: the proposal's creation, the entry that made its
