@@ -558,19 +558,14 @@ pub fn main() -> ExitCode {
                 format!("{}: ", doing.join(": "))
             };
             match from_node {
-                Some(coopledger_rpc::client::Failure::Refused {
-                    reason,
-                    message,
-                    field,
-                }) => {
-                    let field = field.map(|f| format!(" (field {f})")).unwrap_or_default();
-                    eprintln!("refused ({reason}): {doing}{message}{field}");
+                Some(f @ coopledger_rpc::client::Failure::Refused { .. }) => {
+                    eprintln!("{}", f.line(&doing));
                     return ExitCode::from(EXIT_REFUSED);
                 }
-                Some(coopledger_rpc::client::Failure::Unavailable { cause }) => {
+                Some(f @ coopledger_rpc::client::Failure::Unavailable { .. }) => {
                     eprintln!(
-                        "node unavailable: {doing}{cause} — is a node serving {rpc}? (--rpc or \
-                         COOP_RPC)"
+                        "{} — is a node serving {rpc}? (--rpc or COOP_RPC)",
+                        f.line(&doing)
                     );
                     return ExitCode::from(EXIT_UNAVAILABLE);
                 }

@@ -40,21 +40,24 @@ pub enum Failure {
     },
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Failure {
+    /// The one line a person reads: `refused (rule): <doing>: <message> (field f)` or
+    /// `node unavailable: <doing>: <cause>`; `doing` is what the command was doing (may be
+    /// empty, else it ends with ": ").
+    pub fn line(&self, doing: &str) -> String {
         match self {
             Failure::Refused {
                 reason,
                 message,
                 field,
             } => {
-                write!(f, "refused ({reason}): {message}")?;
-                if let Some(field) = field {
-                    write!(f, " (field {field})")?;
-                }
-                Ok(())
+                let field = field
+                    .as_ref()
+                    .map(|f| format!(" (field {f})"))
+                    .unwrap_or_default();
+                format!("refused ({reason}): {doing}{message}{field}")
             }
-            Failure::Unavailable { cause } => write!(f, "node unavailable: {cause}"),
+            Failure::Unavailable { cause } => format!("node unavailable: {doing}{cause}"),
         }
     }
 }
