@@ -18,7 +18,6 @@ use coopledger_rpc::wire::BallotReceipt;
 use coopledger_rpc::GovApiClient;
 use ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
 use rand::rngs::OsRng;
-use rand::RngCore;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,12 +72,17 @@ pub async fn vote_secretly(
         p = c.proposal(p.id.clone()).await?.into();
     }
     let info = c.info().await?;
+    // The protocol is the one the log recorded with the keys, not what the node says now.
+    let protocol = p
+        .secret
+        .as_ref()
+        .filter(|s| s.keys_index.is_some())
+        .map(|s| s.protocol())
+        .ok_or_else(|| anyhow!("the node has not published this proposal's ballot keys yet"))?;
     let one_time = SigningKey::generate(&mut OsRng);
     let token = one_time.verifying_key().to_bytes();
-    let mut random = [0u8; 64];
-    OsRng.fill_bytes(&mut random);
-    let blinding =
-        Blinding::new(&id, &token, &random).ok_or_else(|| anyhow!("unlucky randomness; retry"))?;
+    let blinding = Blinding::new(protocol, &id, &token, &mut OsRng)
+        .ok_or_else(|| anyhow!("unlucky randomness; retry"))?;
     let part =
         json!({ "proposal": p.id, "member": member, "blinded": b64_encode(blinding.blinded()) });
     let (r, _) = sign_and_submit(c, key, "gov.vote", part)
@@ -94,6 +98,13 @@ pub async fn vote_secretly(
         .as_ref()
         .and_then(|s| s.keys.get(&answer.class))
         .ok_or_else(|| anyhow!("no ballot key is published for class {}", answer.class))?;
+    if answer.protocol != protocol.number() {
+        bail!(
+            "the node answered under token protocol {}, but the log records {}: not casting",
+            answer.protocol,
+            protocol.number()
+        );
+    }
     if *published != answer.key {
         bail!(
             "the node answered with a key other than the one published for {}: not casting",

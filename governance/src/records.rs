@@ -346,6 +346,10 @@ pub struct SecretBallot {
     /// Index of the `gov.ballot_key` entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys_index: Option<u64>,
+    /// The blind-token protocol that entry named (`ballot::Protocol`): 2 for RFC 9497; absent
+    /// for protocol 1, the original, so that older records read and hash as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u64>,
     /// Signed participations per class.
     pub participants: BTreeMap<ClassId, u64>,
     /// Ballots published per class.
@@ -353,6 +357,16 @@ pub struct SecretBallot {
     /// Index of the first `gov.ballots` entry (the ballot box opened).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opened_at: Option<u64>,
+}
+
+impl SecretBallot {
+    /// The protocol of its tokens (1 unless the `gov.ballot_key` entry said otherwise; the rules
+    /// record only protocols they know).
+    pub fn protocol(&self) -> crate::ballot::Protocol {
+        self.protocol
+            .and_then(crate::ballot::Protocol::from_number)
+            .unwrap_or(crate::ballot::Protocol::Original)
+    }
 }
 
 /// A member's signed participation in a secret ballot.

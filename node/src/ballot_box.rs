@@ -7,7 +7,9 @@
 //! Off-log key: `ballot/<proposal id, 32 bytes><token, 32 bytes>` → the ballot's canonical
 //! envelope. One key per token makes "one ballot per token" a single lookup.
 
-use coopledger_governance::ballot::{receipt_message, BallotSecrets, ClassKey, Evaluation};
+use coopledger_governance::ballot::{
+    receipt_message, BallotSecrets, ClassKey, Evaluation, Protocol,
+};
 use coopledger_governance::records::{self, ProposalRecord, ProposalStatus};
 use coopledger_governance::rules::{ballots_payload, check_ballot};
 use coopledger_governance::tally::ClassId;
@@ -18,6 +20,7 @@ use coopledger_ledger::log::now_ms;
 use coopledger_ledger::store::StoreError;
 use coopledger_ledger::{ApplyError, Envelope, Log, Rejection};
 use ed25519_dalek::{Signer as _, SigningKey};
+use rand::rngs::OsRng;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -43,6 +46,8 @@ fn rule(rule: &str, message: impl Into<String>) -> ApplyError {
 /// against the class key published in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenAnswer {
+    /// The blind-token protocol of the proposal (as its `gov.ballot_key` entry recorded it).
+    pub protocol: Protocol,
     /// The member's class in the frozen electorate.
     pub class: ClassId,
     /// The class's public ballot key (as published by `gov.ballot_key`).
@@ -94,21 +99,42 @@ impl BallotBox {
         self.node_key.verifying_key().to_bytes()
     }
 
-    /// The secret class keys of proposal `id` for every voting class of its electorate.
+    /// The protocol of proposal `p`'s tokens: the one its `gov.ballot_key` entry recorded, or,
+    /// before the keys are published, the one the node publishes them under.
+    fn protocol(p: &ProposalRecord) -> Protocol {
+        match &p.secret {
+            Some(s) if s.keys_index.is_some() => s.protocol(),
+            _ => Protocol::CURRENT,
+        }
+    }
+
+    /// The secret class keys of proposal `id` for every voting class of its electorate. (A class
+    /// whose key RFC 9497's derivation cannot make — a chance of about 2⁻²⁵² — is left out, and
+    /// its ballots are then refused as `ballot.class`.)
     pub fn class_keys(&self, id: &[u8; 32], p: &ProposalRecord) -> BTreeMap<ClassId, ClassKey> {
+        let protocol = Self::protocol(p);
         p.secret
             .iter()
             .flat_map(|s| s.participants.keys())
-            .map(|c| (c.clone(), self.secrets.class_key(id, c)))
+            .filter_map(|c| Some((c.clone(), self.secrets.class_key(id, c, protocol)?)))
             .collect()
     }
 
-    /// The public keys the clerk publishes in `gov.ballot_key`.
-    pub fn public_keys(&self, id: &[u8; 32], p: &ProposalRecord) -> Map<String, Value> {
-        self.class_keys(id, p)
+    /// The payload of the `gov.ballot_key` entry the clerk records for proposal `id`: its
+    /// public class keys under [`Protocol::CURRENT`].
+    pub fn key_publication(&self, id: &[u8; 32], p: &ProposalRecord) -> Map<String, Value> {
+        let keys: Map<String, Value> = self
+            .class_keys(id, p)
             .into_iter()
             .map(|(c, k)| (c, Value::String(b64_encode(k.public()))))
-            .collect()
+            .collect();
+        let mut payload = Map::new();
+        payload.insert("proposal".into(), Value::String(hex::encode(id)));
+        payload.insert("keys".into(), Value::Object(keys));
+        if Self::protocol(p) != Protocol::Original {
+            payload.insert("protocol".into(), Value::from(Self::protocol(p).number()));
+        }
+        payload
     }
 
     fn secret_proposal(
@@ -145,7 +171,7 @@ impl BallotBox {
         id: &[u8; 32],
         member: &str,
     ) -> Result<TokenAnswer, ApplyError> {
-        self.secret_proposal(log, id)?;
+        let p = self.secret_proposal(log, id)?;
         let part = records::participations(log, id)?
             .remove(member)
             .ok_or_else(|| {
@@ -158,11 +184,17 @@ impl BallotBox {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| StoreError::Corrupt("participation with a bad blinded token".into()))?;
-        let k = self.secrets.class_key(id, &part.class);
+        let k = self.class_keys(id, &p).remove(&part.class).ok_or_else(|| {
+            rule(
+                "ballot.class",
+                format!("no ballot key for class {}", part.class),
+            )
+        })?;
         let evaluation = k
-            .evaluate(&blinded)
+            .evaluate(&blinded, &mut OsRng)
             .ok_or_else(|| StoreError::Corrupt("participation with a bad blinded token".into()))?;
         Ok(TokenAnswer {
+            protocol: k.protocol(),
             class: part.class,
             key: k.public(),
             blinded,

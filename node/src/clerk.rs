@@ -111,9 +111,7 @@ pub async fn publish_ballot_keys(
             continue;
         };
         if p.secret.as_ref().is_some_and(|s| s.keys_index.is_none()) && now_ms() < p.closes_ms {
-            let mut payload = Map::new();
-            payload.insert("proposal".into(), Value::String(hex::encode(id)));
-            payload.insert("keys".into(), Value::Object(ballots.public_keys(&id, &p)));
+            let payload = ballots.key_publication(&id, &p);
             published += usize::from(record(log, stats, "gov.ballot_key", payload).await?);
         }
     }

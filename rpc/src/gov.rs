@@ -282,6 +282,7 @@ impl GovApiServer for GovRpc {
             .answer(&self.log, &id, &member)
             .map_err(|e| error::apply(&e))?;
         Ok(BallotToken {
+            protocol: a.protocol.number(),
             class: a.class,
             key: b64_encode(a.key),
             blinded: b64_encode(a.blinded),

@@ -274,6 +274,9 @@ pub struct SecretBallotView {
     /// Index of the `gov.ballot_key` entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys_index: Option<u64>,
+    /// The blind-token protocol of the keys, once published: 1 (original) or 2 (RFC 9497).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u64>,
     /// Participations per class.
     pub participants: BTreeMap<String, u64>,
     /// Ballots published per class.
@@ -361,6 +364,7 @@ impl From<ProposalRecord> for ProposalView {
             },
             tally: p.tally,
             secret: p.secret.map(|s| SecretBallotView {
+                protocol: s.keys_index.map(|_| s.protocol().number()),
                 keys: s.keys,
                 keys_index: s.keys_index,
                 participants: s.participants,
@@ -408,6 +412,8 @@ impl From<ProposalView> for ProposalRecord {
             secret: p.secret.map(|s| SecretBallot {
                 keys: s.keys,
                 keys_index: s.keys_index,
+                // The record leaves protocol 1 unsaid.
+                protocol: s.protocol.filter(|n| *n != 1),
                 participants: s.participants,
                 cast: s.cast,
                 opened_at: s.opened_at,

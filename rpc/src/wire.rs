@@ -233,11 +233,14 @@ pub struct ElectorateView {
 }
 
 /// The node's answer to a secret-ballot participation (see `coopledger_governance::ballot`):
-/// `evaluated = k·blinded` and a Chaum–Pedersen proof `(challenge, response)` that `k` is the
-/// class key published in the log. All base64 of 32 bytes.
+/// `evaluated = k·blinded` and a proof `(challenge, response)` that `k` is the class key
+/// published in the log — for protocol 2 RFC 9497's `BlindEvaluate` (the proof is
+/// `challenge ‖ response`). Keys and elements base64 of 32 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BallotToken {
+    /// The blind-token protocol the proposal's `gov.ballot_key` entry recorded (1 or 2).
+    pub protocol: u64,
     /// The member's class in the frozen electorate.
     pub class: String,
     /// The class's public ballot key.

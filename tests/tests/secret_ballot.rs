@@ -134,26 +134,34 @@ fn secret_ballot_publishes_unlinkable_ballots_at_the_close_and_members_can_recou
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = http_client(&rpc).unwrap();
     let p = rt.block_on(client.proposal(proposal.clone())).unwrap();
+    // The node published the class keys for RFC 9497 tokens (protocol 2).
+    assert_eq!(p.secret.as_ref().and_then(|s| s.protocol), Some(2));
     // Results stay sealed until the close.
     let sealed = rt
         .block_on(client.live_tally(proposal.clone()))
         .unwrap_err();
     assert!(sealed.to_string().contains("2003"), "{sealed}");
-    // A ballot whose credential the node never issued is refused by the box, naming the rule.
+    // A ballot whose credential the node never issued is refused by the box, naming the rule;
+    // a credential of protocol 1's length is malformed under protocol 2, and says so.
     let one_time = SigningKey::from_bytes(&[42; 32]);
-    let forged = sign(
-        &one_time,
-        "rides.example.coop/ledger",
-        "gov.ballot",
-        1,
-        p.opens_ms,
-        json!({"proposal": proposal, "class": "riders", "credential": b64_encode([5u8; 32]), "vote": "yes"}),
-    )
-    .unwrap();
-    let err = rt
-        .block_on(client.cast_ballot(forged.to_value()))
-        .unwrap_err();
-    assert!(err.to_string().contains("ballot.credential"), "{err}");
+    let cast_forged = |credential: &[u8]| {
+        let forged = sign(
+            &one_time,
+            "rides.example.coop/ledger",
+            "gov.ballot",
+            1,
+            p.opens_ms,
+            json!({"proposal": proposal, "class": "riders", "credential": b64_encode(credential), "vote": "yes"}),
+        )
+        .unwrap();
+        rt.block_on(client.cast_ballot(forged.to_value()))
+            .unwrap_err()
+            .to_string()
+    };
+    let err = cast_forged(&[5; 64]);
+    assert!(err.contains("ballot.credential"), "{err}");
+    let err = cast_forged(&[5; 32]);
+    assert!(err.contains("base64 of 64 bytes"), "{err}");
 
     // The node is killed (SIGKILL) and restarted: the box is on disk, nothing is lost.
     node.kill9().unwrap();

@@ -4,7 +4,7 @@
 //! the ballot box at the close, sorted by ballot id, with the class keys that let anyone check
 //! every credential. The cryptography is in [`crate::ballot`].
 
-use crate::ballot::{point, ClassKey};
+use crate::ballot::{point, ClassKey, Protocol};
 use crate::payload::{malformed, Fields};
 use crate::proposals::rules::{load, note_entry, require_open};
 use crate::proposals::votes::vote_from;
@@ -34,8 +34,9 @@ fn secret_of(p: &ProposalRecord) -> Result<&crate::records::SecretBallot, ApplyE
     })
 }
 
-/// `gov.ballot_key {proposal, keys: {class: base64}}` — by the node, once, before voting closes:
-/// a public key for every class of the frozen electorate.
+/// `gov.ballot_key {proposal, keys: {class: base64}, protocol?}` — by the node, once, before
+/// voting closes: a public key for every class of the frozen electorate, and the blind-token
+/// protocol (`2`, RFC 9497; absent means the original protocol 1, as older logs have it).
 pub(crate) fn publish_keys(
     view: &mut StateView<'_>,
     env: &Envelope,
@@ -43,7 +44,20 @@ pub(crate) fn publish_keys(
     signer: &Signer,
 ) -> Result<(), ApplyError> {
     signer.require_node()?;
-    let f = Fields::new(&env.body().payload, &["proposal", "keys"])?;
+    let f = Fields::new(&env.body().payload, &["proposal", "keys", "protocol"])?;
+    let protocol = match f.value("protocol") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| *n == Protocol::Rfc9497.number())
+                .ok_or_else(|| {
+                    malformed(
+                        "protocol",
+                        "must be 2 (RFC 9497 VOPRF, ristretto255-SHA512); absent means protocol 1",
+                    )
+                })?,
+        ),
+    };
     let (id, mut p) = load(view, &f)?;
     require_open(&p)?;
     let s = secret_of(&p)?;
@@ -84,6 +98,7 @@ pub(crate) fn publish_keys(
     let s = p.secret.get_or_insert_with(Default::default);
     s.keys = keys;
     s.keys_index = Some(ctx.index);
+    s.protocol = protocol;
     write(view, &prop_key(&id), &p)?;
     note_entry(view, &id, ctx);
     Ok(())
@@ -161,7 +176,7 @@ pub struct OpenedBallot {
 
 /// Checks one ballot (signature already verified) for proposal `p` of co-op `origin` against the
 /// class keys: type, co-op, proposal, signer time inside the window, class, credential
-/// `k_c·H(p, token)`, and a vote valid for the method. Used by the ballot box on receipt, by the
+/// (recomputed from the class key, the proposal and the token under the key's protocol), and a vote valid for the method. Used by the ballot box on receipt, by the
 /// rules on publication and by `coop tally verify`.
 pub fn check_ballot(
     p: &ProposalRecord,
@@ -208,13 +223,15 @@ pub fn check_ballot(
             format!("body.payload.class: {class} is not a voting class of this proposal"),
         )
     })?;
+    let length = key.protocol().credential_len();
     let credential = f
         .value("credential")
         .and_then(Value::as_str)
         .and_then(|c| b64_decode(c).ok())
-        .ok_or_else(|| malformed("credential", "must be base64 of 32 bytes"))?;
+        .filter(|c| c.len() == length)
+        .ok_or_else(|| malformed("credential", format!("must be base64 of {length} bytes")))?;
     let id = p.id_bytes()?;
-    if credential != key.credential(&id, &b.signer) {
+    if key.credential(&id, &b.signer) != Some(credential) {
         return Err(rule(
             "ballot.credential",
             format!(
@@ -270,7 +287,7 @@ pub fn revealed_keys(
             .get(class)
             .and_then(Value::as_str)
             .and_then(|k| b64_decode(k).ok())
-            .and_then(|b| ClassKey::from_bytes(&b))
+            .and_then(|b| ClassKey::from_bytes(&b, s.protocol()))
             .ok_or_else(|| {
                 malformed(
                     &format!("keys.{class}"),

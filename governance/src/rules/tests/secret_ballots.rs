@@ -1,9 +1,11 @@
 //! Secret ballots: class keys, signed participation, blind credentials, the published box.
 
 use super::*;
-use crate::ballot::{BallotSecrets, Blinding, ClassKey};
+use crate::ballot::{BallotSecrets, Blinding, ClassKey, Protocol};
 use crate::rules::ballots_payload;
 use coopledger_ledger::codec::{b64_decode, b64_encode};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 /// Bylaws whose every decision is a secret ballot (no revotes, no proxies).
 fn secret_bylaws() -> Bylaws {
@@ -41,6 +43,17 @@ fn batch(p: &[u8; 32], k: &ClassKey, ballots: &[Envelope]) -> Value {
 
 #[test]
 fn secret_ballot_publishes_unlinkable_ballots_and_refuses_revotes() {
+    secret_ballot_under(Protocol::Rfc9497);
+}
+
+/// Logs written before RFC 9497 tokens: their `gov.ballot_key` names no protocol.
+#[test]
+fn original_protocol_secret_ballots_still_count() {
+    secret_ballot_under(Protocol::Original);
+}
+
+fn secret_ballot_under(protocol: Protocol) {
+    let mut rng = StdRng::seed_from_u64(50);
     let founders: &[(u8, &str, &[Role])] = &[
         (2, "members", &[Role::Board]),
         (3, "members", &[]),
@@ -51,7 +64,9 @@ fn secret_ballot_publishes_unlinkable_ballots_and_refuses_revotes() {
     let p = w.propose(2, json!({}));
     let id = crate::parse_id(&p).unwrap();
     let opens = w.now;
-    let k = BallotSecrets::from_node_key(&key(1)).class_key(&id, "members");
+    let k = BallotSecrets::from_node_key(&key(1))
+        .class_key(&id, "members", protocol)
+        .unwrap();
     let participate = |w: &mut World, n: u8, b: &Blinding| {
         w.submit(
             n,
@@ -62,14 +77,34 @@ fn secret_ballot_publishes_unlinkable_ballots_and_refuses_revotes() {
 
     // No participation before the node has published the class keys.
     let token = |n: u8| SigningKey::from_bytes(&[100 + n; 32]);
-    let blind =
-        |n: u8| Blinding::new(&id, &token(n).verifying_key().to_bytes(), &[50 + n; 64]).unwrap();
+    let mut blind = |n: u8| {
+        Blinding::new(
+            protocol,
+            &id,
+            &token(n).verifying_key().to_bytes(),
+            &mut rng,
+        )
+        .unwrap()
+    };
     assert_eq!(
         rejected_rule(participate(&mut w, 3, &blind(3)).map(|_| ())),
         "ballot.key"
     );
-    let keys = json!({"proposal": p, "keys": {"members": b64_encode(k.public())}});
+    let mut keys = json!({"proposal": p, "keys": {"members": b64_encode(k.public())}});
+    keys["protocol"] = json!(3);
+    assert_eq!(
+        malformed_field(w.submit(1, "gov.ballot_key", keys.clone())),
+        "body.payload.protocol"
+    );
+    match protocol {
+        Protocol::Rfc9497 => keys["protocol"] = json!(2),
+        Protocol::Original => {
+            keys.as_object_mut().unwrap().remove("protocol");
+        }
+    }
     w.submit(1, "gov.ballot_key", keys.clone()).unwrap();
+    let recorded = records::proposal(&w.s, &id).unwrap().unwrap();
+    assert_eq!(recorded.secret.unwrap().protocol(), protocol);
     assert_eq!(w.refused(1, "gov.ballot_key", keys), "ballot.key");
 
     // An open vote on a secret proposal is refused; so is a proxy.
@@ -88,7 +123,12 @@ fn secret_ballot_publishes_unlinkable_ballots_and_refuses_revotes() {
         let b = blind(n);
         participate(&mut w, n, &b).unwrap();
         let part = records::participations(&w.s, &id).unwrap()[&mid(n)].clone();
-        let answer = k.evaluate(&b64_decode(&part.blinded).unwrap()).unwrap();
+        let answer = k
+            .evaluate(
+                &b64_decode(&part.blinded).unwrap(),
+                &mut StdRng::seed_from_u64(7),
+            )
+            .unwrap();
         let cred = b.unblind(&k.public(), &answer).unwrap();
         cast.push(ballot(&token(n), &p, &cred, v, opens));
     }
@@ -113,13 +153,26 @@ fn secret_ballot_publishes_unlinkable_ballots_and_refuses_revotes() {
 
     // Refused batches: a forged credential; an extra ballot minted with the key beyond the
     // number of participations; a token used twice; a key other than the published one.
-    let forged = ballot(&token(9), &p, &[7; 32], "yes", opens);
+    let forged = ballot(
+        &token(9),
+        &p,
+        &vec![7; protocol.credential_len()],
+        "yes",
+        opens,
+    );
+    let short = ballot(&token(9), &p, &[7; 16], "yes", opens);
+    assert_eq!(
+        malformed_field(w.submit(1, "gov.ballots", batch(&id, &k, &[short]))),
+        "body.payload.ballots[0].body.payload.credential"
+    );
     let with_forged = [cast.clone(), vec![forged]].concat();
     assert_eq!(
         w.refused(1, "gov.ballots", batch(&id, &k, &with_forged)),
         "ballot.credential"
     );
-    let minted_cred = k.credential(&id, &token(9).verifying_key().to_bytes());
+    let minted_cred = k
+        .credential(&id, &token(9).verifying_key().to_bytes())
+        .unwrap();
     let minted = ballot(&token(9), &p, &minted_cred, "yes", opens);
     let stuffed = [cast.clone(), vec![minted]].concat();
     assert_eq!(
@@ -129,7 +182,8 @@ fn secret_ballot_publishes_unlinkable_ballots_and_refuses_revotes() {
     let again = ballot(
         &token(3),
         &p,
-        &k.credential(&id, &token(3).verifying_key().to_bytes()),
+        &k.credential(&id, &token(3).verifying_key().to_bytes())
+            .unwrap(),
         "yes",
         opens,
     );
@@ -138,7 +192,9 @@ fn secret_ballot_publishes_unlinkable_ballots_and_refuses_revotes() {
         w.refused(1, "gov.ballots", batch(&id, &k, &twice)),
         "ballot.token_used"
     );
-    let other = BallotSecrets::from_node_key(&key(9)).class_key(&id, "members");
+    let other = BallotSecrets::from_node_key(&key(9))
+        .class_key(&id, "members", protocol)
+        .unwrap();
     assert_eq!(
         w.refused(1, "gov.ballots", batch(&id, &other, &cast)),
         "ballot.key"
