@@ -6,7 +6,6 @@ use crate::gov::{commit_text, key_arg, member_of, sign_and_submit, submit_printi
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
 use coopledger_governance::consent::ConsentStatus;
-use coopledger_governance::consent_bundle::ConsentBundle;
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::log::now_ms;
 use coopledger_ledger::NoteVerifier;
@@ -139,54 +138,39 @@ fn status_name(s: ConsentStatus) -> String {
         .unwrap_or_default()
 }
 
-/// `coop verify-bundle FILE --vkey KEY`: checks a bundle offline — a consent bundle here, a
-/// revenue bundle or statement in `revenue.rs` — and prints what it proves. Exit code 0 =
-/// valid, 1 = invalid.
+/// `coop verify-bundle FILE --vkey KEY`: checks a bundle of any kind offline
+/// (`governance::verdict::judge`, the same code the portal runs as WebAssembly) and prints what
+/// it proves. Exit code 0 = valid, 1 = invalid.
 pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
+    use coopledger_governance::verdict::{judge, Proved};
     let vkey = NoteVerifier::parse(vkey).map_err(|e| anyhow!("--vkey: {e}"))?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let format = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned));
-    match format.as_deref() {
-        Some(coopledger_governance::revenue_bundle::REVENUE_BUNDLE_FORMAT) => {
-            return crate::revenue::verify_revenue_bundle(file, &text, &vkey)
+    let proved = match judge(&text, &vkey) {
+        Ok(p) => p,
+        Err(invalid) => {
+            println!("INVALID: {invalid}");
+            return Ok(ExitCode::from(1));
         }
-        Some(coopledger_governance::revenue_bundle::STATEMENT_FORMAT) => {
-            return crate::revenue::verify_statement(file, &text, &vkey)
+    };
+    println!("VALID: {}", proved.headline());
+    match &proved {
+        Proved::Consent(report, _) => print_consent_report(report),
+        Proved::Revenue(report, facts) => match &facts.member {
+            Some(m) => crate::revenue::print_statement(report, m),
+            None => crate::revenue::print_reconciliation(report, "table")?,
+        },
+        Proved::Statement(reports, member) => {
+            for r in reports {
+                crate::revenue::print_statement(r, member);
+            }
         }
-        Some(coopledger_governance::tally_bundle::TALLY_BUNDLE_FORMAT) => {
-            return crate::tally::verify_file(file, &text, &vkey)
-        }
-        _ => {}
+        Proved::Tally(report) => crate::tally::print_report(report),
     }
-    let bundle: ConsentBundle = match serde_json::from_str(&text) {
-        Ok(b) => b,
-        Err(e) => {
-            println!("INVALID: {} is not a consent bundle: {e}", file.display());
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let report = match bundle.verify(&vkey) {
-        Ok(r) => r,
-        Err(e) => {
-            println!("INVALID: {e}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    println!(
-        "VALID: the complete consent history of {} in {} as of checkpoint {} (node time {} ms){}",
-        report.member,
-        report.origin,
-        report.size,
-        report.as_of_ms,
-        bundle
-            .purpose
-            .as_deref()
-            .map(|p| format!(", for purpose {p}"))
-            .unwrap_or_default()
-    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_consent_report(report: &coopledger_governance::consent_bundle::BundleReport) {
     if report.history.is_empty() {
         println!("  no consent entry concerns this member (the timeline's absence is proved)");
     }
@@ -216,7 +200,6 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
         "  {} data use(s), every one covered by valid consent at its time",
         report.uses
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `coop consent …`.

@@ -336,6 +336,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         if tls.is_some() { "https" } else { "http" },
         running.addr
     );
+    if coopledger_rpc::portal::is_built() {
+        println!(
+            "portal: {}://{}/ (open it in a browser)",
+            if tls.is_some() { "https" } else { "http" },
+            running.addr
+        );
+    } else {
+        println!("portal: not built into this binary (run scripts/setup.sh, then rebuild)");
+    }
     println!("origin: {}", log.origin());
     println!("verifier key: {}", log.verifier_key());
     println!(

@@ -15,8 +15,7 @@ use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::RevenueApiClient;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 /// `coop revenue …`
 #[derive(Debug, Subcommand)]
@@ -445,65 +444,4 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A member's statement for `coop verify-bundle`.
-pub fn verify_statement(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
-    use coopledger_governance::revenue_bundle::Statement;
-    let st: Statement = match serde_json::from_str(text) {
-        Ok(s) => s,
-        Err(e) => {
-            println!(
-                "INVALID: {} is not a revenue statement: {e}",
-                file.display()
-            );
-            return Ok(ExitCode::from(1));
-        }
-    };
-    match st.verify(vkey) {
-        Ok(reports) => {
-            println!(
-                "VALID: the statement of {} over {} distribution(s)",
-                st.member,
-                reports.len()
-            );
-            for r in &reports {
-                print_statement(r, &st.member);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            println!("INVALID: {e}");
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
-/// The revenue half of `coop verify-bundle`.
-pub fn verify_revenue_bundle(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
-    use coopledger_governance::revenue_bundle::RevenueBundle;
-    let b: RevenueBundle = match serde_json::from_str(text) {
-        Ok(b) => b,
-        Err(e) => {
-            println!("INVALID: {} is not a revenue bundle: {e}", file.display());
-            return Ok(ExitCode::from(1));
-        }
-    };
-    match b.verify(vkey) {
-        Ok(r) => {
-            println!(
-                "VALID: the distribution of {} in {}, its settlement and its policy's adopting vote, as of checkpoint {} of {}",
-                b.period, b.currency, r.size, r.origin
-            );
-            match &b.member {
-                Some(m) => print_statement(&r, m),
-                None => print_reconciliation(&r, "table")?,
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            println!("INVALID: {e}");
-            Ok(ExitCode::from(1))
-        }
-    }
 }

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use coopledger_governance::tally::Share;
-use coopledger_governance::tally_bundle::{TallyBundle, TallyReport};
+use coopledger_governance::tally_bundle::TallyReport;
 use coopledger_ledger::NoteVerifier;
 use coopledger_rpc::client::HttpClient;
 use coopledger_rpc::{GovApiClient, LedgerApiClient};
@@ -77,7 +77,8 @@ fn name<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// Prints what a verified bundle establishes.
-fn print_report(r: &TallyReport) {
+/// The details of a recounted tally (after its headline).
+pub fn print_report(r: &TallyReport) {
     let p = &r.proposal;
     let t = &r.tally;
     println!(
@@ -117,31 +118,6 @@ fn print_report(r: &TallyReport) {
             name(&p.rules.threshold.basis),
             if y.threshold_met { "met" } else { "not met" }
         );
-    }
-}
-
-/// `coop verify-bundle` on a tally bundle: exit 0 valid, 1 invalid.
-pub fn verify_file(file: &Path, text: &str, vkey: &NoteVerifier) -> Result<ExitCode> {
-    let bundle: TallyBundle = match serde_json::from_str(text) {
-        Ok(b) => b,
-        Err(e) => {
-            println!("INVALID: {} is not a tally bundle: {e}", file.display());
-            return Ok(ExitCode::from(1));
-        }
-    };
-    match bundle.verify(vkey) {
-        Ok(r) => {
-            println!(
-                "VALID: the tally at entry {} is what the proved votes give",
-                r.tally_index
-            );
-            print_report(&r);
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            println!("INVALID: {e}");
-            Ok(ExitCode::from(1))
-        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod proposals;
 pub mod records;
 pub mod revenue;
 pub mod rules;
+pub mod verdict;
 
 // The paths other crates and documents already name.
 pub use consent::bundle as consent_bundle;

@@ -14,6 +14,7 @@ pub mod gov_wire;
 mod limits;
 pub mod listen;
 pub mod personal;
+pub mod portal;
 mod request_shape;
 pub mod revenue;
 pub mod server;

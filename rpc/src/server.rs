@@ -467,6 +467,7 @@ impl Frontend for JsonRpc {
             .set_config(config)
             .set_http_middleware(
                 tower::ServiceBuilder::new()
+                    .layer(crate::portal::PortalLayer)
                     .layer(WitnessLayer::new(witness))
                     .layer(crate::request_shape::RequestShapeLayer::new(
                         MAX_REQUEST_BYTES as usize,

@@ -1,0 +1,62 @@
+//! Embeds the portal's built files (`portal/dist`, made by `scripts/setup.sh` with `npm ci &&
+//! npm run build` — never built here) into the binary as a table of
+//! `(path, content type, bytes)`. Without a built portal the table is empty and the node says at
+//! `/` how to build it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let dist = manifest.join("../portal/dist");
+    println!("cargo:rerun-if-changed={}", dist.display());
+    println!("cargo:rerun-if-changed=build.rs");
+    let mut files = Vec::new();
+    if dist.is_dir() {
+        walk(&dist, &mut files)?;
+    }
+    files.sort();
+    let mut table = String::from("/// The portal's files: `(path, content type, bytes)`.\npub static ASSETS: &[(&str, &str, &[u8])] = &[\n");
+    for f in &files {
+        let rel = f.strip_prefix(&dist)?.to_string_lossy().replace('\\', "/");
+        let abs = f.canonicalize()?;
+        writeln!(
+            table,
+            "    ({:?}, {:?}, include_bytes!({:?})),",
+            format!("/{rel}"),
+            content_type(f),
+            abs.display().to_string()
+        )?;
+    }
+    table.push_str("];\n");
+    let out = PathBuf::from(std::env::var("OUT_DIR")?).join("portal_assets.rs");
+    std::fs::write(out, table)?;
+    Ok(())
+}

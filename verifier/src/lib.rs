@@ -1,0 +1,181 @@
+//! The ledger's offline checks as one function from a JSON request to a JSON answer, and the
+//! `coop-verify` command around it (stdin to stdout). Built for `wasm32-wasip1` it is the
+//! portal's verifier (`portal/src/verifier.ts` runs it with a small WASI shim), so the browser
+//! gives the node's verdict on every signature, proof, note and bundle: it *is* the node's code.
+//! Requests:
+//!
+//! | `op` | fields | answer |
+//! |---|---|---|
+//! | `bundle` | `text` (the file), `vkey` | `{valid, kind, headline}` or `{valid: false, cause}` |
+//! | `signature` | `key`, `message`, `signature` (hex) | `{valid}`: the ledger's Ed25519 rule |
+//! | `inclusion` | `leafHash`, `index`, `size`, `proof[]`, `root` (base64) | `{valid}` or `{valid: false, cause}` |
+//! | `consistency` | `size1`, `size2`, `proof[]`, `root1`, `root2` (base64) | likewise |
+//! | `note` | `note` (text), `vkey` | `{valid, signers}` or `{valid: false, cause}` |
+//! | `canonical` | `value` (any JSON) | `{canonical}`: RFC 8785 text, or `{cause}` |
+//!
+//! A request that is not one of these gets `{"error": …}` (and `coop-verify` exit code 2).
+
+use coopledger_governance::verdict::judge;
+use coopledger_ledger::codec::canonical_json;
+use coopledger_ledger::note::{NoteVerifier, SignedNote};
+use coopledger_ledger::sig::{verify_one, SignedMessage};
+use coopledger_ledger::verify::{verify_consistency, verify_inclusion};
+use coopledger_ledger::Hash;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Largest request `coop-verify` reads (a bundle of a few thousand members fits).
+pub const MAX_REQUEST: u64 = 64 * 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+enum Request {
+    Bundle {
+        text: String,
+        vkey: String,
+    },
+    Signature {
+        key: String,
+        message: String,
+        signature: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Inclusion {
+        leaf_hash: String,
+        index: u64,
+        size: u64,
+        proof: Vec<String>,
+        root: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Consistency {
+        size1: u64,
+        size2: u64,
+        proof: Vec<String>,
+        root1: String,
+        root2: String,
+    },
+    Note {
+        note: String,
+        vkey: String,
+    },
+    Canonical {
+        value: Value,
+    },
+}
+
+fn invalid(cause: impl std::fmt::Display) -> Value {
+    json!({"valid": false, "cause": cause.to_string()})
+}
+
+/// Hashes from base64; a string that is not a 32-byte hash is an invalid proof, named.
+fn hashes(what: &str, list: &[String]) -> Result<Vec<Hash>, Value> {
+    list.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            Hash::from_base64(h)
+                .ok_or_else(|| invalid(format!("{what}[{i}] is not a 32-byte hash")))
+        })
+        .collect()
+}
+
+fn hash(what: &str, h: &str) -> Result<Hash, Value> {
+    Hash::from_base64(h).ok_or_else(|| invalid(format!("{what} is not a 32-byte hash")))
+}
+
+fn answer_to(request: Request) -> Value {
+    match request {
+        Request::Bundle { text, vkey } => {
+            let vkey = match NoteVerifier::parse(&vkey) {
+                Ok(k) => k,
+                Err(e) => return invalid(format!("the verifier key: {e}")),
+            };
+            match judge(&text, &vkey) {
+                Ok(p) => json!({"valid": true, "kind": p.kind(), "headline": p.headline()}),
+                Err(e) => invalid(e),
+            }
+        }
+        Request::Signature {
+            key,
+            message,
+            signature,
+        } => {
+            let key: Option<[u8; 32]> = hex::decode(&key).ok().and_then(|k| k.try_into().ok());
+            let sig: Option<[u8; 64]> =
+                hex::decode(&signature).ok().and_then(|s| s.try_into().ok());
+            let (Some(key), Some(sig), Ok(msg)) = (key, sig, hex::decode(&message)) else {
+                return invalid("key, message and signature must be hex of 32, any and 64 bytes");
+            };
+            json!({"valid": verify_one(&SignedMessage { key: &key, msg: &msg, sig: &sig })})
+        }
+        Request::Inclusion {
+            leaf_hash,
+            index,
+            size,
+            proof,
+            root,
+        } => {
+            let parsed = (|| {
+                Ok((
+                    hash("leafHash", &leaf_hash)?,
+                    hashes("proof", &proof)?,
+                    hash("root", &root)?,
+                ))
+            })();
+            match parsed {
+                Ok((leaf, proof, root)) => {
+                    match verify_inclusion(&leaf, index, size, &proof, &root) {
+                        Ok(()) => json!({"valid": true}),
+                        Err(e) => invalid(e),
+                    }
+                }
+                Err(v) => v,
+            }
+        }
+        Request::Consistency {
+            size1,
+            size2,
+            proof,
+            root1,
+            root2,
+        } => {
+            let parsed = (|| {
+                Ok((
+                    hashes("proof", &proof)?,
+                    hash("root1", &root1)?,
+                    hash("root2", &root2)?,
+                ))
+            })();
+            match parsed {
+                Ok((proof, root1, root2)) => {
+                    match verify_consistency(size1, size2, &proof, &root1, &root2) {
+                        Ok(()) => json!({"valid": true}),
+                        Err(e) => invalid(e),
+                    }
+                }
+                Err(v) => v,
+            }
+        }
+        Request::Note { note, vkey } => {
+            let vkey = match NoteVerifier::parse(&vkey) {
+                Ok(k) => k,
+                Err(e) => return invalid(format!("the verifier key: {e}")),
+            };
+            match SignedNote::parse(note.as_bytes()).and_then(|n| n.verify(&[vkey])) {
+                Ok(signers) => json!({"valid": true, "signers": signers}),
+                Err(e) => invalid(e),
+            }
+        }
+        Request::Canonical { value } => match canonical_json(&value, "value") {
+            Ok(bytes) => json!({"canonical": String::from_utf8_lossy(&bytes)}),
+            Err(e) => json!({"cause": format!("{e:?}")}),
+        },
+    }
+}
+
+/// The answer to one request (JSON text); `Err` with `{"error": …}` when it is not a request.
+pub fn answer(request: &str) -> Result<Value, Value> {
+    serde_json::from_str::<Request>(request)
+        .map(answer_to)
+        .map_err(|e| json!({"error": format!("not a request: {e}")}))
+}
