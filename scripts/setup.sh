@@ -5,7 +5,14 @@
 #   - npm (Debian's npm), to install the next item when the machine has none;
 #   - anvil (npm package @foundry-rs/anvil, pinned), the local EVM node of the anchoring tests,
 #     into tools/;
-#   - cargo-fuzz (crates.io), for the fuzz smoke CI runs (`fuzz/run.sh`).
+#   - cargo-fuzz (crates.io), for the fuzz smoke CI runs (`fuzz/run.sh`);
+#   - Node.js ≥ 18 with npm (Debian's nodejs, npm) for the portal's build and browser driver;
+#   - Chromium (Debian's chromium), the browser of the portal's end-to-end test;
+#   - the Rust target wasm32-wasip1 (rustup), for the portal's verifier;
+# and then builds the portal (where the checkout has one and cargo is on the PATH): the
+# verifier as WebAssembly (`cargo build --profile wasm -p coopledger-verifier --target
+# wasm32-wasip1`, copied to portal/public/verifier.wasm), `npm ci` when the lockfile changed,
+# `npm run build` into portal/dist, which the coop binary embeds when it is next built.
 # Each check looks for exactly what its user loads, not for something with a similar name
 # (a machine may ship libclang-cpp, which bindgen cannot use). `tests/tests/setup_script.rs`
 # runs this script against stub package managers and fake library folders.
@@ -67,6 +74,30 @@ if ! have_libclang; then
   fi
 fi
 
+# Node.js ≥ 18 (Vite 6 needs it), with npm.
+node_ok() {
+  command -v node >/dev/null 2>&1 &&
+    node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' >/dev/null 2>&1
+}
+if ! node_ok; then
+  echo "installing Node.js and npm (the portal's build and browser tests need them)…" >&2
+  apt_install nodejs npm
+  if ! node_ok; then
+    echo "nodejs was installed but no node ≥ 18 is on the PATH" >&2
+    exit 1
+  fi
+fi
+
+# Chromium, the headless browser of the portal's end-to-end test (tests/tests/portal.rs).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (the portal's browser tests drive it headless)…" >&2
+  apt_install chromium
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "chromium was installed but is not on the PATH" >&2
+    exit 1
+  fi
+fi
+
 if [ ! -x tools/node_modules/.bin/anvil ]; then
   if ! command -v npm >/dev/null 2>&1; then
     echo "installing npm (needed to install anvil)…" >&2
@@ -93,3 +124,32 @@ if command -v cargo >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; t
   }
 fi
 
+# The portal: its verifier (the ledger's Rust checks as WebAssembly), its npm packages (when the
+# lockfile is newer than what is installed), and its build into portal/dist.
+if [ -f portal/package.json ] && command -v cargo >/dev/null 2>&1; then
+  if command -v rustup >/dev/null 2>&1 &&
+    ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    echo "adding the Rust target wasm32-wasip1 (the portal's verifier)…" >&2
+    rustup target add wasm32-wasip1 >/dev/null
+  fi
+  echo "building the portal's verifier (WebAssembly)…" >&2
+  cargo build --quiet --profile wasm -p coopledger-verifier --target wasm32-wasip1 || {
+    echo "building the verifier for wasm32-wasip1 failed" >&2
+    exit 1
+  }
+  mkdir -p portal/public
+  cat target/wasm32-wasip1/wasm/coop-verify.wasm >portal/public/verifier.wasm
+  if [ ! -f portal/node_modules/.package-lock.json ] ||
+    [ portal/package-lock.json -nt portal/node_modules/.package-lock.json ]; then
+    echo "installing the portal's npm packages (npm ci)…" >&2
+    (cd portal && npm ci --no-audit --no-fund --silent) || {
+      echo "npm ci in portal/ failed" >&2
+      exit 1
+    }
+  fi
+  echo "building the portal (npm run build)…" >&2
+  (cd portal && npm run --silent build >/dev/null) || {
+    echo "the portal's build failed (cd portal && npm run build shows why)" >&2
+    exit 1
+  }
+fi

@@ -331,11 +331,6 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     std::fs::write(args.data.join("node.addr"), format!("{}\n", running.addr))?;
     let cp = log.checkpoint();
-    println!(
-        "coop node listening on {}://{} (WebSocket on the same port)",
-        if tls.is_some() { "https" } else { "http" },
-        running.addr
-    );
     if coopledger_rpc::portal::is_built() {
         println!(
             "portal: {}://{}/ (open it in a browser)",
@@ -345,6 +340,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     } else {
         println!("portal: not built into this binary (run scripts/setup.sh, then rebuild)");
     }
+    println!(
+        "coop node listening on {}://{} (WebSocket on the same port)",
+        if tls.is_some() { "https" } else { "http" },
+        running.addr
+    );
     println!("origin: {}", log.origin());
     println!("verifier key: {}", log.verifier_key());
     println!(

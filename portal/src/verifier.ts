@@ -46,10 +46,12 @@ export function size(): number {
   return moduleBytes;
 }
 
-/** Runs one request through a fresh instance of the verifier. */
-export async function run(request: Request): Promise<Answer> {
+/** Runs one request through a fresh instance of the verifier. A request given as JSON text is
+ * passed on as is: JavaScript numbers cannot hold every u64 (a tree size or index above 2^53),
+ * the text can. */
+export async function run(request: Request | string): Promise<Answer> {
   const compiled = await load();
-  const stdin = new TextEncoder().encode(JSON.stringify(request));
+  const stdin = new TextEncoder().encode(typeof request === "string" ? request : JSON.stringify(request));
   let stdinAt = 0;
   const stdout: Uint8Array[] = [];
   const stderr: Uint8Array[] = [];

@@ -2,7 +2,9 @@
 //! script with stub package managers (`apt-get`, `npm`) on a PATH holding nothing else of
 //! note, and a fake library folder, and checks what it installed.
 //!
-//! Also checked: npm, anvil and cargo-fuzz are installed when missing, and never twice.
+//! Also checked: npm, anvil, cargo-fuzz, Node.js and Chromium are installed when missing, and
+//! never twice; the portal is built (verifier WebAssembly, `npm ci`, `npm run build`) where the
+//! checkout has one.
 //!
 //! The case that matters most: a machine with only `libclang-cpp` (Debian's image ships
 //! `libclang-cpp14`), which bindgen cannot load. The script must install `libclang-dev` there.
@@ -44,7 +46,7 @@ impl Machine {
             root.join("scripts/setup.sh"),
         )?;
         for tool in [
-            "bash", "env", "id", "mkdir", "basename", "dirname", "cat", "chmod", "touch",
+            "bash", "env", "id", "mkdir", "basename", "dirname", "cat", "chmod", "touch", "grep",
         ] {
             for d in ["/usr/bin", "/bin"] {
                 let p = Path::new(d).join(tool);
@@ -66,6 +68,8 @@ impl Machine {
                case \"$p\" in\n\
                  libclang-dev) touch {libs}/libclang-14.so.1 ;;\n\
                  npm) cat > {bin}/npm <<'EOS'\n{npm_stub}EOS\n chmod +x {bin}/npm ;;\n\
+                 nodejs) printf '#!/bin/sh\\nexit 0\\n' > {bin}/node; chmod +x {bin}/node ;;\n\
+                 chromium) printf '#!/bin/sh\\n' > {bin}/chromium; chmod +x {bin}/chromium ;;\n\
                esac\n\
              done\n",
             log = log.display(),
@@ -76,6 +80,9 @@ impl Machine {
         script(&bin.join("sudo"), "#!/bin/bash\nexec \"$@\"\n")?;
         if with_npm {
             script(&bin.join("npm"), &npm_stub)?;
+            // A Node.js that passes the version check, and a Chromium.
+            script(&bin.join("node"), "#!/bin/sh\nexit 0\n")?;
+            script(&bin.join("chromium"), "#!/bin/sh\n")?;
         }
         Ok(Machine {
             _dir: dir,
@@ -144,7 +151,8 @@ fn anvil_is_installed_and_npm_first_when_missing() -> TestResult {
     fs::write(m.libs.join("libclang.so.1"), b"")?;
     let (ok, log, err) = m.run()?;
     assert!(ok, "setup failed: {err}");
-    assert!(log.contains("apt-get install -y -qq npm"), "{log:?}");
+    assert!(log.contains("apt-get install -y -qq nodejs npm"), "{log:?}");
+    assert!(log.contains("apt-get install -y -qq chromium"), "{log:?}");
     assert!(log.contains("npm install --prefix tools"), "{log:?}");
     assert!(log.contains("@foundry-rs/anvil@"), "{log:?}");
     assert!(m.root.join("tools/node_modules/.bin/anvil").exists());
@@ -201,5 +209,66 @@ fn a_failed_install_fails_the_script() -> TestResult {
     let (ok, _, err) = m.run()?;
     assert!(!ok, "setup passed without a loadable libclang");
     assert!(err.contains("no libclang.so"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn an_old_node_is_replaced() -> TestResult {
+    let m = Machine::new(true)?;
+    fs::write(m.libs.join("libclang.so.1"), b"")?;
+    // A node that fails the version check (as Node.js 12 would).
+    script(&m.bin.join("node"), "#!/bin/sh\nexit 1\n")?;
+    let (ok, log, err) = m.run()?;
+    assert!(ok, "setup failed: {err}");
+    assert!(log.contains("apt-get install -y -qq nodejs npm"), "{log:?}");
+    Ok(())
+}
+
+#[test]
+fn the_portal_is_built_with_its_verifier() -> TestResult {
+    let m = Machine::new(true)?;
+    fs::write(m.libs.join("libclang.so.1"), b"")?;
+    fs::create_dir_all(m.root.join("portal"))?;
+    fs::write(m.root.join("portal/package.json"), b"{}")?;
+    fs::write(m.root.join("portal/package-lock.json"), b"{}")?;
+    // cargo "builds" the verifier; npm logs what it is asked and `npm ci` "installs".
+    let wasm = m.root.join("target/wasm32-wasip1/wasm");
+    script(
+        &m.bin.join("cargo"),
+        &format!(
+            "#!/bin/bash\necho \"cargo $*\" >> {log}\n\
+             if [ \"$1\" = build ]; then mkdir -p {wasm}; printf '\\0asm' > {wasm}/coop-verify.wasm; fi\n",
+            log = m.log.display(),
+            wasm = wasm.display()
+        ),
+    )?;
+    script(
+        &m.bin.join("npm"),
+        &format!(
+            "#!/bin/bash\necho \"npm $*\" >> {log}\n\
+             if [ \"$1\" = ci ]; then mkdir -p node_modules; touch node_modules/.package-lock.json; fi\n\
+             if [ \"$1\" = install ]; then mkdir -p tools/node_modules/.bin; printf '#!/bin/sh\\n' > tools/node_modules/.bin/anvil; chmod +x tools/node_modules/.bin/anvil; fi\n",
+            log = m.log.display()
+        ),
+    )?;
+    let (ok, log, err) = m.run()?;
+    assert!(ok, "setup failed: {err}");
+    assert!(
+        log.contains(
+            "cargo build --quiet --profile wasm -p coopledger-verifier --target wasm32-wasip1"
+        ),
+        "{log:?}"
+    );
+    assert_eq!(
+        fs::read(m.root.join("portal/public/verifier.wasm"))?,
+        b"\0asm"
+    );
+    assert!(log.contains("npm ci"), "{log:?}");
+    assert!(log.contains("npm run --silent build"), "{log:?}");
+    // Again: the packages are current, so no second `npm ci`; the build runs again.
+    let (ok, log, err) = m.run()?;
+    assert!(ok, "second run failed: {err}");
+    assert_eq!(log.matches("npm ci").count(), 1, "{log:?}");
+    assert_eq!(log.matches("npm run --silent build").count(), 2, "{log:?}");
     Ok(())
 }

@@ -1,0 +1,265 @@
+//! The portal in headless Chromium against a real node (`portal/e2e/portal.mjs` drives the
+//! browser; this test makes the data, starts the node and judges the report): every page
+//! renders in English and French with no missing message, the CSP header is the node's, the
+//! keyboard reaches the content, the page refuses to run outside a secure context, a regulator
+//! who drops a valid bundle sees VALID with what it proves and one changed byte gives INVALID
+//! with the cause — and every vector of the suite (ed25519-speccheck, the transparency-dev
+//! proof probes, the C2SP note vectors, canonical JSON, bundle tamper cases) gets the same
+//! answer from the browser's verifier (WebAssembly) as from the native one.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
+use coopledger_e2e::{coop, Node};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The vector suite: every request the browser's verifier must answer as the native one does.
+fn vector_requests(bundle: &str, vkey: &str) -> Vec<Value> {
+    let data = repo().join("ledger/testdata");
+    let mut out = Vec::new();
+    // ed25519-speccheck: the signature rule's edge cases (small-order keys, non-canonical S…).
+    for case in read_json(&data.join("ed25519-speccheck-cases.json"))
+        .as_array()
+        .unwrap()
+    {
+        out.push(
+            json!({"op": "signature", "key": case["pub_key"], "message": case["message"],
+                        "signature": case["signature"]}),
+        );
+    }
+    // transparency-dev's RFC 9162 probes, happy and tampered.
+    let mut files = Vec::new();
+    let mut stack = vec![data.join("transparency-dev-merkle/testdata")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        let v = read_json(&f);
+        let proof = v["proof"].as_array().cloned().unwrap_or_default();
+        if v.get("leafIdx").is_some() {
+            out.push(
+                json!({"op": "inclusion", "leafHash": v["leafHash"], "index": v["leafIdx"],
+                            "size": v["treeSize"], "proof": proof, "root": v["root"]}),
+            );
+        } else {
+            out.push(
+                json!({"op": "consistency", "size1": v["size1"], "size2": v["size2"],
+                            "proof": proof, "root1": v["root1"], "root2": v["root2"]}),
+            );
+        }
+    }
+    // C2SP signed notes, each against every vector key.
+    let notes = read_json(&data.join("signed-note.json"));
+    for n in notes["notes"].as_array().unwrap() {
+        for k in notes["keys"].as_array().unwrap() {
+            out.push(json!({"op": "note", "note": n["note"], "vkey": k["vkey"]}));
+        }
+    }
+    // Canonical JSON (RFC 8785) against the Rust codec.
+    for value in [
+        json!({"b": 1, "a": [true, null, "é\u{2028}\"\\"], "": {"z": -0, "y": 9007199254740991_i64}}),
+        json!({"n": 9007199254740992_i64}),
+        json!({"f": 1.5}),
+        json!([{"\u{1F600}": "\u{7f}\u{1f}"}, "\u{10FFFF}"]),
+    ] {
+        out.push(json!({"op": "canonical", "value": value}));
+    }
+    // The bundle and one-byte changes spread through it (each may break JSON, a proof, a
+    // signature or a hash; the browser must name the same cause).
+    out.push(json!({"op": "bundle", "text": bundle, "vkey": vkey}));
+    let bytes = bundle.as_bytes();
+    for i in 1..24 {
+        let at = bytes.len() * i / 24;
+        let mut changed = bytes.to_vec();
+        changed[at] = if changed[at] == b'A' { b'B' } else { b'A' };
+        if let Ok(text) = String::from_utf8(changed) {
+            out.push(json!({"op": "bundle", "text": text, "vkey": vkey}));
+        }
+    }
+    out.push(json!({"op": "bundle", "text": bundle, "vkey": "not a key"}));
+    out
+}
+
+#[test]
+fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_native_verifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = Node::start(&data, &[]).unwrap();
+    let url = node.http_url();
+    assert!(
+        node.banner
+            .iter()
+            .any(|l| l == &format!("portal: {url}/ (open it in a browser)")),
+        "coop serve prints the portal's address: {:?}",
+        node.banner
+    );
+    let vkey = node
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("verifier key: "))
+        .unwrap()
+        .to_owned();
+
+    // A member's consent bundle, exported with the CLI, and the same with one byte changed.
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let bundle_path = work.join("bundle.json");
+    let member_key = data.join("demo-keys/member.key");
+    let (code, out, err) = coop(&[
+        "consent",
+        "export",
+        "--rpc",
+        &url,
+        "--key",
+        member_key.to_str().unwrap(),
+        "-o",
+        bundle_path.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let bundle = std::fs::read_to_string(&bundle_path).unwrap();
+    // One byte of the checkpoint's signature (the line after "— origin ").
+    let at = bundle.find("— ").unwrap() + "— ".len() + vkey.split('+').next().unwrap().len() + 12;
+    let mut tampered = bundle.clone().into_bytes();
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(work.join("tampered.json"), &tampered).unwrap();
+    std::fs::write(work.join("url"), &url).unwrap();
+    std::fs::write(work.join("vkey"), &vkey).unwrap();
+    let requests = vector_requests(&bundle, &vkey);
+    // As JSON texts: a JavaScript number cannot carry every u64 the probes use.
+    let texts: Vec<String> = requests.iter().map(Value::to_string).collect();
+    std::fs::write(
+        work.join("requests.json"),
+        serde_json::to_vec(&texts).unwrap(),
+    )
+    .unwrap();
+
+    let run = Command::new("node")
+        .arg("e2e/portal.mjs")
+        .arg(&work)
+        .current_dir(repo().join("portal"))
+        .output()
+        .expect("node (Node.js) runs the browser driver; scripts/setup.sh installs it");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the driver failed: {stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(report["missing"], json!([]), "every message is translated");
+    assert_eq!(
+        report["csp"].as_str(),
+        Some(coopledger_rpc::portal::CONTENT_SECURITY_POLICY)
+    );
+    for name in [
+        "overview-en",
+        "proposals-en",
+        "verify-en",
+        "overview-fr",
+        "proposals-fr",
+        "verify-fr",
+        "verify-valid",
+        "verify-invalid",
+        "insecure",
+    ] {
+        let shot = work.join("shots").join(format!("{name}.png"));
+        assert!(
+            std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000),
+            "{name} was screenshotted"
+        );
+    }
+    assert_eq!(
+        report["pages"]["overview-en"]["h1"],
+        "Demo Drivers' Data Co-op"
+    );
+    assert_eq!(report["pages"]["proposals-fr"]["h1"], "Propositions");
+    assert_eq!(
+        report["pages"]["verify-fr"]["h1"],
+        "Vérifier un dossier de preuves"
+    );
+    assert_eq!(report["pages"]["overview-en"]["members"], "3");
+    assert_eq!(
+        (report["firstTab"].as_str(), report["afterSkip"].as_str()),
+        (Some("skip"), Some("main"))
+    );
+    assert_eq!(
+        report["insecure"],
+        "This page must be opened over a secure connection"
+    );
+
+    // The regulator's drop: the browser's verdicts are the CLI's.
+    assert_eq!(report["valid"]["valid"], true, "{report}");
+    let headline = report["valid"]["headline"].as_str().unwrap();
+    let (code, cli_out, _) = coop(&[
+        "verify-bundle",
+        bundle_path.to_str().unwrap(),
+        "--vkey",
+        &vkey,
+    ])
+    .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(
+        cli_out.lines().next(),
+        Some(format!("VALID: {headline}").as_str())
+    );
+    assert_eq!(report["tampered"]["valid"], false);
+    let cause = report["tampered"]["cause"].as_str().unwrap();
+    let (code, cli_out, _) = coop(&[
+        "verify-bundle",
+        work.join("tampered.json").to_str().unwrap(),
+        "--vkey",
+        &vkey,
+    ])
+    .unwrap();
+    assert_eq!(code, 1);
+    assert_eq!(cli_out.trim(), format!("INVALID: {cause}"));
+
+    // Every vector: the browser's answer is the native verifier's, byte for byte.
+    let answers = read_json(&work.join("answers.json"));
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), requests.len());
+    let mut valid = 0;
+    for (req, browser) in requests.iter().zip(answers) {
+        let native = coopledger_verifier::answer(&req.to_string()).unwrap();
+        assert_eq!(browser, &native, "request {req}");
+        valid += usize::from(native["valid"] == true);
+    }
+    // The suite has both verdicts in it (a suite of all-valid or all-invalid would prove little).
+    assert!(
+        valid > 10 && valid < requests.len() - 10,
+        "{valid} of {}",
+        requests.len()
+    );
+    println!(
+        "portal: {} vectors agreed in {} ms; cold page load {} ms",
+        requests.len(),
+        report["vectorMs"],
+        report["loadMs"]
+    );
+    node.terminate().unwrap();
+}
