@@ -152,7 +152,7 @@ mod tests {
             assert!(!is_portal_path(path), "{path}");
         }
         assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
-        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-eval'"));
+        assert!(!CONTENT_SECURITY_POLICY.contains("'unsafe-eval'"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use coopledger_governance::verdict::judge;
 use coopledger_ledger::codec::canonical_json;
 use coopledger_ledger::note::{NoteVerifier, SignedNote};
 use coopledger_ledger::sig::{verify_one, SignedMessage};
-use coopledger_ledger::verify::{verify_consistency, verify_inclusion};
+use coopledger_ledger::verify::{verify_consistency, verify_inclusion, ProofError};
 use coopledger_ledger::Hash;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -83,6 +83,15 @@ fn hash(what: &str, h: &str) -> Result<Hash, Value> {
     Hash::from_base64(h).ok_or_else(|| invalid(format!("{what} is not a 32-byte hash")))
 }
 
+/// `{valid: true}`, the proof's refusal, or the reason its hashes could not be read.
+fn proof_answer(checked: Result<Result<(), ProofError>, Value>) -> Value {
+    match checked {
+        Ok(Ok(())) => json!({"valid": true}),
+        Ok(Err(e)) => invalid(e),
+        Err(unreadable) => unreadable,
+    }
+}
+
 fn answer_to(request: Request) -> Value {
     match request {
         Request::Bundle { text, vkey } => {
@@ -114,48 +123,28 @@ fn answer_to(request: Request) -> Value {
             size,
             proof,
             root,
-        } => {
-            let parsed = (|| {
-                Ok((
-                    hash("leafHash", &leaf_hash)?,
-                    hashes("proof", &proof)?,
-                    hash("root", &root)?,
-                ))
-            })();
-            match parsed {
-                Ok((leaf, proof, root)) => {
-                    match verify_inclusion(&leaf, index, size, &proof, &root) {
-                        Ok(()) => json!({"valid": true}),
-                        Err(e) => invalid(e),
-                    }
-                }
-                Err(v) => v,
-            }
-        }
+        } => proof_answer((|| {
+            let (leaf, proof, root) = (
+                hash("leafHash", &leaf_hash)?,
+                hashes("proof", &proof)?,
+                hash("root", &root)?,
+            );
+            Ok(verify_inclusion(&leaf, index, size, &proof, &root))
+        })()),
         Request::Consistency {
             size1,
             size2,
             proof,
             root1,
             root2,
-        } => {
-            let parsed = (|| {
-                Ok((
-                    hashes("proof", &proof)?,
-                    hash("root1", &root1)?,
-                    hash("root2", &root2)?,
-                ))
-            })();
-            match parsed {
-                Ok((proof, root1, root2)) => {
-                    match verify_consistency(size1, size2, &proof, &root1, &root2) {
-                        Ok(()) => json!({"valid": true}),
-                        Err(e) => invalid(e),
-                    }
-                }
-                Err(v) => v,
-            }
-        }
+        } => proof_answer((|| {
+            let (proof, root1, root2) = (
+                hashes("proof", &proof)?,
+                hash("root1", &root1)?,
+                hash("root2", &root2)?,
+            );
+            Ok(verify_consistency(size1, size2, &proof, &root1, &root2))
+        })()),
         Request::Note { note, vkey } => {
             let vkey = match NoteVerifier::parse(&vkey) {
                 Ok(k) => k,
