@@ -498,6 +498,11 @@ pub fn application(s: &dyn StateRead, id: &[u8; 32]) -> Result<Option<Applicatio
     read(s, &app_key(id))
 }
 
+/// Every application, in entry-id order.
+pub fn applications(s: &dyn StateRead) -> Result<Vec<Application>, StoreError> {
+    s.scan(b"app/")?.iter().map(|(_, v)| decode(v)).collect()
+}
+
 /// A proposal by id.
 pub fn proposal(s: &dyn StateRead, id: &[u8; 32]) -> Result<Option<ProposalRecord>, StoreError> {
     read(s, &prop_key(id))

@@ -5,7 +5,7 @@
 //
 // Usage: node e2e/portal.mjs WORK — WORK holds url, vkey, bundle.json, tampered.json and
 // requests.json; the script writes answers.json, shots/*.png and prints a JSON report.
-import { chromium } from "playwright-core";
+import { launch, watch } from "./browser.mjs";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -17,28 +17,14 @@ const shots = join(work, "shots");
 mkdirSync(shots, { recursive: true });
 const report = { pages: {}, errors: [], missing: [] };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    // A name that is not localhost, for the insecure-context check.
-    `--host-resolver-rules=MAP insecure.test 127.0.0.1`,
-  ],
-});
+const browser = await launch([
+  // A name that is not localhost, for the insecure-context check.
+  "--host-resolver-rules=MAP insecure.test 127.0.0.1",
+]);
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   const page = await context.newPage();
-  page.on("pageerror", (e) => report.errors.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") report.errors.push(`console: ${m.text()}`);
-  });
+  watch(page, report.errors);
 
   const first = await page.goto(`${url}/?lang=en#/`);
   report.csp = first.headers()["content-security-policy"] ?? null;
@@ -55,6 +41,8 @@ try {
     await visit(lang, "#/", "[data-testid=size]", `overview-${lang}`);
     await visit(lang, "#/proposals", "#proposals-h", `proposals-${lang}`);
     await visit(lang, "#/verify", "#verify-h", `verify-${lang}`);
+    await visit(lang, "#/me", "#me-h", `me-${lang}`);
+    await visit(lang, "#/board", "#board-h", `board-${lang}`);
   }
   report.pages["overview-en"].size = await (async () => {
     await page.goto(`${url}/?lang=en#/`);

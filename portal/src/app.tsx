@@ -2,6 +2,8 @@
 // address and the back button works), the language switch, and the page.
 import { useEffect, useState } from "preact/hooks";
 import { LANGUAGES, lang, setLang, t, type Lang } from "./i18n";
+import { Board } from "./pages/Board";
+import { Me } from "./pages/Me";
 import { Overview } from "./pages/Overview";
 import { Proposals } from "./pages/Proposals";
 import { Verify } from "./pages/Verify";
@@ -9,6 +11,8 @@ import { Verify } from "./pages/Verify";
 const ROUTES = {
   "#/": { label: "nav.overview", page: Overview },
   "#/proposals": { label: "nav.proposals", page: Proposals },
+  "#/me": { label: "nav.me", page: Me },
+  "#/board": { label: "nav.board", page: Board },
   "#/verify": { label: "nav.verify", page: Verify },
 } as const;
 type Route = keyof typeof ROUTES;

@@ -75,6 +75,7 @@ export interface ProposalSummary {
   index: number;
   kind: string;
   title: string;
+  method: string;
   opensMs: number;
   closesMs: number;
   status: { state: "open" | "withdrawn" | "closed" };

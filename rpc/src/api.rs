@@ -127,6 +127,11 @@ pub trait GovApi {
     #[method(name = "application")]
     async fn application(&self, id: String) -> RpcResult<ApplicationView>;
 
+    /// Applications, newest first, at most [`crate::gov::MAX_APPLICATIONS`]; with
+    /// `pending: true` only those neither admitted nor declined (what the board decides on).
+    #[method(name = "applications")]
+    async fn applications(&self, pending: Option<bool>) -> RpcResult<Vec<ApplicationView>>;
+
     /// A proposal by id (hex): terms, frozen rules and electorate counts, status, tally.
     #[method(name = "proposal")]
     async fn proposal(&self, id: String) -> RpcResult<ProposalView>;

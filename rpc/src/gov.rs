@@ -22,6 +22,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Most applications `gov_applications` returns (the bylaws' default `admission.maxPending`).
+pub const MAX_APPLICATIONS: usize = 1000;
+
 pub(crate) struct GovRpc {
     pub(crate) log: Arc<Log<CoopRules>>,
     pub(crate) ballots: Arc<BallotBox>,
@@ -203,6 +206,16 @@ impl GovApiServer for GovRpc {
             .map_err(|e| error::storage(&e))?
             .map(ApplicationView::from)
             .ok_or_else(|| error::not_found("id", format!("no application {id}")))
+    }
+
+    async fn applications(&self, pending: Option<bool>) -> RpcResult<Vec<ApplicationView>> {
+        let mut all = records::applications(self.state()).map_err(|e| error::storage(&e))?;
+        if pending == Some(true) {
+            all.retain(|a| a.admitted.is_none() && a.declined.is_none());
+        }
+        all.sort_by(|a, b| b.index.cmp(&a.index));
+        all.truncate(MAX_APPLICATIONS);
+        Ok(all.into_iter().map(ApplicationView::from).collect())
     }
 
     async fn proposal(&self, id: String) -> RpcResult<ProposalView> {

@@ -9,7 +9,7 @@ pub mod client;
 mod consent;
 pub mod consent_wire;
 pub mod error;
-mod gov;
+pub mod gov;
 pub mod gov_wire;
 mod limits;
 pub mod listen;

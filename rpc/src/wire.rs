@@ -177,6 +177,8 @@ pub struct ProposalSummary {
     pub kind: DecisionKind,
     /// Title.
     pub title: String,
+    /// Voting method.
+    pub method: coopledger_governance::bylaws::Method,
     /// Voting opens.
     pub opens_ms: u64,
     /// Voting closes.
@@ -194,6 +196,7 @@ impl From<&ProposalRecord> for ProposalSummary {
             index: p.index,
             kind: p.kind,
             title: p.title.clone(),
+            method: p.method,
             opens_ms: p.opens_ms,
             closes_ms: p.closes_ms,
             status: match p.status {

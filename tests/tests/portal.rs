@@ -5,7 +5,10 @@
 //! who drops a valid bundle sees VALID with what it proves and one changed byte gives INVALID
 //! with the cause — and every vector of the suite (ed25519-speccheck, the transparency-dev
 //! proof probes, the C2SP note vectors, canonical JSON, bundle tamper cases) gets the same
-//! answer from the browser's verifier (WebAssembly) as from the native one.
+//! answer from the browser's verifier (WebAssembly) as from the native one. And a person's way
+//! in (`portal/e2e/member.mjs`): they apply with a key made in the browser, the board admits
+//! them in the browser, they vote, each receipt is checked in the page, and the result shows
+//! after the close.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,13 +18,35 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use coopledger_e2e::{coop, Node};
+mod common;
+
+use common::{init_quick_vote_coop, key, member_id, tally_when_closed};
+use coopledger_e2e::{coop, coop_bin, Node};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a driver script of `portal/e2e` on `work`; returns its JSON report.
+fn drive(script: &str, work: &Path) -> Value {
+    let run = Command::new("node")
+        .arg(format!("e2e/{script}"))
+        .arg(work)
+        .current_dir(repo().join("portal"))
+        .output()
+        .expect("node (Node.js) runs the browser driver; scripts/setup.sh installs it");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the driver failed: {stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["errors"], json!([]), "{report}");
+    report
 }
 
 fn read_json(path: &Path) -> Value {
@@ -157,20 +182,7 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
     )
     .unwrap();
 
-    let run = Command::new("node")
-        .arg("e2e/portal.mjs")
-        .arg(&work)
-        .current_dir(repo().join("portal"))
-        .output()
-        .expect("node (Node.js) runs the browser driver; scripts/setup.sh installs it");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "the driver failed: {stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(report["errors"], json!([]), "{report}");
+    let report = drive("portal.mjs", &work);
     assert_eq!(report["missing"], json!([]), "every message is translated");
     assert_eq!(
         report["csp"].as_str(),
@@ -183,6 +195,10 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
         "overview-fr",
         "proposals-fr",
         "verify-fr",
+        "me-en",
+        "me-fr",
+        "board-en",
+        "board-fr",
         "verify-valid",
         "verify-invalid",
         "insecure",
@@ -261,5 +277,67 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
         report["vectorMs"],
         report["loadMs"]
     );
+    node.terminate().unwrap();
+}
+
+#[test]
+fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("coop");
+    let board = key(d, "board");
+    let other = key(d, "founder");
+    init_quick_vote_coop(
+        &data,
+        "drivers.example.coop/ledger",
+        "Drivers' Data Co-op",
+        &[format!("@{board}:board"), format!("@{other}")],
+    );
+    let node = Node::start(&data, &[]).unwrap();
+    let url = node.http_url();
+    let work = d.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("url"), &url).unwrap();
+    std::fs::copy(&board, work.join("board.key")).unwrap();
+    std::fs::write(work.join("coop"), coop_bin().unwrap().to_str().unwrap()).unwrap();
+    std::fs::write(work.join("duration"), "6").unwrap();
+
+    let report = drive("member.mjs", &work);
+    for line in ["applyReceipt", "admitReceipt", "voteReceipt"] {
+        let text = report[line].as_str().unwrap();
+        assert!(
+            text.starts_with("Your entry is number ")
+                && text.contains("signed by drivers.example.coop/ledger"),
+            "{line}: {text}"
+        );
+    }
+    assert_eq!(report["pendingBefore"], 1);
+    assert_eq!(
+        report["signingAs"].as_str(),
+        Some(format!("Signing as {}", member_id(&board)).as_str())
+    );
+    assert_eq!(report["outcome"], "adopted");
+    let shots = work.join("shots");
+    for name in [
+        "me-applied",
+        "board-pending",
+        "board-admitted",
+        "me-member",
+        "proposals-voted",
+        "proposals-result",
+    ] {
+        assert!(shots.join(format!("{name}.png")).exists(), "{name}");
+    }
+
+    // What the browser did is on the ledger as the CLI sees it: the person is a member, the
+    // device key is theirs, and their yes is the one counted.
+    let member = report["member"].as_str().unwrap();
+    let (code, shown, _) = coop(&["member", "show", "--rpc", &url, member]).unwrap();
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("active"), "{shown}");
+    let proposal = report["proposal"].as_str().unwrap();
+    let tally = tally_when_closed(&url, proposal);
+    assert_eq!(tally["outcome"], "adopted", "{tally}");
+    assert_eq!(tally["ballots"], 1, "{tally}");
     node.terminate().unwrap();
 }

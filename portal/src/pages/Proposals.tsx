@@ -1,8 +1,11 @@
 // Every proposal, newest first: its kind, state, when voting ends (or ended) and the outcome.
 import { useEffect, useState } from "preact/hooks";
+import { Receipt } from "../components/Receipt";
+import { submit, type CheckedReceipt } from "../entries";
 import { formatDate, formatDuration, t } from "../i18n";
 import type { MessageKey } from "../messages";
 import { call, subscribe, type ProposalSummary } from "../rpc";
+import { session, type Session } from "../session";
 
 function when(p: ProposalSummary, now: number): string {
   if (p.status.state !== "open") return t("proposals.ended", { date: formatDate(p.closesMs) });
@@ -11,11 +14,43 @@ function when(p: ProposalSummary, now: number): string {
   return t("proposals.ended", { date: formatDate(p.closesMs) });
 }
 
+/** Yes / no / abstain on an open yes-no proposal, signed with this device's key. */
+function VoteButtons({ p, s, onVoted }: { p: ProposalSummary; s: Session; onVoted: (r: CheckedReceipt) => void }) {
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<string>();
+  const vote = async (choice: "yes" | "no" | "abstain") => {
+    if (!s.device || !s.key) return;
+    setBusy(true);
+    setProblem(undefined);
+    try {
+      const payload = { proposal: p.id, member: s.key.member, vote: choice };
+      onVoted(await submit(s.device, s.coop.origin, "gov.vote", payload, s.vkey));
+    } catch (e) {
+      setProblem(String(e instanceof Error ? e.message : e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="vote" role="group" aria-label={t("vote.label", { title: p.title })}>
+      {(["yes", "no", "abstain"] as const).map((c) => (
+        <button key={c} type="button" disabled={busy} data-vote={c} onClick={() => void vote(c)}>
+          {t(`vote.${c}`)}
+        </button>
+      ))}
+      {problem && <p role="alert" data-testid="problem">{problem}</p>}
+    </div>
+  );
+}
+
 export function Proposals() {
   const [list, setList] = useState<ProposalSummary[]>();
   const [error, setError] = useState<string>();
   const [now, setNow] = useState(Date.now());
+  const [s, setS] = useState<Session>();
+  const [receipt, setReceipt] = useState<CheckedReceipt>();
   useEffect(() => {
+    session().then(setS).catch((e: Error) => setError(t("error.rpc", { message: e.message })));
     const load = () =>
       call<ProposalSummary[]>("gov_proposals")
         .then(setList)
@@ -45,6 +80,7 @@ export function Proposals() {
               <th scope="col">{t("proposals.state")}</th>
               <th scope="col">{t("proposals.when")}</th>
               <th scope="col">{t("proposals.outcome")}</th>
+              <th scope="col">{t("proposals.vote")}</th>
             </tr>
           </thead>
           <tbody>
@@ -54,12 +90,29 @@ export function Proposals() {
                 <td>{t(`kind.${p.kind}` as MessageKey)}</td>
                 <td>{t(`state.${p.status.state}` as MessageKey)}</td>
                 <td>{when(p, now)}</td>
-                <td>{t((p.outcome ? `outcome.${p.outcome}` : "outcome.none") as MessageKey)}</td>
+                <td data-testid="outcome">{t((p.outcome ? `outcome.${p.outcome}` : "outcome.none") as MessageKey)}</td>
+                <td>
+                  {p.status.state === "open" && p.method === "yes_no" && now >= p.opensMs && now < p.closesMs ? (
+                    s?.key && s.device ? (
+                      <VoteButtons p={p} s={s} onVoted={setReceipt} />
+                    ) : (
+                      <span class="hint">{t("vote.notMember")}</span>
+                    )
+                  ) : null}
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
+      <div aria-live="polite">
+        {receipt && (
+          <>
+            <p data-testid="voted">{t("vote.recorded")}</p>
+            <Receipt receipt={receipt} />
+          </>
+        )}
+      </div>
     </section>
   );
 }

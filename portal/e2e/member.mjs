@@ -1,0 +1,83 @@
+// A person's way in, in headless Chromium, for tests/tests/portal.rs: they make this device's
+// key and apply; a board member admits them from the board page with a key file; once a
+// proposal is open they vote; each step's receipt is checked in the page; after the close the
+// result shows. WORK holds url, board.key, coop (the CLI binary) and duration; the script
+// writes shots/*.png and prints a JSON report.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { launch, watch } from "./browser.mjs";
+
+const work = process.argv[2];
+const read = (f) => readFileSync(join(work, f), "utf8").trim();
+const url = read("url");
+const shots = join(work, "shots");
+mkdirSync(shots, { recursive: true });
+const report = { errors: [] };
+const shot = (page, name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+const browser = await launch();
+try {
+  // One browser profile is the applicant's device, another the board member's.
+  const person = await (await browser.newContext()).newPage();
+  const board = await (await browser.newContext()).newPage();
+  watch(person, report.errors);
+  watch(board, report.errors);
+
+  await person.goto(`${url}/?lang=en#/me`);
+  await person.click("text=Make this device's key");
+  await person.waitForSelector("[data-testid=fingerprint]");
+  report.fingerprint = await person.innerText("[data-testid=fingerprint]");
+  await person.click("form button[type=submit]");
+  await person.waitForSelector("[data-testid=receipt-line]", { timeout: 30000 });
+  report.applyReceipt = await person.innerText("[data-testid=receipt-line]");
+  await shot(person, "me-applied");
+
+  await board.goto(`${url}/?lang=en#/board`);
+  await board.waitForSelector("[data-testid=application]");
+  report.pendingBefore = (await board.$$("[data-testid=application]")).length;
+  await board.setInputFiles("#board-key", join(work, "board.key"));
+  await board.waitForSelector("[data-testid=signing-as]");
+  report.signingAs = await board.innerText("[data-testid=signing-as]");
+  await board.check("[data-testid=application] input[type=checkbox]");
+  await shot(board, "board-pending");
+  await board.click("text=Admit selected");
+  await board.waitForSelector("[data-testid=decided]", { timeout: 30000 });
+  report.admitReceipt = await board.innerText("[data-testid=receipt-line]");
+  await board.waitForSelector("[data-testid=no-pending]");
+  await shot(board, "board-admitted");
+
+  await person.goto(`${url}/?lang=en#/me`);
+  await person.waitForSelector("[data-testid=member-id]");
+  report.member = await person.innerText("[data-testid=member-id]");
+  await shot(person, "me-member");
+
+  // The board puts a question to the members (with the CLI, until the portal's board page
+  // proposes too).
+  const out = execFileSync(read("coop"), [
+    "proposal", "create", "--rpc", url, "--key", join(work, "board.key"), "--kind", "ordinary",
+    "--title", "Publish the Q1 data-sales report", "--duration", read("duration"),
+  ]).toString();
+  report.proposal = out.match(/proposal: ([0-9a-f]{64})/)?.[1] ?? out;
+
+  await person.goto(`${url}/?lang=en#/proposals`);
+  await person.waitForSelector("button[data-vote=yes]", { timeout: 15000 });
+  await person.click("button[data-vote=yes]");
+  await person.waitForSelector("[data-testid=voted]", { timeout: 30000 });
+  report.voteReceipt = await person.innerText("[data-testid=receipt-line]");
+  await shot(person, "proposals-voted");
+
+  // After the close the clerk records the tally; the page reloads on each new checkpoint.
+  await person.waitForFunction(
+    () => document.querySelector("[data-testid=outcome]")?.textContent === "adopted",
+    null,
+    { timeout: 60000, polling: 250 },
+  );
+  report.outcome = await person.innerText("[data-testid=outcome]");
+  await shot(person, "proposals-result");
+} catch (e) {
+  report.errors.push(`driver: ${e.stack ?? e}`);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));

@@ -1,0 +1,132 @@
+// The board's page: sign with a board member's key file (imported for this page only, never
+// stored) and decide the applications waiting — admit or decline many at once, one entry.
+import { useEffect, useState } from "preact/hooks";
+import { Receipt } from "../components/Receipt";
+import { submit, type CheckedReceipt, type Signer } from "../entries";
+import { formatNumber, t } from "../i18n";
+import { b64, importKeyFile } from "../keys";
+import { call } from "../rpc";
+import { session, type KeyInfo, type Session } from "../session";
+
+interface Application {
+  id: string;
+  index: number;
+  key: string;
+  member: string;
+  class: string;
+}
+
+export function Board() {
+  const [s, setS] = useState<Session>();
+  const [signer, setSigner] = useState<Signer & { member: string }>();
+  const [pending, setPending] = useState<Application[]>([]);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [receipt, setReceipt] = useState<CheckedReceipt>();
+  const [done, setDone] = useState<number>();
+  const [problem, setProblem] = useState<string>();
+  const [busy, setBusy] = useState(false);
+
+  const load = async () => {
+    setS(await session());
+    setPending(await call<Application[]>("gov_applications", { pending: true }));
+  };
+  useEffect(() => {
+    load().catch((e: Error) => setProblem(t("error.rpc", { message: e.message })));
+  }, []);
+
+  const act = async (f: () => Promise<void>) => {
+    setBusy(true);
+    setProblem(undefined);
+    try {
+      await f();
+    } catch (e) {
+      setProblem(String(e instanceof Error ? e.message : e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const decide = (type: "member.admit" | "member.decline") =>
+    act(async () => {
+      if (!s || !signer) return;
+      const applications = pending.filter((a) => selected.has(a.id)).map((a) => a.id);
+      setReceipt(await submit(signer, s.coop.origin, type, { applications }, s.vkey));
+      setDone(applications.length);
+      setSelected(new Set());
+      await load();
+    });
+
+  return (
+    <section aria-labelledby="board-h">
+      <h1 id="board-h">{t("board.heading")}</h1>
+      <p>{t("board.intro")}</p>
+      <label for="board-key">{t("board.keyFile")}</label>{" "}
+      <input
+        id="board-key"
+        type="file"
+        accept="application/json,.key,.json"
+        onChange={(e) =>
+          void act(async () => {
+            const f = (e.target as HTMLInputElement).files?.[0];
+            if (!f) return;
+            const k = await importKeyFile(await f.text());
+            const info = await call<KeyInfo>("gov_key", [b64(k.publicKey)]);
+            setSigner({ ...k, member: info.member });
+          })
+        }
+      />
+      {signer && <p data-testid="signing-as">{t("board.signingAs", { member: signer.member })}</p>}
+      <h2>{t("board.pending")}</h2>
+      {pending.length === 0 ? (
+        <p data-testid="no-pending">{t("board.none")}</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">{t("board.select")}</th>
+              <th scope="col">{t("board.applicant")}</th>
+              <th scope="col">{t("me.class")}</th>
+              <th scope="col">{t("board.entry")}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {pending.map((a) => (
+              <tr key={a.id} data-testid="application">
+                <td>
+                  <input
+                    type="checkbox"
+                    id={`app-${a.id}`}
+                    aria-label={`${t("board.select")} ${a.member}`}
+                    checked={selected.has(a.id)}
+                    onChange={(e) => {
+                      const next = new Set(selected);
+                      if ((e.target as HTMLInputElement).checked) next.add(a.id);
+                      else next.delete(a.id);
+                      setSelected(next);
+                    }}
+                  />
+                </td>
+                <th scope="row"><code>{a.member}</code></th>
+                <td>{a.class}</td>
+                <td>{formatNumber(a.index)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p class="actions">
+        <button type="button" disabled={busy || !signer || selected.size === 0} onClick={() => void decide("member.admit")}>
+          {t("board.admit")}
+        </button>{" "}
+        <button type="button" class="secondary" disabled={busy || !signer || selected.size === 0} onClick={() => void decide("member.decline")}>
+          {t("board.decline")}
+        </button>
+      </p>
+      <div aria-live="polite">
+        {problem && <p role="alert" data-testid="problem">{problem}</p>}
+        {done !== undefined && <p data-testid="decided">{t("board.done", { count: formatNumber(done) })}</p>}
+        {receipt && <Receipt receipt={receipt} />}
+      </div>
+    </section>
+  );
+}
