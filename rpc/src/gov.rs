@@ -213,7 +213,7 @@ impl GovApiServer for GovRpc {
         if pending == Some(true) {
             all.retain(|a| a.admitted.is_none() && a.declined.is_none());
         }
-        all.sort_by(|a, b| b.index.cmp(&a.index));
+        all.sort_by_key(|a| std::cmp::Reverse(a.index));
         all.truncate(MAX_APPLICATIONS);
         Ok(all.into_iter().map(ApplicationView::from).collect())
     }
