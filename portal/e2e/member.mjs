@@ -1,8 +1,10 @@
 // A person's way in, in headless Chromium, for tests/tests/portal.rs: they make this device's
 // key and apply; a board member admits them from the board page with a key file; once a
 // proposal is open they vote; each step's receipt is checked in the page; after the close the
-// result shows. WORK holds url, board.key, coop (the CLI binary) and duration; the script
-// writes shots/*.png and prints a JSON report.
+// result shows. Then consent: they consent to a notice in the page, a data use under it is
+// accepted, they withdraw in one click, the next data use is refused, and their exported
+// consent bundle verifies in the page. WORK holds url, board.key, coop (the CLI binary),
+// duration and notice.json; the script writes shots/*.png and prints a JSON report.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +16,7 @@ const url = read("url");
 const shots = join(work, "shots");
 mkdirSync(shots, { recursive: true });
 const report = { errors: [] };
+const coop = (...args) => execFileSync(read("coop"), ["--rpc", url, ...args], { stdio: "pipe" }).toString();
 const shot = (page, name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
 const browser = await launch();
@@ -75,6 +78,43 @@ try {
   );
   report.outcome = await person.innerText("[data-testid=outcome]");
   await shot(person, "proposals-result");
+
+  // Consent. The board registers the parties and publishes a notice (CLI).
+  const boardKey = join(work, "board.key");
+  coop("party-register", "--key", boardKey, "--party", "drivers_coop", "--kind", "controller", "--name", "Drivers' Co-op");
+  coop("party-register", "--key", boardKey, "--party", "city", "--kind", "recipient", "--name", "City transport office");
+  coop("notice-publish", "--key", boardKey, join(work, "notice.json"));
+  await person.goto(`${url}/?lang=en#/consent`);
+  await person.waitForSelector("[data-testid=give]", { timeout: 15000 });
+  await person.click("[data-testid=give]");
+  await person.waitForSelector("[data-testid=grant]", { timeout: 30000 });
+  report.grantStatus = await person.innerText("[data-testid=grant-status]");
+  report.grantReceipt = await person.innerText("[data-testid=receipt-line]");
+  const grant = await person.getAttribute("[data-testid=grant]", "data-grant");
+  const use = () =>
+    coop("data-use", "--key", boardKey, "--kind", "sale", "--recipient", "city", "--purpose", "dpv:ServiceProvision",
+      "--category", "pd:Location", "--consent", grant);
+  report.firstUse = use().trim().split("\n")[0];
+  await person.waitForFunction(
+    () => document.querySelector("[data-testid=grant-uses]")?.textContent === "1", null, { timeout: 15000, polling: 200 });
+  await shot(person, "consent-given");
+  await person.click("[data-testid=withdraw]");
+  await person.waitForSelector("[data-testid=consent-note]", { timeout: 30000 });
+  report.withdrawNote = await person.innerText("[data-testid=consent-note]");
+  await person.waitForFunction(
+    () => document.querySelector("[data-testid=grant-status]")?.textContent === "withdrawn", null, { timeout: 15000, polling: 200 });
+  await shot(person, "consent-withdrawn");
+  try {
+    use();
+    report.secondUse = "accepted";
+  } catch (e) {
+    report.secondUse = `refused (exit ${e.status}): ${String(e.stdout)}${String(e.stderr)}`.trim();
+  }
+  await person.click("[data-testid=export]");
+  await person.waitForSelector("[data-testid=export-verdict]", { timeout: 30000 });
+  report.exportVerdict = await person.innerText("[data-testid=export-verdict]");
+  report.download = (await person.$("[data-testid=download]")) !== null;
+  await shot(person, "consent-exported");
 } catch (e) {
   report.errors.push(`driver: ${e.stack ?? e}`);
 } finally {

@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { LANGUAGES, lang, setLang, t, type Lang } from "./i18n";
 import { Board } from "./pages/Board";
+import { Consent } from "./pages/Consent";
 import { Me } from "./pages/Me";
 import { Overview } from "./pages/Overview";
 import { Proposals } from "./pages/Proposals";
@@ -12,6 +13,7 @@ const ROUTES = {
   "#/": { label: "nav.overview", page: Overview },
   "#/proposals": { label: "nav.proposals", page: Proposals },
   "#/me": { label: "nav.me", page: Me },
+  "#/consent": { label: "nav.consent", page: Consent },
   "#/board": { label: "nav.board", page: Board },
   "#/verify": { label: "nav.verify", page: Verify },
 } as const;

@@ -49,6 +49,18 @@ fn drive(script: &str, work: &Path) -> Value {
     report
 }
 
+/// With `COOP_PORTAL_SHOTS=DIR`, keeps the screenshots of `work` in DIR (how `docs/portal/` is
+/// refreshed).
+fn keep_shots(work: &Path) {
+    if let Some(dir) = std::env::var_os("COOP_PORTAL_SHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(work.join("shots")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), Path::new(&dir).join(e.file_name())).unwrap();
+        }
+    }
+}
+
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -183,6 +195,7 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
     .unwrap();
 
     let report = drive("portal.mjs", &work);
+    keep_shots(&work);
     assert_eq!(report["missing"], json!([]), "every message is translated");
     assert_eq!(
         report["csp"].as_str(),
@@ -301,9 +314,29 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
     std::fs::copy(&board, work.join("board.key")).unwrap();
     std::fs::write(work.join("coop"), coop_bin().unwrap().to_str().unwrap()).unwrap();
     std::fs::write(work.join("duration"), "6").unwrap();
+    let text = work.join("notice.txt");
+    std::fs::write(&text, "We sell trip data only to those you choose.").unwrap();
+    std::fs::write(
+        work.join("notice.json"),
+        serde_json::to_vec(&json!({
+            "notice": "trips", "version": 1, "controller": "drivers_coop",
+            "purposes": ["dpv:ServiceProvision"], "dataCategories": ["pd:Location"],
+            "operations": ["dpv:Share"], "recipients": ["city"],
+            "retentionMs": 31_536_000_000u64, "jurisdiction": "CA-QC", "lawfulBasis": "dpv:Consent",
+            "textFile": text.to_str().unwrap(), "language": "en", "specialCategory": false,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
 
     let report = drive("member.mjs", &work);
-    for line in ["applyReceipt", "admitReceipt", "voteReceipt"] {
+    keep_shots(&work);
+    for line in [
+        "applyReceipt",
+        "admitReceipt",
+        "voteReceipt",
+        "grantReceipt",
+    ] {
         let text = report[line].as_str().unwrap();
         assert!(
             text.starts_with("Your entry is number ")
@@ -317,6 +350,31 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         Some(format!("Signing as {}", member_id(&board)).as_str())
     );
     assert_eq!(report["outcome"], "adopted");
+    // Consent: given in the page, a use under it accepted, withdrawn in one click, the next use
+    // refused by the node, and the exported bundle valid in the page.
+    assert_eq!(report["grantStatus"], "valid");
+    assert!(
+        report["firstUse"].as_str().unwrap().contains("accepted"),
+        "{}",
+        report["firstUse"]
+    );
+    assert!(
+        report["withdrawNote"]
+            .as_str()
+            .unwrap()
+            .starts_with("Your consent is withdrawn, for good."),
+        "{}",
+        report["withdrawNote"]
+    );
+    let second = report["secondUse"].as_str().unwrap();
+    assert!(second.starts_with("refused (exit 3)"), "{second}");
+    assert!(second.contains("withdrawn"), "{second}");
+    let verdict = report["exportVerdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("VALID") && verdict.contains("the complete consent history of"),
+        "{verdict}"
+    );
+    assert_eq!(report["download"], true);
     let shots = work.join("shots");
     for name in [
         "me-applied",
@@ -325,6 +383,9 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         "me-member",
         "proposals-voted",
         "proposals-result",
+        "consent-given",
+        "consent-withdrawn",
+        "consent-exported",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}");
     }
