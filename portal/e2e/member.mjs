@@ -78,6 +78,16 @@ try {
   );
   report.outcome = await person.innerText("[data-testid=outcome]");
   await shot(person, "proposals-result");
+  // The proposal's page: bars against the quorum and threshold lines, and a recount here.
+  await person.click(`a[href="#/proposal/${report.proposal}"]`);
+  await person.waitForSelector("[data-testid=bar-yes]");
+  report.resultOutcome = await person.innerText("[data-testid=result-outcome]");
+  report.participationBar = await person.innerText("[data-testid=bar-participation]");
+  report.yesBar = await person.innerText("[data-testid=bar-yes]");
+  await person.click("[data-testid=recount]");
+  await person.waitForSelector("[data-testid=recount-verdict]", { timeout: 30000 });
+  report.recount = await person.innerText("[data-testid=recount-verdict]");
+  await shot(person, "proposal-recounted");
 
   // Consent. The board registers the parties and publishes a notice (CLI).
   const boardKey = join(work, "board.key");

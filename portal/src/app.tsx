@@ -6,6 +6,7 @@ import { Board } from "./pages/Board";
 import { Consent } from "./pages/Consent";
 import { Me } from "./pages/Me";
 import { Overview } from "./pages/Overview";
+import { Proposal } from "./pages/Proposal";
 import { Proposals } from "./pages/Proposals";
 import { Verify } from "./pages/Verify";
 
@@ -23,11 +24,20 @@ function currentRoute(): Route {
   return location.hash in ROUTES ? (location.hash as Route) : "#/";
 }
 
+/** `#/proposal/<64 hex>`: one proposal's page. */
+function proposalId(): string | undefined {
+  return /^#\/proposal\/([0-9a-f]{64})$/.exec(location.hash)?.[1];
+}
+
 export function App() {
   const [route, setRoute] = useState<Route>(currentRoute());
+  const [proposal, setProposal] = useState<string | undefined>(proposalId());
   const [language, setLanguage] = useState<Lang>(lang());
   useEffect(() => {
-    const onHash = () => setRoute(currentRoute());
+    const onHash = () => {
+      setRoute(currentRoute());
+      setProposal(proposalId());
+    };
     addEventListener("hashchange", onHash);
     return () => removeEventListener("hashchange", onHash);
   }, []);
@@ -46,7 +56,7 @@ export function App() {
           <ul>
             {(Object.keys(ROUTES) as Route[]).map((r) => (
               <li key={r}>
-                <a href={r} aria-current={r === route ? "page" : undefined}>
+                <a href={r} aria-current={r === route && !proposal ? "page" : undefined}>
                   {t(ROUTES[r].label)}
                 </a>
               </li>
@@ -72,7 +82,7 @@ export function App() {
         </label>
       </header>
       <main id="main" tabIndex={-1}>
-        <Page key={language} />
+        {proposal ? <Proposal key={`${language}${proposal}`} id={proposal} /> : <Page key={language} />}
       </main>
     </>
   );

@@ -350,6 +350,18 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         Some(format!("Signing as {}", member_id(&board)).as_str())
     );
     assert_eq!(report["outcome"], "adopted");
+    // The result page: one member of three voted yes — participation 1/3 against a quorum of
+    // 1/5, yes 1/1 against more than 1/2 — and the browser's recount agrees with the tally entry.
+    assert_eq!(report["resultOutcome"], "adopted");
+    let bar = report["participationBar"].as_str().unwrap();
+    assert!(bar.contains("1/3") && bar.contains("quorum 1/5 met"), "{bar}");
+    let bar = report["yesBar"].as_str().unwrap();
+    assert!(bar.contains("1/1") && bar.contains("threshold 1/2 met"), "{bar}");
+    let recount = report["recount"].as_str().unwrap();
+    assert!(
+        recount.starts_with("VALID") && recount.contains("is what the proved votes give"),
+        "{recount}"
+    );
     // Consent: given in the page, a use under it accepted, withdrawn in one click, the next use
     // refused by the node, and the exported bundle valid in the page.
     assert_eq!(report["grantStatus"], "valid");
@@ -383,6 +395,7 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         "me-member",
         "proposals-voted",
         "proposals-result",
+        "proposal-recounted",
         "consent-given",
         "consent-withdrawn",
         "consent-exported",

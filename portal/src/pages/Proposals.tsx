@@ -86,7 +86,7 @@ export function Proposals() {
           <tbody>
             {list.map((p) => (
               <tr key={p.id} data-testid="proposal">
-                <th scope="row">{p.title}</th>
+                <th scope="row"><a href={`#/proposal/${p.id}`}>{p.title}</a></th>
                 <td>{t(`kind.${p.kind}` as MessageKey)}</td>
                 <td>{t(`state.${p.status.state}` as MessageKey)}</td>
                 <td>{when(p, now)}</td>
