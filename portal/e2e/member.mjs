@@ -4,7 +4,8 @@
 // result shows. Then consent: they consent to a notice in the page, a data use under it is
 // accepted, they withdraw in one click, the next data use is refused, and their exported
 // consent bundle verifies in the page. WORK holds url, board.key, coop (the CLI binary),
-// duration and notice.json; the script writes shots/*.png and prints a JSON report.
+// duration and notice.json. Last, a founder (founder.key) adds a new device and revokes their
+// old key from it. The script writes shots/*.png and prints a JSON report.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -125,6 +126,28 @@ try {
   report.exportVerdict = await person.innerText("[data-testid=export-verdict]");
   report.download = (await person.$("[data-testid=download]")) !== null;
   await shot(person, "consent-exported");
+
+  // A member's new laptop: a key made there, added with one of their key files (signing once),
+  // then the old key revoked in one click from the new device.
+  const laptop = await (await browser.newContext()).newPage();
+  watch(laptop, report.errors);
+  await laptop.goto(`${url}/?lang=en#/me`);
+  await laptop.click("text=Make this device's key");
+  await laptop.waitForSelector("#member-key");
+  await laptop.fill("#device-label", "laptop");
+  await laptop.setInputFiles("#member-key", join(work, "founder.key"));
+  await laptop.waitForSelector("[data-testid=member-id]", { timeout: 30000 });
+  report.laptopMember = await laptop.innerText("[data-testid=member-id]");
+  await laptop.waitForFunction(() => document.querySelectorAll("[data-testid=key-row]").length === 2, null, { timeout: 15000 });
+  await shot(laptop, "me-two-keys");
+  await laptop.click("[data-testid=revoke]");
+  await laptop.waitForSelector("[data-testid=key-revoked]", { timeout: 30000 });
+  report.keysAfterRevoke = {
+    rows: (await laptop.$$("[data-testid=key-row]")).length,
+    revoked: (await laptop.$$("[data-testid=key-revoked]")).length,
+    revokeButtons: (await laptop.$$("[data-testid=revoke]")).length,
+  };
+  await shot(laptop, "me-revoked");
 } catch (e) {
   report.errors.push(`driver: ${e.stack ?? e}`);
 } finally {

@@ -312,6 +312,7 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("url"), &url).unwrap();
     std::fs::copy(&board, work.join("board.key")).unwrap();
+    std::fs::copy(&other, work.join("founder.key")).unwrap();
     std::fs::write(work.join("coop"), coop_bin().unwrap().to_str().unwrap()).unwrap();
     std::fs::write(work.join("duration"), "6").unwrap();
     let text = work.join("notice.txt");
@@ -354,9 +355,15 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
     // 1/5, yes 1/1 against more than 1/2 — and the browser's recount agrees with the tally entry.
     assert_eq!(report["resultOutcome"], "adopted");
     let bar = report["participationBar"].as_str().unwrap();
-    assert!(bar.contains("1/3") && bar.contains("quorum 1/5 met"), "{bar}");
+    assert!(
+        bar.contains("1/3") && bar.contains("quorum 1/5 met"),
+        "{bar}"
+    );
     let bar = report["yesBar"].as_str().unwrap();
-    assert!(bar.contains("1/1") && bar.contains("threshold 1/2 met"), "{bar}");
+    assert!(
+        bar.contains("1/1") && bar.contains("threshold 1/2 met"),
+        "{bar}"
+    );
     let recount = report["recount"].as_str().unwrap();
     assert!(
         recount.starts_with("VALID") && recount.contains("is what the proved votes give"),
@@ -387,6 +394,30 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         "{verdict}"
     );
     assert_eq!(report["download"], true);
+    // A new device added to the founder with their key file, and that old key revoked from the
+    // new device: the key file can no longer sign.
+    assert_eq!(
+        report["laptopMember"].as_str(),
+        Some(member_id(&other).as_str())
+    );
+    assert_eq!(
+        report["keysAfterRevoke"],
+        json!({"rows": 2, "revoked": 1, "revokeButtons": 0})
+    );
+    let (code, out, err) = coop(&[
+        "--rpc",
+        &url,
+        "submit",
+        "--key",
+        &other,
+        "--type",
+        "coop.attest",
+        "--payload",
+        r#"{"digest":"0000000000000000000000000000000000000000000000000000000000000000","kind":"minutes"}"#,
+    ])
+    .unwrap();
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("revoked"), "{err}");
     let shots = work.join("shots");
     for name in [
         "me-applied",
@@ -399,6 +430,8 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         "consent-given",
         "consent-withdrawn",
         "consent-exported",
+        "me-two-keys",
+        "me-revoked",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}");
     }

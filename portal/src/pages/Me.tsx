@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { Receipt } from "../components/Receipt";
 import { submit, type CheckedReceipt } from "../entries";
 import { formatNumber, t } from "../i18n";
-import { b64, fingerprint, makeDeviceKey } from "../keys";
+import { b64, fingerprint, importKeyFile, makeDeviceKey, unb64 } from "../keys";
 import type { MessageKey } from "../messages";
 import { call, subscribe } from "../rpc";
 import { session, type Session } from "../session";
@@ -14,7 +14,28 @@ interface Bylaws {
 }
 
 interface MemberView {
-  record: { id: string; class: string; status: string; roles: string[] };
+  record: { id: string; class: string; status: string; roles: string[]; keys: string[] };
+}
+
+interface KeyRow {
+  key: string;
+  print: string;
+  since: number;
+  revoked?: number;
+  label?: string;
+}
+
+const KEY_ADD = new TextEncoder().encode("coopledger/key-add\0");
+
+/** What a new key signs to prove it belongs to `member` of `coop`. */
+function keyAddMessage(coop: string, member: string): Uint8Array<ArrayBuffer> {
+  const c = new TextEncoder().encode(coop);
+  const m = new TextEncoder().encode(member);
+  const out = new Uint8Array(KEY_ADD.length + c.length + 1 + m.length);
+  out.set(KEY_ADD);
+  out.set(c, KEY_ADD.length);
+  out.set(m, KEY_ADD.length + c.length + 1);
+  return out;
 }
 
 export function Me() {
@@ -26,12 +47,23 @@ export function Me() {
   const [receipt, setReceipt] = useState<CheckedReceipt>();
   const [problem, setProblem] = useState<string>();
   const [busy, setBusy] = useState(false);
+  const [keys, setKeys] = useState<KeyRow[]>([]);
+  const [label, setLabel] = useState("");
 
   const refresh = async () => {
     const now = await session();
     setS(now);
     if (now.device) setPrint(await fingerprint(now.device.publicKey));
-    if (now.key) setMember(await call<MemberView>("gov_member", [now.key.member]));
+    if (now.key) {
+      const m = await call<MemberView>("gov_member", [now.key.member]);
+      setMember(m);
+      const rows: KeyRow[] = [];
+      for (const key of m.record.keys) {
+        const info = await call<{ since: number; revoked?: number; label?: string }>("gov_key", [key]);
+        rows.push({ key, print: await fingerprint(unb64(key)), since: info.since, revoked: info.revoked, label: info.label });
+      }
+      setKeys(rows);
+    }
     const bylaws = await call<Bylaws>("gov_bylaws");
     const names = Object.keys(bylaws.classes);
     setClasses(names);
@@ -73,7 +105,7 @@ export function Me() {
           <dl class="facts">
             <dt>{t("me.fingerprint")}</dt>
             <dd><code data-testid="fingerprint">{print}</code></dd>
-            <dt>{t("overview.vkey")}</dt>
+            <dt>{t("me.publicKey")}</dt>
             <dd><code class="wrap">{b64(s.device.publicKey)}</code></dd>
           </dl>
           {s.key && member ? (
@@ -87,9 +119,87 @@ export function Me() {
               <dt>{t("me.key")}</dt>
               <dd>{t("me.since", { index: formatNumber(s.key.since) })}</dd>
             </dl>
+          ) : null}
+          {s.key && member ? (
+            <>
+              <h2>{t("me.keys")}</h2>
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">{t("me.fingerprint")}</th>
+                    <th scope="col">{t("me.label")}</th>
+                    <th scope="col">{t("board.entry")}</th>
+                    <th scope="col"><span class="sr">{t("me.revoke")}</span></th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {keys.map((k) => (
+                    <tr key={k.key} data-testid="key-row">
+                      <th scope="row"><code>{k.print}</code></th>
+                      <td>
+                        {k.key === b64(s.device!.publicKey)
+                          ? `${t("me.thisDevice")}${k.label ? ` (${k.label})` : ""}`
+                          : (k.label ?? "—")}
+                      </td>
+                      <td>{formatNumber(k.since)}</td>
+                      <td>
+                        {k.revoked !== undefined ? (
+                          <span data-testid="key-revoked">{t("me.revokedAt", { index: formatNumber(k.revoked) })}</span>
+                        ) : k.key !== b64(s.device!.publicKey) && (
+                          <button
+                            type="button"
+                            class="secondary"
+                            disabled={busy}
+                            data-testid="revoke"
+                            onClick={() =>
+                              void act(async () => {
+                                setReceipt(await submit(s.device!, s.coop.origin, "member.key_revoke", { key: k.key }, s.vkey));
+                                await refresh();
+                              })
+                            }
+                          >
+                            {t("me.revoke")}
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </>
           ) : receipt ? (
             <p data-testid="applied">{t("me.applied")}</p>
           ) : (
+            <>
+            <form
+              onSubmit={(e) => e.preventDefault()}
+            >
+              <p>{t("me.addDevice")}</p>
+              <label for="device-label">{t("me.label")}</label>
+              <input id="device-label" type="text" maxLength={64} value={label} onInput={(e) => setLabel((e.target as HTMLInputElement).value)} />
+              <label for="member-key">{t("me.keyFile")}</label>
+              <input
+                id="member-key"
+                type="file"
+                accept="application/json,.key,.json"
+                onChange={(e) =>
+                  void act(async () => {
+                    const f = (e.target as HTMLInputElement).files?.[0];
+                    if (!f || !s.device) return;
+                    const existing = await importKeyFile(await f.text());
+                    const info = await call<{ member: string }>("gov_key", [b64(existing.publicKey)]);
+                    const proof = new Uint8Array(
+                      await crypto.subtle.sign({ name: "Ed25519" }, s.device.privateKey, keyAddMessage(s.coop.origin, info.member)),
+                    );
+                    const payload: Record<string, unknown> = { key: b64(s.device.publicKey), proof: b64(proof) };
+                    if (label.trim()) payload.label = label.trim();
+                    setReceipt(await submit(existing, s.coop.origin, "member.key_add", payload, s.vkey));
+                    await refresh();
+                  })
+                }
+              />
+            </form>
+            {
             <form
               onSubmit={(e) => {
                 e.preventDefault();
@@ -108,6 +218,8 @@ export function Me() {
               </select>
               <button type="submit" disabled={busy}>{t("me.apply")}</button>
             </form>
+            }
+            </>
           )}
           {s.key?.revoked !== undefined && <p role="alert">{t("me.revoked", { index: formatNumber(s.key.revoked) })}</p>}
         </>
