@@ -16,9 +16,13 @@ const read = (f) => readFileSync(join(work, f), "utf8").trim();
 const url = read("url");
 const shots = join(work, "shots");
 mkdirSync(shots, { recursive: true });
-const report = { errors: [] };
+const report = { errors: [], missing: [] };
 const coop = (...args) => execFileSync(read("coop"), ["--rpc", url, ...args], { stdio: "pipe" }).toString();
-const shot = (page, name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const shot = async (page, name) => {
+  // Every page on the way is also checked for a message missing from the catalog.
+  for (const m of (await page.innerText("body")).matchAll(/⟦([^⟧]+)⟧/g)) report.missing.push(`${name}: ${m[1]}`);
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+};
 
 const browser = await launch();
 try {

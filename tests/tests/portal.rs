@@ -332,6 +332,7 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
 
     let report = drive("member.mjs", &work);
     keep_shots(&work);
+    assert_eq!(report["missing"], json!([]), "every message is translated");
     for line in [
         "applyReceipt",
         "admitReceipt",

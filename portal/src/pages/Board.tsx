@@ -1,6 +1,7 @@
 // The board's page: sign with a board member's key file (imported for this page only, never
 // stored) and decide the applications waiting — admit or decline many at once, one entry.
 import { useEffect, useState } from "preact/hooks";
+import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
 import { submit, type CheckedReceipt, type Signer } from "../entries";
 import { formatNumber, t } from "../i18n";
@@ -23,8 +24,7 @@ export function Board() {
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [receipt, setReceipt] = useState<CheckedReceipt>();
   const [done, setDone] = useState<number>();
-  const [problem, setProblem] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const { busy, problem, setProblem, act } = useAction();
 
   const load = async () => {
     setS(await session());
@@ -34,17 +34,6 @@ export function Board() {
     load().catch((e: Error) => setProblem(t("error.rpc", { message: e.message })));
   }, []);
 
-  const act = async (f: () => Promise<void>) => {
-    setBusy(true);
-    setProblem(undefined);
-    try {
-      await f();
-    } catch (e) {
-      setProblem(String(e instanceof Error ? e.message : e));
-    } finally {
-      setBusy(false);
-    }
-  };
 
   const decide = (type: "member.admit" | "member.decline") =>
     act(async () => {

@@ -3,6 +3,7 @@
 // it; give consent to a notice, withdraw in one click, and export the regulator bundle, which is
 // verified here before it is offered for download.
 import { useEffect, useState } from "preact/hooks";
+import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
 import { submit, type CheckedReceipt } from "../entries";
 import { formatDate, formatNumber, t } from "../i18n";
@@ -56,8 +57,7 @@ export function Consent() {
   const [receipt, setReceipt] = useState<CheckedReceipt>();
   const [note, setNote] = useState<string>();
   const [exported, setExported] = useState<{ answer: Answer; url: string }>();
-  const [problem, setProblem] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const { busy, problem, setProblem, act: run_ } = useAction();
 
   const load = async () => {
     const now = await session();
@@ -77,19 +77,12 @@ export function Consent() {
     return subscribe("ledger_subscribeCheckpoints", () => void again());
   }, []);
 
-  const act = async (f: () => Promise<void>) => {
-    setBusy(true);
-    setProblem(undefined);
-    setNote(undefined);
-    try {
+  const act = (f: () => Promise<void>) =>
+    run_(async () => {
+      setNote(undefined);
       await f();
       await load();
-    } catch (e) {
-      setProblem(String(e instanceof Error ? e.message : e));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   if (!s) return <p aria-busy="true">{problem ?? t("loading")}</p>;
   if (!s.key || !s.device) return <p>{t("vote.notMember")}</p>;

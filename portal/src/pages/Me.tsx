@@ -1,6 +1,7 @@
 // A member's own page: this device's key (made here, non-extractable, in IndexedDB), and either
 // the membership it belongs to or the application to make with it.
 import { useEffect, useState } from "preact/hooks";
+import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
 import { submit, type CheckedReceipt } from "../entries";
 import { formatNumber, t } from "../i18n";
@@ -45,8 +46,7 @@ export function Me() {
   const [chosen, setChosen] = useState("");
   const [member, setMember] = useState<MemberView>();
   const [receipt, setReceipt] = useState<CheckedReceipt>();
-  const [problem, setProblem] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const { busy, problem, setProblem, act } = useAction();
   const [keys, setKeys] = useState<KeyRow[]>([]);
   const [label, setLabel] = useState("");
 
@@ -76,17 +76,6 @@ export function Me() {
     return subscribe("ledger_subscribeCheckpoints", () => void again());
   }, []);
 
-  const act = async (f: () => Promise<void>) => {
-    setBusy(true);
-    setProblem(undefined);
-    try {
-      await f();
-    } catch (e) {
-      setProblem(String(e instanceof Error ? e.message : e));
-    } finally {
-      setBusy(false);
-    }
-  };
 
   if (!s) return <p aria-busy="true">{problem ?? t("loading")}</p>;
   return (

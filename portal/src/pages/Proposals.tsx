@@ -1,5 +1,6 @@
 // Every proposal, newest first: its kind, state, when voting ends (or ended) and the outcome.
 import { useEffect, useState } from "preact/hooks";
+import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
 import { submit, type CheckedReceipt } from "../entries";
 import { formatDate, formatDuration, t } from "../i18n";
@@ -16,21 +17,13 @@ function when(p: ProposalSummary, now: number): string {
 
 /** Yes / no / abstain on an open yes-no proposal, signed with this device's key. */
 function VoteButtons({ p, s, onVoted }: { p: ProposalSummary; s: Session; onVoted: (r: CheckedReceipt) => void }) {
-  const [busy, setBusy] = useState(false);
-  const [problem, setProblem] = useState<string>();
-  const vote = async (choice: "yes" | "no" | "abstain") => {
-    if (!s.device || !s.key) return;
-    setBusy(true);
-    setProblem(undefined);
-    try {
+  const { busy, problem, act } = useAction();
+  const vote = (choice: "yes" | "no" | "abstain") =>
+    act(async () => {
+      if (!s.device || !s.key) return;
       const payload = { proposal: p.id, member: s.key.member, vote: choice };
       onVoted(await submit(s.device, s.coop.origin, "gov.vote", payload, s.vkey));
-    } catch (e) {
-      setProblem(String(e instanceof Error ? e.message : e));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <div class="vote" role="group" aria-label={t("vote.label", { title: p.title })}>
       {(["yes", "no", "abstain"] as const).map((c) => (
