@@ -8,6 +8,7 @@ import { Me } from "./pages/Me";
 import { Overview } from "./pages/Overview";
 import { Proposal } from "./pages/Proposal";
 import { Proposals } from "./pages/Proposals";
+import { Treasurer } from "./pages/Treasurer";
 import { Verify } from "./pages/Verify";
 
 const ROUTES = {
@@ -16,6 +17,7 @@ const ROUTES = {
   "#/me": { label: "nav.me", page: Me },
   "#/consent": { label: "nav.consent", page: Consent },
   "#/board": { label: "nav.board", page: Board },
+  "#/treasurer": { label: "nav.treasurer", page: Treasurer },
   "#/verify": { label: "nav.verify", page: Verify },
 } as const;
 type Route = keyof typeof ROUTES;

@@ -20,46 +20,10 @@
 
 mod common;
 
-use common::{init_quick_vote_coop, key, member_id, tally_when_closed};
+use common::{drive, init_quick_vote_coop, keep_shots, key, member_id, repo, tally_when_closed};
 use coopledger_e2e::{coop, coop_bin, Node};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs a driver script of `portal/e2e` on `work`; returns its JSON report.
-fn drive(script: &str, work: &Path) -> Value {
-    let run = Command::new("node")
-        .arg(format!("e2e/{script}"))
-        .arg(work)
-        .current_dir(repo().join("portal"))
-        .output()
-        .expect("node (Node.js) runs the browser driver; scripts/setup.sh installs it");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "the driver failed: {stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(report["errors"], json!([]), "{report}");
-    report
-}
-
-/// With `COOP_PORTAL_SHOTS=DIR`, keeps the screenshots of `work` in DIR (how `docs/portal/` is
-/// refreshed).
-fn keep_shots(work: &Path) {
-    if let Some(dir) = std::env::var_os("COOP_PORTAL_SHOTS") {
-        std::fs::create_dir_all(&dir).unwrap();
-        for e in std::fs::read_dir(work.join("shots")).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), Path::new(&dir).join(e.file_name())).unwrap();
-        }
-    }
-}
+use std::path::Path;
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

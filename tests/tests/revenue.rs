@@ -291,6 +291,42 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     want.sort();
     assert_eq!(lines, want);
     assert!(!lines.iter().any(|l| l.0 == m3));
+    // The treasurer's page in the portal shows the same distribution, to the cent, in English
+    // and French.
+    let work = d.join("portal");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("url"), &rpc).unwrap();
+    std::fs::write(work.join("period"), "2026-q3").unwrap();
+    std::fs::write(work.join("currency"), "EUR").unwrap();
+    let page = common::drive("treasurer.mjs", &work);
+    common::keep_shots(&work);
+    assert_eq!(page["missing"], json!([]), "every message is translated");
+    for lang in ["en", "fr"] {
+        let p = &page[lang];
+        for field in ["net", "reserve", "community", "pool", "unshared"] {
+            assert_eq!(p[field], dist[field], "{lang} {field}: {p}");
+        }
+        let shown: Vec<(String, u64)> = p["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["member"].as_str().unwrap().to_owned(),
+                    l["amount"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let mut wanted: Vec<(String, u64)> = want.iter().map(|l| (l.0.clone(), l.2)).collect();
+        wanted.sort();
+        let mut shown_sorted = shown.clone();
+        shown_sorted.sort();
+        assert_eq!(shown_sorted, wanted, "{lang}");
+        assert_eq!(p["csv"], true);
+    }
+    assert_eq!(page["en"]["heading"], "Recorded distribution");
+    assert_eq!(page["en"]["netText"], "€900.00");
+    assert_eq!(page["fr"]["netText"], "900,00\u{a0}€");
     // The treasurer pays the lines: whole lines only, once; a failed attempt is recorded.
     // Driver 1 (basis 2) and driver 2 (basis 1), whatever their ids' order.
     let by_basis = |b: u64| &want.iter().find(|l| l.1 == b).unwrap().0;

@@ -112,3 +112,40 @@ pub fn init_quick_vote_coop(data: &Path, origin: &str, name: &str, founders: &[S
     }
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
+
+/// The repository's root.
+pub fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a browser driver of `portal/e2e` (headless Chromium) on `work`; returns its JSON report,
+/// which must list no page or console error.
+pub fn drive(script: &str, work: &Path) -> Value {
+    let run = std::process::Command::new("node")
+        .arg(format!("e2e/{script}"))
+        .arg(work)
+        .current_dir(repo().join("portal"))
+        .output()
+        .expect("node (Node.js) runs the browser driver; scripts/setup.sh installs it");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the driver failed: {stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    report
+}
+
+/// With `COOP_PORTAL_SHOTS=DIR`, keeps the screenshots of `work` in DIR (how `docs/portal/` is
+/// refreshed).
+pub fn keep_shots(work: &Path) {
+    if let Some(dir) = std::env::var_os("COOP_PORTAL_SHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(work.join("shots")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), Path::new(&dir).join(e.file_name())).unwrap();
+        }
+    }
+}
