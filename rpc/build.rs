@@ -1,7 +1,7 @@
 //! Embeds the portal's built files (`portal/dist`, made by `scripts/setup.sh` with `npm ci &&
 //! npm run build` — never built here) into the binary as a table of
-//! `(path, content type, bytes)`. Without a built portal the table is empty and the node says at
-//! `/` how to build it.
+//! `(path, content type, bytes, gzipped bytes)`. Without a built portal the table is empty and
+//! the node says at `/` how to build it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,16 +43,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         walk(&dist, &mut files)?;
     }
     files.sort();
-    let mut table = String::from("/// The portal's files: `(path, content type, bytes)`.\npub static ASSETS: &[(&str, &str, &[u8])] = &[\n");
+    let mut table = String::from(
+        "/// The portal's files by path (included in `rpc::portal`, whose `Asset` they are).\n\
+         pub static ASSETS: &[(&str, super::Asset)] = &[\n",
+    );
     for f in &files {
+        // `X.gz` (made by `npm run build`) is `X`'s compressed form, not a file of its own.
+        if f.extension().is_some_and(|e| e == "gz") {
+            continue;
+        }
         let rel = f.strip_prefix(&dist)?.to_string_lossy().replace('\\', "/");
-        let abs = f.canonicalize()?;
+        let include = |p: &Path| -> std::io::Result<String> {
+            Ok(format!(
+                "include_bytes!({:?})",
+                p.canonicalize()?.display().to_string()
+            ))
+        };
+        let mut gz = f.clone().into_os_string();
+        gz.push(".gz");
+        let gz = PathBuf::from(gz);
+        let compressed = if gz.is_file() {
+            format!("Some({})", include(&gz)?)
+        } else {
+            "None".to_owned()
+        };
         writeln!(
             table,
-            "    ({:?}, {:?}, include_bytes!({:?})),",
+            "    ({:?}, super::Asset {{ content_type: {:?}, bytes: {}, gzipped: {compressed} }}),",
             format!("/{rel}"),
             content_type(f),
-            abs.display().to_string()
+            include(f)?
         )?;
     }
     table.push_str("];\n");
