@@ -94,6 +94,33 @@ try {
   report.recount = await person.innerText("[data-testid=recount-verdict]");
   await shot(person, "proposal-recounted");
 
+  // A special resolution: a secret ballot, cast from the browser through the ballot box.
+  const secret = execFileSync(read("coop"), [
+    "proposal", "create", "--rpc", url, "--key", join(work, "board.key"), "--kind", "special",
+    "--title", "Share anonymised shift data with the university", "--duration", read("duration"),
+  ]).toString();
+  report.secretProposal = secret.match(/proposal: ([0-9a-f]{64})/)?.[1] ?? secret;
+  await person.goto(`${url}/?lang=en#/proposals`);
+  await person.waitForSelector("button[data-vote=yes]", { timeout: 15000 });
+  // The clerk publishes the class keys moments after the proposal; a vote before that is refused.
+  for (let attempt = 0; ; attempt++) {
+    await person.click("button[data-vote=yes]");
+    const done = await person
+      .waitForSelector("[data-testid=secret-voted], [data-testid=problem]", { timeout: 30000 })
+      .then((e) => e.getAttribute("data-testid"));
+    if (done === "secret-voted" || attempt >= 10) break;
+    await person.waitForTimeout(300);
+  }
+  await person.waitForSelector("[data-testid=secret-voted]", { timeout: 1000 });
+  report.ballotReceipt = await person.getAttribute("[data-testid=ballot-receipt]", "data-receipt");
+  await shot(person, "secret-voted");
+  await person.waitForFunction(
+    () => document.querySelector("[data-testid=outcome]")?.textContent === "adopted",
+    null,
+    { timeout: 60000, polling: 250 },
+  );
+  report.secretOutcome = await person.innerText("[data-testid=outcome]");
+
   // Consent. The board registers the parties and publishes a notice (CLI).
   const boardKey = join(work, "board.key");
   coop("party-register", "--key", boardKey, "--party", "drivers_coop", "--kind", "controller", "--name", "Drivers' Co-op");

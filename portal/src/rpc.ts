@@ -76,6 +76,7 @@ export interface ProposalSummary {
   kind: string;
   title: string;
   method: string;
+  secret: boolean;
   opensMs: number;
   closesMs: number;
   status: { state: "open" | "withdrawn" | "closed" };

@@ -9,7 +9,19 @@ export type Request =
   | { op: "inclusion"; leafHash: string; index: number; size: number; proof: string[]; root: string }
   | { op: "consistency"; size1: number; size2: number; proof: string[]; root1: string; root2: string }
   | { op: "note"; note: string; vkey: string }
-  | { op: "canonical"; value: unknown };
+  | { op: "canonical"; value: unknown }
+  | { op: "ballotBlind"; protocol: number; proposal: string; token: string }
+  | {
+      op: "ballotUnblind";
+      protocol: number;
+      proposal: string;
+      token: string;
+      state: string;
+      key: string;
+      evaluated: string;
+      challenge: string;
+      response: string;
+    };
 
 export interface Answer {
   valid?: boolean;
@@ -18,6 +30,9 @@ export interface Answer {
   cause?: string;
   signers?: string[];
   canonical?: string;
+  blinded?: string;
+  state?: string;
+  credential?: string;
   error?: string;
 }
 

@@ -179,6 +179,8 @@ pub struct ProposalSummary {
     pub title: String,
     /// Voting method.
     pub method: coopledger_governance::bylaws::Method,
+    /// A secret ballot (votes go through the ballot box, not the log).
+    pub secret: bool,
     /// Voting opens.
     pub opens_ms: u64,
     /// Voting closes.
@@ -197,6 +199,7 @@ impl From<&ProposalRecord> for ProposalSummary {
             kind: p.kind,
             title: p.title.clone(),
             method: p.method,
+            secret: p.rules.secret,
             opens_ms: p.opens_ms,
             closes_ms: p.closes_ms,
             status: match p.status {

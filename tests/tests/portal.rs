@@ -20,8 +20,11 @@
 
 mod common;
 
-use common::{drive, init_quick_vote_coop, keep_shots, key, member_id, repo, tally_when_closed};
+use common::{
+    drive, init_quick_vote_coop_with, keep_shots, key, member_id, repo, tally_when_closed,
+};
 use coopledger_e2e::{coop, coop_bin, Node};
+use coopledger_governance::bylaws::DecisionKind;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -264,11 +267,19 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
     let data = d.join("coop");
     let board = key(d, "board");
     let other = key(d, "founder");
-    init_quick_vote_coop(
+    // Special resolutions are secret ballots (no revotes, no proxies).
+    init_quick_vote_coop_with(
         &data,
         "drivers.example.coop/ledger",
         "Drivers' Data Co-op",
         &[format!("@{board}:board"), format!("@{other}")],
+        |b| {
+            if let Some(special) = b.decisions.get_mut(&DecisionKind::Special) {
+                special.secret = true;
+                special.revote = false;
+                special.proxies.allowed = false;
+            }
+        },
     );
     let node = Node::start(&data, &[]).unwrap();
     let url = node.http_url();
@@ -329,6 +340,30 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         bar.contains("1/1") && bar.contains("threshold 1/2 met"),
         "{bar}"
     );
+    // The secret ballot, cast from the browser: the box's receipt names a ballot the published
+    // box holds, and the CLI finds it (`tally verify --receipt`); one participant, one ballot.
+    let secret = report["secretProposal"].as_str().unwrap();
+    assert_eq!(report["secretOutcome"], "adopted");
+    let t = tally_when_closed(&url, secret);
+    assert_eq!(
+        (t["ballots"].as_u64(), t["participants"].as_u64()),
+        (Some(1), Some(1)),
+        "{t}"
+    );
+    let receipt = work.join("ballot.receipt.json");
+    std::fs::write(&receipt, report["ballotReceipt"].as_str().unwrap()).unwrap();
+    let (code, out, err) = coop(&[
+        "--rpc",
+        &url,
+        "tally",
+        "verify",
+        secret,
+        "--receipt",
+        receipt.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("is published in entry"), "{out}");
     let recount = report["recount"].as_str().unwrap();
     assert!(
         recount.starts_with("VALID") && recount.contains("is what the proved votes give"),
@@ -392,6 +427,7 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         "proposals-voted",
         "proposals-result",
         "proposal-recounted",
+        "secret-voted",
         "consent-given",
         "consent-withdrawn",
         "consent-exported",

@@ -12,11 +12,18 @@
 //! | `consistency` | `size1`, `size2`, `proof[]`, `root1`, `root2` (base64) | likewise |
 //! | `note` | `note` (text), `vkey` | `{valid, signers}` or `{valid: false, cause}` |
 //! | `canonical` | `value` (any JSON) | `{canonical}`: RFC 8785 text, or `{cause}` |
+//! | `ballotBlind` | `protocol` (1, 2), `proposal` (hex), `token` (base64) | `{blinded, state}`: the participation's `M` and the voter's secret state (base64) |
+//! | `ballotUnblind` | `protocol`, `proposal`, `token`, `state`, `key`, `evaluated`, `challenge`, `response` (base64) | `{credential}` once the node's proof checks against `key`, or `{cause}` |
+//!
+//! The two ballot requests are the voter's side of a secret ballot (`governance::ballot`), so
+//! the browser blinds and unblinds with the node's own code; `ballotBlind` draws its randomness
+//! from the host (WASI `random_get`, the browser's `crypto.getRandomValues`).
 //!
 //! A request that is not one of these gets `{"error": …}` (and `coop-verify` exit code 2).
 
+use coopledger_governance::ballot::{Blinding, Evaluation, Protocol};
 use coopledger_governance::verdict::judge;
-use coopledger_ledger::codec::canonical_json;
+use coopledger_ledger::codec::{b64_decode, b64_encode, canonical_json};
 use coopledger_ledger::note::{NoteVerifier, SignedNote};
 use coopledger_ledger::sig::{verify_one, SignedMessage};
 use coopledger_ledger::verify::{verify_consistency, verify_inclusion, ProofError};
@@ -62,6 +69,40 @@ enum Request {
     Canonical {
         value: Value,
     },
+    BallotBlind {
+        protocol: u64,
+        proposal: String,
+        token: String,
+    },
+    BallotUnblind {
+        protocol: u64,
+        proposal: String,
+        token: String,
+        state: String,
+        key: String,
+        evaluated: String,
+        challenge: String,
+        response: String,
+    },
+}
+
+/// The protocol, proposal id and token of a ballot request.
+fn ballot_terms(
+    protocol: u64,
+    proposal: &str,
+    token: &str,
+) -> Result<(Protocol, [u8; 32], [u8; 32]), Value> {
+    let protocol = Protocol::from_number(protocol)
+        .ok_or_else(|| json!({"cause": format!("unknown ballot protocol {protocol}")}))?;
+    let proposal = coopledger_governance::parse_id(proposal)
+        .ok_or_else(|| json!({"cause": "proposal must be 64 lowercase hex digits"}))?;
+    let token =
+        b64_32(token).ok_or_else(|| json!({"cause": "token must be base64 of 32 bytes"}))?;
+    Ok((protocol, proposal, token))
+}
+
+fn b64_32(s: &str) -> Option<[u8; 32]> {
+    b64_decode(s).ok().and_then(|b| b.try_into().ok())
 }
 
 fn invalid(cause: impl std::fmt::Display) -> Value {
@@ -153,6 +194,54 @@ fn answer_to(request: Request) -> Value {
             match SignedNote::parse(note.as_bytes()).and_then(|n| n.verify(&[vkey])) {
                 Ok(signers) => json!({"valid": true, "signers": signers}),
                 Err(e) => invalid(e),
+            }
+        }
+        Request::BallotBlind {
+            protocol,
+            proposal,
+            token,
+        } => match ballot_terms(protocol, &proposal, &token) {
+            Ok((protocol, proposal, token)) => {
+                match Blinding::new(protocol, &proposal, &token, &mut rand::rngs::OsRng) {
+                    Some(b) => {
+                        json!({"blinded": b64_encode(b.blinded()), "state": b64_encode(b.to_bytes())})
+                    }
+                    None => json!({"cause": "unlucky randomness; try again"}),
+                }
+            }
+            Err(v) => v,
+        },
+        Request::BallotUnblind {
+            protocol,
+            proposal,
+            token,
+            state,
+            key,
+            evaluated,
+            challenge,
+            response,
+        } => {
+            let (protocol, proposal, token) = match ballot_terms(protocol, &proposal, &token) {
+                Ok(t) => t,
+                Err(v) => return v,
+            };
+            let blinding = b64_decode(&state)
+                .ok()
+                .and_then(|b| Blinding::from_bytes(protocol, &proposal, &token, &b));
+            let answer = (b64_32(&evaluated), b64_32(&challenge), b64_32(&response));
+            let (Some(blinding), Some(key), (Some(evaluated), Some(challenge), Some(response))) =
+                (blinding, b64_32(&key), answer)
+            else {
+                return json!({"cause": "state, key, evaluated, challenge and response must be base64 of the right lengths"});
+            };
+            let e = Evaluation {
+                evaluated,
+                challenge,
+                response,
+            };
+            match blinding.unblind(&key, &e) {
+                Some(credential) => json!({"credential": b64_encode(credential)}),
+                None => json!({"cause": "the node's answer does not prove the published key"}),
             }
         }
         Request::Canonical { value } => match canonical_json(&value, "value") {

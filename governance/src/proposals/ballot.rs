@@ -395,6 +395,54 @@ impl Blinding {
         self.blinded
     }
 
+    /// The voter's secret state as bytes (the blind scalar, then `M`), for a device that keeps
+    /// it between taking part and unblinding (the portal's WebAssembly is called afresh each
+    /// time). Secret: whoever holds it and the node's answer holds the credential.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let r = match &self.secret {
+            BlindingSecret::Original { r } => r.to_bytes(),
+            BlindingSecret::Rfc9497 { client, .. } => {
+                let mut b = [0u8; 32];
+                b.copy_from_slice(client.serialize().get(..32).unwrap_or(&[0; 32]));
+                b
+            }
+        };
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&r);
+        out[32..].copy_from_slice(&self.blinded);
+        out
+    }
+
+    /// The state [`Blinding::to_bytes`] gave, for `token` of `proposal` under `protocol`;
+    /// `None` unless the scalar is canonical and non-zero and `M` a valid element (and, under
+    /// protocol 1, `M` is the blinding of this token).
+    pub fn from_bytes(
+        protocol: Protocol,
+        proposal: &[u8; 32],
+        token: &[u8; 32],
+        bytes: &[u8],
+    ) -> Option<Blinding> {
+        let r_bytes: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+        let blinded: [u8; 32] = bytes.get(32..64)?.try_into().ok()?;
+        let r = Option::<Scalar>::from(Scalar::from_canonical_bytes(r_bytes))?;
+        if r == Scalar::ZERO || bytes.len() != 64 {
+            return None;
+        }
+        let secret = match protocol {
+            Protocol::Original => {
+                let m = (r * token_point(proposal, token)).compress().to_bytes();
+                (m == blinded).then_some(BlindingSecret::Original { r })?
+            }
+            // A state of another token fails later, in `unblind`: RFC 9497's `Finalize` checks
+            // the node's proof against the `M` held here, which is not the one the node answered.
+            Protocol::Rfc9497 => BlindingSecret::Rfc9497 {
+                client: VoprfClient::<Ristretto255>::deserialize(bytes).ok()?,
+                input: voprf_input(proposal, token).to_vec(),
+            },
+        };
+        Some(Blinding { blinded, secret })
+    }
+
     /// The credential, once the evaluation's proof is verified against the published key
     /// `public`; `None` if it does not verify.
     pub fn unblind(&self, public: &[u8], e: &Evaluation) -> Option<Vec<u8>> {
@@ -506,6 +554,25 @@ mod tests {
             assert_eq!(Protocol::from_number(n).map(Protocol::number), Some(n));
         }
         assert_eq!(Protocol::from_number(3), None);
+    }
+
+    #[test]
+    fn a_blinding_carried_as_bytes_unblinds_the_same() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for protocol in BOTH {
+            let (p, t) = ([4u8; 32], [5u8; 32]);
+            let k = key(&p, "drivers", protocol);
+            let b = Blinding::new(protocol, &p, &t, &mut rng).unwrap();
+            let e = k.evaluate(&b.blinded(), &mut rng).unwrap();
+            let carried = Blinding::from_bytes(protocol, &p, &t, &b.to_bytes()).unwrap();
+            assert_eq!(carried.blinded(), b.blinded());
+            assert_eq!(carried.unblind(&k.public(), &e), k.credential(&p, &t));
+            // Another token's state does not give this token's credential.
+            let other = Blinding::from_bytes(protocol, &p, &[6; 32], &b.to_bytes());
+            assert!(other.and_then(|o| o.unblind(&k.public(), &e)) != k.credential(&p, &t));
+            assert!(Blinding::from_bytes(protocol, &p, &t, &[0; 64]).is_none());
+            assert!(Blinding::from_bytes(protocol, &p, &t, &b.to_bytes()[..63]).is_none());
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ import { formatDate, formatDuration, t } from "../i18n";
 import type { MessageKey } from "../messages";
 import { call, subscribe, type ProposalSummary } from "../rpc";
 import { session, type Session } from "../session";
+import { voteSecretly, type SecretVote } from "../ballot";
 
 function when(p: ProposalSummary, now: number): string {
   if (p.status.state !== "open") return t("proposals.ended", { date: formatDate(p.closesMs) });
@@ -15,12 +16,27 @@ function when(p: ProposalSummary, now: number): string {
   return t("proposals.ended", { date: formatDate(p.closesMs) });
 }
 
-/** Yes / no / abstain on an open yes-no proposal, signed with this device's key. */
-function VoteButtons({ p, s, onVoted }: { p: ProposalSummary; s: Session; onVoted: (r: CheckedReceipt) => void }) {
+/** Yes / no / abstain on an open yes-no proposal: signed with this device's key, or for a secret
+ * ballot cast through the ballot box with a one-time key. */
+function VoteButtons({
+  p,
+  s,
+  onVoted,
+  onSecret,
+}: {
+  p: ProposalSummary;
+  s: Session;
+  onVoted: (r: CheckedReceipt) => void;
+  onSecret: (v: SecretVote) => void;
+}) {
   const { busy, problem, act } = useAction();
   const vote = (choice: "yes" | "no" | "abstain") =>
     act(async () => {
       if (!s.device || !s.key) return;
+      if (p.secret) {
+        onSecret(await voteSecretly(s, p.id, choice));
+        return;
+      }
       const payload = { proposal: p.id, member: s.key.member, vote: choice };
       onVoted(await submit(s.device, s.coop.origin, "gov.vote", payload, s.vkey));
     });
@@ -42,6 +58,7 @@ export function Proposals() {
   const [now, setNow] = useState(Date.now());
   const [s, setS] = useState<Session>();
   const [receipt, setReceipt] = useState<CheckedReceipt>();
+  const [secretVote, setSecretVote] = useState<SecretVote>();
   useEffect(() => {
     session().then(setS).catch((e: Error) => setError(t("error.rpc", { message: e.message })));
     const load = () =>
@@ -80,14 +97,17 @@ export function Proposals() {
             {list.map((p) => (
               <tr key={p.id} data-testid="proposal">
                 <th scope="row"><a href={`#/proposal/${p.id}`}>{p.title}</a></th>
-                <td>{t(`kind.${p.kind}` as MessageKey)}</td>
+                <td>
+                  {t(`kind.${p.kind}` as MessageKey)}
+                  {p.secret && <span class="tag"> {t("proposals.secret")}</span>}
+                </td>
                 <td>{t(`state.${p.status.state}` as MessageKey)}</td>
                 <td>{when(p, now)}</td>
                 <td data-testid="outcome">{t((p.outcome ? `outcome.${p.outcome}` : "outcome.none") as MessageKey)}</td>
                 <td>
                   {p.status.state === "open" && p.method === "yes_no" && now >= p.opensMs && now < p.closesMs ? (
                     s?.key && s.device ? (
-                      <VoteButtons p={p} s={s} onVoted={setReceipt} />
+                      <VoteButtons p={p} s={s} onVoted={setReceipt} onSecret={setSecretVote} />
                     ) : (
                       <span class="hint">{t("vote.notMember")}</span>
                     )
@@ -99,6 +119,21 @@ export function Proposals() {
         </table>
       )}
       <div aria-live="polite">
+        {secretVote && (
+          <div data-testid="secret-voted">
+            <p>{t("vote.secretCast", { ballot: secretVote.receipt.ballot.slice(0, 12) })}</p>
+            <p class="hint">{t("vote.secretKeep")}</p>
+            <a
+              href={URL.createObjectURL(new Blob([JSON.stringify(secretVote.receipt, null, 2) + "\n"], { type: "application/json" }))}
+              download={`ballot-${secretVote.receipt.proposal.slice(0, 12)}.receipt.json`}
+              data-testid="ballot-receipt"
+              data-receipt={JSON.stringify(secretVote.receipt)}
+            >
+              {t("vote.secretDownload")}
+            </a>
+            <Receipt receipt={secretVote.participation} />
+          </div>
+        )}
         {receipt && (
           <>
             <p data-testid="voted">{t("vote.recorded")}</p>

@@ -88,7 +88,19 @@ pub fn ride_hail_bylaws() -> Bylaws {
 /// `coop init` of a single-class co-op whose votes may last a second (so tests can vote and
 /// wait for the tally), with `founders` as `--founder` specs (`@keyfile[:roles]`).
 pub fn init_quick_vote_coop(data: &Path, origin: &str, name: &str, founders: &[String]) {
+    init_quick_vote_coop_with(data, origin, name, founders, |_| {});
+}
+
+/// [`init_quick_vote_coop`] with the bylaws changed by `tweak` first.
+pub fn init_quick_vote_coop_with(
+    data: &Path,
+    origin: &str,
+    name: &str,
+    founders: &[String],
+    tweak: impl FnOnce(&mut Bylaws),
+) {
     let mut bylaws = Bylaws::single_class();
+    tweak(&mut bylaws);
     for r in bylaws.decisions.values_mut() {
         r.min_duration_ms = 1_000;
         r.min_notice_ms = 0;
