@@ -1,7 +1,7 @@
 // What the page knows about the co-op and about this device's member, fetched once per page:
-// the co-op's origin and verifier key (the key is pinned on first use in IndexedDB-free
-// memory of this tab; a change between pages is an error), this device's key and, if the
-// co-op knows it, the member it belongs to.
+// the co-op's origin and verifier key (remembered in this tab's memory on first use; a
+// different key on a later page is an error), this device's key and, if the co-op knows it,
+// the member it belongs to.
 import { deviceKey, b64, type DeviceKey } from "./keys";
 import { call, RpcError, type CoopInfo } from "./rpc";
 
