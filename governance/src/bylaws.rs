@@ -172,6 +172,23 @@ pub struct AdmissionRules {
     pub max_pending: u64,
 }
 
+/// How a member who has lost every key gets a new one: the board's `member.key_reset` takes
+/// effect only after `waitMs`, during which any of the member's current keys can veto it.
+/// (Bylaws without this section wait [`DEFAULT_KEY_RESET_WAIT_MS`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyResetRules {
+    /// Milliseconds from the reset's batch time until it can be completed.
+    pub wait_ms: u64,
+}
+
+/// The waiting period of a key reset under bylaws without a `keyReset` section: 7 days.
+pub const DEFAULT_KEY_RESET_WAIT_MS: u64 = 7 * 86_400_000;
+/// Shortest waiting period bylaws may set (the veto must be possible): 1 second.
+pub const MIN_KEY_RESET_WAIT_MS: u64 = 1_000;
+/// Longest waiting period bylaws may set: 365 days.
+pub const MAX_KEY_RESET_WAIT_MS: u64 = 365 * 86_400_000;
+
 /// Most applications one `member.admit` or `member.decline` entry may name.
 pub const MAX_ADMISSIONS_PER_ENTRY: usize = 500;
 
@@ -198,6 +215,9 @@ pub struct Bylaws {
     /// How members are admitted (absent in bylaws written before it: by general vote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<AdmissionRules>,
+    /// The waiting period of a board key reset (absent: [`DEFAULT_KEY_RESET_WAIT_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_reset: Option<KeyResetRules>,
 }
 
 /// A bylaws field that is not acceptable, by JSON path.
@@ -339,6 +359,17 @@ impl Bylaws {
                 "must be at least 1 (no application could ever be made)",
             ));
         }
+        if let Some(r) = self.key_reset {
+            if !(MIN_KEY_RESET_WAIT_MS..=MAX_KEY_RESET_WAIT_MS).contains(&r.wait_ms) {
+                return Err(bad(
+                    "keyReset.waitMs",
+                    format!(
+                        "must be from {MIN_KEY_RESET_WAIT_MS} (1 s) to {MAX_KEY_RESET_WAIT_MS} \
+                         (365 days): the member's keys need time to veto"
+                    ),
+                ));
+            }
+        }
         for kind in DecisionKind::ALL {
             let path = format!("decisions.{}", kind.as_str());
             let d = self
@@ -379,6 +410,12 @@ impl Bylaws {
             }
         }
         Ok(())
+    }
+
+    /// The waiting period of a board key reset under these bylaws.
+    pub fn key_reset_wait_ms(&self) -> u64 {
+        self.key_reset
+            .map_or(DEFAULT_KEY_RESET_WAIT_MS, |r| r.wait_ms)
     }
 
     /// Sensible bylaws for a one-class co-op: simple majority of votes cast with a 20% quorum,
@@ -452,6 +489,7 @@ impl Bylaws {
                 invitation_required: false,
                 max_pending: 1_000,
             }),
+            key_reset: None,
         }
     }
 }

@@ -204,6 +204,29 @@ pub struct MemberRecord {
     /// Pending expulsion notice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<ExpulsionNotice>,
+    /// A board key reset waiting out its veto period (`member.key_reset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_reset: Option<KeyReset>,
+}
+
+/// A key reset the board has asked for on behalf of a member who lost every key: it replaces
+/// all the member's keys with `key` once `due_ms` has passed, unless one of those keys vetoes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyReset {
+    /// Log index of the `member.key_reset` entry.
+    pub index: u64,
+    /// Node time of its batch.
+    pub time_ms: u64,
+    /// Batch time from which `member.key_reset_complete` is accepted.
+    pub due_ms: u64,
+    /// The new key (base64), which proved possession in the reset entry.
+    pub key: String,
+    /// The new key's label, if the member gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The board member who asked for it.
+    pub by: String,
 }
 
 impl MemberRecord {

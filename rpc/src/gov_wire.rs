@@ -7,7 +7,7 @@
 use coopledger_governance::bylaws::{Bylaws, DecisionKind, DecisionRules, Method};
 use coopledger_governance::genesis::Role;
 use coopledger_governance::records::{
-    Application, ExpulsionNotice, KeyRecord, MemberEvent, MemberRecord, MemberStatus,
+    Application, ExpulsionNotice, KeyRecord, KeyReset, MemberEvent, MemberRecord, MemberStatus,
     ProposalRecord, ProposalStatus, SecretBallot, Standing, Subject,
 };
 use coopledger_governance::revenue::AllocationPolicy;
@@ -181,6 +181,38 @@ impl From<ExpulsionNotice> for NoticeView {
     }
 }
 
+/// A board key reset waiting out its veto period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyResetView {
+    /// Log index of the `member.key_reset` entry (what a veto names).
+    pub index: u64,
+    /// Node time of its batch.
+    pub time_ms: u64,
+    /// From this node time on, `member.key_reset_complete` is accepted.
+    pub due_ms: u64,
+    /// The new key (base64).
+    pub key: String,
+    /// The new key's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The board member who asked for it.
+    pub by: String,
+}
+
+impl From<KeyReset> for KeyResetView {
+    fn from(r: KeyReset) -> KeyResetView {
+        KeyResetView {
+            index: r.index,
+            time_ms: r.time_ms,
+            due_ms: r.due_ms,
+            key: r.key,
+            label: r.label,
+            by: r.by,
+        }
+    }
+}
+
 /// A member (inside `gov_member`'s answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -200,6 +232,9 @@ pub struct MemberInfo {
     /// Pending expulsion notice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeView>,
+    /// A key reset waiting out its veto period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_reset: Option<KeyResetView>,
 }
 
 impl From<MemberRecord> for MemberInfo {
@@ -212,6 +247,7 @@ impl From<MemberRecord> for MemberInfo {
             keys: m.keys,
             history: m.history.into_iter().map(Into::into).collect(),
             notice: m.notice.map(Into::into),
+            key_reset: m.key_reset.map(Into::into),
         }
     }
 }
@@ -454,6 +490,7 @@ mod tests {
                 class: "drivers".into(),
             }],
             notice: None,
+            key_reset: None,
         });
         assert_eq!(
             serde_json::to_value(&m).unwrap(),

@@ -7,8 +7,8 @@ use crate::bylaws::{AdmittedBy, DecisionKind, MAX_ADMISSIONS_PER_ENTRY};
 use crate::genesis::{member_id, Role};
 use crate::payload::{malformed, Fields};
 use crate::records::{
-    self, app_key, key_key, member_key, Application, ExpulsionNotice, KeyRecord, MemberEvent,
-    MemberRecord, MemberStatus, ProposalRecord, ProposalStatus, Subject,
+    self, app_key, key_key, member_key, Application, ExpulsionNotice, KeyRecord, KeyReset,
+    MemberEvent, MemberRecord, MemberStatus, ProposalRecord, ProposalStatus, Subject,
 };
 use crate::rules::{corrupt, count_members, rule, write, Signer};
 use crate::tally::Outcome;
@@ -466,6 +466,7 @@ pub(crate) fn admit(
             keys: vec![app.key.clone()],
             history: vec![],
             notice: None,
+            key_reset: None,
         };
         record_event(view, &mut m, ctx, "admitted")?;
         app.admitted = Some(ctx.index);
@@ -515,11 +516,7 @@ pub(crate) fn key_add(
     let proof = f.signature("proof")?;
     // A label the member recognises the device by ("treasurer's laptop"): public, so never a
     // name or a number — the CLI says so.
-    let label = if f.has("label") {
-        Some(f.text("label", 64)?)
-    } else {
-        None
-    };
+    let label = key_label(&f)?;
     let msg = key_add_message(&env.body().coop, &m.id);
     if !verify_one(&SignedMessage {
         key: &key,
@@ -572,17 +569,7 @@ pub(crate) fn key_revoke(
     }
     let owner = records::member(view, &rec.member)?
         .ok_or_else(|| rule("key.unknown", "body.payload.key: not a member's key"))?;
-    let mut current = 0;
-    for k in &owner.keys {
-        let bytes: Option<[u8; 32]> = coopledger_ledger::codec::b64_decode(k)
-            .ok()
-            .and_then(|b| b.try_into().ok());
-        if let Some(b) = bytes {
-            if records::key(view, &b)?.is_some_and(|r| r.revoked.is_none()) {
-                current += 1;
-            }
-        }
-    }
+    let current = current_keys(view, &owner)?.len();
     if current <= 1 {
         return Err(rule(
             "key.last",
@@ -591,6 +578,203 @@ pub(crate) fn key_revoke(
     }
     rec.revoked = Some(ctx.index);
     write(view, &key_key(&key), &rec)
+}
+
+/// A label from `body.payload.label`, if given: public, so the CLI and portal say never to put
+/// a name or a number in it.
+fn key_label(f: &Fields<'_>) -> Result<Option<String>, ApplyError> {
+    Ok(if f.has("label") {
+        Some(f.text("label", 64)?)
+    } else {
+        None
+    })
+}
+
+/// The keys of `m` that are current (known and not revoked), decoded.
+fn current_keys(view: &StateView<'_>, m: &MemberRecord) -> Result<Vec<[u8; 32]>, ApplyError> {
+    let mut out = Vec::new();
+    for k in &m.keys {
+        let bytes: Option<[u8; 32]> = coopledger_ledger::codec::b64_decode(k)
+            .ok()
+            .and_then(|b| b.try_into().ok());
+        if let Some(b) = bytes {
+            if records::key(view, &b)?.is_some_and(|r| r.revoked.is_none()) {
+                out.push(b);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `member.key_reset {member, key, proof, label?}` — by a board member, for a member (active or
+/// suspended) who has lost every key: `key` proves possession with [`key_add_message`] like a
+/// key add. Nothing changes yet: the reset waits out the bylaws' `keyReset.waitMs`, during
+/// which any current key of the member can veto it (`member.key_reset_veto`); after it,
+/// `member.key_reset_complete` replaces all the member's keys with `key`. One reset at a time.
+pub(crate) fn key_reset(
+    view: &mut StateView<'_>,
+    env: &Envelope,
+    ctx: &ApplyContext,
+    signer: &Signer,
+) -> Result<(), ApplyError> {
+    let board = signer.with_role(Role::Board)?.id.clone();
+    let f = Fields::new(&env.body().payload, &["member", "key", "proof", "label"])?;
+    let mut m = current_member(view, &f)?;
+    let key = f.key("key")?;
+    let proof = f.signature("proof")?;
+    let label = key_label(&f)?;
+    if m.id == board {
+        return Err(rule(
+            "reset.self",
+            "body.payload.member: a board member cannot reset their own keys; another board \
+             member must",
+        ));
+    }
+    if let Some(r) = &m.key_reset {
+        return Err(rule(
+            "reset.pending",
+            format!(
+                "body.payload.member: a key reset (entry {}) is already waiting; it must be \
+                 completed or vetoed first",
+                r.index
+            ),
+        ));
+    }
+    if !verify_one(&SignedMessage {
+        key: &key,
+        msg: &key_add_message(&env.body().coop, &m.id),
+        sig: &proof,
+    }) {
+        return Err(rule(
+            "key.proof",
+            "body.payload.proof: not a signature by body.payload.key of the key-add message",
+        ));
+    }
+    if records::key(view, &key)?.is_some() {
+        return Err(rule(
+            "key.known",
+            "body.payload.key: this key is already known to the co-op",
+        ));
+    }
+    let bylaws = records::bylaws(view)?.ok_or_else(|| corrupt("bylaws missing"))?;
+    m.key_reset = Some(KeyReset {
+        index: ctx.index,
+        time_ms: ctx.batch_time_ms,
+        due_ms: ctx.batch_time_ms.saturating_add(bylaws.key_reset_wait_ms()),
+        key: b64_encode(key),
+        label,
+        by: board,
+    });
+    write(view, &member_key(&m.id), &m)
+}
+
+/// `member.key_reset_veto {member, reset}` — by any current key of the member, naming the
+/// pending reset by its log index: the reset is cancelled. (A member who still holds a key and
+/// did not ask for a reset has the last word.)
+pub(crate) fn key_reset_veto(
+    view: &mut StateView<'_>,
+    env: &Envelope,
+    signer: &Signer,
+) -> Result<(), ApplyError> {
+    let f = Fields::new(&env.body().payload, &["member", "reset"])?;
+    let mut m = current_member(view, &f)?;
+    if !matches!(signer, Signer::Member(s) if s.id == m.id) {
+        return Err(rule(
+            "reset.veto_signer",
+            "only a current key of the member named in body.payload.member can veto",
+        ));
+    }
+    let at = f.uint("reset")?;
+    match &m.key_reset {
+        Some(r) if r.index == at => {}
+        Some(r) => {
+            return Err(rule(
+                "reset.unknown",
+                format!(
+                    "body.payload.reset: the pending key reset is entry {}, not {at}",
+                    r.index
+                ),
+            ))
+        }
+        None => {
+            return Err(rule(
+                "reset.unknown",
+                format!("body.payload.reset: no key reset of {} is waiting", m.id),
+            ))
+        }
+    }
+    m.key_reset = None;
+    write(view, &member_key(&m.id), &m)
+}
+
+/// `member.key_reset_complete {member}` — once the reset's waiting period has passed (by the
+/// batch's time), signed by the new key itself (the member's new device) or by a board member:
+/// every current key of the member is revoked at this index and the new key takes their place.
+/// `signer` is `None` when the new key signs (the co-op does not know it yet).
+pub(crate) fn key_reset_complete(
+    view: &mut StateView<'_>,
+    env: &Envelope,
+    ctx: &ApplyContext,
+    signer: Option<&Signer>,
+) -> Result<(), ApplyError> {
+    let f = Fields::new(&env.body().payload, &["member"])?;
+    let mut m = current_member(view, &f)?;
+    let Some(reset) = m.key_reset.clone() else {
+        return Err(rule(
+            "reset.unknown",
+            format!("body.payload.member: no key reset of {} is waiting", m.id),
+        ));
+    };
+    let key: [u8; 32] = coopledger_ledger::codec::b64_decode(&reset.key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt("key reset key"))?;
+    match signer {
+        Some(s) => {
+            s.with_role(Role::Board)?;
+        }
+        None if env.body().signer == key => {}
+        None => {
+            return Err(rule(
+                "reset.signer",
+                "body.signer: only the reset's new key or a board member completes a key reset",
+            ))
+        }
+    }
+    if ctx.batch_time_ms < reset.due_ms {
+        return Err(rule(
+            "reset.waiting",
+            format!(
+                "the key reset (entry {}) can be completed from {} ms; the member's keys may \
+                 still veto it until then (now {} ms)",
+                reset.index, reset.due_ms, ctx.batch_time_ms
+            ),
+        ));
+    }
+    if records::key(view, &key)?.is_some() {
+        return Err(rule(
+            "key.known",
+            "the reset's key became known to the co-op meanwhile; the board asks again",
+        ));
+    }
+    for old in current_keys(view, &m)? {
+        let mut rec = records::key(view, &old)?.ok_or_else(|| corrupt("member key"))?;
+        rec.revoked = Some(ctx.index);
+        write(view, &key_key(&old), &rec)?;
+    }
+    write(
+        view,
+        &key_key(&key),
+        &KeyRecord {
+            member: m.id.clone(),
+            since: ctx.index,
+            revoked: None,
+            label: reset.label,
+        },
+    )?;
+    m.keys.push(reset.key);
+    m.key_reset = None;
+    write(view, &member_key(&m.id), &m)
 }
 
 /// `member.class {member, class}` — by the board.

@@ -35,6 +35,9 @@ pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("member.admit", 1),
     ("member.key_add", 1),
     ("member.key_revoke", 1),
+    ("member.key_reset", 1),
+    ("member.key_reset_veto", 1),
+    ("member.key_reset_complete", 1),
     ("member.class", 1),
     ("member.role", 1),
     ("member.suspend", 1),
@@ -219,6 +222,7 @@ impl CoopRules {
                     class: f.class.clone(),
                 }],
                 notice: None,
+                key_reset: None,
             };
             write(view, &member_key(&id), &m)?;
         }
@@ -276,6 +280,15 @@ impl StateMachine for CoopRules {
             }
             // An applicant signs with a key the co-op does not know yet.
             (true, "member.apply") => return membership::apply_application(view, entry, ctx),
+            // A key reset is completed by its new key, which the co-op does not know yet (or
+            // by a board member).
+            (true, "member.key_reset_complete") => {
+                let signer = match records::key(view, &body.signer)? {
+                    Some(_) => Some(resolve_signer(view, &body.signer)?),
+                    None => None,
+                };
+                return membership::key_reset_complete(view, entry, ctx, signer.as_ref());
+            }
             (true, _) => {}
         }
         // Every other entry: only current keys known to the co-op may sign.
@@ -289,6 +302,8 @@ impl StateMachine for CoopRules {
             "member.decline" => membership::decline(view, entry, ctx, &signer),
             "member.key_add" => membership::key_add(view, entry, ctx, &signer),
             "member.key_revoke" => membership::key_revoke(view, entry, ctx, &signer),
+            "member.key_reset" => membership::key_reset(view, entry, ctx, &signer),
+            "member.key_reset_veto" => membership::key_reset_veto(view, entry, &signer),
             "member.class" => membership::change_class(view, entry, ctx, &signer),
             "member.role" => membership::change_role(view, entry, &signer),
             "member.suspend" => membership::suspend(view, entry, ctx, &signer),

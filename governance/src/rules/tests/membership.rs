@@ -194,6 +194,208 @@ fn a_key_carries_the_members_label() {
     ));
 }
 
+fn reset_payload(new: u8, member: &str) -> Value {
+    let mut p = key_add_payload(new, member);
+    p["member"] = json!(member);
+    p
+}
+
+/// A co-op whose key resets wait one minute; founders 2 and 5 on the board.
+fn reset_world() -> World {
+    let mut b = test_bylaws();
+    b.key_reset = Some(crate::bylaws::KeyResetRules { wait_ms: 60_000 });
+    World::with(
+        b,
+        &[
+            (2, "members", &[Role::Board]),
+            (3, "members", &[]),
+            (4, "members", &[]),
+            (5, "members", &[Role::Board]),
+        ],
+    )
+}
+
+#[test]
+fn a_key_reset_waits_out_its_veto_period_then_replaces_every_key() {
+    let mut w = reset_world();
+    // Member 3 has two keys (3 and 8) and loses both; their new device holds key 9.
+    w.submit(3, "member.key_add", key_add_payload(8, &mid(3)))
+        .unwrap();
+    // Only the board asks; not for themselves; the new key proves possession for this member.
+    assert_eq!(
+        w.refused(4, "member.key_reset", reset_payload(9, &mid(3))),
+        "role.required"
+    );
+    assert_eq!(
+        w.refused(2, "member.key_reset", reset_payload(9, &mid(2))),
+        "reset.self"
+    );
+    let mut wrong = reset_payload(9, &mid(4));
+    wrong["member"] = json!(mid(3));
+    assert_eq!(w.refused(2, "member.key_reset", wrong), "key.proof");
+    assert_eq!(
+        w.refused(2, "member.key_reset", reset_payload(4, &mid(3))),
+        "key.known"
+    );
+    let mut labelled = reset_payload(9, &mid(3));
+    labelled["label"] = json!("new phone");
+    let at = w.index;
+    w.submit(2, "member.key_reset", labelled).unwrap();
+    let r = w.member(3).key_reset.unwrap();
+    assert_eq!(
+        (r.index, r.due_ms, r.by.as_str()),
+        (at, T0 + 60_000, mid(2).as_str())
+    );
+    // Nothing changed yet: the old keys still act, the new key does not.
+    let p = w.propose(2, json!({}));
+    w.vote(3, &p, "yes").unwrap();
+    assert!(records::key(&w.s, &pk(9)).unwrap().is_none());
+    assert_eq!(
+        w.refused(5, "member.key_reset", reset_payload(10, &mid(3))),
+        "reset.pending"
+    );
+    // Too early, by the new key or by the board.
+    let done = json!({"member": mid(3)});
+    assert_eq!(
+        w.refused(9, "member.key_reset_complete", done.clone()),
+        "reset.waiting"
+    );
+    w.now += 59_999;
+    assert_eq!(
+        w.refused(5, "member.key_reset_complete", done.clone()),
+        "reset.waiting"
+    );
+    // A stranger's key, or a plain member's, cannot complete it.
+    assert_eq!(
+        w.refused(10, "member.key_reset_complete", done.clone()),
+        "reset.signer"
+    );
+    w.now += 1;
+    assert_eq!(
+        w.refused(4, "member.key_reset_complete", done.clone()),
+        "role.required"
+    );
+    let completed = w.index;
+    w.submit(9, "member.key_reset_complete", done.clone())
+        .unwrap();
+    // Every old key revoked at the completion; the new one current, with its label.
+    for old in [3, 8] {
+        assert_eq!(
+            records::key(&w.s, &pk(old)).unwrap().unwrap().revoked,
+            Some(completed)
+        );
+    }
+    let k = records::key(&w.s, &pk(9)).unwrap().unwrap();
+    assert_eq!(
+        (k.member.clone(), k.revoked, k.label.as_deref()),
+        (mid(3), None, Some("new phone"))
+    );
+    let m = w.member(3);
+    assert_eq!(m.key_reset, None);
+    assert_eq!(m.keys.len(), 3);
+    assert_eq!(
+        rejected_rule(w.vote(3, &p, "no").map(|_| ())),
+        "key.revoked"
+    );
+    w.vote(9, &p, "no").unwrap();
+    assert_eq!(
+        w.refused(9, "member.key_reset_complete", done),
+        "reset.unknown"
+    );
+}
+
+#[test]
+fn any_current_key_of_the_member_vetoes_a_key_reset() {
+    let mut w = reset_world();
+    let at = w.index;
+    w.submit(2, "member.key_reset", reset_payload(9, &mid(3)))
+        .unwrap();
+    // Only the member's own keys veto, naming the pending reset.
+    assert_eq!(
+        w.refused(
+            4,
+            "member.key_reset_veto",
+            json!({"member": mid(3), "reset": at})
+        ),
+        "reset.veto_signer"
+    );
+    assert_eq!(
+        w.refused(
+            2,
+            "member.key_reset_veto",
+            json!({"member": mid(3), "reset": at})
+        ),
+        "reset.veto_signer"
+    );
+    assert_eq!(
+        w.refused(
+            3,
+            "member.key_reset_veto",
+            json!({"member": mid(3), "reset": at + 1})
+        ),
+        "reset.unknown"
+    );
+    w.submit(
+        3,
+        "member.key_reset_veto",
+        json!({"member": mid(3), "reset": at}),
+    )
+    .unwrap();
+    assert_eq!(w.member(3).key_reset, None);
+    // Vetoed: completing it later is refused and the old key still acts.
+    w.now += 120_000;
+    assert_eq!(
+        w.refused(9, "member.key_reset_complete", json!({"member": mid(3)})),
+        "reset.unknown"
+    );
+    assert_eq!(
+        w.refused(
+            3,
+            "member.key_reset_veto",
+            json!({"member": mid(3), "reset": at})
+        ),
+        "reset.unknown"
+    );
+    w.submit(
+        3,
+        "coop.attest",
+        json!({"digest": b64_encode([1u8; 32]), "kind": "minutes"}),
+    )
+    .unwrap();
+    // The board may ask again; a suspended member can still be reset.
+    w.submit(
+        2,
+        "member.suspend",
+        json!({"member": mid(3), "reason": b64_encode([2u8; 32])}),
+    )
+    .unwrap();
+    w.submit(2, "member.key_reset", reset_payload(9, &mid(3)))
+        .unwrap();
+    assert!(w.member(3).key_reset.is_some());
+}
+
+#[test]
+fn bylaws_bound_the_key_reset_wait() {
+    let mut b = test_bylaws();
+    assert_eq!(
+        b.key_reset_wait_ms(),
+        crate::bylaws::DEFAULT_KEY_RESET_WAIT_MS
+    );
+    for (wait, ok) in [
+        (999, false),
+        (1_000, true),
+        (365 * DAY, true),
+        (365 * DAY + 1, false),
+    ] {
+        b.key_reset = Some(crate::bylaws::KeyResetRules { wait_ms: wait });
+        assert_eq!(b.validate().is_ok(), ok, "{wait}");
+    }
+    b.key_reset = Some(crate::bylaws::KeyResetRules { wait_ms: 3 * DAY });
+    let v = serde_json::to_value(&b).unwrap();
+    assert_eq!(v["keyReset"], json!({"waitMs": 3 * DAY}));
+    assert_eq!(Bylaws::from_json(&v).unwrap(), b);
+}
+
 #[test]
 fn expulsion_needs_notice_the_notice_period_and_an_adopted_decision() {
     let mut w = World::new();
