@@ -17,6 +17,7 @@ pub mod cosigning;
 pub mod folder;
 pub mod http;
 pub mod keyfile;
+pub mod recovery;
 pub mod vault;
 pub mod witness;
 
@@ -92,6 +93,8 @@ pub struct Node {
     pub ballots: Arc<BallotBox>,
     /// Members' personal data.
     pub vault: Vault,
+    /// Members' recovery kits.
+    pub recovery: recovery::RecoveryKits,
     /// This node as a witness for other logs, if it is one, with their origins.
     pub witness: Option<(Arc<witness::NodeWitness>, Vec<String>)>,
     /// The anchoring loop's status.
@@ -226,6 +229,7 @@ impl Node {
         let node = Arc::new(Node {
             ballots: Arc::new(BallotBox::new(node_key)),
             vault,
+            recovery: recovery::RecoveryKits::new(log.clone()),
             witness,
             anchor_status: anchoring::SharedStatus::default(),
             clerk: Arc::default(),

@@ -6,6 +6,7 @@ use crate::consent_wire::{
 };
 use crate::gov_wire::{ApplicationView, KeyInfo, ProposalView, StandingView};
 use crate::personal::{Attribute, ErasureResult};
+use crate::recovery::KitView;
 use crate::revenue::PeriodBooks;
 use crate::wire::{
     BallotReceipt, BallotToken, CheckpointInfo, ConsistencyProof, CoopInfo, ElectorateView,
@@ -256,6 +257,21 @@ pub trait PersonalApi {
     /// Submits a `member.erase` entry, then destroys the member's key and data on this node.
     #[method(name = "erase")]
     async fn erase(&self, entry: Value) -> RpcResult<ErasureResult>;
+}
+
+/// `recovery_*`: members' recovery kits — a backup key sealed in the member's browser under a
+/// recovery code the node never sees, stored with the backup key's `member.key_add`.
+#[rpc(server, client, namespace = "recovery")]
+pub trait RecoveryApi {
+    /// Submits `entry` (the `member.key_add` registering the backup key) and, once the rules
+    /// accepted it, keeps `kit` (base64 of the sealed key, 28 to 512 bytes) under `locator`
+    /// (base64 of the 32 bytes the recovery code derives). The member's previous kit is dropped.
+    #[method(name = "store")]
+    async fn store(&self, entry: Value, locator: String, kit: String) -> RpcResult<SubmitResult>;
+
+    /// The kit under `locator`, while its backup key is a current key of a member.
+    #[method(name = "kit")]
+    async fn kit(&self, locator: String) -> RpcResult<KitView>;
 }
 
 /// `revenue_*`: data revenue, expenses, the allocation policy in force and distributions.

@@ -15,6 +15,7 @@ mod limits;
 pub mod listen;
 pub mod personal;
 pub mod portal;
+pub mod recovery;
 mod request_shape;
 pub mod revenue;
 pub mod server;

@@ -4,7 +4,7 @@
 
 use crate::api::{
     AdminApiServer, AnchorApiServer, ConsentApiServer, GovApiServer, LedgerApiServer,
-    PersonalApiServer, RevenueApiServer, RpcResult, WitnessApiServer,
+    PersonalApiServer, RecoveryApiServer, RevenueApiServer, RpcResult, WitnessApiServer,
 };
 use crate::error;
 use crate::wire::{
@@ -257,6 +257,12 @@ pub fn module(
     m.merge(
         crate::personal::PersonalRpc {
             vault: node.vault.clone(),
+        }
+        .into_rpc(),
+    )?;
+    m.merge(
+        crate::recovery::RecoveryRpc {
+            kits: node.recovery.clone(),
         }
         .into_rpc(),
     )?;

@@ -24,6 +24,7 @@ fn openrpc_lists_every_method_and_nothing_else() {
             log.clone(),
             coopledger_node::vault::VaultKey::from_bytes([5; 32]),
         ),
+        recovery: coopledger_node::recovery::RecoveryKits::new(log.clone()),
         witness: None,
         anchor_status: Default::default(),
         clerk: Default::default(),

@@ -273,6 +273,8 @@ async fn no_personal_data_is_written_before_the_rules_accept_its_entry() {
     assert!(elsewhere.starts_with("sig"), "{elsewhere}");
     check(request(now, [5; 16], ORIGIN)).unwrap();
 
+    // (Anything still holding the ledger would keep `stopped` waiting for it.)
+    drop((vault, other, node));
     let _ = stop.send(());
     running.stopped().await;
 }
