@@ -36,15 +36,18 @@ async function canonical(value: unknown): Promise<string> {
   return a.canonical;
 }
 
-/** Signs `payload` as an entry of `type` for co-op `coop` and submits it; returns the checked
- * receipt. `vkey` is the co-op's verifier key the page trusts. */
-export async function submit(
+export interface Envelope {
+  body: { coop: string; type: string; v: number; signer: string; seq: number; ts: number; payload: Record<string, unknown> };
+  sig: string;
+}
+
+/** Signs `payload` as the next entry of `type` by `signer` for co-op `coop`. */
+export async function signEntry(
   signer: Signer,
   coop: string,
   type: string,
   payload: Record<string, unknown>,
-  vkey: string,
-): Promise<CheckedReceipt> {
+): Promise<Envelope> {
   const key = b64(signer.publicKey);
   const seq = await call<number>("ledger_nextSeq", [key]);
   const body = { coop, type, v: 1, signer: key, seq, ts: Date.now(), payload };
@@ -54,9 +57,39 @@ export async function submit(
   message.set(CONTEXT);
   message.set(bodyBytes, CONTEXT.length);
   const sig = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, signer.privateKey, message));
-  const envelope = { body, sig: b64(sig) };
+  return { body, sig: b64(sig) };
+}
+
+/** Signs `payload` as an entry of `type` for co-op `coop` and submits it; returns the checked
+ * receipt. `vkey` is the co-op's verifier key the page trusts. */
+export async function submit(
+  signer: Signer,
+  coop: string,
+  type: string,
+  payload: Record<string, unknown>,
+  vkey: string,
+): Promise<CheckedReceipt> {
+  const envelope = await signEntry(signer, coop, type, payload);
   const result = await call<SubmitResult>("ledger_submit", [envelope]);
   return { result, signers: await checkReceipt(envelope, result, vkey) };
+}
+
+const KEY_ADD = new TextEncoder().encode("coopledger/key-add\0");
+
+/** What a new key signs to prove it belongs to `member` of `coop` (key add and key reset). */
+export function keyAddMessage(coop: string, member: string): Uint8Array<ArrayBuffer> {
+  const c = new TextEncoder().encode(coop);
+  const m = new TextEncoder().encode(member);
+  const out = new Uint8Array(KEY_ADD.length + c.length + 1 + m.length);
+  out.set(KEY_ADD);
+  out.set(c, KEY_ADD.length);
+  out.set(m, KEY_ADD.length + c.length + 1);
+  return out;
+}
+
+/** `key`'s proof of possession for `member` of `coop`, base64. */
+export async function keyProof(key: CryptoKey, coop: string, member: string): Promise<string> {
+  return b64(new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, key, keyAddMessage(coop, member))));
 }
 
 /** Checks a receipt against the envelope that was sent; returns the checkpoint's verified

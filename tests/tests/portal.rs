@@ -24,7 +24,7 @@ use common::{
     drive, init_quick_vote_coop_with, keep_shots, key, member_id, repo, tally_when_closed,
 };
 use coopledger_e2e::{coop, coop_bin, Node};
-use coopledger_governance::bylaws::DecisionKind;
+use coopledger_governance::bylaws::{DecisionKind, KeyResetRules};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -448,4 +448,150 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
     assert_eq!(tally["outcome"], "adopted", "{tally}");
     assert_eq!(tally["ballots"], 1, "{tally}");
     node.terminate().unwrap();
+}
+
+#[test]
+fn a_member_comes_back_with_a_recovery_code_and_the_board_resets_lost_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("coop");
+    let board = key(d, "board");
+    let founder = key(d, "founder");
+    // Key resets wait 5 s here (7 days by default).
+    init_quick_vote_coop_with(
+        &data,
+        "drivers.example.coop/ledger",
+        "Drivers' Data Co-op",
+        &[format!("@{board}:board"), format!("@{founder}")],
+        |b| b.key_reset = Some(KeyResetRules { wait_ms: 5_000 }),
+    );
+    let node = Node::start(&data, &[]).unwrap();
+    let url = node.http_url();
+    let work = d.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("url"), &url).unwrap();
+    std::fs::copy(&board, work.join("board.key")).unwrap();
+    std::fs::copy(&founder, work.join("founder.key")).unwrap();
+
+    let report = drive("recovery.mjs", &work);
+    keep_shots(&work);
+    assert_eq!(report["missing"], json!([]), "every message is translated");
+    let member = member_id(&founder);
+    assert_eq!(report["member"].as_str(), Some(member.as_str()));
+    // 1. The code: 24 characters in groups of four, shown once; the backup key registered with
+    // a receipt checked in the page; the code brings the membership to a new browser.
+    let code = report["code"].as_str().unwrap();
+    assert!(
+        code.len() == 29 && code.split('-').all(|g| g.len() == 4),
+        "{code}"
+    );
+    for line in ["codeReceipt", "recoverReceipt", "askReceipt"] {
+        let text = report[line].as_str().unwrap();
+        assert!(
+            text.starts_with("Your entry is number ")
+                && text.contains("signed by drivers.example.coop/ledger"),
+            "{line}: {text}"
+        );
+    }
+    assert_eq!(report["recoveredMember"].as_str(), Some(member.as_str()));
+    assert!(
+        report["recoveredNote"]
+            .as_str()
+            .unwrap()
+            .starts_with("This device now acts for"),
+        "{}",
+        report["recoveredNote"]
+    );
+    let typo = report["typo"].as_str().unwrap();
+    assert!(typo.contains("no recovery kit is held"), "{typo}");
+    assert!(
+        report["malformed"].as_str().unwrap().contains("24 letters"),
+        "{}",
+        report["malformed"]
+    );
+    // The node holds the kit, not the code: no file of the data folder holds the code's text.
+    let compact: String = code.chars().filter(|c| *c != '-').collect();
+    for e in walk(&data) {
+        let bytes = std::fs::read(&e).unwrap();
+        assert!(
+            !bytes.windows(compact.len()).any(|w| w == compact.as_bytes()),
+            "{} holds the recovery code",
+            e.display()
+        );
+    }
+    // 2. The board's reset, vetoed by the member's current device.
+    assert_eq!(report["request"]["member"].as_str(), Some(member.as_str()));
+    assert_eq!(report["request"]["label"], "tablet");
+    let asked = report["asked"].as_str().unwrap();
+    assert!(asked.starts_with(&format!("The reset of {member} is waiting until")), "{asked}");
+    let alert = report["alert"].as_str().unwrap();
+    assert!(
+        alert.starts_with("The board asked to replace all your keys"),
+        "{alert}"
+    );
+    assert!(
+        report["vetoNote"]
+            .as_str()
+            .unwrap()
+            .starts_with("You refused the reset"),
+        "{}",
+        report["vetoNote"]
+    );
+    assert_eq!(report["alertAfterVeto"], false);
+    assert_eq!(report["pendingAfterVeto"], false);
+    // 3. Asked again, not vetoed: refused before the wait, then done; every earlier key revoked.
+    let early = report["early"].as_str().unwrap();
+    assert!(early.contains("can be completed from"), "{early}");
+    assert_eq!(report["resetMember"].as_str(), Some(member.as_str()));
+    // founder key file, phone, recovery key, laptop: revoked; the tablet: current.
+    assert_eq!(
+        report["keysAfterReset"],
+        json!({"rows": 5, "revoked": 4})
+    );
+    assert_eq!(report["laptopRevoked"], true);
+    let (code, out, err) = coop(&[
+        "--rpc",
+        &url,
+        "submit",
+        "--key",
+        &founder,
+        "--type",
+        "coop.attest",
+        "--payload",
+        r#"{"digest":"0000000000000000000000000000000000000000000000000000000000000000","kind":"minutes"}"#,
+    ])
+    .unwrap();
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("revoked"), "{err}");
+    // The log tells the story: the reset, its veto, the reset again and its completion.
+    let vkey = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async {
+            use coopledger_rpc::LedgerApiClient;
+            coopledger_rpc::client::http_client(&url)
+                .unwrap()
+                .verifier_key()
+                .await
+        })
+        .unwrap();
+    let (code, out, err) = coop(&["--rpc", &url, "audit", "--vkey", &vkey]).unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    node.terminate().unwrap();
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -1,13 +1,15 @@
 // The board's page: sign with a board member's key file (imported for this page only, never
-// stored) and decide the applications waiting — admit or decline many at once, one entry.
+// stored) and decide the applications waiting — admit or decline many at once, one entry; ask
+// for a member's key reset from the request their new device made.
 import { useEffect, useState } from "preact/hooks";
 import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
 import { submit, type CheckedReceipt, type Signer } from "../entries";
-import { formatNumber, t } from "../i18n";
+import { formatDate, formatNumber, t } from "../i18n";
 import { b64, importKeyFile } from "../keys";
 import { call } from "../rpc";
 import { session, type KeyInfo, type Session } from "../session";
+import { parseResetRequest, type KeyReset } from "./Recovery";
 
 interface Application {
   id: string;
@@ -24,6 +26,8 @@ export function Board() {
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [receipt, setReceipt] = useState<CheckedReceipt>();
   const [done, setDone] = useState<number>();
+  const [resetText, setResetText] = useState("");
+  const [resetAsked, setResetAsked] = useState<string>();
   const { busy, problem, setProblem, act } = useAction();
 
   const load = async () => {
@@ -111,8 +115,31 @@ export function Board() {
           {t("board.decline")}
         </button>
       </p>
+      <h2 id="reset-h">{t("board.resetHeading")}</h2>
+      <form
+        aria-labelledby="reset-h"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void act(async () => {
+            if (!s || !signer) return;
+            const req = parseResetRequest(resetText);
+            if (!req) throw new Error(t("board.resetBad"));
+            setReceipt(await submit(signer, s.coop.origin, "member.key_reset", { ...req }, s.vkey));
+            const m = await call<{ record: { keyReset?: KeyReset } }>("gov_member", [req.member]);
+            const due = m.record.keyReset?.dueMs;
+            setResetAsked(due === undefined ? undefined : t("board.resetAsked", { member: req.member, due: formatDate(due) }));
+            setResetText("");
+          });
+        }}
+      >
+        <p>{t("board.resetIntro")}</p>
+        <label for="reset-input">{t("board.resetLabel")}</label>
+        <textarea id="reset-input" rows={4} value={resetText} onInput={(e) => setResetText((e.target as HTMLTextAreaElement).value)} />
+        <button type="submit" disabled={busy || !signer || !resetText.trim()} data-testid="ask-reset">{t("board.resetAsk")}</button>
+      </form>
       <div aria-live="polite">
         {problem && <p role="alert" data-testid="problem">{problem}</p>}
+        {resetAsked && <p data-testid="reset-asked">{resetAsked}</p>}
         {done !== undefined && <p data-testid="decided">{t("board.done", { count: formatNumber(done) })}</p>}
         {receipt && <Receipt receipt={receipt} />}
       </div>

@@ -3,19 +3,24 @@
 import { useEffect, useState } from "preact/hooks";
 import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
-import { submit, type CheckedReceipt } from "../entries";
+import { keyProof, submit, type CheckedReceipt } from "../entries";
 import { formatNumber, t } from "../i18n";
 import { b64, fingerprint, importKeyFile, makeDeviceKey, unb64 } from "../keys";
 import type { MessageKey } from "../messages";
 import { call, subscribe } from "../rpc";
 import { session, type Session } from "../session";
+import { ComeBack, RecoveryCode, ResetAlert, type KeyReset } from "./Recovery";
 
 interface Bylaws {
   classes: Record<string, unknown>;
+  keyReset?: { waitMs: number };
 }
 
+/** The wait of a key reset under bylaws without a `keyReset` section: 7 days. */
+const DEFAULT_RESET_WAIT_MS = 7 * 86_400_000;
+
 interface MemberView {
-  record: { id: string; class: string; status: string; roles: string[]; keys: string[] };
+  record: { id: string; class: string; status: string; roles: string[]; keys: string[]; keyReset?: KeyReset };
 }
 
 interface KeyRow {
@@ -24,19 +29,6 @@ interface KeyRow {
   since: number;
   revoked?: number;
   label?: string;
-}
-
-const KEY_ADD = new TextEncoder().encode("coopledger/key-add\0");
-
-/** What a new key signs to prove it belongs to `member` of `coop`. */
-function keyAddMessage(coop: string, member: string): Uint8Array<ArrayBuffer> {
-  const c = new TextEncoder().encode(coop);
-  const m = new TextEncoder().encode(member);
-  const out = new Uint8Array(KEY_ADD.length + c.length + 1 + m.length);
-  out.set(KEY_ADD);
-  out.set(c, KEY_ADD.length);
-  out.set(m, KEY_ADD.length + c.length + 1);
-  return out;
 }
 
 export function Me() {
@@ -49,6 +41,9 @@ export function Me() {
   const { busy, problem, setProblem, act } = useAction();
   const [keys, setKeys] = useState<KeyRow[]>([]);
   const [label, setLabel] = useState("");
+  const [applied, setApplied] = useState(false);
+  const [note, setNote] = useState<string>();
+  const [waitMs, setWaitMs] = useState(DEFAULT_RESET_WAIT_MS);
 
   const refresh = async () => {
     const now = await session();
@@ -65,6 +60,7 @@ export function Me() {
       setKeys(rows);
     }
     const bylaws = await call<Bylaws>("gov_bylaws");
+    setWaitMs(bylaws.keyReset?.waitMs ?? DEFAULT_RESET_WAIT_MS);
     const names = Object.keys(bylaws.classes);
     setClasses(names);
     setChosen((c) => c || names[0] || "");
@@ -77,7 +73,15 @@ export function Me() {
   }, []);
 
 
+  /** After an action of a recovery part: its receipt and note shown, the page refreshed. */
+  const done = async (r: CheckedReceipt, said?: string) => {
+    setReceipt(r);
+    setNote(said);
+    await refresh();
+  };
+
   if (!s) return <p aria-busy="true">{problem ?? t("loading")}</p>;
+  const current = s.key !== undefined && s.key.revoked === undefined;
   return (
     <section aria-labelledby="me-h">
       <h1 id="me-h">{t("me.heading")}</h1>
@@ -123,7 +127,7 @@ export function Me() {
                 </thead>
                 <tbody>
                   {keys.map((k) => (
-                    <tr key={k.key} data-testid="key-row">
+                    <tr key={k.key} data-testid="key-row" data-key={k.key} data-label={k.label ?? ""}>
                       <th scope="row"><code>{k.print}</code></th>
                       <td>
                         {k.key === b64(s.device!.publicKey)
@@ -155,8 +159,19 @@ export function Me() {
                   ))}
                 </tbody>
               </table>
+              {current && member.record.keyReset && (
+                <ResetAlert s={s} member={member.record.id} reset={member.record.keyReset} done={done} />
+              )}
+              {current && (
+                <RecoveryCode
+                  s={s}
+                  member={member.record.id}
+                  recoveryKeys={keys.filter((k) => k.label === "recovery" && k.revoked === undefined)}
+                  done={done}
+                />
+              )}
             </>
-          ) : receipt ? (
+          ) : applied ? (
             <p data-testid="applied">{t("me.applied")}</p>
           ) : (
             <>
@@ -177,10 +192,8 @@ export function Me() {
                     if (!f || !s.device) return;
                     const existing = await importKeyFile(await f.text());
                     const info = await call<{ member: string }>("gov_key", [b64(existing.publicKey)]);
-                    const proof = new Uint8Array(
-                      await crypto.subtle.sign({ name: "Ed25519" }, s.device.privateKey, keyAddMessage(s.coop.origin, info.member)),
-                    );
-                    const payload: Record<string, unknown> = { key: b64(s.device.publicKey), proof: b64(proof) };
+                    const proof = await keyProof(s.device.privateKey, s.coop.origin, info.member);
+                    const payload: Record<string, unknown> = { key: b64(s.device.publicKey), proof };
                     if (label.trim()) payload.label = label.trim();
                     setReceipt(await submit(existing, s.coop.origin, "member.key_add", payload, s.vkey));
                     await refresh();
@@ -195,6 +208,7 @@ export function Me() {
                 void act(async () => {
                   const device = s.device!;
                   setReceipt(await submit(device, s.coop.origin, "member.apply", { class: chosen }, s.vkey));
+                  setApplied(true);
                 });
               }}
             >
@@ -208,6 +222,7 @@ export function Me() {
               <button type="submit" disabled={busy}>{t("me.apply")}</button>
             </form>
             }
+            <ComeBack s={s} waitMs={waitMs} done={done} />
             </>
           )}
           {s.key?.revoked !== undefined && <p role="alert">{t("me.revoked", { index: formatNumber(s.key.revoked) })}</p>}
@@ -215,6 +230,7 @@ export function Me() {
       )}
       <div aria-live="polite">
         {problem && <p role="alert" data-testid="problem">{problem}</p>}
+        {note && <p data-testid="note">{note}</p>}
         {receipt && <Receipt receipt={receipt} />}
       </div>
     </section>
