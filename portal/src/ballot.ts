@@ -60,8 +60,13 @@ function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** Casts `vote` ("yes", "no" or "abstain") secretly on proposal `id`. */
-export async function voteSecretly(s: Session, id: string, vote: string): Promise<SecretVote> {
+/** What a ballot says: `{vote: "yes" | "no" | "abstain"}` on a yes-no proposal, `{choices:
+ * [indexes]}` on a choice proposal (one for single choice, a set for approval, a ranking for
+ * ranked choice; none to abstain). */
+export type BallotContent = { vote: "yes" | "no" | "abstain" } | { choices: number[] };
+
+/** Casts `content` secretly on proposal `id`. */
+export async function voteSecretly(s: Session, id: string, content: BallotContent): Promise<SecretVote> {
   if (!s.device || !s.key) throw new Error("this device's key is not a member's");
   const p = await call<SecretView>("gov_proposal", [id]);
   const secret = p.secret;
@@ -106,7 +111,7 @@ export async function voteSecretly(s: Session, id: string, vote: string): Promis
     seq: 1,
     // Every ballot carries the opening time: the log shows nothing of when it was cast.
     ts: p.opensMs,
-    payload: { proposal: id, class: answer.class, credential, vote },
+    payload: { proposal: id, class: answer.class, credential, ...content },
   };
   const canonical = await run({ op: "canonical", value: body });
   if (canonical.canonical === undefined) throw new Error(canonical.cause ?? "cannot encode the ballot");

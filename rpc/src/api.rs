@@ -4,7 +4,7 @@
 use crate::consent_wire::{
     DataUseView, GrantView, NoticeView, PartyView, PolicyView, SettlementView, StatusView,
 };
-use crate::gov_wire::{ApplicationView, KeyInfo, ProposalView, StandingView};
+use crate::gov_wire::{ApplicationView, KeyInfo, ProposalView, StandingView, VoterView};
 use crate::personal::{Attribute, ErasureResult};
 use crate::recovery::KitView;
 use crate::revenue::PeriodBooks;
@@ -145,6 +145,12 @@ pub trait GovApi {
     /// proxies, withdrawal, tally): fetch them with inclusion proofs to recount.
     #[method(name = "proposalEntries")]
     async fn proposal_entries(&self, id: String) -> RpcResult<Vec<u64>>;
+
+    /// One member on one proposal: whether they may vote now and why not, what their vote
+    /// weighs, their current vote (or secret-ballot participation), the proxy they gave and how
+    /// its holder voted, and the proxies they hold.
+    #[method(name = "voter")]
+    async fn voter(&self, proposal: String, member: String) -> RpcResult<VoterView>;
 
     /// The frozen electorate of a proposal, with the digest its tally commits to.
     #[method(name = "electorate")]

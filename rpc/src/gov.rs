@@ -3,13 +3,18 @@
 
 use crate::api::{GovApiServer, RpcResult};
 use crate::error;
-use crate::gov_wire::{ApplicationView, KeyInfo, ProposalView, StandingView};
+use crate::gov_wire::{
+    ApplicationView, CastVote, GivenProxy, KeyInfo, ProposalView, StandingView, VoterView,
+    WeightView,
+};
 use crate::wire::{
     BallotReceipt, BallotToken, CoopInfo, Elector, ElectorateView, KeyView, MemberView,
     ProposalSummary,
 };
 use coopledger_governance::bylaws::{Bylaws, ResultsVisibility};
+use coopledger_governance::proposals::{eligibility, Eligibility};
 use coopledger_governance::records::{self, ProposalRecord, ProposalStatus};
+use coopledger_governance::tally::VotingMode;
 use coopledger_governance::tally_bundle::{self, TallyBundle};
 use coopledger_governance::tallying::{electorate_digest, TallyRecord};
 use coopledger_governance::{parse_id, CoopRules, ENTRY_TYPES};
@@ -235,6 +240,70 @@ impl GovApiServer for GovRpc {
     async fn proposal_entries(&self, id: String) -> RpcResult<Vec<u64>> {
         let (idb, _) = self.proposal_record(&id)?;
         records::proposal_entries(self.state(), &idb).map_err(|e| error::storage(&e))
+    }
+
+    async fn voter(&self, proposal: String, member: String) -> RpcResult<VoterView> {
+        error::member_param("member", &member)?;
+        let idb = id_param("proposal", &proposal)?;
+        let p = records::proposal(self.state(), &idb)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| error::not_found("proposal", format!("no proposal {proposal}")))?;
+        let s = self.state();
+        let storage = |e: coopledger_ledger::StoreError| error::storage(&e);
+        let eligibility = eligibility(s, &p, &member).map_err(storage)?;
+        let frozen_class = match &eligibility {
+            Eligibility::Eligible { class } => Some(class.clone()),
+            Eligibility::NotActiveNow { .. } => records::member(s, &member)
+                .map_err(storage)?
+                .and_then(|m| m.at(p.index).map(|e| e.class.clone())),
+            _ => None,
+        };
+        let weight = frozen_class.map(|class| WeightView {
+            class_eligible: p.eligible.get(&class).copied().unwrap_or(0),
+            class_weight_ppm: match &p.voting {
+                VotingMode::OneMemberOneVote => None,
+                VotingMode::ClassWeighted { weights, .. } => weights.get(&class).copied(),
+            },
+            class,
+        });
+        let votes = records::votes(s, &idb).map_err(storage)?;
+        let cast = |who: &str| {
+            votes.get(who).map(|v| CastVote {
+                index: v.index,
+                vote: v.vote.clone(),
+            })
+        };
+        let proxy = records::proxies(s, &idb)
+            .map_err(storage)?
+            .remove(&member)
+            .map(|g| GivenProxy {
+                holder_vote: cast(&g.holder),
+                to: g.holder,
+                index: g.index,
+            });
+        let proxies_held = records::proxies(s, &idb)
+            .map_err(storage)?
+            .values()
+            .filter(|g| g.holder == member)
+            .count() as u64;
+        let participated = if p.rules.secret {
+            records::participations(s, &idb)
+                .map_err(storage)?
+                .get(&member)
+                .map(|x| x.index)
+        } else {
+            None
+        };
+        Ok(VoterView {
+            proposal: p.id.clone(),
+            vote: cast(&member),
+            member,
+            eligibility: eligibility.into(),
+            weight,
+            participated,
+            proxy,
+            proxies_held,
+        })
     }
 
     async fn electorate(&self, id: String) -> RpcResult<ElectorateView> {

@@ -6,6 +6,8 @@
 
 use coopledger_governance::bylaws::{Bylaws, DecisionKind, DecisionRules, Method};
 use coopledger_governance::genesis::Role;
+use coopledger_governance::proposals::Eligibility;
+use coopledger_governance::records::Vote;
 use coopledger_governance::records::{
     Application, ExpulsionNotice, KeyRecord, KeyReset, MemberEvent, MemberRecord, MemberStatus,
     ProposalRecord, ProposalStatus, SecretBallot, Standing, Subject,
@@ -557,4 +559,112 @@ mod tests {
         let back: ProposalRecord = serde_json::from_value::<ProposalView>(v).unwrap().into();
         assert_eq!(ProposalView::from(back), p);
     }
+}
+
+/// Whether a member may vote on a proposal, and why not (`coopledger_governance::proposals::
+/// Eligibility` is the internal counterpart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum EligibilityView {
+    /// In the frozen electorate and active.
+    Eligible {
+        /// The class the member votes in.
+        class: String,
+    },
+    /// No such member.
+    NotAMember,
+    /// Not yet a member when the proposal was created (the electorate was frozen then).
+    JoinedAfter,
+    /// A member then, of a class that does not vote on it.
+    ClassNotVoting {
+        /// The member's class then.
+        class: String,
+    },
+    /// A member then, but suspended.
+    InactiveThen,
+    /// In the electorate, but no longer active.
+    NotActiveNow {
+        /// Where the member stands now.
+        status: MemberState,
+    },
+}
+
+impl From<Eligibility> for EligibilityView {
+    fn from(e: Eligibility) -> EligibilityView {
+        match e {
+            Eligibility::Eligible { class } => EligibilityView::Eligible { class },
+            Eligibility::NotAMember => EligibilityView::NotAMember,
+            Eligibility::JoinedAfter => EligibilityView::JoinedAfter,
+            Eligibility::ClassNotVoting { class } => EligibilityView::ClassNotVoting { class },
+            Eligibility::InactiveThen => EligibilityView::InactiveThen,
+            Eligibility::NotActiveNow { status } => EligibilityView::NotActiveNow {
+                status: status.into(),
+            },
+        }
+    }
+}
+
+/// A direct vote as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CastVote {
+    /// Log index of the vote entry.
+    pub index: u64,
+    /// `"yes"`, `"no"`, `"abstain"` or `{"choices": [indexes]}`.
+    pub vote: Vote,
+}
+
+/// A proxy the member gave on the proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GivenProxy {
+    /// The member holding it.
+    pub to: String,
+    /// Log index of the grant.
+    pub index: u64,
+    /// How the holder voted (directly), if they have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_vote: Option<CastVote>,
+}
+
+/// What a member's vote weighs on the proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightView {
+    /// The class the member votes in.
+    pub class: String,
+    /// How many members of that class are in the frozen electorate.
+    pub class_eligible: u64,
+    /// Under class-weighted voting, the class's weight in ppm (shared equally by
+    /// `class_eligible`; before classes without voters drop out and any cap); absent under one
+    /// member, one vote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weight_ppm: Option<u32>,
+}
+
+/// One member on one proposal (`gov_voter`): may they vote and why (not), what their vote
+/// weighs, how they voted (directly, through a secret-ballot participation, or by proxy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoterView {
+    /// Proposal id.
+    pub proposal: String,
+    /// Member id.
+    pub member: String,
+    /// Whether the member may vote now.
+    pub eligibility: EligibilityView,
+    /// What the vote weighs (when the member is in the electorate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<WeightView>,
+    /// The member's current direct vote (public proposals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote: Option<CastVote>,
+    /// Log index of the member's participation (secret ballots: the ballot itself is not linked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participated: Option<u64>,
+    /// The proxy the member gave, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<GivenProxy>,
+    /// Proxies the member holds on the proposal.
+    pub proxies_held: u64,
 }

@@ -24,7 +24,7 @@ use common::{
     drive, init_quick_vote_coop_with, keep_shots, key, member_id, repo, tally_when_closed,
 };
 use coopledger_e2e::{coop, coop_bin, Node};
-use coopledger_governance::bylaws::{DecisionKind, KeyResetRules};
+use coopledger_governance::bylaws::{DecisionKind, KeyResetRules, MemberClass, Method};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -514,7 +514,9 @@ fn a_member_comes_back_with_a_recovery_code_and_the_board_resets_lost_keys() {
     for e in walk(&data) {
         let bytes = std::fs::read(&e).unwrap();
         assert!(
-            !bytes.windows(compact.len()).any(|w| w == compact.as_bytes()),
+            !bytes
+                .windows(compact.len())
+                .any(|w| w == compact.as_bytes()),
             "{} holds the recovery code",
             e.display()
         );
@@ -523,7 +525,10 @@ fn a_member_comes_back_with_a_recovery_code_and_the_board_resets_lost_keys() {
     assert_eq!(report["request"]["member"].as_str(), Some(member.as_str()));
     assert_eq!(report["request"]["label"], "tablet");
     let asked = report["asked"].as_str().unwrap();
-    assert!(asked.starts_with(&format!("The reset of {member} is waiting until")), "{asked}");
+    assert!(
+        asked.starts_with(&format!("The reset of {member} is waiting until")),
+        "{asked}"
+    );
     let alert = report["alert"].as_str().unwrap();
     assert!(
         alert.starts_with("The board asked to replace all your keys"),
@@ -544,10 +549,7 @@ fn a_member_comes_back_with_a_recovery_code_and_the_board_resets_lost_keys() {
     assert!(early.contains("can be completed from"), "{early}");
     assert_eq!(report["resetMember"].as_str(), Some(member.as_str()));
     // founder key file, phone, recovery key, laptop: revoked; the tablet: current.
-    assert_eq!(
-        report["keysAfterReset"],
-        json!({"rows": 5, "revoked": 4})
-    );
+    assert_eq!(report["keysAfterReset"], json!({"rows": 5, "revoked": 4}));
     assert_eq!(report["laptopRevoked"], true);
     let (code, out, err) = coop(&[
         "--rpc",
@@ -594,4 +596,229 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn members_vote_by_every_method_and_by_proxy_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("coop");
+    let names = ["board", "ana", "ben", "cy", "dee", "eve"];
+    let keys: Vec<String> = names.iter().map(|n| key(d, n)).collect();
+    // Ordinary decisions by any method; observers are members whose class does not vote.
+    init_quick_vote_coop_with(
+        &data,
+        "drivers.example.coop/ledger",
+        "Drivers' Data Co-op",
+        &[
+            format!("@{}:board,class=members", keys[0]),
+            format!("@{}:class=members", keys[1]),
+            format!("@{}:class=members", keys[2]),
+            format!("@{}:class=members", keys[3]),
+            format!("@{}:class=observers", keys[4]),
+            format!("@{}:class=members", keys[5]),
+        ],
+        |b| {
+            b.classes
+                .insert("observers".into(), MemberClass { votes: false });
+            if let Some(ordinary) = b.decisions.get_mut(&DecisionKind::Ordinary) {
+                ordinary.methods = vec![
+                    Method::YesNo,
+                    Method::SingleChoice,
+                    Method::Approval,
+                    Method::RankedChoice,
+                ];
+            }
+        },
+    );
+    let node = Node::start(&data, &[]).unwrap();
+    let url = node.http_url();
+    let work = d.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("url"), &url).unwrap();
+    for (n, k) in names.iter().zip(&keys) {
+        std::fs::copy(k, work.join(format!("{n}.key"))).unwrap();
+        std::fs::write(work.join(format!("{n}.member")), member_id(k)).unwrap();
+    }
+    let propose = |title: &str, method: &str, choices: &[&str]| {
+        let mut args = vec![
+            "--rpc",
+            &url,
+            "proposal",
+            "create",
+            "--key",
+            &keys[0],
+            "--kind",
+            "ordinary",
+            "--title",
+            title,
+            "--method",
+            method,
+            "--duration",
+            "40",
+        ];
+        for c in choices {
+            args.extend(["--choice", c]);
+        }
+        let (code, out, err) = coop(&args).unwrap();
+        assert_eq!(code, 0, "{out}{err}");
+        out.lines()
+            .find_map(|l| l.strip_prefix("proposal: "))
+            .unwrap()
+            .to_owned()
+    };
+    let ids = [
+        propose(
+            "Where to hold the assembly",
+            "single_choice",
+            &["Hall", "Online", "Park"],
+        ),
+        propose(
+            "Which datasets to sell",
+            "approval",
+            &["Trips", "Shifts", "Ratings"],
+        ),
+        propose(
+            "Name of the app",
+            "ranked_choice",
+            &["Alpha", "Beta", "Gamma"],
+        ),
+        propose("Adopt the data policy", "yes_no", &[]),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        std::fs::write(work.join(format!("p{}", i + 1)), id).unwrap();
+    }
+    // The board ranks Beta first, eve Gamma (with the CLI).
+    for (k, ranking) in [(&keys[0], "1"), (&keys[5], "2")] {
+        let (code, out, err) = coop(&[
+            "--rpc",
+            &url,
+            "vote",
+            &ids[2],
+            "--key",
+            k,
+            "--choices",
+            ranking,
+        ])
+        .unwrap();
+        assert_eq!(code, 0, "{out}{err}");
+    }
+
+    let report = drive("votes.mjs", &work);
+    keep_shots(&work);
+    assert_eq!(report["missing"], json!([]), "every message is translated");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(report["needCount"], "4 open proposal(s) need your vote.");
+    // Why dee cannot vote: their class does not vote; no ballot is offered.
+    assert_eq!(report["dee"]["state"], "class_not_voting");
+    assert!(
+        report["dee"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("observers"),
+        "{}",
+        report["dee"]
+    );
+    assert_eq!(report["dee"]["ballot"], false);
+    assert_eq!(
+        report["anaEligibility"],
+        "You may vote on this proposal, in the class members."
+    );
+    assert_eq!(
+        report["anaWeight"],
+        "One member, one vote: 5 member(s) of your class may vote on it."
+    );
+    assert_eq!(report["anaNeeds"], true);
+    for (line, vote) in [
+        ("anaSingle", "Online"),
+        ("anaApproval", "Trips, Ratings"),
+        ("anaRanked", "1. Beta, 2. Gamma"),
+        ("anaYes", "Yes"),
+    ] {
+        let text = report[line].as_str().unwrap();
+        assert!(
+            text.starts_with(&format!("You voted: {vote} (entry ")),
+            "{line}: {text}"
+        );
+    }
+    assert!(report["anaReceipt"]
+        .as_str()
+        .unwrap()
+        .starts_with("Your entry is number "));
+    // The proxy: cy gave it to ana before ana voted, then sees ana's vote.
+    let ana = member_id(&keys[1]);
+    assert!(
+        report["cyProxyBefore"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("You gave your proxy to {ana}")),
+        "{}",
+        report["cyProxyBefore"]
+    );
+    assert!(report["cyProxyBefore"]
+        .as_str()
+        .unwrap()
+        .ends_with("They have not voted yet."));
+    assert!(report["cyProxyAfter"]
+        .as_str()
+        .unwrap()
+        .contains("They voted: Yes"));
+    assert_eq!(
+        report["anaHeld"],
+        "You hold 1 proxy(ies) on this proposal: your vote counts for them too."
+    );
+    assert_eq!(report["anaNeedsAfter"], false);
+    assert_eq!(
+        report["anaStandings"],
+        json!(["voted", "voted", "voted", "voted"])
+    );
+    // The results, as the node's tallies say.
+    let single = tally_when_closed(&url, &ids[0]);
+    assert_eq!(single["winner"], 1, "{single}");
+    let bars = report["singleBars"].as_array().unwrap();
+    assert_eq!(bars.len(), 3);
+    assert!(bars[1].as_str().unwrap().contains("elected"), "{bars:?}");
+    assert!(!bars[0].as_str().unwrap().contains("elected"), "{bars:?}");
+    let approval = tally_when_closed(&url, &ids[1]);
+    assert_eq!(approval["winner"], 0, "{approval}");
+    assert!(report["approvalBars"][0]
+        .as_str()
+        .unwrap()
+        .contains("elected"));
+    // Ranked: Alpha out in round 1, Beta elected in round 2 (cy's second preference).
+    let ranked = tally_when_closed(&url, &ids[2]);
+    assert_eq!(ranked["winner"], 1, "{ranked}");
+    let rounds = report["rounds"].as_array().unwrap();
+    let cell = |choice: u64, round: u64| {
+        rounds
+            .iter()
+            .find(|c| c["choice"] == choice && c["round"] == round)
+            .and_then(|c| c["text"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(cell(0, 1).contains("eliminated in round 1"), "{rounds:?}");
+    assert!(cell(1, 2).contains("elected in round 2"), "{rounds:?}");
+    let irv = &ranked["result"]["rankedChoice"]["rounds"];
+    assert_eq!(irv.as_array().unwrap().len(), 2, "{ranked}");
+    assert!(
+        cell(1, 2).starts_with(irv[1]["totals"]["1"].as_str().unwrap()),
+        "{rounds:?} {irv}"
+    );
+    assert!(
+        report["rankedRecount"]
+            .as_str()
+            .unwrap()
+            .starts_with("VALID"),
+        "{}",
+        report["rankedRecount"]
+    );
+    let yes_no = tally_when_closed(&url, &ids[3]);
+    assert_eq!(
+        (yes_no["byProxy"].as_u64(), yes_no["ballots"].as_u64()),
+        (Some(1), Some(3)),
+        "{yes_no}"
+    );
+    assert_eq!(report["yesNoOutcome"], "adopted");
+    node.terminate().unwrap();
 }

@@ -10,3 +10,5 @@ pub(crate) mod tallies;
 pub mod tally;
 pub mod tallying;
 pub(crate) mod votes;
+
+pub use votes::{eligibility, Eligibility};

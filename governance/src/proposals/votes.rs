@@ -15,32 +15,83 @@ use serde_json::Value;
 
 /// Whether `member` may vote (or give or hold a proxy) on `p` now: in the frozen electorate and
 /// in good standing.
+/// Whether a member may vote on a proposal now — the one answer `gov.vote` and `gov.proxy`
+/// enforce and the portal explains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eligibility {
+    /// In the frozen electorate and active: votes in `class`.
+    Eligible {
+        /// The member's class when the proposal was created.
+        class: String,
+    },
+    /// No such member.
+    NotAMember,
+    /// Not yet a member when the proposal was created (the electorate was frozen then).
+    JoinedAfter,
+    /// A member then, but of a class that does not vote on it.
+    ClassNotVoting {
+        /// The member's class when the proposal was created.
+        class: String,
+    },
+    /// A member then, but not active (suspended).
+    InactiveThen,
+    /// In the electorate, but no longer active (suspended, withdrawn or expelled since).
+    NotActiveNow {
+        /// Where the member stands now.
+        status: MemberStatus,
+    },
+}
+
+/// Where `member` stands for proposal `p`.
+pub fn eligibility(
+    s: &dyn coopledger_ledger::StateRead,
+    p: &ProposalRecord,
+    member: &str,
+) -> Result<Eligibility, coopledger_ledger::StoreError> {
+    let Some(m) = records::member(s, member)? else {
+        return Ok(Eligibility::NotAMember);
+    };
+    let Some(then) = m.at(p.index) else {
+        return Ok(Eligibility::JoinedAfter);
+    };
+    if then.status != MemberStatus::Active {
+        return Ok(Eligibility::InactiveThen);
+    }
+    if !p.eligible.contains_key(&then.class) {
+        return Ok(Eligibility::ClassNotVoting {
+            class: then.class.clone(),
+        });
+    }
+    if m.status != MemberStatus::Active {
+        return Ok(Eligibility::NotActiveNow { status: m.status });
+    }
+    Ok(Eligibility::Eligible {
+        class: then.class.clone(),
+    })
+}
+
 fn check_voter(view: &StateView<'_>, p: &ProposalRecord, member: &str) -> Result<(), ApplyError> {
-    let m = records::member(view, member)?
-        .ok_or_else(|| rule("vote.electorate", format!("{member} is not a member")))?;
-    let frozen = m
-        .at(p.index)
-        .is_some_and(|e| e.status == MemberStatus::Active && p.eligible.contains_key(&e.class));
-    if !frozen {
-        return Err(rule(
+    match eligibility(view, p, member)? {
+        Eligibility::Eligible { .. } => Ok(()),
+        Eligibility::NotAMember => {
+            Err(rule("vote.electorate", format!("{member} is not a member")))
+        }
+        Eligibility::JoinedAfter
+        | Eligibility::ClassNotVoting { .. }
+        | Eligibility::InactiveThen => Err(rule(
             "vote.electorate",
             format!(
                 "{member} is not in the electorate frozen when the proposal was created (index {})",
                 p.index
             ),
-        ));
-    }
-    if m.status != MemberStatus::Active {
-        return Err(rule(
+        )),
+        Eligibility::NotActiveNow { status } => Err(rule(
             "vote.suspended",
-            format!("{member} is {:?} and may not vote", m.status).to_lowercase(),
-        ));
+            format!("{member} is {status:?} and may not vote").to_lowercase(),
+        )),
     }
-    Ok(())
 }
 
-/// Votes and proxies name the member they are for, so the log alone says whose vote it is
-/// (a member may sign with any of their keys); it must be the signer's member.
 fn check_member_field(f: &Fields<'_>, m: &crate::records::MemberRecord) -> Result<(), ApplyError> {
     let named = f.member("member")?;
     if named != m.id {

@@ -5,7 +5,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { formatDate, lang, t } from "../i18n";
 import type { MessageKey } from "../messages";
-import { call } from "../rpc";
+import { call, subscribe } from "../rpc";
+import { VotePanel, type VotableProposal } from "./Vote";
 import { session, type Session } from "../session";
 import { run, type Answer } from "../verifier";
 
@@ -17,24 +18,98 @@ interface Ratio {
   comparator?: string;
 }
 
-interface ProposalView {
-  id: string;
+interface IrvRound {
+  totals: Record<string, string>;
+  exhausted: string;
+  elected: number | null;
+  eliminated: number | null;
+  tiedForLast: number[];
+}
+
+interface ProposalView extends VotableProposal {
   title: string;
   kind: string;
-  method: string;
-  opensMs: number;
-  closesMs: number;
   eligible: Record<string, number>;
-  rules: { quorum: Ratio; threshold: Ratio };
-  status: { state: string };
+  rules: VotableProposal["rules"] & { quorum: Ratio; threshold: Ratio };
   tally?: {
     ballots: number;
     byProxy: number;
     participation: string;
     quorumMet: boolean;
     outcome: string;
-    result: { yesNo?: { yesShare: string | null; thresholdMet: boolean } };
+    winner?: number;
+    result: {
+      yesNo?: { yesShare: string | null; thresholdMet: boolean };
+      choices?: { totals: Record<string, string>; tied: number[]; winner: number | null };
+      rankedChoice?: { rounds: IrvRound[]; winner: number | null };
+    };
   };
+}
+
+/** Support per choice as bars, the winner marked. */
+function ChoiceBars({ p, totals, winner }: { p: ProposalView; totals: Record<string, string>; winner: number | null | undefined }) {
+  return (
+    <>
+      <h3>{t("result.choices")}</h3>
+      {p.choices.map((c, i) => {
+        const v = totals[String(i)] ?? "0/1";
+        const x = fraction(v) ?? 0;
+        return (
+          <div class="bar-row" key={c} data-testid="choice-bar" data-choice={i}>
+            <div class="bar-label">
+              {c}: <strong>{v}</strong> ({percent(x)}){winner === i ? ` — ${t("result.winner")}` : ""}
+            </div>
+            <div class="bar" role="img" aria-label={`${c} ${percent(x)}`}>
+              <div class="bar-fill" style={{ width: `${Math.min(100, x * 100)}%` }} />
+            </div>
+          </div>
+        );
+      })}
+    </>
+  );
+}
+
+/** Every instant-runoff round: each choice's share, who was eliminated, who was elected. */
+function Rounds({ p, rounds }: { p: ProposalView; rounds: IrvRound[] }) {
+  return (
+    <>
+      <h3>{t("result.rounds")}</h3>
+      <table data-testid="irv-rounds">
+        <thead>
+          <tr>
+            <th scope="col">{t("result.choice")}</th>
+            {rounds.map((_, r) => (
+              <th scope="col" key={r}>{t("result.round", { n: r + 1 })}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {p.choices.map((c, i) => (
+            <tr key={c}>
+              <th scope="row">{c}</th>
+              {rounds.map((round, r) => {
+                const v = round.totals[String(i)];
+                const mark =
+                  round.elected === i ? t("result.elected", { n: r + 1 }) : round.eliminated === i ? t("result.eliminated", { n: r + 1 }) : "";
+                return (
+                  <td key={r} data-testid="irv-cell" data-choice={i} data-round={r + 1} class="num">
+                    {v === undefined ? "—" : `${v} (${percent(fraction(v) ?? 0)})`}
+                    {mark && <div class="tag">{mark}</div>}
+                  </td>
+                );
+              })}
+            </tr>
+          ))}
+          <tr>
+            <th scope="row">{t("result.exhausted")}</th>
+            {rounds.map((round, r) => (
+              <td key={r} class="num">{round.exhausted}</td>
+            ))}
+          </tr>
+        </tbody>
+      </table>
+    </>
+  );
 }
 
 /** "n/d" as a number for drawing only (never for deciding: the rules use exact fractions). */
@@ -76,13 +151,17 @@ export function Proposal({ id }: { id: string }) {
   const [recount, setRecount] = useState<Answer>();
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string>();
-  useEffect(() => {
+  const load = () =>
     Promise.all([session(), call<ProposalView>("gov_proposal", [id])])
       .then(([sess, view]) => {
         setS(sess);
         setP(view);
       })
       .catch((e: Error) => setProblem(t("error.rpc", { message: e.message })));
+  useEffect(() => {
+    void load();
+    // Votes, proxies and the tally at the close arrive in new checkpoints.
+    return subscribe("ledger_subscribeCheckpoints", () => void load());
   }, [id]);
 
   const doRecount = async () => {
@@ -104,6 +183,8 @@ export function Proposal({ id }: { id: string }) {
   const q = p.rules.quorum;
   const th = p.rules.threshold;
   const yesNo = p.tally?.result.yesNo;
+  const choices = p.tally?.result.choices;
+  const ranked = p.tally?.result.rankedChoice;
   return (
     <section aria-labelledby="proposal-h">
       <h1 id="proposal-h">{p.title}</h1>
@@ -114,7 +195,14 @@ export function Proposal({ id }: { id: string }) {
         <dd>{t(`state.${p.status.state}` as MessageKey)}</dd>
         <dt>{t("proposals.when")}</dt>
         <dd>{formatDate(p.opensMs)} – {formatDate(p.closesMs)}</dd>
+        {p.choices.length > 0 && (
+          <>
+            <dt>{t("proposal.choices")}</dt>
+            <dd>{p.choices.join(" · ")}</dd>
+          </>
+        )}
       </dl>
+      {s && <VotePanel p={p} s={s} changed={() => void load()} />}
       {p.tally ? (
         <>
           <h2>{t("result.heading")}</h2>
@@ -135,6 +223,8 @@ export function Proposal({ id }: { id: string }) {
               testid="bar-yes"
             />
           )}
+          {choices && <ChoiceBars p={p} totals={choices.totals} winner={choices.winner} />}
+          {ranked && <Rounds p={p} rounds={ranked.rounds} />}
           <p>{t("result.ballots", { ballots: p.tally.ballots, proxies: p.tally.byProxy })}</p>
           <button type="button" disabled={busy} data-testid="recount" onClick={() => void doRecount()}>
             {busy ? t("verify.running") : t("result.recount")}

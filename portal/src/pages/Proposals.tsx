@@ -8,6 +8,20 @@ import type { MessageKey } from "../messages";
 import { call, subscribe, type ProposalSummary } from "../rpc";
 import { session, type Session } from "../session";
 import { voteSecretly, type SecretVote } from "../ballot";
+import { needsVote, type Voter } from "./Vote";
+
+function voted(v: Voter | undefined): boolean {
+  return !!v && (!!v.vote || v.participated !== undefined);
+}
+
+/** Where the member stands on an open proposal, in a word. */
+function standing(v: Voter | undefined, running: boolean): string {
+  if (!v || !running) return "";
+  if (v.eligibility.state !== "eligible") return t("proposals.cannot");
+  if (voted(v)) return t("proposals.voted");
+  if (v.proxy) return t("proposals.byProxy");
+  return t("proposals.needs");
+}
 
 function when(p: ProposalSummary, now: number): string {
   if (p.status.state !== "open") return t("proposals.ended", { date: formatDate(p.closesMs) });
@@ -34,7 +48,7 @@ function VoteButtons({
     act(async () => {
       if (!s.device || !s.key) return;
       if (p.secret) {
-        onSecret(await voteSecretly(s, p.id, choice));
+        onSecret(await voteSecretly(s, p.id, { vote: choice }));
         return;
       }
       const payload = { proposal: p.id, member: s.key.member, vote: choice };
@@ -59,16 +73,29 @@ export function Proposals() {
   const [s, setS] = useState<Session>();
   const [receipt, setReceipt] = useState<CheckedReceipt>();
   const [secretVote, setSecretVote] = useState<SecretVote>();
+  const [voters, setVoters] = useState<Record<string, Voter>>({});
   useEffect(() => {
-    session().then(setS).catch((e: Error) => setError(t("error.rpc", { message: e.message })));
-    const load = () =>
-      call<ProposalSummary[]>("gov_proposals")
-        .then(setList)
-        .catch((e: Error) => setError(t("error.rpc", { message: e.message })));
-    load();
+    const sess = session();
+    sess.then(setS).catch((e: Error) => setError(t("error.rpc", { message: e.message })));
+    const load = async () => {
+      try {
+        const all = await call<ProposalSummary[]>("gov_proposals");
+        setList(all);
+        // Where this member stands on each open proposal: "needs your vote", voted, by proxy.
+        const me = (await sess).key;
+        if (me && me.revoked === undefined) {
+          const open = all.filter((p) => p.status.state === "open");
+          const found = await Promise.all(open.map((p) => call<Voter>("gov_voter", [p.id, me.member])));
+          setVoters(Object.fromEntries(open.map((p, i) => [p.id, found[i]!])));
+        }
+      } catch (e) {
+        setError(t("error.rpc", { message: (e as Error).message }));
+      }
+    };
+    void load();
     const tick = setInterval(() => setNow(Date.now()), 1000);
     // A new checkpoint may carry new proposals, votes or a tally.
-    const stop = subscribe("ledger_subscribeCheckpoints", load);
+    const stop = subscribe("ledger_subscribeCheckpoints", () => void load());
     return () => {
       clearInterval(tick);
       stop();
@@ -76,9 +103,11 @@ export function Proposals() {
   }, []);
   if (error) return <p role="alert">{error}</p>;
   if (!list) return <p aria-busy="true">{t("loading")}</p>;
+  const waiting = list.filter((p) => p.status.state === "open" && now < p.closesMs && needsVote(voters[p.id])).length;
   return (
     <section aria-labelledby="proposals-h">
       <h1 id="proposals-h">{t("proposals.heading")}</h1>
+      {waiting > 0 && <p class="needs" data-testid="need-count">{t("proposals.needCount", { n: waiting })}</p>}
       {list.length === 0 ? (
         <p>{t("proposals.none")}</p>
       ) : (
@@ -104,8 +133,9 @@ export function Proposals() {
                 <td>{t(`state.${p.status.state}` as MessageKey)}</td>
                 <td>{when(p, now)}</td>
                 <td data-testid="outcome">{t((p.outcome ? `outcome.${p.outcome}` : "outcome.none") as MessageKey)}</td>
-                <td>
-                  {p.status.state === "open" && p.method === "yes_no" && now >= p.opensMs && now < p.closesMs ? (
+                <td data-testid="my-standing">
+                  {standing(voters[p.id], now < p.closesMs)}{" "}
+                  {p.status.state === "open" && p.method === "yes_no" && now >= p.opensMs && now < p.closesMs && !voted(voters[p.id]) ? (
                     s?.key && s.device ? (
                       <VoteButtons p={p} s={s} onVoted={setReceipt} onSecret={setSecretVote} />
                     ) : (
