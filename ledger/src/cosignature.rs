@@ -115,6 +115,12 @@ impl WitnessKey {
         &self.name
     }
 
+    /// The key string it was parsed from, `<name>+<hex key id>+<base64(0x04 ‖ key)>`.
+    pub fn vkey(&self) -> String {
+        let ak = [&[ALG_COSIGNATURE_V1][..], &self.key[..]].concat();
+        format!("{}+{:08x}+{}", self.name, self.id, b64_encode(ak))
+    }
+
     /// The 4-byte key id.
     pub fn key_id(&self) -> u32 {
         self.id
@@ -225,6 +231,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((w.name(), w.key_id()), ("remora.n621.de", 0xda77_ade7));
+        assert_eq!(
+            w.vkey(),
+            "remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2"
+        );
         // The same bytes under another id, and a type-0x01 key, are refused.
         assert_eq!(
             WitnessKey::parse(

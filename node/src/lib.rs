@@ -97,6 +97,8 @@ pub struct Node {
     pub recovery: recovery::RecoveryKits,
     /// This node as a witness for other logs, if it is one, with their origins.
     pub witness: Option<(Arc<witness::NodeWitness>, Vec<String>)>,
+    /// The witnesses asked to cosign this log's checkpoints (their key strings).
+    pub witness_keys: Vec<String>,
     /// The anchoring loop's status.
     pub anchor_status: anchoring::SharedStatus,
     /// What the clerk has recorded and had refused.
@@ -230,6 +232,7 @@ impl Node {
             ballots: Arc::new(BallotBox::new(node_key)),
             vault,
             recovery: recovery::RecoveryKits::new(log.clone()),
+            witness_keys: config.witnesses.iter().map(|w| w.key.vkey()).collect(),
             witness,
             anchor_status: anchoring::SharedStatus::default(),
             clerk: Arc::default(),

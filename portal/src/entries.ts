@@ -24,8 +24,10 @@ export interface SubmitResult {
 /** A receipt checked in the page. */
 export interface CheckedReceipt {
   result: SubmitResult;
-  /** Names of the signatures the checkpoint carries that verified (the co-op's, witnesses'). */
+  /** Names of the signatures the checkpoint carries that verified (the co-op's). */
   signers: string[];
+  /** The co-op's verifier key it was checked with. */
+  vkey: string;
 }
 
 const CONTEXT = new TextEncoder().encode("coopledger/v1/entry\0");
@@ -71,7 +73,7 @@ export async function submit(
 ): Promise<CheckedReceipt> {
   const envelope = await signEntry(signer, coop, type, payload);
   const result = await call<SubmitResult>("ledger_submit", [envelope]);
-  return { result, signers: await checkReceipt(envelope, result, vkey) };
+  return { result, signers: await checkReceipt(envelope, result, vkey), vkey };
 }
 
 const KEY_ADD = new TextEncoder().encode("coopledger/key-add\0");

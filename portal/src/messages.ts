@@ -250,6 +250,10 @@ export const en = {
   "result.eliminated": "eliminated in round {n}",
   "result.choice": "Choice",
   "proposal.choices": "Choices",
+  "receipt.witnessed": "Witnessed by {n} co-op(s) ({names}) at checkpoint {size}, which extends yours.",
+  "receipt.anchored": "Anchored in block {block} of chain {chain} (checkpoint {size}, which extends yours).",
+  "receipt.notYet": "Not yet witnessed by other co-ops or anchored on a chain; this receipt updates when it is.",
+  "receipt.forked": "Checkpoint {size} does not extend the one your receipt is in: keep this receipt and tell the co-op's auditors.",
   "duration.seconds": "{n} s",
 } as const;
 
@@ -504,5 +508,9 @@ export const fr: Catalog = {
   "result.eliminated": "éliminé·e au tour {n}",
   "result.choice": "Choix",
   "proposal.choices": "Choix proposés",
+  "receipt.witnessed": "Attesté par {n} coopérative(s) ({names}) au point de contrôle {size}, qui prolonge le vôtre.",
+  "receipt.anchored": "Ancré dans le bloc {block} de la chaîne {chain} (point de contrôle {size}, qui prolonge le vôtre).",
+  "receipt.notYet": "Pas encore attesté par d’autres coopératives ni ancré sur une chaîne ; ce reçu se met à jour quand il le sera.",
+  "receipt.forked": "Le point de contrôle {size} ne prolonge pas celui de votre reçu : gardez ce reçu et prévenez les vérificateurs de la coopérative.",
   "duration.seconds": "{n} s",
 };

@@ -107,7 +107,7 @@ export async function makeRecoveryCode(
   const proof = await keyProof(backup.privateKey, origin, member);
   const envelope = await signEntry(device, origin, "member.key_add", { key: b64(pub), proof, label: "recovery" });
   const result = await call<SubmitResult>("recovery_store", [envelope, locator, b64(concat(nonce, sealed))]);
-  return { code: encode(code), receipt: { result, signers: await checkReceipt(envelope, result, vkey) } };
+  return { code: encode(code), receipt: { result, signers: await checkReceipt(envelope, result, vkey), vkey } };
 }
 
 interface Kit {
@@ -150,5 +150,5 @@ export async function recoverWithCode(
   const signer = { privateKey: backup, publicKey: unb64(kit.key) };
   const envelope = await signEntry(signer, origin, "member.key_add", payload);
   const result = await call<SubmitResult>("ledger_submit", [envelope]);
-  return { member: kit.member, receipt: { result, signers: await checkReceipt(envelope, result, vkey) } };
+  return { member: kit.member, receipt: { result, signers: await checkReceipt(envelope, result, vkey), vkey } };
 }

@@ -9,6 +9,7 @@ export type Request =
   | { op: "inclusion"; leafHash: string; index: number; size: number; proof: string[]; root: string }
   | { op: "consistency"; size1: number; size2: number; proof: string[]; root1: string; root2: string }
   | { op: "note"; note: string; vkey: string }
+  | { op: "cosigned"; note: string; vkey: string; witnesses: string[] }
   | { op: "canonical"; value: unknown }
   | { op: "ballotBlind"; protocol: number; proposal: string; token: string }
   | {
@@ -33,6 +34,7 @@ export interface Answer {
   blinded?: string;
   state?: string;
   credential?: string;
+  cosigned?: { witness: string; timestamp: number }[];
   error?: string;
 }
 

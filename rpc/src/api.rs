@@ -56,6 +56,11 @@ pub trait LedgerApi {
     #[method(name = "cosignedCheckpoint")]
     async fn cosigned_checkpoint(&self) -> RpcResult<CheckpointInfo>;
 
+    /// The witnesses this node asks to cosign its checkpoints (C2SP witness key strings), so a
+    /// verifier can check the cosignature lines of `ledger_cosignedCheckpoint`.
+    #[method(name = "witnesses")]
+    async fn witnesses(&self) -> RpcResult<Vec<String>>;
+
     /// Inclusion proof of entry `index` in the tree of `treeSize` entries.
     #[method(name = "inclusionProof")]
     async fn inclusion_proof(

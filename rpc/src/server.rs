@@ -34,6 +34,8 @@ const MAX_REQUEST_BYTES: u32 = 1024 * 1024;
 
 struct LedgerRpc {
     log: Arc<Log<CoopRules>>,
+    /// The witnesses' key strings (`ledger_witnesses`).
+    witness_keys: Vec<String>,
     /// The budget of entries from keys the co-op does not know.
     strangers: Arc<crate::limits::Bucket>,
 }
@@ -139,6 +141,10 @@ impl LedgerApiServer for LedgerRpc {
         Ok(CheckpointInfo::from(&signed))
     }
 
+    async fn witnesses(&self) -> RpcResult<Vec<String>> {
+        Ok(self.witness_keys.clone())
+    }
+
     async fn inclusion_proof(&self, index: u64, tree_size: u64) -> RpcResult<InclusionProof> {
         let h = self
             .log
@@ -227,6 +233,7 @@ pub fn module(
     m.merge(
         LedgerRpc {
             log: log.clone(),
+            witness_keys: node.witness_keys.clone(),
             strangers: Arc::new(crate::limits::Bucket::per_second(strangers_per_sec)),
         }
         .into_rpc(),

@@ -25,6 +25,7 @@ fn openrpc_lists_every_method_and_nothing_else() {
             coopledger_node::vault::VaultKey::from_bytes([5; 32]),
         ),
         recovery: coopledger_node::recovery::RecoveryKits::new(log.clone()),
+        witness_keys: vec![],
         witness: None,
         anchor_status: Default::default(),
         clerk: Default::default(),

@@ -25,6 +25,7 @@ use common::{
 };
 use coopledger_e2e::{coop, coop_bin, Node};
 use coopledger_governance::bylaws::{DecisionKind, KeyResetRules, MemberClass, Method};
+use coopledger_ledger::codec::b64_encode;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -81,6 +82,52 @@ fn vector_requests(bundle: &str, vkey: &str) -> Vec<Value> {
         for k in notes["keys"].as_array().unwrap() {
             out.push(json!({"op": "note", "note": n["note"], "vkey": k["vkey"]}));
         }
+    }
+    // Witness cosignatures (C2SP tlog-cosignature) on a checkpoint of a test log: two
+    // witnesses, one unknown to the request, one line tampered, the wrong log key, a bad key.
+    let log = coopledger_ledger::NoteSigner::new(
+        "example.coop/log",
+        ed25519_dalek::SigningKey::from_bytes(&[21; 32]),
+    )
+    .unwrap();
+    let text = "example.coop/log\n12\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+    let signed = log.sign(text).unwrap();
+    let [w1, w2] = [22u8, 23].map(|n| {
+        coopledger_ledger::cosignature::Cosigner::new(
+            &format!("witness{n}.example.coop"),
+            ed25519_dalek::SigningKey::from_bytes(&[n; 32]),
+        )
+        .unwrap()
+    });
+    let cosigned = format!(
+        "{signed}{}{}",
+        w1.cosign(text, 1_700_000_000).unwrap(),
+        w2.cosign(text, 1_700_000_100).unwrap()
+    );
+    let tampered = {
+        let line = w2.cosign(text, 1_700_000_100).unwrap();
+        let (head, sig) = line.trim_end().rsplit_once(' ').unwrap();
+        let mut raw = coopledger_ledger::codec::b64_decode(sig).unwrap();
+        *raw.last_mut().unwrap() ^= 1;
+        format!(
+            "{signed}{}{head} {}\n",
+            w1.cosign(text, 1_700_000_000).unwrap(),
+            b64_encode(raw)
+        )
+    };
+    for (note, vkey, witnesses) in [
+        (&cosigned, log.vkey(), vec![w1.vkey(), w2.vkey()]),
+        (&cosigned, log.vkey(), vec![w2.vkey()]),
+        (&cosigned, log.vkey(), vec![]),
+        (&tampered, log.vkey(), vec![w1.vkey(), w2.vkey()]),
+        (&cosigned, w1.vkey(), vec![w1.vkey()]),
+        (
+            &cosigned,
+            log.vkey(),
+            vec!["witness+00000000+AAAA".to_owned()],
+        ),
+    ] {
+        out.push(json!({"op": "cosigned", "note": note, "vkey": vkey, "witnesses": witnesses}));
     }
     // Canonical JSON (RFC 8785) against the Rust codec.
     for value in [
@@ -244,6 +291,33 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
         let native = coopledger_verifier::answer(&req.to_string()).unwrap();
         assert_eq!(browser, &native, "request {req}");
         valid += usize::from(native["valid"] == true);
+    }
+    // The cosignature requests: both witnesses, the one asked for, none asked for, a tampered
+    // line, the wrong log key, a malformed witness key.
+    let cosigned: Vec<Value> = requests
+        .iter()
+        .filter(|r| r["op"] == "cosigned")
+        .map(|r| coopledger_verifier::answer(&r.to_string()).unwrap())
+        .collect();
+    let names = |a: &Value| {
+        a["cosigned"]
+            .as_array()
+            .map(|l| l.iter().map(|c| c["witness"].clone()).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        names(&cosigned[0]),
+        Some(vec![
+            json!("witness22.example.coop"),
+            json!("witness23.example.coop")
+        ])
+    );
+    assert_eq!(
+        names(&cosigned[1]),
+        Some(vec![json!("witness23.example.coop")])
+    );
+    assert_eq!(names(&cosigned[2]), Some(vec![]));
+    for a in &cosigned[3..] {
+        assert_eq!(a["valid"], false, "{a}");
     }
     // The suite has both verdicts in it (a suite of all-valid or all-invalid would prove little).
     assert!(
@@ -821,4 +895,88 @@ fn members_vote_by_every_method_and_by_proxy_in_the_browser() {
     );
     assert_eq!(report["yesNoOutcome"], "adopted");
     node.terminate().unwrap();
+}
+
+#[test]
+fn a_receipt_in_the_page_names_its_witness_and_its_anchor_block() {
+    use coopledger_e2e::{free_port, read_key, Anvil, ANVIL_KEY};
+    use coopledger_ledger::cosignature::Cosigner;
+    use coopledger_ledger::NoteSigner;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two co-ops: the drivers' (in the browser) and the builders', which witnesses it.
+    let mut coops = Vec::new();
+    for name in ["drivers", "builders"] {
+        let data = d.join(name);
+        let board = key(d, &format!("{name}-board"));
+        let origin = format!("{name}.example.coop/ledger");
+        init_quick_vote_coop_with(&data, &origin, name, &[format!("@{board}:board")], |_| {});
+        let node_key = read_key(&data.join("node.key")).unwrap();
+        let log_vkey = NoteSigner::new(&origin, node_key.clone()).unwrap().vkey();
+        let witness_vkey = Cosigner::new(
+            &format!("{origin}/witness"),
+            coopledger_node::witness::witness_key(&node_key),
+        )
+        .unwrap()
+        .vkey();
+        coops.push((data, log_vkey, witness_vkey));
+    }
+    let chain_port = free_port().unwrap();
+    let _anvil = Anvil::start(chain_port).unwrap();
+    let anchor_key = d.join("anchor.key");
+    std::fs::write(&anchor_key, ANVIL_KEY).unwrap();
+    let witness_port = free_port().unwrap();
+    let builders = Node::start(
+        &coops[1].0,
+        &[
+            "--listen",
+            &format!("127.0.0.1:{witness_port}"),
+            "--witness-for",
+            &coops[0].1,
+        ],
+    )
+    .unwrap();
+    let drivers = Node::start(
+        &coops[0].0,
+        &[
+            "--witness",
+            &format!("http://127.0.0.1:{witness_port},{}", coops[1].2),
+            "--anchor-rpc",
+            &format!("http://127.0.0.1:{chain_port}"),
+            "--anchor-chain-id",
+            "31337",
+            "--anchor-key",
+            anchor_key.to_str().unwrap(),
+            "--anchor-every-secs",
+            "1",
+            "--anchor-every-entries",
+            "1",
+            "--anchor-confirmations",
+            "1",
+        ],
+    )
+    .unwrap();
+    let work = d.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("url"), drivers.http_url()).unwrap();
+
+    let report = drive("receipt.mjs", &work);
+    keep_shots(&work);
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(report["missing"], json!([]), "every message is translated");
+    let line = report["line"].as_str().unwrap();
+    assert!(line.starts_with("Your entry is number "), "{line}");
+    let witnessed = report["witnessed"].as_str().unwrap();
+    assert!(
+        witnessed.starts_with("Witnessed by 1 co-op(s) (builders.example.coop/ledger/witness)"),
+        "{witnessed}"
+    );
+    let anchored = report["anchored"].as_str().unwrap();
+    assert!(
+        anchored.starts_with("Anchored in block ") && anchored.contains("of chain 31337"),
+        "{anchored}"
+    );
+    assert_eq!(report["problem"], false);
+    drivers.terminate().unwrap();
+    builders.terminate().unwrap();
 }

@@ -24,6 +24,7 @@
 use coopledger_governance::ballot::{Blinding, Evaluation, Protocol};
 use coopledger_governance::verdict::judge;
 use coopledger_ledger::codec::{b64_decode, b64_encode, canonical_json};
+use coopledger_ledger::cosignature::{cosignatures, WitnessKey};
 use coopledger_ledger::note::{NoteVerifier, SignedNote};
 use coopledger_ledger::sig::{verify_one, SignedMessage};
 use coopledger_ledger::verify::{verify_consistency, verify_inclusion, ProofError};
@@ -65,6 +66,13 @@ enum Request {
     Note {
         note: String,
         vkey: String,
+    },
+    /// A checkpoint's witness cosignatures: the log's signature under `vkey`, then each
+    /// cosignature line by one of `witnesses` (C2SP tlog-cosignature key strings).
+    Cosigned {
+        note: String,
+        vkey: String,
+        witnesses: Vec<String>,
     },
     Canonical {
         value: Value,
@@ -193,6 +201,37 @@ fn answer_to(request: Request) -> Value {
             };
             match SignedNote::parse(note.as_bytes()).and_then(|n| n.verify(&[vkey])) {
                 Ok(signers) => json!({"valid": true, "signers": signers}),
+                Err(e) => invalid(e),
+            }
+        }
+        Request::Cosigned {
+            note,
+            vkey,
+            witnesses,
+        } => {
+            let vkey = match NoteVerifier::parse(&vkey) {
+                Ok(k) => k,
+                Err(e) => return invalid(format!("the verifier key: {e}")),
+            };
+            let mut keys = Vec::with_capacity(witnesses.len());
+            for (i, w) in witnesses.iter().enumerate() {
+                match WitnessKey::parse(w) {
+                    Ok(k) => keys.push(k),
+                    Err(e) => return invalid(format!("witnesses[{i}]: {e}")),
+                }
+            }
+            let checked = SignedNote::parse(note.as_bytes()).and_then(|n| {
+                n.verify(&[vkey])?;
+                cosignatures(&n, &keys)
+            });
+            match checked {
+                Ok(c) => json!({
+                    "valid": true,
+                    "cosigned": c
+                        .iter()
+                        .map(|c| json!({"witness": c.witness, "timestamp": c.timestamp}))
+                        .collect::<Vec<_>>(),
+                }),
                 Err(e) => invalid(e),
             }
         }
