@@ -386,7 +386,8 @@ pub async fn register_party(
 }
 
 /// `coop notice publish FILE`: the notice fields as JSON; `textFile` (a path) may stand in for
-/// `textDigest`, which is then computed from the file.
+/// `textDigest`, which is then computed from the file — and once the notice is accepted, the
+/// text is handed to the node (`consent_putNoticeText`) so members' pages can show it.
 pub async fn publish_notice(c: &HttpClient, key: PathBuf, file: PathBuf) -> Result<()> {
     let mut v: Value = serde_json::from_slice(
         &std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?,
@@ -395,18 +396,32 @@ pub async fn publish_notice(c: &HttpClient, key: PathBuf, file: PathBuf) -> Resu
     let obj = v
         .as_object_mut()
         .ok_or_else(|| anyhow!("{} must hold a JSON object", file.display()))?;
-    if let Some(Value::String(text)) = obj.remove("textFile") {
+    let mut text = None;
+    if let Some(Value::String(name)) = obj.remove("textFile") {
         let path = file
             .parent()
-            .map_or_else(|| PathBuf::from(&text), |d| d.join(&text));
+            .map_or_else(|| PathBuf::from(&name), |d| d.join(&name));
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         obj.insert(
             "textDigest".into(),
             json!(b64_encode(Sha256::digest(&bytes))),
         );
+        text = Some((path, bytes));
     }
     submit_printing(c, &key, "consent.notice", v).await?;
+    if let Some((path, bytes)) = text {
+        let text = String::from_utf8(bytes).map_err(|_| {
+            anyhow!(
+                "{} is not UTF-8: the node keeps UTF-8 texts",
+                path.display()
+            )
+        })?;
+        c.put_notice_text(text)
+            .await
+            .with_context(|| format!("the node did not keep the text of {}", path.display()))?;
+        println!("text: kept by the node (members' pages show it)");
+    }
     Ok(())
 }
 

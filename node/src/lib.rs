@@ -17,6 +17,7 @@ pub mod cosigning;
 pub mod folder;
 pub mod http;
 pub mod keyfile;
+pub mod notice_texts;
 pub mod recovery;
 pub mod vault;
 pub mod witness;
@@ -95,6 +96,8 @@ pub struct Node {
     pub vault: Vault,
     /// Members' recovery kits.
     pub recovery: recovery::RecoveryKits,
+    /// The texts of consent notices.
+    pub notice_texts: notice_texts::NoticeTexts,
     /// This node as a witness for other logs, if it is one, with their origins.
     pub witness: Option<(Arc<witness::NodeWitness>, Vec<String>)>,
     /// The witnesses asked to cosign this log's checkpoints (their key strings).
@@ -232,6 +235,7 @@ impl Node {
             ballots: Arc::new(BallotBox::new(node_key)),
             vault,
             recovery: recovery::RecoveryKits::new(log.clone()),
+            notice_texts: notice_texts::NoticeTexts::new(log.clone()),
             witness_keys: config.witnesses.iter().map(|w| w.key.vkey()).collect(),
             witness,
             anchor_status: anchoring::SharedStatus::default(),

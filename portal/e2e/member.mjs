@@ -157,6 +157,20 @@ try {
   report.exportVerdict = await person.innerText("[data-testid=export-verdict]");
   report.download = (await person.$("[data-testid=download]")) !== null;
   await shot(person, "consent-exported");
+  // The grant's history (given, used, withdrawn — the use with what went where) and the notice's
+  // text, checked in the page against the digest on the ledger.
+  await person.click("[data-testid=grant-history] summary");
+  await person.waitForFunction(
+    () => document.querySelector("[data-testid=history-event][data-event='data.use']")?.textContent?.includes(" to "),
+    null,
+    { timeout: 15000 },
+  );
+  report.history = await person.$$eval("[data-testid=history-event]", (l) => l.map((e) => ({ event: e.dataset.event, text: e.textContent })));
+  await person.click("[data-testid=grant-history] [data-testid=notice-text] summary");
+  await person.waitForSelector("[data-testid=grant-history] [data-testid=notice-check]", { timeout: 15000 });
+  report.noticeBody = await person.innerText("[data-testid=grant-history] [data-testid=notice-body]");
+  report.noticeCheck = await person.innerText("[data-testid=grant-history] [data-testid=notice-check]");
+  await shot(person, "consent-history");
 
   // A member's new laptop: a key made there, added with one of their key files (signing once),
   // then the old key revoked in one click from the new device.

@@ -200,6 +200,16 @@ pub trait ConsentApi {
     #[method(name = "notice")]
     async fn notice(&self, notice: String, version: Option<u64>) -> RpcResult<NoticeView>;
 
+    /// The text of a notice (the latest version unless `version` is given), as published: its
+    /// SHA-256 is the notice's `textDigest` (check it). `NOT_FOUND` until someone hands it in.
+    #[method(name = "noticeText")]
+    async fn notice_text(&self, notice: String, version: Option<u64>) -> RpcResult<String>;
+
+    /// Hands in the text of a published notice (UTF-8, at most 64 KiB): kept only if a notice's
+    /// `textDigest` is its SHA-256; answers the notices that cite it (`id vN`).
+    #[method(name = "putNoticeText")]
+    async fn put_notice_text(&self, text: String) -> RpcResult<Vec<String>>;
+
     /// A grant by id (hex), with its periods and end.
     #[method(name = "grant")]
     async fn grant(&self, id: String) -> RpcResult<GrantView>;

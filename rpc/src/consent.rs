@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 pub(crate) struct ConsentRpc {
     pub(crate) log: Arc<Log<CoopRules>>,
+    pub(crate) texts: coopledger_node::notice_texts::NoticeTexts,
 }
 
 impl ConsentRpc {
@@ -162,6 +163,37 @@ impl ConsentApiServer for ConsentRpc {
         .map_err(|e| error::storage(&e))?
         .map(NoticeView::from)
         .ok_or_else(|| error::not_found("notice", format!("no notice {notice}")))
+    }
+
+    async fn notice_text(&self, notice: String, version: Option<u64>) -> RpcResult<String> {
+        let n = self.notice(notice.clone(), version).await?;
+        let digest: [u8; 32] = coopledger_ledger::codec::b64_decode(&n.text_digest)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| error::corrupt(format!("notice {notice}: textDigest")))?;
+        let bytes = self
+            .texts
+            .get(&digest)
+            .map_err(|e| error::storage(&e))?
+            .ok_or_else(|| {
+                error::not_found(
+                    "notice",
+                    format!("the text of {notice} v{} has not been handed in", n.version),
+                )
+            })?;
+        String::from_utf8(bytes).map_err(|_| error::corrupt(format!("notice {notice}: text")))
+    }
+
+    async fn put_notice_text(&self, text: String) -> RpcResult<Vec<String>> {
+        use coopledger_node::notice_texts::TextError;
+        let texts = self.texts.clone();
+        tokio::task::spawn_blocking(move || texts.keep(text.as_bytes()))
+            .await
+            .map_err(|e| error::corrupt(format!("notice text task: {e}")))?
+            .map_err(|e| match e {
+                TextError::Storage(s) => error::storage(&s),
+                other => error::invalid_param("text", &other.to_string()),
+            })
     }
 
     async fn grant(&self, id: String) -> RpcResult<GrantView> {

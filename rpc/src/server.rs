@@ -245,7 +245,13 @@ pub fn module(
         }
         .into_rpc(),
     )?;
-    m.merge(crate::consent::ConsentRpc { log: log.clone() }.into_rpc())?;
+    m.merge(
+        crate::consent::ConsentRpc {
+            log: log.clone(),
+            texts: node.notice_texts.clone(),
+        }
+        .into_rpc(),
+    )?;
     m.merge(crate::revenue::RevenueRpc { log: log.clone() }.into_rpc())?;
     m.merge(
         crate::anchor::AnchorRpc {

@@ -26,6 +26,7 @@ fn openrpc_lists_every_method_and_nothing_else() {
         ),
         recovery: coopledger_node::recovery::RecoveryKits::new(log.clone()),
         witness_keys: vec![],
+        notice_texts: coopledger_node::notice_texts::NoticeTexts::new(log.clone()),
         witness: None,
         anchor_status: Default::default(),
         clerk: Default::default(),

@@ -110,12 +110,53 @@ fn a_health_coop_member_grants_research_uses_are_checked_and_withdrawal_stops_th
         .unwrap(),
     )
     .unwrap();
-    run(&[
+    let out = run(&[
         "notice-publish",
         "--key",
         &controller,
         notice.to_str().unwrap(),
     ]);
+    // The CLI hands the text to the node once the notice is accepted; the node keeps only texts
+    // a published notice commits to, and answers them by notice.
+    assert!(out.contains("text: kept by the node"), "{out}");
+    let rpc_call = |method: &str, params: Value| -> Value {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            use jsonrpsee::core::client::ClientT;
+            let c = jsonrpsee::http_client::HttpClientBuilder::default()
+                .build(&rpc)
+                .unwrap();
+            let params = match params {
+                Value::Array(a) => {
+                    let mut p = jsonrpsee::core::params::ArrayParams::new();
+                    for v in a {
+                        p.insert(v).unwrap();
+                    }
+                    p
+                }
+                _ => unreachable!(),
+            };
+            match c.request::<Value, _>(method, params).await {
+                Ok(v) => json!({"result": v}),
+                Err(jsonrpsee::core::ClientError::Call(e)) => {
+                    json!({"error": {"code": e.code(), "message": e.message()}})
+                }
+                Err(e) => panic!("{e}"),
+            }
+        })
+    };
+    assert_eq!(
+        rpc_call("consent_noticeText", json!(["health"]))["result"],
+        "We share your records only as you choose ..."
+    );
+    let forged = rpc_call("consent_putNoticeText", json!(["We share everything."]));
+    assert_eq!(forged["error"]["code"], -32602, "{forged}");
+    assert!(
+        forged["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no published notice"),
+        "{forged}"
+    );
 
     let out = run(&[
         "consent",

@@ -468,6 +468,32 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         "{verdict}"
     );
     assert_eq!(report["download"], true);
+    // The grant's history in the page: given, used (what, to whom, why), withdrawn; the notice's
+    // text as the CLI handed it in, checked against its digest.
+    let history = report["history"].as_array().unwrap();
+    let events: Vec<&str> = history
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["consent.grant", "data.use", "consent.withdraw"]);
+    let used = history[1]["text"].as_str().unwrap();
+    assert!(
+        used.contains("data used")
+            && used.contains("sale to city for dpv:ServiceProvision (pd:Location)"),
+        "{used}"
+    );
+    assert_eq!(
+        report["noticeBody"],
+        "We sell trip data only to those you choose."
+    );
+    assert!(
+        report["noticeCheck"]
+            .as_str()
+            .unwrap()
+            .starts_with("This text is the one the notice on the ledger commits to"),
+        "{}",
+        report["noticeCheck"]
+    );
     // A new device added to the founder with their key file, and that old key revoked from the
     // new device: the key file can no longer sign.
     assert_eq!(

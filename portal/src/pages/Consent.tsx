@@ -8,13 +8,16 @@ import { Receipt } from "../components/Receipt";
 import { submit, type CheckedReceipt } from "../entries";
 import { formatDate, formatNumber, t } from "../i18n";
 import type { MessageKey } from "../messages";
-import { call, subscribe } from "../rpc";
+import { b64 } from "../keys";
+import { call, RpcError, subscribe } from "../rpc";
 import { session, type Session } from "../session";
 import { run, type Answer } from "../verifier";
 
 interface Notice {
   notice: string;
   version: number;
+  textDigest: string;
+  language: string;
   controller: string;
   purposes: string[];
   dataCategories: string[];
@@ -42,6 +45,74 @@ interface Timeline {
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
+type TimelineEvent = Timeline["events"][number];
+
+/** A notice's text as the node keeps it, checked here against the digest the ledger holds. */
+function NoticeText({ notice, version, digest }: { notice: string; version: number; digest: string }) {
+  const [text, setText] = useState<{ body: string; ok: boolean }>();
+  const [missing, setMissing] = useState(false);
+  const load = async () => {
+    if (text || missing) return;
+    try {
+      const body = await call<string>("consent_noticeText", [notice, version]);
+      const h = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
+      setText({ body, ok: b64(h) === digest });
+    } catch (e) {
+      if (e instanceof RpcError && e.code === 2001) setMissing(true);
+      else throw e;
+    }
+  };
+  return (
+    <details data-testid="notice-text" onToggle={(e) => (e.target as HTMLDetailsElement).open && void load()}>
+      <summary>{t("consent.readNotice")}</summary>
+      {missing && <p class="hint">{t("consent.textMissing")}</p>}
+      {text && (
+        <>
+          <blockquote class="notice-text" data-testid="notice-body">{text.body}</blockquote>
+          <p class={text.ok ? "hint" : "warning"} data-testid="notice-check">
+            {text.ok ? t("consent.textChecked") : t("consent.textMismatch")}
+          </p>
+        </>
+      )}
+    </details>
+  );
+}
+
+interface UseEntry {
+  decoded: { body: { payload: { kind: string; recipient: string; purpose: string; dataCategories: string[] } } };
+}
+
+/** Every event of one grant, oldest first; each data use with what it released, to whom, why. */
+function History({ events }: { events: TimelineEvent[] }) {
+  const [uses, setUses] = useState<Record<number, string>>({});
+  useEffect(() => {
+    void (async () => {
+      const found: Record<number, string> = {};
+      for (const e of events.filter((x) => x.event === "data.use")) {
+        const entry = await call<UseEntry>("ledger_getEntry", [e.index]);
+        const p = entry.decoded.body.payload;
+        found[e.index] = t("consent.useLine", {
+          kind: p.kind,
+          recipient: p.recipient,
+          purpose: p.purpose,
+          categories: p.dataCategories.join(", "),
+        });
+      }
+      setUses(found);
+    })();
+  }, [events.length]);
+  return (
+    <ol class="history" data-testid="history">
+      {events.map((e) => (
+        <li key={e.index} data-testid="history-event" data-event={e.event}>
+          {formatDate(e.ms)} — {t(`consent.ev.${e.event}` as MessageKey)} ({t("consent.entry", { index: formatNumber(e.index) })})
+          {uses[e.index] && <>: {uses[e.index]}</>}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
 /** The newest version of each notice. */
 function latest(all: Notice[]): Notice[] {
   const by = new Map<string, Notice>();
@@ -52,8 +123,10 @@ function latest(all: Notice[]): Notice[] {
 export function Consent() {
   const [s, setS] = useState<Session>();
   const [notices, setNotices] = useState<Notice[]>([]);
+  const [allNotices, setAllNotices] = useState<Notice[]>([]);
   const [grants, setGrants] = useState<Grant[]>([]);
   const [uses, setUses] = useState<Map<string, number>>(new Map());
+  const [events, setEvents] = useState<TimelineEvent[]>([]);
   const [receipt, setReceipt] = useState<CheckedReceipt>();
   const [note, setNote] = useState<string>();
   const [exported, setExported] = useState<{ answer: Answer; url: string }>();
@@ -62,13 +135,16 @@ export function Consent() {
   const load = async () => {
     const now = await session();
     setS(now);
-    setNotices(latest(await call<Notice[]>("consent_notices")));
+    const every = await call<Notice[]>("consent_notices");
+    setAllNotices(every);
+    setNotices(latest(every));
     if (now.key) {
       setGrants(await call<Grant[]>("consent_grants", [now.key.member]));
       const tl = await call<Timeline>("consent_timeline", [now.key.member]);
       const count = new Map<string, number>();
       for (const e of tl.events) if (e.event === "data.use") count.set(e.grant, (count.get(e.grant) ?? 0) + 1);
       setUses(count);
+      setEvents(tl.events);
     }
   };
   useEffect(() => {
@@ -119,6 +195,7 @@ export function Consent() {
       setExported({ answer, url });
     });
 
+  const noticeDigest = (g: Grant) => allNotices.find((n) => n.notice === g.notice && n.version === g.version)?.textDigest;
   const active = (g: Grant) => g.status === "active" || g.status === "not_yet_valid";
   return (
     <section aria-labelledby="consent-h">
@@ -136,6 +213,7 @@ export function Consent() {
               <th scope="col">{t("consent.given.at")}</th>
               <th scope="col">{t("consent.until")}</th>
               <th scope="col">{t("consent.uses")}</th>
+              <th scope="col">{t("consent.history")}</th>
               <th scope="col"><span class="sr">{t("consent.withdraw")}</span></th>
             </tr>
           </thead>
@@ -148,6 +226,13 @@ export function Consent() {
                 <td>{formatDate(g.ms)}</td>
                 <td>{g.periods.length ? formatDate(g.periods[g.periods.length - 1]!.untilMs) : "—"}</td>
                 <td data-testid="grant-uses">{formatNumber(uses.get(g.id) ?? 0)}</td>
+                <td>
+                  <details data-testid="grant-history">
+                    <summary>{t("consent.history")}</summary>
+                    <History events={events.filter((e) => e.grant === g.id)} />
+                    <NoticeText notice={g.notice} version={g.version} digest={noticeDigest(g) ?? ""} />
+                  </details>
+                </td>
                 <td>
                   {active(g) && (
                     <button type="button" class="secondary" disabled={busy} data-testid="withdraw" onClick={() => void withdraw(g)}>
@@ -176,6 +261,7 @@ export function Consent() {
               <button type="button" disabled={busy} data-testid="give" onClick={() => void give(n)}>
                 {t("consent.give")}
               </button>
+              <NoticeText notice={n.notice} version={n.version} digest={n.textDigest} />
             </li>
           ))}
         </ul>
