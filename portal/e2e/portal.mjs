@@ -43,6 +43,9 @@ try {
     await visit(lang, "#/verify", "#verify-h", `verify-${lang}`);
     await visit(lang, "#/me", "#me-h", `me-${lang}`);
     await visit(lang, "#/board", "#board-h", `board-${lang}`);
+    await visit(lang, "#/consent", "#consent-h", `consent-${lang}`);
+    await visit(lang, "#/data", "#data-h", `data-${lang}`);
+    await visit(lang, "#/treasurer", "#treasurer-h", `treasurer-page-${lang}`);
   }
   report.pages["overview-en"].size = await (async () => {
     await page.goto(`${url}/?lang=en#/`);

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { LANGUAGES, lang, setLang, t, type Lang } from "./i18n";
 import { Board } from "./pages/Board";
 import { Consent } from "./pages/Consent";
+import { Data } from "./pages/Data";
 import { Me } from "./pages/Me";
 import { Overview } from "./pages/Overview";
 import { Proposal } from "./pages/Proposal";
@@ -16,6 +17,7 @@ const ROUTES = {
   "#/proposals": { label: "nav.proposals", page: Proposals },
   "#/me": { label: "nav.me", page: Me },
   "#/consent": { label: "nav.consent", page: Consent },
+  "#/data": { label: "nav.data", page: Data },
   "#/board": { label: "nav.board", page: Board },
   "#/treasurer": { label: "nav.treasurer", page: Treasurer },
   "#/verify": { label: "nav.verify", page: Verify },

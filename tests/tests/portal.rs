@@ -226,6 +226,12 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
         "me-fr",
         "board-en",
         "board-fr",
+        "consent-en",
+        "consent-fr",
+        "data-en",
+        "data-fr",
+        "treasurer-page-en",
+        "treasurer-page-fr",
         "verify-valid",
         "verify-invalid",
         "insecure",
@@ -241,6 +247,8 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
         "Demo Drivers' Data Co-op"
     );
     assert_eq!(report["pages"]["proposals-fr"]["h1"], "Propositions");
+    assert_eq!(report["pages"]["data-fr"]["h1"], "Mes données");
+    assert_eq!(report["pages"]["consent-en"]["h1"], "My consents");
     assert_eq!(
         report["pages"]["verify-fr"]["h1"],
         "Vérifier un dossier de preuves"

@@ -414,6 +414,45 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         out.contains("your line: 48000 EUR (basis 2 of 3), paid"),
         "{out}"
     );
+    // The same driver's own page: the statement's line, paid, VALID in the browser; their
+    // personal data recorded, changed and erased from the page.
+    let m1_key = drivers.iter().find(|k| &member_id(k) == m1).unwrap();
+    std::fs::copy(m1_key, work.join("member.key")).unwrap();
+    std::fs::write(work.join("member.id"), m1).unwrap();
+    let mine = common::drive("statement.mjs", &work);
+    common::keep_shots(&work);
+    assert_eq!(mine["errors"], json!([]), "{mine}");
+    assert_eq!(mine["missing"], json!([]), "every message is translated");
+    assert_eq!(mine["statementAmount"], "€480.00");
+    assert!(
+        mine["statementPaid"].as_str().unwrap().starts_with("paid (entry "),
+        "{mine}"
+    );
+    assert!(
+        mine["statementVerdict"].as_str().unwrap().starts_with("VALID"),
+        "{mine}"
+    );
+    assert_eq!(mine["download"], true);
+    assert!(mine["before"].as_str().unwrap().starts_with("The co-op holds no personal data"));
+    assert!(mine["saved"].as_str().unwrap().starts_with("Saved"), "{mine}");
+    assert!(mine["saveReceipt"].as_str().unwrap().starts_with("Your entry is number "));
+    assert_eq!(
+        mine["readBack"],
+        json!([["city", "Montréal"], ["name", "Ada Lovelace"]])
+    );
+    assert_eq!(
+        mine["changed"],
+        json!([["city", "Québec"], ["name", "Ada Lovelace"]])
+    );
+    assert_eq!(mine["eraseArmedByOther"], false);
+    assert!(
+        mine["erased"]
+            .as_str()
+            .unwrap()
+            .starts_with("Erased: your data and its key are in no file of the node."),
+        "{mine}"
+    );
+    assert!(mine["after"].as_str().unwrap().starts_with("The co-op holds no personal data"));
     let csv = run(&[
         "revenue",
         "reconcile",

@@ -161,7 +161,13 @@ export function Consent() {
     });
 
   if (!s) return <p aria-busy="true">{problem ?? t("loading")}</p>;
-  if (!s.key || !s.device) return <p>{t("vote.notMember")}</p>;
+  if (!s.key || !s.device)
+    return (
+      <section aria-labelledby="consent-h">
+        <h1 id="consent-h">{t("consent.heading")}</h1>
+        <p>{t("vote.notMember")}</p>
+      </section>
+    );
   const member = s.key.member;
   const device = s.device;
 
