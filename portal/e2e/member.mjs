@@ -60,16 +60,18 @@ try {
   report.member = await person.innerText("[data-testid=member-id]");
   await shot(person, "me-member");
 
-  // The board puts a question to the members (with the CLI, until the portal's board page
-  // proposes too).
-  const out = execFileSync(read("coop"), [
-    "proposal", "create", "--rpc", url, "--key", join(work, "board.key"), "--kind", "ordinary",
-    "--title", "Publish the Q1 data-sales report", "--duration", read("duration"),
-  ]).toString();
-  report.proposal = out.match(/proposal: ([0-9a-f]{64})/)?.[1] ?? out;
-
+  // The board puts a question to the members, from its page.
+  await board.selectOption("#p-kind", "ordinary");
+  await board.fill("#p-title", "Publish the Q1 data-sales report");
+  await board.fill("#p-minutes", String(Number(read("duration")) / 60));
+  await shot(board, "board-propose");
+  await board.click("[data-testid=propose]");
+  await board.waitForFunction(() => document.querySelector("[data-testid=board-note]")?.textContent?.startsWith("Proposed"), null, { timeout: 30000 });
+  report.proposedNote = await board.innerText("[data-testid=board-note]");
+  report.proposeReceipt = await board.innerText("[data-testid=receipt-line]");
   await person.goto(`${url}/?lang=en#/proposals`);
   await person.waitForSelector("button[data-vote=yes]", { timeout: 15000 });
+  report.proposal = (await person.getAttribute("a:text('Publish the Q1 data-sales report')", "href")).replace("#/proposal/", "");
   await person.click("button[data-vote=yes]");
   await person.waitForSelector("[data-testid=voted]", { timeout: 30000 });
   report.voteReceipt = await person.innerText("[data-testid=receipt-line]");
@@ -121,11 +123,37 @@ try {
   );
   report.secretOutcome = await person.innerText("[data-testid=outcome]");
 
-  // Consent. The board registers the parties and publishes a notice (CLI).
+  // Consent. The board registers the parties and publishes a notice, from its page.
   const boardKey = join(work, "board.key");
-  coop("party-register", "--key", boardKey, "--party", "drivers_coop", "--kind", "controller", "--name", "Drivers' Co-op");
-  coop("party-register", "--key", boardKey, "--party", "city", "--kind", "recipient", "--name", "City transport office");
-  coop("notice-publish", "--key", boardKey, join(work, "notice.json"));
+  await board.goto(`${url}/?lang=en#/board`);
+  await board.reload();
+  await board.setInputFiles("#board-key", boardKey);
+  await board.waitForSelector("[data-testid=signing-as]");
+  for (const [id, kind, name] of [["drivers_coop", "controller", "Drivers' Co-op"], ["city", "recipient", "City transport office"]]) {
+    await board.fill("#party-id", id);
+    await board.selectOption("#party-kind", kind);
+    await board.fill("#party-name", name);
+    await board.fill("#party-jurisdiction", "CA-QC");
+    await board.click("[data-testid=register-party]");
+    await board.waitForFunction((p) => document.querySelector("[data-testid=board-note]")?.textContent === `Registered: ${p}.`, id, { timeout: 30000 });
+  }
+  const notice = JSON.parse(read("notice.json"));
+  await board.fill("#n-notice", notice.notice);
+  await board.fill("#n-version", String(notice.version));
+  await board.fill("#n-controller", notice.controller);
+  await board.fill("#n-purposes", notice.purposes.join("\n"));
+  await board.fill("#n-dataCategories", notice.dataCategories.join("\n"));
+  await board.fill("#n-operations", notice.operations.join("\n"));
+  await board.fill("#n-recipients", notice.recipients.join("\n"));
+  await board.fill("#n-retentionDays", String(notice.retentionMs / 86400000));
+  await board.fill("#n-jurisdiction", notice.jurisdiction);
+  await board.fill("#n-lawfulBasis", notice.lawfulBasis);
+  await board.fill("#n-language", notice.language);
+  await board.fill("#n-text", readFileSync(notice.textFile, "utf8"));
+  await board.click("[data-testid=publish-notice]");
+  await board.waitForFunction(() => document.querySelector("[data-testid=board-note]")?.textContent?.startsWith("Published"), null, { timeout: 30000 });
+  report.publishedNote = await board.innerText("[data-testid=board-note]");
+  await shot(board, "board-notice");
   await person.goto(`${url}/?lang=en#/consent`);
   await person.waitForSelector("[data-testid=give]", { timeout: 15000 });
   await person.click("[data-testid=give]");

@@ -43,16 +43,18 @@ export interface Envelope {
   sig: string;
 }
 
-/** Signs `payload` as the next entry of `type` by `signer` for co-op `coop`. */
+/** Signs `payload` as the next entry of `type` by `signer` for co-op `coop`, at `ts` (now by
+ * default). */
 export async function signEntry(
   signer: Signer,
   coop: string,
   type: string,
   payload: Record<string, unknown>,
+  ts: number = Date.now(),
 ): Promise<Envelope> {
   const key = b64(signer.publicKey);
   const seq = await call<number>("ledger_nextSeq", [key]);
-  const body = { coop, type, v: 1, signer: key, seq, ts: Date.now(), payload };
+  const body = { coop, type, v: 1, signer: key, seq, ts, payload };
   const bodyText = await canonical(body);
   const bodyBytes = new TextEncoder().encode(bodyText);
   const message = new Uint8Array(CONTEXT.length + bodyBytes.length);
@@ -70,8 +72,9 @@ export async function submit(
   type: string,
   payload: Record<string, unknown>,
   vkey: string,
+  ts?: number,
 ): Promise<CheckedReceipt> {
-  const envelope = await signEntry(signer, coop, type, payload);
+  const envelope = await signEntry(signer, coop, type, payload, ts);
   const result = await call<SubmitResult>("ledger_submit", [envelope]);
   return { result, signers: await checkReceipt(envelope, result, vkey), vkey };
 }

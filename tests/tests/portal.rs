@@ -390,9 +390,23 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
     let report = drive("member.mjs", &work);
     keep_shots(&work);
     assert_eq!(report["missing"], json!([]), "every message is translated");
+    // The board proposed, registered the parties and published the notice from its page.
+    assert_eq!(
+        report["proposedNote"],
+        "Proposed: Publish the Q1 data-sales report."
+    );
+    assert!(
+        report["publishedNote"]
+            .as_str()
+            .unwrap()
+            .starts_with("Published: trips v1"),
+        "{}",
+        report["publishedNote"]
+    );
     for line in [
         "applyReceipt",
         "admitReceipt",
+        "proposeReceipt",
         "voteReceipt",
         "grantReceipt",
     ] {

@@ -9,6 +9,7 @@ import { formatDate, formatNumber, t } from "../i18n";
 import { b64, importKeyFile } from "../keys";
 import { call } from "../rpc";
 import { session, type KeyInfo, type Session } from "../session";
+import { NewProposal, PublishNotice, RegisterParty } from "./BoardForms";
 import { parseResetRequest, type KeyReset } from "./Recovery";
 
 interface Application {
@@ -28,6 +29,11 @@ export function Board() {
   const [done, setDone] = useState<number>();
   const [resetText, setResetText] = useState("");
   const [resetAsked, setResetAsked] = useState<string>();
+  const [note, setNote] = useState<string>();
+  const signed = (r: CheckedReceipt, said: string) => {
+    setReceipt(r);
+    setNote(said);
+  };
   const { busy, problem, setProblem, act } = useAction();
 
   const load = async () => {
@@ -115,6 +121,9 @@ export function Board() {
           {t("board.decline")}
         </button>
       </p>
+      {s && <NewProposal s={s} signer={signer} done={signed} />}
+      {s && <RegisterParty s={s} signer={signer} done={signed} />}
+      {s && <PublishNotice s={s} signer={signer} done={signed} />}
       <h2 id="reset-h">{t("board.resetHeading")}</h2>
       <form
         aria-labelledby="reset-h"
@@ -140,6 +149,7 @@ export function Board() {
       <div aria-live="polite">
         {problem && <p role="alert" data-testid="problem">{problem}</p>}
         {resetAsked && <p data-testid="reset-asked">{resetAsked}</p>}
+        {note && <p data-testid="board-note">{note}</p>}
         {done !== undefined && <p data-testid="decided">{t("board.done", { count: formatNumber(done) })}</p>}
         {receipt && <Receipt receipt={receipt} />}
       </div>
