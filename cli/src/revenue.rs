@@ -195,69 +195,54 @@ pub fn print_statement(r: &RevenueReport, member: &str) {
 
 /// Prints a verified reconciliation as a table, JSON or CSV.
 pub fn print_reconciliation(r: &RevenueReport, format: &str) -> Result<()> {
-    let d = &r.distribution;
-    let st = &r.settlement;
-    let rows: Vec<(String, u64, u64, u64, &str)> = d
-        .lines
-        .iter()
-        .map(|l| {
-            let paid = st
-                .payments
-                .get(&l.member)
-                .filter(|p| p.status == coopledger_governance::revenue::PaymentStatus::Paid)
-                .map_or(0, |p| p.amount);
-            (l.member.clone(), l.basis, l.amount, paid, line_state(st, l))
-        })
-        .collect();
-    let unclaimed = st.unclaimed.as_ref().map_or(0, |u| u.amount);
+    let rec = coopledger_governance::revenue_bundle::reconciliation(r);
     match format {
         "json" => crate::print_json(&json!({
-            "period": d.period, "currency": d.currency, "checkpoint": r.size,
-            "revenues": r.revenues, "expenses": r.expenses, "gross": d.gross,
-            "expenseTotal": d.expense_total, "net": d.net, "reserve": d.reserve,
-            "community": d.community, "pool": d.pool, "unshared": d.unshared,
-            "unclaimed": st.unclaimed,
-            "lines": rows.iter().map(|(m, b, a, p, s)| json!({"member": m, "basis": b,
-                "amount": a, "paid": p, "difference": a - p, "state": s})).collect::<Vec<_>>(),
+            "period": rec.period, "currency": rec.currency, "checkpoint": rec.checkpoint,
+            "revenues": r.revenues, "expenses": r.expenses, "gross": rec.gross,
+            "expenseTotal": rec.expense_total, "net": rec.net, "reserve": rec.reserve,
+            "community": rec.community, "pool": rec.pool, "unshared": rec.unshared,
+            "unclaimed": r.settlement.unclaimed,
+            "lines": rec.lines,
         }))?,
         "csv" => {
             println!("member,basis,amount,paid,difference,state");
-            for (m, b, a, p, s) in &rows {
-                println!("{m},{b},{a},{p},{},{s}", a - p);
+            for l in &rec.lines {
+                println!(
+                    "{},{},{},{},{},{}",
+                    l.member, l.basis, l.amount, l.paid, l.difference, l.state
+                );
             }
         }
         "table" => {
             println!(
                 "reconciliation {} {} (checkpoint {}): {} revenue(s) gross {}, {} expense(s) {}, net {}",
-                d.period,
-                d.currency,
-                r.size,
-                r.revenues.len(),
-                d.gross,
-                r.expenses.len(),
-                d.expense_total,
-                d.net
+                rec.period,
+                rec.currency,
+                rec.checkpoint,
+                rec.revenues,
+                rec.gross,
+                rec.expenses,
+                rec.expense_total,
+                rec.net
             );
             println!(
                 "set aside: reserve {}, community {}, pool {} (unshared {}); unclaimed transferred {}",
-                d.reserve, d.community, d.pool, d.unshared, unclaimed
+                rec.reserve, rec.community, rec.pool, rec.unshared, rec.unclaimed
             );
             println!(
                 "{:<20} {:>6} {:>12} {:>12} {:>12}  state",
                 "member", "basis", "amount", "paid", "difference"
             );
-            for (m, b, a, p, s) in &rows {
-                println!("{m:<20} {b:>6} {a:>12} {p:>12} {:>12}  {s}", a - p);
+            for l in &rec.lines {
+                println!(
+                    "{:<20} {:>6} {:>12} {:>12} {:>12}  {}",
+                    l.member, l.basis, l.amount, l.paid, l.difference, l.state
+                );
             }
-            let (lines, paid): (u64, u64) =
-                rows.iter().fold((0, 0), |(x, y), r| (x + r.2, y + r.3));
             println!(
                 "{:<20} {:>6} {:>12} {:>12} {:>12}",
-                "total",
-                "",
-                lines,
-                paid,
-                lines - paid
+                "total", "", rec.due, rec.paid, rec.difference
             );
         }
         other => anyhow::bail!("--format {other:?}: expected table, json or csv"),

@@ -47,6 +47,15 @@ impl Proved {
         }
     }
 
+    /// For a revenue bundle, its distribution reconciled with its settlement (what `coop
+    /// revenue reconcile` prints).
+    pub fn reconciliation(&self) -> Option<crate::revenue_bundle::Reconciliation> {
+        match self {
+            Proved::Revenue(r, _) => Some(crate::revenue_bundle::reconciliation(r)),
+            _ => None,
+        }
+    }
+
     /// One sentence saying what the bundle proves (after `VALID: `).
     pub fn headline(&self) -> String {
         match self {

@@ -35,6 +35,7 @@ export interface Answer {
   state?: string;
   credential?: string;
   cosigned?: { witness: string; timestamp: number }[];
+  reconciliation?: unknown;
   error?: string;
 }
 

@@ -242,22 +242,45 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         "EUR",
     ]))
     .unwrap();
-    let out = run(&[
-        "revenue",
-        "distribute",
-        "--key",
-        &treasurer,
-        "--period",
-        "2026-q3",
-        "--currency",
-        "EUR",
-    ]);
+    // The treasurer records it from the portal's page: the preview shown there is what they
+    // sign (revenue.distribute), then the recorded distribution is shown in English and French;
+    // they pay driver 1's line and record driver 2's payment as failed, and the page's
+    // reconciliation is checked below against the CLI's.
+    let by_preview = |b: u64| {
+        preview["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["basis"] == b)
+            .unwrap()["member"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (m1, m2) = (by_preview(2), by_preview(1));
+    let work = d.join("portal");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("url"), &rpc).unwrap();
+    std::fs::write(work.join("period"), "2026-q3").unwrap();
+    std::fs::write(work.join("currency"), "EUR").unwrap();
+    std::fs::copy(&treasurer, work.join("treasurer.key")).unwrap();
+    std::fs::write(work.join("pay"), &m1).unwrap();
+    std::fs::write(work.join("fail"), &m2).unwrap();
+    let page = common::drive("treasurer.mjs", &work);
+    common::keep_shots(&work);
+    assert_eq!(page["errors"], json!([]), "{page}");
+    assert_eq!(page["missing"], json!([]), "every message is translated");
+    assert_eq!(
+        page["previewHeading"],
+        "Preview: the distribution the ledger implies"
+    );
+    assert_eq!(page["previewNet"], preview["net"]);
     assert!(
-        out.contains(
-            "net 90000 EUR = reserve 9000 + community 9000 (to patients_fund) + pool 72000 over 2 \
-             member line(s)"
-        ),
-        "{out}"
+        page["distributeReceipt"]
+            .as_str()
+            .unwrap()
+            .starts_with("Your entry is number "),
+        "{page}"
     );
     let dist: Value = serde_json::from_str(&run(&[
         "revenue",
@@ -291,16 +314,7 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     want.sort();
     assert_eq!(lines, want);
     assert!(!lines.iter().any(|l| l.0 == m3));
-    // The treasurer's page in the portal shows the same distribution, to the cent, in English
-    // and French.
-    let work = d.join("portal");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(work.join("url"), &rpc).unwrap();
-    std::fs::write(work.join("period"), "2026-q3").unwrap();
-    std::fs::write(work.join("currency"), "EUR").unwrap();
-    let page = common::drive("treasurer.mjs", &work);
-    common::keep_shots(&work);
-    assert_eq!(page["missing"], json!([]), "every message is translated");
+    // The treasurer's page showed the same distribution, to the cent, in English and French.
     for lang in ["en", "fr"] {
         let p = &page[lang];
         for field in ["net", "reserve", "community", "pool", "unshared"] {
@@ -327,39 +341,10 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     assert_eq!(page["en"]["heading"], "Recorded distribution");
     assert_eq!(page["en"]["netText"], "€900.00");
     assert_eq!(page["fr"]["netText"], "900,00\u{a0}€");
-    // The treasurer pays the lines: whole lines only, once; a failed attempt is recorded.
+    // The page paid the lines: whole lines only, once; a failed attempt is recorded.
     // Driver 1 (basis 2) and driver 2 (basis 1), whatever their ids' order.
     let by_basis = |b: u64| &want.iter().find(|l| l.1 == b).unwrap().0;
     let (m1, m2) = (by_basis(2), by_basis(1));
-    run(&[
-        "revenue",
-        "pay",
-        "--key",
-        &treasurer,
-        "--period",
-        "2026-q3",
-        "--currency",
-        "EUR",
-        "--member",
-        m1,
-        "--reference",
-        "SEPA-0001",
-    ]);
-    run(&[
-        "revenue",
-        "pay",
-        "--key",
-        &treasurer,
-        "--period",
-        "2026-q3",
-        "--currency",
-        "EUR",
-        "--member",
-        m2,
-        "--reference",
-        "SEPA-0002",
-        "--failed",
-    ]);
     let err = fail(&[
         "revenue",
         "pay",
@@ -425,17 +410,32 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
     assert_eq!(mine["missing"], json!([]), "every message is translated");
     assert_eq!(mine["statementAmount"], "€480.00");
     assert!(
-        mine["statementPaid"].as_str().unwrap().starts_with("paid (entry "),
+        mine["statementPaid"]
+            .as_str()
+            .unwrap()
+            .starts_with("paid (entry "),
         "{mine}"
     );
     assert!(
-        mine["statementVerdict"].as_str().unwrap().starts_with("VALID"),
+        mine["statementVerdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("VALID"),
         "{mine}"
     );
     assert_eq!(mine["download"], true);
-    assert!(mine["before"].as_str().unwrap().starts_with("The co-op holds no personal data"));
-    assert!(mine["saved"].as_str().unwrap().starts_with("Saved"), "{mine}");
-    assert!(mine["saveReceipt"].as_str().unwrap().starts_with("Your entry is number "));
+    assert!(mine["before"]
+        .as_str()
+        .unwrap()
+        .starts_with("The co-op holds no personal data"));
+    assert!(
+        mine["saved"].as_str().unwrap().starts_with("Saved"),
+        "{mine}"
+    );
+    assert!(mine["saveReceipt"]
+        .as_str()
+        .unwrap()
+        .starts_with("Your entry is number "));
     assert_eq!(
         mine["readBack"],
         json!([["city", "Montréal"], ["name", "Ada Lovelace"]])
@@ -452,7 +452,10 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
             .starts_with("Erased: your data and its key are in no file of the node."),
         "{mine}"
     );
-    assert!(mine["after"].as_str().unwrap().starts_with("The co-op holds no personal data"));
+    assert!(mine["after"]
+        .as_str()
+        .unwrap()
+        .starts_with("The co-op holds no personal data"));
     let csv = run(&[
         "revenue",
         "reconcile",
@@ -487,6 +490,27 @@ fn only_consenting_drivers_share_the_city_revenue_by_contribution_under_the_adop
         (rec["gross"].as_u64(), rec["net"].as_u64()),
         (Some(90_001), Some(90_000))
     );
+    // The page's reconciliation (its own signatures' result, checked in the browser from the
+    // revenue bundle) is the CLI's, line for line, to the minor unit.
+    let shown = page["reconciled"].as_array().unwrap();
+    let lines = rec["lines"].as_array().unwrap();
+    assert_eq!(shown.len(), lines.len(), "{page}");
+    for l in lines {
+        let row = shown
+            .iter()
+            .find(|r| r["member"] == l["member"])
+            .unwrap_or_else(|| panic!("{l} not on the page"));
+        assert_eq!(
+            (&row["due"], &row["paid"], &row["difference"], &row["state"]),
+            (&l["amount"], &l["paid"], &l["difference"], &l["state"]),
+            "{row} {l}"
+        );
+    }
+    assert_eq!(
+        page["recTotal"],
+        json!({"due": 72_000, "paid": 48_000, "difference": 24_000})
+    );
+    assert_eq!(page["recCsv"], true);
     let reconciliation = d.join("reconcile.json");
     let table = run(&[
         "revenue",

@@ -149,7 +149,11 @@ fn answer_to(request: Request) -> Value {
                 Err(e) => return invalid(format!("the verifier key: {e}")),
             };
             match judge(&text, &vkey) {
-                Ok(p) => json!({"valid": true, "kind": p.kind(), "headline": p.headline()}),
+                Ok(p) => match p.reconciliation() {
+                    Some(r) => json!({"valid": true, "kind": p.kind(), "headline": p.headline(),
+                        "reconciliation": r}),
+                    None => json!({"valid": true, "kind": p.kind(), "headline": p.headline()}),
+                },
                 Err(e) => invalid(e),
             }
         }

@@ -288,6 +288,111 @@ impl RevenueBundle {
     }
 }
 
+/// One member's line in a reconciliation: what the distribution owes, what was paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconciledLine {
+    /// Member id.
+    pub member: String,
+    /// The member's basis in the policy's unit.
+    pub basis: u64,
+    /// Due, minor units.
+    pub amount: u64,
+    /// Paid (a payment recorded as paid), minor units.
+    pub paid: u64,
+    /// Due minus paid, minor units.
+    pub difference: u64,
+    /// [`line_state`]: `paid`, `failed`, `unpaid`, `below_minimum`, `unclaimed`, `nothing_due`.
+    pub state: &'static str,
+}
+
+/// A verified distribution against its settlement: what `coop revenue reconcile` prints and the
+/// treasurer's page shows, computed in one place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reconciliation {
+    /// Period.
+    pub period: String,
+    /// Currency.
+    pub currency: String,
+    /// The checkpoint size the bundle is proved under.
+    pub checkpoint: u64,
+    /// Revenues recorded in the period.
+    pub revenues: usize,
+    /// Expenses recorded in the period.
+    pub expenses: usize,
+    /// Gross, expenses, net, set-asides and pool, minor units (the distribution's).
+    pub gross: u64,
+    /// Sum of the expenses.
+    pub expense_total: u64,
+    /// Gross minus expenses.
+    pub net: u64,
+    /// Kept in reserve.
+    pub reserve: u64,
+    /// To the community fund.
+    pub community: u64,
+    /// Shared among the members.
+    pub pool: u64,
+    /// Of the pool, left unshared by rounding or minimums.
+    pub unshared: u64,
+    /// Moved by the unclaimed transfer, once made.
+    pub unclaimed: u64,
+    /// Every line.
+    pub lines: Vec<ReconciledLine>,
+    /// Sum of the lines' amounts.
+    pub due: u64,
+    /// Sum paid.
+    pub paid: u64,
+    /// `due − paid`.
+    pub difference: u64,
+}
+
+/// Reconciles a verified revenue bundle's distribution with its settlement.
+pub fn reconciliation(r: &RevenueReport) -> Reconciliation {
+    let d = &r.distribution;
+    let st = &r.settlement;
+    let lines: Vec<ReconciledLine> = d
+        .lines
+        .iter()
+        .map(|l| {
+            let paid = st
+                .payments
+                .get(&l.member)
+                .filter(|p| p.status == PaymentStatus::Paid)
+                .map_or(0, |p| p.amount);
+            ReconciledLine {
+                member: l.member.clone(),
+                basis: l.basis,
+                amount: l.amount,
+                paid,
+                difference: l.amount.saturating_sub(paid),
+                state: line_state(st, l),
+            }
+        })
+        .collect();
+    let due = lines.iter().map(|l| l.amount).sum();
+    let paid = lines.iter().map(|l| l.paid).sum();
+    Reconciliation {
+        period: d.period.clone(),
+        currency: d.currency.clone(),
+        checkpoint: r.size,
+        revenues: r.revenues.len(),
+        expenses: r.expenses.len(),
+        gross: d.gross,
+        expense_total: d.expense_total,
+        net: d.net,
+        reserve: d.reserve,
+        community: d.community,
+        pool: d.pool,
+        unshared: d.unshared,
+        unclaimed: st.unclaimed.as_ref().map_or(0, |u| u.amount),
+        lines,
+        due,
+        paid,
+        difference: due - paid.min(due),
+    }
+}
+
 /// A line's payment state as the reconciliation shows it.
 pub fn line_state(st: &Settlement, line: &crate::revenue::Line) -> &'static str {
     let (member, below_minimum) = (line.member.as_str(), line.below_minimum);

@@ -4,9 +4,26 @@
 // minor units, shown as money and exported as CSV.
 import { useState } from "preact/hooks";
 import { useAction } from "../action";
+import { Receipt } from "../components/Receipt";
+import { submit, type CheckedReceipt, type Signer } from "../entries";
 import { formatNumber, t } from "../i18n";
+import { b64, importKeyFile } from "../keys";
+import type { MessageKey } from "../messages";
 import { formatMoney } from "../money";
 import { call, RpcError } from "../rpc";
+import { session, type KeyInfo } from "../session";
+import { run } from "../verifier";
+
+/** A verified revenue bundle's reconciliation (`governance::revenue_bundle::reconciliation`,
+ * run by the verifier in this page: the figures `coop revenue reconcile` prints). */
+interface Reconciliation {
+  checkpoint: number;
+  due: number;
+  paid: number;
+  difference: number;
+  unclaimed: number;
+  lines: { member: string; basis: number; amount: number; paid: number; difference: number; state: string }[];
+}
 
 interface Books {
   revenues: { id: string; payer: string; amount: number; purpose: string }[];
@@ -33,11 +50,45 @@ export function Treasurer() {
   const [currency, setCurrency] = useState("EUR");
   const [books, setBooks] = useState<Books>();
   const [dist, setDist] = useState<{ d: Distribution; recorded: boolean }>();
+  const [signer, setSigner] = useState<Signer & { member: string }>();
+  const [receipt, setReceipt] = useState<CheckedReceipt>();
+  const [rec, setRec] = useState<{ r: Reconciliation; headline: string }>();
+  const [refs, setRefs] = useState<Record<string, string>>({});
   const { busy, problem, act } = useAction();
 
-  const show = () =>
+  const sign = async (type: string, payload: Record<string, unknown>) => {
+    const s = await session();
+    if (!signer) return;
+    setReceipt(await submit(signer, s.coop.origin, type, payload, s.vkey));
+  };
+  const distribute = (d: Distribution) =>
     act(async () => {
+      await sign("revenue.distribute", { period: d.period, currency: d.currency, distribution: d });
+      await load();
+    });
+  const pay = (d: Distribution, member: string, amount: number, status: "paid" | "failed") =>
+    act(async () => {
+      const reference = (refs[member] ?? "").trim();
+      if (!reference) throw new Error(t("treasurer.referenceNeeded"));
+      await sign("revenue.payment", { period: d.period, currency: d.currency, member, amount, reference, status });
+      await reconcile();
+    });
+  const reconcile = () =>
+    act(async () => {
+      const s = await session();
+      const bundle = await call<unknown>("revenue_bundle", [period, currency]);
+      const a = await run({ op: "bundle", text: JSON.stringify(bundle), vkey: s.vkey });
+      if (!a.valid || !a.reconciliation) throw new Error(t("receipt.failed", { cause: a.cause ?? a.error ?? "?" }));
+      setRec({ r: a.reconciliation as Reconciliation, headline: a.headline ?? "" });
+    });
+  const recCsv = (r: Reconciliation) => {
+    const rows = ["member,basis,amount,paid,difference,state", ...r.lines.map((l) => `${l.member},${l.basis},${l.amount},${l.paid},${l.difference},${l.state}`)];
+    return URL.createObjectURL(new Blob([rows.join("\n") + "\n"], { type: "text/csv" }));
+  };
+
+  const load = async () => {
       setDist(undefined);
+      setRec(undefined);
       setBooks(await call<Books>("revenue_ledger", [period, currency]));
       try {
         setDist({ d: await call<Distribution>("revenue_distribution", [period, currency]), recorded: true });
@@ -46,7 +97,8 @@ export function Treasurer() {
         if (!(e instanceof RpcError && e.code === 2001)) throw e;
         setDist({ d: await call<Distribution>("revenue_preview", [period, currency]), recorded: false });
       }
-    });
+    };
+  const show = () => act(load);
 
   const csv = (d: Distribution) => {
     const rows = ["member,basis,amount_minor_units,below_minimum", ...d.lines.map((l) => `${l.member},${l.basis},${l.amount},${l.belowMinimum}`)];
@@ -71,7 +123,28 @@ export function Treasurer() {
         <input id="currency" type="text" value={currency} maxLength={3} onInput={(e) => setCurrency((e.target as HTMLInputElement).value.toUpperCase())} />
         <button type="submit" disabled={busy || !period}>{t("treasurer.show")}</button>
       </form>
-      <div aria-live="polite">{problem && <p role="alert" data-testid="problem">{problem}</p>}</div>
+      <p>
+        <label for="treasurer-key">{t("treasurer.keyFile")}</label>{" "}
+        <input
+          id="treasurer-key"
+          type="file"
+          accept="application/json,.key,.json"
+          onChange={(e) =>
+            void act(async () => {
+              const f = (e.target as HTMLInputElement).files?.[0];
+              if (!f) return;
+              const k = await importKeyFile(await f.text());
+              const info = await call<KeyInfo>("gov_key", [b64(k.publicKey)]);
+              setSigner({ ...k, member: info.member });
+            })
+          }
+        />
+        {signer && <span data-testid="signing-as"> {t("board.signingAs", { member: signer.member })}</span>}
+      </p>
+      <div aria-live="polite">
+        {problem && <p role="alert" data-testid="problem">{problem}</p>}
+        {receipt && <Receipt receipt={receipt} />}
+      </div>
       {books && (
         <>
           <h2>{t("treasurer.books")}</h2>
@@ -137,6 +210,82 @@ export function Treasurer() {
               {t("treasurer.csv")}
             </a>
           </p>
+          {!dist.recorded && (
+            <p>
+              <button type="button" disabled={busy || !signer} data-testid="distribute" onClick={() => void distribute(dist.d)}>
+                {t("treasurer.distribute")}
+              </button>{" "}
+              <span class="hint">{t("treasurer.distributeHint")}</span>
+            </p>
+          )}
+          {dist.recorded && (
+            <>
+              <h2>{t("treasurer.reconciliation")}</h2>
+              <p>{t("treasurer.reconcileIntro")}</p>
+              <button type="button" disabled={busy} data-testid="reconcile" onClick={() => void reconcile()}>
+                {t("treasurer.reconcile")}
+              </button>
+            </>
+          )}
+          {dist.recorded && rec && (
+            <>
+              <p class="verdict-inline valid" data-testid="reconcile-verdict">{t("verify.valid")}: {rec.headline}</p>
+              <table data-testid="reconciliation">
+                <thead>
+                  <tr>
+                    <th scope="col">{t("me.member")}</th>
+                    <th scope="col" class="num">{t("treasurer.due")}</th>
+                    <th scope="col" class="num">{t("treasurer.paid")}</th>
+                    <th scope="col" class="num">{t("treasurer.difference")}</th>
+                    <th scope="col">{t("proposals.state")}</th>
+                    <th scope="col"><span class="sr">{t("treasurer.pay")}</span></th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {rec.r.lines.map((l) => (
+                    <tr key={l.member} data-testid="rec-line" data-member={l.member} data-due={l.amount} data-paid={l.paid} data-difference={l.difference} data-state={l.state}>
+                      <th scope="row"><code>{l.member}</code></th>
+                      <td class="num">{money(l.amount)}</td>
+                      <td class="num">{money(l.paid)}</td>
+                      <td class="num">{money(l.difference)}</td>
+                      <td>{t(`treasurer.state.${l.state}` as MessageKey)}</td>
+                      <td>
+                        {l.difference > 0 && l.state !== "unclaimed" && (
+                          <span class="pay">
+                            <input
+                              aria-label={t("treasurer.reference", { member: l.member })}
+                              data-testid="reference"
+                              placeholder={t("treasurer.referencePlaceholder")}
+                              value={refs[l.member] ?? ""}
+                              onInput={(e) => setRefs({ ...refs, [l.member]: (e.target as HTMLInputElement).value })}
+                            />{" "}
+                            <button type="button" disabled={busy || !signer} data-testid="pay" onClick={() => void pay(dist.d, l.member, l.amount, "paid")}>
+                              {t("treasurer.markPaid")}
+                            </button>{" "}
+                            <button type="button" class="secondary" disabled={busy || !signer} data-testid="pay-failed" onClick={() => void pay(dist.d, l.member, l.amount, "failed")}>
+                              {t("treasurer.markFailed")}
+                            </button>
+                          </span>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                  <tr data-testid="rec-total" data-due={rec.r.due} data-paid={rec.r.paid} data-difference={rec.r.difference}>
+                    <th scope="row">{t("treasurer.total")}</th>
+                    <td class="num">{money(rec.r.due)}</td>
+                    <td class="num">{money(rec.r.paid)}</td>
+                    <td class="num">{money(rec.r.difference)}</td>
+                    <td colSpan={2}>{rec.r.unclaimed > 0 ? t("treasurer.unclaimed", { amount: money(rec.r.unclaimed) }) : ""}</td>
+                  </tr>
+                </tbody>
+              </table>
+              <p>
+                <a href={recCsv(rec.r)} download={`reconciliation-${period}-${currency}.csv`} data-testid="rec-csv">
+                  {t("treasurer.recCsv")}
+                </a>
+              </p>
+            </>
+          )}
         </>
       )}
     </section>
