@@ -77,6 +77,31 @@ try {
   report.valid = await drop("bundle.json", "verify-valid");
   report.tampered = await drop("tampered.json", "verify-invalid");
 
+  // Pinning the co-op's published verifier key: a key that is not the node's makes every page
+  // refuse this node; the node's own key pinned, pages work again.
+  const pinning = await (await browser.newContext()).newPage();
+  await pinning.goto(`${url}/?lang=en#/`);
+  await pinning.waitForSelector("#pin-input");
+  await pinning.fill("#pin-input", read("other.vkey"));
+  await pinning.click("[data-testid=pin]");
+  report.pinMismatch = await pinning.innerText("[data-testid=pin-mismatch]");
+  await pinning.goto(`${url}/?lang=en#/me`);
+  await pinning.waitForSelector("[role=alert], p[aria-busy]", { timeout: 15000 });
+  await pinning.waitForFunction(() => document.body.innerText.includes("not the one pinned"), null, { timeout: 15000 });
+  report.pinRefused = (await pinning.innerText("main")).trim();
+  await pinning.screenshot({ path: join(shots, "pin-refused.png"), fullPage: true });
+  await pinning.goto(`${url}/?lang=en#/`);
+  await pinning.waitForSelector("[data-testid=unpin]");
+  await pinning.click("[data-testid=unpin]");
+  await pinning.fill("#pin-input", vkey);
+  await pinning.click("[data-testid=pin]");
+  report.pinState = await pinning.innerText("[data-testid=pin-state]");
+  report.pinMismatchAfter = (await pinning.$("[data-testid=pin-mismatch]")) !== null;
+  await pinning.goto(`${url}/?lang=en#/me`);
+  await pinning.reload();
+  await pinning.waitForSelector("#me-h", { timeout: 15000 });
+  report.pinnedMe = await pinning.innerText("#me-h");
+
   // Every vector through the browser's verifier; the test compares with the native verdicts.
   const requests = JSON.parse(read("requests.json"));
   const started = Date.now();

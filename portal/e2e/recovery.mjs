@@ -73,6 +73,25 @@ try {
   await phone.reload();
   await phone.waitForSelector("text=This key was revoked", { timeout: 15000 });
 
+  // A watch joins from the laptop: it makes a request, the laptop signs it in; a request for
+  // another member is refused there.
+  const watchPage = await device();
+  await watchPage.fill("#reset-member", report.member);
+  await watchPage.fill("#recover-label", "watch");
+  await watchPage.click("[data-testid=make-request]");
+  const watchRequest = await (await watchPage.waitForSelector("[data-testid=reset-request]")).inputValue();
+  await laptop.fill("#add-device-request", JSON.stringify({ ...JSON.parse(watchRequest), member: "m-0000000000000000" }));
+  await laptop.click("[data-testid=add-device]");
+  report.notMine = await (await laptop.waitForSelector("[data-testid=problem]", { timeout: 15000 })).innerText();
+  await laptop.fill("#add-device-request", watchRequest);
+  await laptop.click("[data-testid=add-device]");
+  await laptop.waitForFunction(() => document.querySelector("[data-testid=note]")?.textContent?.startsWith("Added"), null, { timeout: 30000 });
+  report.addedNote = await laptop.innerText("[data-testid=note]");
+  await watchPage.reload();
+  await watchPage.waitForSelector("[data-testid=member-id]", { timeout: 15000 });
+  report.watchMember = await watchPage.innerText("[data-testid=member-id]");
+  await shot(laptop, "me-device-added");
+
   // 2. Everything lost: a third browser asks the board, and the laptop vetoes.
   const fresh = await device();
   await fresh.fill("#reset-member", report.member);

@@ -1,6 +1,6 @@
 // Language choice and message lookup. The language comes from ?lang=, else the last choice,
-// else the browser's preference. The choice is the only thing the portal keeps in
-// localStorage (never key material).
+// else the browser's preference. The choice (and a pinned verifier key, which is public: see
+// session.ts) is all the portal keeps in localStorage — never key material.
 import { en, fr, type Catalog, type MessageKey } from "./messages";
 
 export const LANGUAGES = { en: "English", fr: "Français" } as const;

@@ -199,6 +199,14 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
     std::fs::write(work.join("tampered.json"), &tampered).unwrap();
     std::fs::write(work.join("url"), &url).unwrap();
     std::fs::write(work.join("vkey"), &vkey).unwrap();
+    // A well-formed verifier key that is not this node's (another co-op's).
+    let other_vkey = coopledger_ledger::NoteSigner::new(
+        "other.example.coop/ledger",
+        ed25519_dalek::SigningKey::from_bytes(&[77; 32]),
+    )
+    .unwrap()
+    .vkey();
+    std::fs::write(work.join("other.vkey"), &other_vkey).unwrap();
     let requests = vector_requests(&bundle, &vkey);
     // As JSON texts: a JavaScript number cannot carry every u64 the probes use.
     let texts: Vec<String> = requests.iter().map(Value::to_string).collect();
@@ -242,6 +250,28 @@ fn the_portal_serves_every_page_verifies_in_the_browser_and_agrees_with_the_nati
             "{name} was screenshotted"
         );
     }
+    // A pinned key that is not the node's: the overview warns, every other page refuses the node;
+    // with the node's own key pinned, pages work.
+    let mismatch = report["pinMismatch"].as_str().unwrap();
+    assert!(
+        mismatch.starts_with("This node's verifier key is not the one pinned in this browser")
+            && mismatch.contains(&other_vkey),
+        "{mismatch}"
+    );
+    assert!(
+        report["pinRefused"]
+            .as_str()
+            .unwrap()
+            .contains("is not the one pinned in this browser"),
+        "{}",
+        report["pinRefused"]
+    );
+    assert_eq!(
+        report["pinState"],
+        "Pinned in this browser: pages refuse any other key."
+    );
+    assert_eq!(report["pinMismatchAfter"], false);
+    assert_eq!(report["pinnedMe"], "My membership");
     assert_eq!(
         report["pages"]["overview-en"]["h1"],
         "Demo Drivers' Data Co-op"
@@ -643,6 +673,16 @@ fn a_member_comes_back_with_a_recovery_code_and_the_board_resets_lost_keys() {
             e.display()
         );
     }
+    // A device added from another device with its request; a request for someone else refused.
+    assert_eq!(
+        report["notMine"],
+        "This request is for m-0000000000000000, not for you."
+    );
+    assert_eq!(
+        report["addedNote"],
+        "Added: the new device now acts for you."
+    );
+    assert_eq!(report["watchMember"].as_str(), Some(member.as_str()));
     // 2. The board's reset, vetoed by the member's current device.
     assert_eq!(report["request"]["member"].as_str(), Some(member.as_str()));
     assert_eq!(report["request"]["label"], "tablet");
@@ -670,8 +710,8 @@ fn a_member_comes_back_with_a_recovery_code_and_the_board_resets_lost_keys() {
     let early = report["early"].as_str().unwrap();
     assert!(early.contains("can be completed from"), "{early}");
     assert_eq!(report["resetMember"].as_str(), Some(member.as_str()));
-    // founder key file, phone, recovery key, laptop: revoked; the tablet: current.
-    assert_eq!(report["keysAfterReset"], json!({"rows": 5, "revoked": 4}));
+    // founder key file, phone, recovery key, laptop, watch: revoked; the tablet: current.
+    assert_eq!(report["keysAfterReset"], json!({"rows": 6, "revoked": 5}));
     assert_eq!(report["laptopRevoked"], true);
     let (code, out, err) = coop(&[
         "--rpc",

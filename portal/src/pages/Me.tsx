@@ -9,7 +9,7 @@ import { b64, fingerprint, importKeyFile, makeDeviceKey, unb64 } from "../keys";
 import type { MessageKey } from "../messages";
 import { call, subscribe } from "../rpc";
 import { session, type Session } from "../session";
-import { ComeBack, RecoveryCode, ResetAlert, type KeyReset } from "./Recovery";
+import { AddDevice, ComeBack, RecoveryCode, ResetAlert, type KeyReset } from "./Recovery";
 
 interface Bylaws {
   classes: Record<string, unknown>;
@@ -162,6 +162,7 @@ export function Me() {
               {current && member.record.keyReset && (
                 <ResetAlert s={s} member={member.record.id} reset={member.record.keyReset} done={done} />
               )}
+              {current && <AddDevice s={s} member={member.record.id} done={done} />}
               {current && (
                 <RecoveryCode
                   s={s}

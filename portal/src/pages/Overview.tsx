@@ -3,6 +3,41 @@
 import { useEffect, useState } from "preact/hooks";
 import { formatNumber, t } from "../i18n";
 import { call, subscribe, type CheckpointInfo, type CoopInfo } from "../rpc";
+import { pinKey, pinnedKey } from "../session";
+
+/** Pinning the co-op's published verifier key in this browser. */
+function Pin({ served }: { served: string }) {
+  const [pinned, setPinned] = useState(pinnedKey());
+  const [pasted, setPasted] = useState("");
+  return (
+    <section aria-labelledby="pin-h">
+      <h2 id="pin-h">{t("pin.heading")}</h2>
+      <p>{t("pin.intro")}</p>
+      <p data-testid="pin-state">{pinned ? t("pin.pinned") : t("pin.notPinned")}</p>
+      {pinned && pinned !== served && (
+        <p role="alert" class="warning" data-testid="pin-mismatch">{t("pin.mismatch", { pinned, served })}</p>
+      )}
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const k = pasted.trim();
+          pinKey(k);
+          setPinned(k);
+          setPasted("");
+        }}
+      >
+        <label for="pin-input">{t("pin.paste")}</label>
+        <input id="pin-input" type="text" spellcheck={false} autocomplete="off" value={pasted} onInput={(e) => setPasted((e.target as HTMLInputElement).value)} />
+        <button type="submit" disabled={!pasted.trim()} data-testid="pin">{t("pin.pin")}</button>{" "}
+        {pinned && (
+          <button type="button" class="secondary" data-testid="unpin" onClick={() => { pinKey(undefined); setPinned(undefined); }}>
+            {t("pin.forget")}
+          </button>
+        )}
+      </form>
+    </section>
+  );
+}
 
 export function Overview() {
   const [info, setInfo] = useState<CoopInfo>();
@@ -42,6 +77,7 @@ export function Overview() {
         <dt>{t("overview.vkey")}</dt>
         <dd><code class="wrap" data-testid="vkey">{vkey}</code></dd>
       </dl>
+      {vkey && <Pin served={vkey} />}
       <h2>{t("overview.checkpoint")}</h2>
       <pre class="note" data-testid="note">{checkpoint.note}</pre>
       <p class="hint">{t("overview.live")}</p>

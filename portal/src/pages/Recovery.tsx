@@ -94,6 +94,33 @@ export function RecoveryCode({ s, member, recoveryKeys, done }: {
   );
 }
 
+/** On a member's device: sign another device in, from the request it made. */
+export function AddDevice({ s, member, done }: { s: Session; member: string; done: Done }) {
+  const [text, setText] = useState("");
+  const { busy, problem, act } = useAction();
+  const add = () =>
+    act(async () => {
+      const req = parseResetRequest(text);
+      if (!req) throw new Error(t("board.resetBad"));
+      if (req.member !== member) throw new Error(t("device.notMine", { member: req.member }));
+      const payload: Record<string, unknown> = { key: req.key, proof: req.proof };
+      if (req.label) payload.label = req.label;
+      const r = await submit(s.device!, s.coop.origin, "member.key_add", payload, s.vkey);
+      setText("");
+      await done(r, t("device.added"));
+    });
+  return (
+    <form aria-labelledby="device-h" onSubmit={(e) => { e.preventDefault(); void add(); }}>
+      <h2 id="device-h">{t("device.heading")}</h2>
+      <p>{t("device.intro")}</p>
+      <label for="add-device-request">{t("device.request")}</label>
+      <textarea id="add-device-request" rows={4} value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} />
+      <button type="submit" disabled={busy || !text.trim()} data-testid="add-device">{t("device.add")}</button>
+      {problem && <p role="alert" data-testid="problem">{problem}</p>}
+    </form>
+  );
+}
+
 /** On a member's device: the board's pending reset of their keys, and the veto. */
 export function ResetAlert({ s, member, reset, done }: { s: Session; member: string; reset: KeyReset; done: Done }) {
   const [print, setPrint] = useState<string>();
