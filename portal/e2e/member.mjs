@@ -168,6 +168,10 @@ try {
   await person.waitForFunction(
     () => document.querySelector("[data-testid=grant-uses]")?.textContent === "1", null, { timeout: 15000, polling: 200 });
   await shot(person, "consent-given");
+  await person.click("[data-testid=renew]");
+  await person.waitForFunction(() => document.querySelector("[data-testid=consent-note]")?.textContent?.startsWith("Renewed"), null, { timeout: 30000 });
+  report.renewNote = await person.innerText("[data-testid=consent-note]");
+  report.renewReceipt = await person.innerText("[data-testid=receipt-line]");
   await person.click("[data-testid=withdraw]");
   await person.waitForSelector("[data-testid=consent-note]", { timeout: 30000 });
   report.withdrawNote = await person.innerText("[data-testid=consent-note]");

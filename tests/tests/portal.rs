@@ -439,6 +439,7 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         "proposeReceipt",
         "voteReceipt",
         "grantReceipt",
+        "renewReceipt",
     ] {
         let text = report[line].as_str().unwrap();
         assert!(
@@ -527,7 +528,18 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["consent.grant", "data.use", "consent.withdraw"]);
+    assert_eq!(
+        events,
+        ["consent.grant", "data.use", "consent.renew", "consent.withdraw"]
+    );
+    assert!(
+        report["renewNote"]
+            .as_str()
+            .unwrap()
+            .starts_with("Renewed: your consent now runs until"),
+        "{}",
+        report["renewNote"]
+    );
     let used = history[1]["text"].as_str().unwrap();
     assert!(
         used.contains("data used")

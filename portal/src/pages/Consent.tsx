@@ -192,6 +192,13 @@ export function Consent() {
       setReceipt(await submit(device, s.coop.origin, "consent.withdraw", { member, grant: g.id }, s.vkey));
       setNote(t("consent.withdrawn"));
     });
+  const renew = (g: Grant) =>
+    act(async () => {
+      const until = g.periods.length ? g.periods[g.periods.length - 1]!.untilMs : Date.now();
+      const untilMs = Math.max(until, Date.now()) + YEAR_MS;
+      setReceipt(await submit(device, s.coop.origin, "consent.renew", { member, grant: g.id, untilMs }, s.vkey));
+      setNote(t("consent.renewed", { until: formatDate(untilMs) }));
+    });
   const exportBundle = () =>
     act(async () => {
       const bundle = await call<unknown>("consent_bundle", [member]);
@@ -240,6 +247,11 @@ export function Consent() {
                   </details>
                 </td>
                 <td>
+                  {(active(g) || g.status === "expired") && (
+                    <button type="button" class="secondary" disabled={busy} data-testid="renew" onClick={() => void renew(g)}>
+                      {t("consent.renew")}
+                    </button>
+                  )}{" "}
                   {active(g) && (
                     <button type="button" class="secondary" disabled={busy} data-testid="withdraw" onClick={() => void withdraw(g)}>
                       {t("consent.withdraw")}
