@@ -10,16 +10,20 @@
 //! device derives the locator from the code, fetches the kit, opens it, and signs a
 //! `member.key_add` for itself with the backup key.
 //!
-//! What the node holds cannot open a kit (the code has 128 bits of entropy and only its
+//! What the node holds cannot open a kit (the code has 120 bits of entropy, a passkey's PRF output 256 and only its
 //! one-way derivations reach the node); a kit whose backup key has been revoked, or whose
-//! member has left, is not handed out. Storing a new kit drops the member's previous one.
+//! member has left, is not handed out. A new backup key's kit drops the previous key's kits.
 //!
-//! Off-log keys: `recovery/<locator hex>` → JSON [`Kit`]; `recovery-of/<member>` → the
-//! member's current locator (hex). Fault table: a crash after the entry and before the kit is
-//! stored leaves a backup key without a kit (the member's retry of the same entry gets the same
-//! receipt and stores it; the portal revokes a `recovery` key it has no kit for); a crash
-//! between the kit and its pointer leaves the previous kit in place, harmless once its key is
-//! revoked.
+//! One backup key may be sealed more than once — under the recovery code, and under a passkey's
+//! PRF output — each kit stored by sending the same `member.key_add` again (the log answers a
+//! resubmitted entry with its first receipt) with its own locator.
+//!
+//! Off-log keys: `recovery/<locator hex>` → JSON [`Kit`]; `recovery-of/<member>` → JSON
+//! `{key, locators}`: the member's current backup key and its kits' locators. Fault table: a
+//! crash after the entry and before the kit is stored leaves a backup key without a kit (the
+//! member's retry of the same entry gets the same receipt and stores it; the portal revokes older
+//! `recovery` keys when it makes a new one); a crash between a kit and its pointer leaves an
+//! earlier key's kits in place, never handed out once that key is revoked.
 
 use coopledger_governance::records;
 use coopledger_governance::CoopRules;
@@ -95,6 +99,19 @@ fn pointer_key(member: &str) -> Vec<u8> {
     [b"recovery-of/".as_slice(), member.as_bytes()].concat()
 }
 
+/// `recovery-of/<member>`: the member's current backup key and where its kits are.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pointer {
+    key: String,
+    /// Log index of the key's `member.key_add`.
+    index: u64,
+    locators: Vec<String>,
+}
+
+/// Most kits one backup key may have (the code, a passkey or two).
+pub const MAX_KITS_PER_KEY: usize = 4;
+
 /// The node's recovery kits.
 #[derive(Debug, Clone)]
 pub struct RecoveryKits {
@@ -159,8 +176,9 @@ impl RecoveryKits {
         Ok(receipt)
     }
 
-    /// Stores the kit of the accepted backup key `key`, registered at `index`, and drops the
-    /// member's previous kit.
+    /// Stores the kit of the accepted backup key `key`, registered at `index`, beside the other
+    /// kits of that key (a code and a passkey each seal it), and drops the kits of the member's
+    /// previous backup key.
     fn store_accepted(
         &self,
         key: &[u8; 32],
@@ -182,15 +200,59 @@ impl RecoveryKits {
         };
         let bytes = serde_json::to_vec(&kit)
             .map_err(|e| StoreError::Corrupt(format!("recovery kit: {e}")))?;
-        let previous = self.log.offlog_get(&pointer_key(&rec.member))?;
-        self.log.offlog_put(&kit_key(locator), &bytes)?;
-        self.log
-            .offlog_put(&pointer_key(&rec.member), hex::encode(locator).as_bytes())?;
-        if let Some(prev) = previous.filter(|p| p.as_slice() != hex::encode(locator).as_bytes()) {
-            self.log
-                .offlog_delete(&[b"recovery/".as_slice(), &prev].concat())?;
+        if rec.revoked.is_some() {
+            return Err(field("entry", "this backup key has been revoked"));
         }
+        let mut kept: Vec<String> = match self.kits_of(&rec.member)? {
+            Some(p) if p.key == kit.key => p.locators,
+            // A replay of an older backup key's entry (it is public) must not drop the kits of
+            // the member's newer one.
+            Some(p) if p.index > index => {
+                return Err(field(
+                    "entry",
+                    "the member has a newer backup key; this one's kits are not kept",
+                ))
+            }
+            Some(p) => {
+                for l in &p.locators {
+                    self.log
+                        .offlog_delete(&[b"recovery/".as_slice(), l.as_bytes()].concat())?;
+                }
+                vec![]
+            }
+            None => vec![],
+        };
+        let hex_locator = hex::encode(locator);
+        if !kept.contains(&hex_locator) {
+            if kept.len() >= MAX_KITS_PER_KEY {
+                return Err(field(
+                    "locator",
+                    format!("this backup key already has {MAX_KITS_PER_KEY} kits"),
+                ));
+            }
+            kept.push(hex_locator);
+        }
+        self.log.offlog_put(&kit_key(locator), &bytes)?;
+        let pointer = Pointer {
+            key: kit.key,
+            index,
+            locators: kept,
+        };
+        let pointer = serde_json::to_vec(&pointer)
+            .map_err(|e| StoreError::Corrupt(format!("recovery pointer: {e}")))?;
+        self.log.offlog_put(&pointer_key(&rec.member), &pointer)?;
         Ok(())
+    }
+
+    /// The member's current backup key and the locators of its kits.
+    fn kits_of(&self, member: &str) -> Result<Option<Pointer>, StoreError> {
+        self.log
+            .offlog_get(&pointer_key(member))?
+            .map(|b| {
+                serde_json::from_slice(&b)
+                    .map_err(|e| StoreError::Corrupt(format!("recovery pointer: {e}")))
+            })
+            .transpose()
     }
 
     fn read(&self, locator: &[u8; 32]) -> Result<Option<Kit>, StoreError> {

@@ -666,6 +666,18 @@ fn a_member_comes_back_with_a_recovery_code_and_the_board_resets_lost_keys() {
         "{}",
         report["recoveredNote"]
     );
+    // The passkey (WebAuthn PRF on Chromium's virtual authenticator) sealed the same backup key:
+    // with the phone's device key gone, it brought the membership back.
+    assert_eq!(report["passkeyMade"], "A passkey can open it too.");
+    assert_eq!(report["passkeyMember"].as_str(), Some(member.as_str()));
+    assert!(
+        report["passkeyNote"]
+            .as_str()
+            .unwrap()
+            .starts_with("This device now acts for"),
+        "{}",
+        report["passkeyNote"]
+    );
     let typo = report["typo"].as_str().unwrap();
     assert!(typo.contains("no recovery kit is held"), "{typo}");
     assert!(
@@ -722,8 +734,9 @@ fn a_member_comes_back_with_a_recovery_code_and_the_board_resets_lost_keys() {
     let early = report["early"].as_str().unwrap();
     assert!(early.contains("can be completed from"), "{early}");
     assert_eq!(report["resetMember"].as_str(), Some(member.as_str()));
-    // founder key file, phone, recovery key, laptop, watch: revoked; the tablet: current.
-    assert_eq!(report["keysAfterReset"], json!({"rows": 6, "revoked": 5}));
+    // founder key file, phone, recovery key, the phone's new key, laptop, watch: revoked; the
+    // tablet: current.
+    assert_eq!(report["keysAfterReset"], json!({"rows": 7, "revoked": 6}));
     assert_eq!(report["laptopRevoked"], true);
     let (code, out, err) = coop(&[
         "--rpc",

@@ -1,7 +1,8 @@
 //! Recovery kits (`coopledger_node::recovery`, `recovery_*`) on a node run in-process: a kit
 //! is stored only with an accepted `member.key_add` of its backup key (a refused entry — a
 //! stranger's, or a key already known — stores nothing); it is handed out by its locator only
-//! while its key is a current key of a member; a member's new kit drops the old one; a revoked
+//! while its key is a current key of a member; one key may have several kits (code, passkey);
+//! a member's new backup key drops the old key's kits; a revoked
 //! backup key's kit is no longer handed out; bad parameters are named over JSON-RPC.
 
 #![allow(
@@ -105,8 +106,9 @@ async fn a_kit_is_kept_only_for_an_accepted_backup_key_and_only_while_it_is_curr
     );
 
     // The member's own: kept, and handed out by its locator.
+    let entry = key_add(&device, 1, &backup, &member);
     let r = kits
-        .store(key_add(&device, 1, &backup, &member), first, sealed.clone())
+        .store(entry.clone(), first, sealed.clone())
         .await
         .unwrap();
     let kit = kits.fetch(&first).unwrap().unwrap();
@@ -140,8 +142,21 @@ async fn a_kit_is_kept_only_for_an_accepted_backup_key_and_only_while_it_is_curr
     assert!(matches!(again, Err(KitError::Rejected(_))), "{again:?}");
     assert!(kits.fetch(&second).unwrap().is_none());
 
+    // The same backup key sealed a second time (a passkey's kit), by sending its entry again:
+    // both kits are kept.
+    let passkey_locator = [0x33u8; 32];
+    let key_add_replay = entry.clone();
+    let again = kits
+        .store(entry, passkey_locator, vec![0xEF; 76])
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.index, r.index);
+    assert!(kits.fetch(&first).unwrap().is_some());
+    assert!(kits.fetch(&passkey_locator).unwrap().is_some());
     // A new code: the new kit is kept, the old one dropped.
-    kits.store(key_add(&device, 2, &other, &member), second, vec![0xCD; 76])
+    let second_entry = key_add(&device, 2, &other, &member);
+    kits.store(second_entry.clone(), second, vec![0xCD; 76])
         .await
         .unwrap();
     assert!(kits.fetch(&first).unwrap().is_none());
@@ -149,6 +164,22 @@ async fn a_kit_is_kept_only_for_an_accepted_backup_key_and_only_while_it_is_curr
         kits.fetch(&second).unwrap().unwrap().sealed,
         b64_encode([0xCD; 76])
     );
+
+    // Replaying the first backup key's entry (public on the log) cannot drop the newer key's
+    // kits.
+    let replay = kits
+        .store(key_add_replay.clone(), [0x44; 32], vec![0x01; 76])
+        .await;
+    assert!(matches!(replay, Err(KitError::Field { field: "entry", .. })), "{replay:?}");
+    assert!(kits.fetch(&second).unwrap().is_some());
+    // At most four kits per backup key.
+    for n in 0..3u8 {
+        kits.store(second_entry.clone(), [0x50 + n; 32], vec![0x02; 76])
+            .await
+            .unwrap();
+    }
+    let fifth = kits.store(second_entry.clone(), [0x60; 32], vec![0x02; 76]).await;
+    assert!(matches!(fifth, Err(KitError::Field { field: "locator", .. })), "{fifth:?}");
 
     // Over JSON-RPC: a missing kit is 2001 naming locator; a short locator is named.
     use jsonrpsee::core::client::ClientT;

@@ -6,7 +6,7 @@ import { useAction } from "../action";
 import { keyProof, submit, type CheckedReceipt } from "../entries";
 import { formatDate, formatDuration, formatNumber, t } from "../i18n";
 import { b64, fingerprint, makeDeviceKey, unb64 } from "../keys";
-import { makeRecoveryCode, recoverWithCode } from "../recovery";
+import { makeRecoveryCode, passkeysOffered, recoverWithCode, recoverWithPasskey } from "../recovery";
 import { call, RpcError } from "../rpc";
 import type { Session } from "../session";
 
@@ -54,6 +54,8 @@ export function RecoveryCode({ s, member, recoveryKeys, done }: {
   done: Done;
 }) {
   const [code, setCode] = useState<string>();
+  const [withPasskey, setWithPasskey] = useState(false);
+  const [passkeyMade, setPasskeyMade] = useState(false);
   const { busy, problem, act } = useAction();
   return (
     <section aria-labelledby="recovery-h">
@@ -66,17 +68,26 @@ export function RecoveryCode({ s, member, recoveryKeys, done }: {
         <div class="code-box">
           <p>{t("recovery.show")}</p>
           <p><code class="recovery-code" data-testid="recovery-code">{code}</code></p>
+          {passkeyMade && <p data-testid="passkey-made">{t("recovery.passkeyMade")}</p>}
           <p class="hint">{t("recovery.warn")}</p>
           <button type="button" onClick={() => setCode(undefined)}>{t("recovery.written")}</button>
         </div>
       ) : (
+        <>
+        {passkeysOffered() && (
+          <label class="choice">
+            <input type="checkbox" data-testid="with-passkey" checked={withPasskey} onChange={(e) => setWithPasskey((e.target as HTMLInputElement).checked)} />{" "}
+            {t("recovery.passkeyOption")}
+          </label>
+        )}
         <button
           type="button"
           disabled={busy}
           data-testid="make-recovery"
           onClick={() =>
             void act(async () => {
-              const made = await makeRecoveryCode(s.device!, s.coop.origin, member, s.vkey);
+              const made = await makeRecoveryCode(s.device!, s.coop.origin, member, s.vkey, withPasskey ? { coopName: s.coop.name } : undefined);
+              setPasskeyMade(made.passkey);
               // The older recovery keys would still open their kits' doors: revoke them.
               for (const old of recoveryKeys) {
                 await submit(s.device!, s.coop.origin, "member.key_revoke", { key: old.key }, s.vkey);
@@ -88,6 +99,7 @@ export function RecoveryCode({ s, member, recoveryKeys, done }: {
         >
           {recoveryKeys.length > 0 ? t("recovery.remake") : t("recovery.make")}
         </button>
+        </>
       )}
       {problem && <p role="alert" data-testid="problem">{problem}</p>}
     </section>
@@ -188,6 +200,25 @@ export function ComeBack({ s, waitMs, done }: { s: Session; waitMs: number; done
         <label for="recover-label">{t("me.label")}</label>
         <input id="recover-label" type="text" maxLength={64} value={label} onInput={(e) => setLabel((e.target as HTMLInputElement).value)} />
         <button type="submit" disabled={busy || !code.trim()} data-testid="recover">{t("recovery.recover")}</button>
+        {passkeysOffered() && (
+          <>
+            {" "}
+            <button
+              type="button"
+              class="secondary"
+              disabled={busy}
+              data-testid="recover-passkey"
+              onClick={() =>
+                void act(async () => {
+                  const r = await recoverWithPasskey(s.coop.origin, s.vkey, label);
+                  await done(r.receipt, t("recovery.recovered", { member: r.member }));
+                })
+              }
+            >
+              {t("recovery.usePasskey")}
+            </button>
+          </>
+        )}
       </form>
       <form
         aria-labelledby="reset-h"
