@@ -161,7 +161,10 @@ try {
   await laptop.click("[data-testid=veto]");
   await laptop.waitForSelector("[data-testid=note]", { timeout: 30000 });
   report.vetoNote = await laptop.innerText("[data-testid=note]");
-  report.alertAfterVeto = (await laptop.$("[data-testid=reset-alert]")) !== null;
+  // The alert goes once the page has the state after the veto.
+  report.alertAfterVeto = await laptop
+    .waitForSelector("[data-testid=reset-alert]", { state: "detached", timeout: 15000 })
+    .then(() => false, () => true);
   await fresh.click("[data-testid=check-reset]");
   await fresh.waitForTimeout(500);
   report.pendingAfterVeto = (await fresh.$("[data-testid=reset-pending]")) !== null;
