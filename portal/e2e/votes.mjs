@@ -121,6 +121,12 @@ try {
   await shot(cy, "proposal-proxy");
   await ana.goto(`${url}/?lang=en#/proposals`);
   await ana.waitForSelector("[data-testid=my-standing]");
+  // Where she stands is fetched after the list: wait for it.
+  await ana.waitForFunction(
+    () => [...document.querySelectorAll("[data-testid=my-standing]")].filter((c) => c.textContent.trim() === "voted").length === 4,
+    null,
+    { timeout: 15000 },
+  ).catch(() => {});
   report.anaNeedsAfter = (await ana.$("[data-testid=need-count]")) !== null;
   report.anaStandings = await ana.$$eval("[data-testid=my-standing]", (cells) => cells.map((c) => c.textContent.trim()).filter(Boolean));
 
