@@ -530,7 +530,12 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
         .collect();
     assert_eq!(
         events,
-        ["consent.grant", "data.use", "consent.renew", "consent.withdraw"]
+        [
+            "consent.grant",
+            "data.use",
+            "consent.renew",
+            "consent.withdraw"
+        ]
     );
     assert!(
         report["renewNote"]

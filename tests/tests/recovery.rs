@@ -170,7 +170,10 @@ async fn a_kit_is_kept_only_for_an_accepted_backup_key_and_only_while_it_is_curr
     let replay = kits
         .store(key_add_replay.clone(), [0x44; 32], vec![0x01; 76])
         .await;
-    assert!(matches!(replay, Err(KitError::Field { field: "entry", .. })), "{replay:?}");
+    assert!(
+        matches!(replay, Err(KitError::Field { field: "entry", .. })),
+        "{replay:?}"
+    );
     assert!(kits.fetch(&second).unwrap().is_some());
     // At most four kits per backup key.
     for n in 0..3u8 {
@@ -178,8 +181,19 @@ async fn a_kit_is_kept_only_for_an_accepted_backup_key_and_only_while_it_is_curr
             .await
             .unwrap();
     }
-    let fifth = kits.store(second_entry.clone(), [0x60; 32], vec![0x02; 76]).await;
-    assert!(matches!(fifth, Err(KitError::Field { field: "locator", .. })), "{fifth:?}");
+    let fifth = kits
+        .store(second_entry.clone(), [0x60; 32], vec![0x02; 76])
+        .await;
+    assert!(
+        matches!(
+            fifth,
+            Err(KitError::Field {
+                field: "locator",
+                ..
+            })
+        ),
+        "{fifth:?}"
+    );
 
     // Over JSON-RPC: a missing kit is 2001 naming locator; a short locator is named.
     use jsonrpsee::core::client::ClientT;
