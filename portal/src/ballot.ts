@@ -5,7 +5,7 @@
 // one-time key signs the ballot, stamped with the opening time; the box's receipt is checked
 // against the node key named in the co-op record before it is shown.
 import { submit, type CheckedReceipt } from "./entries";
-import { b64, unb64 } from "./keys";
+import { b64, concat, unb64 } from "./keys";
 import { call } from "./rpc";
 import type { Session } from "./session";
 import { run } from "./verifier";
@@ -50,15 +50,6 @@ function unhex(s: string): Uint8Array {
   return new Uint8Array((s.match(/../g) ?? []).map((h) => parseInt(h, 16)));
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** What a ballot says: `{vote: "yes" | "no" | "abstain"}` on a yes-no proposal, `{choices:
  * [indexes]}` on a choice proposal (one for single choice, a set for approval, a ranking for

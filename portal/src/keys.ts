@@ -45,6 +45,17 @@ export function unb64(s: string): Uint8Array {
   return out;
 }
 
+/** The bytes of `parts`, one after the other. */
+export function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** This device's key, if it has one. */
 export async function deviceKey(): Promise<DeviceKey | undefined> {
   return (await withStore("readonly", (s) => s.get("device"))) as DeviceKey | undefined;

@@ -17,7 +17,7 @@
 // key. The same backup key is sealed the same way and stored as a second kit (the same
 // `member.key_add` sent again). A passkey synced to the new device opens it.
 import { checkReceipt, keyProof, signEntry, type CheckedReceipt, type SubmitResult } from "./entries";
-import { b64, makeDeviceKey, unb64 } from "./keys";
+import { b64, concat, makeDeviceKey, unb64 } from "./keys";
 import { t } from "./i18n";
 import { call } from "./rpc";
 
@@ -26,15 +26,6 @@ const CODE_BYTES = 15;
 const ITERATIONS = 100_000;
 const enc = new TextEncoder();
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** 15 bytes as 24 characters, grouped by four. */
 function encode(bytes: Uint8Array): string {

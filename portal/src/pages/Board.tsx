@@ -3,12 +3,12 @@
 // for a member's key reset from the request their new device made.
 import { useEffect, useState } from "preact/hooks";
 import { useAction } from "../action";
+import { KeyFile, type FileSigner } from "../components/KeyFile";
 import { Receipt } from "../components/Receipt";
-import { submit, type CheckedReceipt, type Signer } from "../entries";
+import { submit, type CheckedReceipt } from "../entries";
 import { formatDate, formatNumber, t } from "../i18n";
-import { b64, importKeyFile } from "../keys";
 import { call } from "../rpc";
-import { session, type KeyInfo, type Session } from "../session";
+import { session, type Session } from "../session";
 import { NewProposal, PublishNotice, RegisterParty } from "./BoardForms";
 import { parseResetRequest, type KeyReset } from "./Recovery";
 
@@ -22,7 +22,7 @@ interface Application {
 
 export function Board() {
   const [s, setS] = useState<Session>();
-  const [signer, setSigner] = useState<Signer & { member: string }>();
+  const [signer, setSigner] = useState<FileSigner>();
   const [pending, setPending] = useState<Application[]>([]);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [receipt, setReceipt] = useState<CheckedReceipt>();
@@ -59,22 +59,7 @@ export function Board() {
     <section aria-labelledby="board-h">
       <h1 id="board-h">{t("board.heading")}</h1>
       <p>{t("board.intro")}</p>
-      <label for="board-key">{t("board.keyFile")}</label>{" "}
-      <input
-        id="board-key"
-        type="file"
-        accept="application/json,.key,.json"
-        onChange={(e) =>
-          void act(async () => {
-            const f = (e.target as HTMLInputElement).files?.[0];
-            if (!f) return;
-            const k = await importKeyFile(await f.text());
-            const info = await call<KeyInfo>("gov_key", [b64(k.publicKey)]);
-            setSigner({ ...k, member: info.member });
-          })
-        }
-      />
-      {signer && <p data-testid="signing-as">{t("board.signingAs", { member: signer.member })}</p>}
+      <KeyFile id="board-key" label="board.keyFile" signer={signer} act={act} onSigner={setSigner} />
       <h2>{t("board.pending")}</h2>
       {pending.length === 0 ? (
         <p data-testid="no-pending">{t("board.none")}</p>

@@ -7,7 +7,7 @@ import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
 import { checkReceipt, signEntry, type CheckedReceipt, type SubmitResult } from "../entries";
 import { formatNumber, t } from "../i18n";
-import { b64, type DeviceKey } from "../keys";
+import { b64, concat, type DeviceKey } from "../keys";
 import { formatMoney } from "../money";
 import { call, RpcError } from "../rpc";
 import { session, type Session } from "../session";
@@ -16,15 +16,6 @@ import { run, type Answer } from "../verifier";
 const enc = new TextEncoder();
 const IDENT = /^[a-z0-9_-]{1,64}$/;
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** Reads the member's personal data with a request signed by this device: `"coopledger/v2/
  * personal-read\0" ‖ origin ‖ 0x00 ‖ member ‖ 0x00 ‖ ts (u64 BE) ‖ nonce (16)`. */

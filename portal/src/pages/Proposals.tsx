@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
+import { SecretVoted } from "../components/SecretVoted";
 import { submit, type CheckedReceipt } from "../entries";
 import { formatDate, formatDuration, t } from "../i18n";
 import type { MessageKey } from "../messages";
@@ -149,21 +150,7 @@ export function Proposals() {
         </table>
       )}
       <div aria-live="polite">
-        {secretVote && (
-          <div data-testid="secret-voted">
-            <p>{t("vote.secretCast", { ballot: secretVote.receipt.ballot.slice(0, 12) })}</p>
-            <p class="hint">{t("vote.secretKeep")}</p>
-            <a
-              href={URL.createObjectURL(new Blob([JSON.stringify(secretVote.receipt, null, 2) + "\n"], { type: "application/json" }))}
-              download={`ballot-${secretVote.receipt.proposal.slice(0, 12)}.receipt.json`}
-              data-testid="ballot-receipt"
-              data-receipt={JSON.stringify(secretVote.receipt)}
-            >
-              {t("vote.secretDownload")}
-            </a>
-            <Receipt receipt={secretVote.participation} />
-          </div>
-        )}
+        {secretVote && <SecretVoted vote={secretVote} />}
         {receipt && (
           <>
             <p data-testid="voted">{t("vote.recorded")}</p>

@@ -4,14 +4,14 @@
 // minor units, shown as money and exported as CSV.
 import { useState } from "preact/hooks";
 import { useAction } from "../action";
+import { KeyFile, type FileSigner } from "../components/KeyFile";
 import { Receipt } from "../components/Receipt";
-import { submit, type CheckedReceipt, type Signer } from "../entries";
+import { submit, type CheckedReceipt } from "../entries";
 import { formatNumber, t } from "../i18n";
-import { b64, importKeyFile } from "../keys";
 import type { MessageKey } from "../messages";
 import { formatMoney } from "../money";
 import { call, RpcError } from "../rpc";
-import { session, type KeyInfo } from "../session";
+import { session } from "../session";
 import { run } from "../verifier";
 
 /** A verified revenue bundle's reconciliation (`governance::revenue_bundle::reconciliation`,
@@ -50,7 +50,7 @@ export function Treasurer() {
   const [currency, setCurrency] = useState("EUR");
   const [books, setBooks] = useState<Books>();
   const [dist, setDist] = useState<{ d: Distribution; recorded: boolean }>();
-  const [signer, setSigner] = useState<Signer & { member: string }>();
+  const [signer, setSigner] = useState<FileSigner>();
   const [receipt, setReceipt] = useState<CheckedReceipt>();
   const [rec, setRec] = useState<{ r: Reconciliation; headline: string }>();
   const [refs, setRefs] = useState<Record<string, string>>({});
@@ -123,24 +123,7 @@ export function Treasurer() {
         <input id="currency" type="text" value={currency} maxLength={3} onInput={(e) => setCurrency((e.target as HTMLInputElement).value.toUpperCase())} />
         <button type="submit" disabled={busy || !period}>{t("treasurer.show")}</button>
       </form>
-      <p>
-        <label for="treasurer-key">{t("treasurer.keyFile")}</label>{" "}
-        <input
-          id="treasurer-key"
-          type="file"
-          accept="application/json,.key,.json"
-          onChange={(e) =>
-            void act(async () => {
-              const f = (e.target as HTMLInputElement).files?.[0];
-              if (!f) return;
-              const k = await importKeyFile(await f.text());
-              const info = await call<KeyInfo>("gov_key", [b64(k.publicKey)]);
-              setSigner({ ...k, member: info.member });
-            })
-          }
-        />
-        {signer && <span data-testid="signing-as"> {t("board.signingAs", { member: signer.member })}</span>}
-      </p>
+      <KeyFile id="treasurer-key" label="treasurer.keyFile" signer={signer} act={act} onSigner={setSigner} />
       <div aria-live="polite">
         {problem && <p role="alert" data-testid="problem">{problem}</p>}
         {receipt && <Receipt receipt={receipt} />}

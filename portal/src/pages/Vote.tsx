@@ -5,6 +5,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { useAction } from "../action";
 import { Receipt } from "../components/Receipt";
+import { SecretVoted } from "../components/SecretVoted";
 import { voteSecretly, type BallotContent, type SecretVote } from "../ballot";
 import { submit, type CheckedReceipt } from "../entries";
 import { formatNumber, t } from "../i18n";
@@ -250,21 +251,7 @@ export function VotePanel({ p, s, changed }: { p: VotableProposal; s: Session; c
       )}
       <div aria-live="polite">
         {problem && <p role="alert" data-testid="problem">{problem}</p>}
-        {secret && (
-          <div data-testid="secret-voted">
-            <p>{t("vote.secretCast", { ballot: secret.receipt.ballot.slice(0, 12) })}</p>
-            <p class="hint">{t("vote.secretKeep")}</p>
-            <a
-              href={URL.createObjectURL(new Blob([JSON.stringify(secret.receipt, null, 2) + "\n"], { type: "application/json" }))}
-              download={`ballot-${secret.receipt.proposal.slice(0, 12)}.receipt.json`}
-              data-testid="ballot-receipt"
-              data-receipt={JSON.stringify(secret.receipt)}
-            >
-              {t("vote.secretDownload")}
-            </a>
-            <Receipt receipt={secret.participation} />
-          </div>
-        )}
+        {secret && <SecretVoted vote={secret} />}
         {receipt && (
           <>
             <p data-testid="voted">{t("vote.recorded")}</p>
