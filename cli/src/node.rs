@@ -42,11 +42,13 @@ pub struct ServeArgs {
     /// Address for JSON-RPC over HTTP and WebSocket. Port 0 picks a free port.
     #[arg(long, default_value = crate::DEFAULT_LISTEN)]
     listen: String,
-    /// A batch closes at this many entries.
+    /// A batch holds at most this many entries.
     #[arg(long, default_value_t = 1024)]
     batch_entries: usize,
-    /// …or this many milliseconds after its first entry.
-    #[arg(long, default_value_t = 5)]
+    /// Milliseconds a batch lingers for more entries after taking what was queued; 0 (the
+    /// default) is group commit: an idle node commits at once, a busy one batches whatever
+    /// arrived during the previous fsync.
+    #[arg(long, default_value_t = 0)]
     batch_ms: u64,
     /// Allowed distance between an entry's timestamp and the node clock, in seconds.
     #[arg(long, default_value_t = 300)]

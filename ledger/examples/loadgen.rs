@@ -3,7 +3,8 @@
 //! inclusion proof per receipt). Entries are signed before the clock starts: signing is the
 //! members' devices' work, not the node's.
 //!
-//! `cargo run -p coopledger-ledger --example loadgen -- [ENTRIES] [CONCURRENCY] [BATCH]`
+//! `cargo run -p coopledger-ledger --example loadgen -- [ENTRIES] [CONCURRENCY] [BATCH] [LINGER_MS]`
+//! (LINGER_MS 0, the default, is group commit; 5 was the fixed window before it).
 
 #![allow(
     clippy::unwrap_used,
@@ -49,11 +50,12 @@ async fn main() {
     let entries = *args.first().unwrap_or(&20_000);
     let concurrency = *args.get(1).unwrap_or(&256);
     let batch = *args.get(2).unwrap_or(&1024) as usize;
+    let linger = *args.get(3).unwrap_or(&0);
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = LogConfig {
         batch_max_entries: batch,
-        batch_max_wait: Duration::from_millis(5),
+        batch_max_wait: Duration::from_millis(linger),
         ..LogConfig::default()
     };
     let log = Arc::new(
@@ -123,7 +125,7 @@ async fn main() {
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     let size = log.checkpoint().checkpoint.size;
     println!(
-        "{entries} entries acknowledged in {secs:.2} s = {:.0} entries/s; latency p50 {:.1?} p99 {:.1?}; concurrency {concurrency}, batch ≤ {batch}; log size {size} (one log.state entry per batch)",
+        "{entries} entries acknowledged in {secs:.2} s = {:.0} entries/s; latency p50 {:.1?} p99 {:.1?}; concurrency {concurrency}, batch ≤ {batch}, linger {linger} ms; log size {size} (one log.state entry per batch)",
         entries as f64 / secs,
         pct(0.50),
         pct(0.99)

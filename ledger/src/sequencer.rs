@@ -151,12 +151,25 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
 ) {
     let cfg = shared.config.clone();
     while let Ok(first) = rx.recv() {
-        let deadline = Instant::now() + cfg.batch_max_wait;
+        // Group commit: an entry reaching an idle sequencer is committed at once, with whatever
+        // else is already queued; under load, everything that arrived while the previous batch
+        // was being made durable (its fsync) forms the next batch. No fixed window.
         let mut items = vec![first];
         while items.len() < cfg.batch_max_entries {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match rx.try_recv() {
                 Ok(a) => items.push(a),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(_) => break,
+            }
+        }
+        // An optional linger (`LogConfig::batch_max_wait`, zero by default) trades latency for
+        // larger batches.
+        if !cfg.batch_max_wait.is_zero() {
+            let deadline = Instant::now() + cfg.batch_max_wait;
+            while items.len() < cfg.batch_max_entries {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(a) => items.push(a),
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
             }
         }
         if let Err(e) = sequence_batch(&shared, &mut st, items) {

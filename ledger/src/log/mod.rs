@@ -40,9 +40,11 @@ pub type FaultHook = Arc<dyn Fn(FaultPoint) -> Result<(), StoreError> + Send + S
 /// Tunables of a running log.
 #[derive(Clone)]
 pub struct LogConfig {
-    /// A batch closes at this many entries…
+    /// A batch holds at most this many entries.
     pub batch_max_entries: usize,
-    /// …or this long after its first entry arrived.
+    /// How long a batch lingers for more entries after taking what was queued. Zero (the
+    /// default) is plain group commit: an idle node commits an entry at once, a busy one
+    /// batches whatever arrived during the previous batch's fsync.
     pub batch_max_wait: Duration,
     /// Largest canonical envelope accepted.
     pub max_entry_bytes: usize,
@@ -70,7 +72,7 @@ impl Default for LogConfig {
     fn default() -> LogConfig {
         LogConfig {
             batch_max_entries: 1024,
-            batch_max_wait: Duration::from_millis(5),
+            batch_max_wait: Duration::ZERO,
             max_entry_bytes: 64 * 1024,
             ts_window: Duration::from_secs(300),
             queue_capacity: 65_536,
