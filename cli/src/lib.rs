@@ -81,14 +81,20 @@ enum Cmd {
         #[arg(long)]
         key: PathBuf,
         /// Entry type, e.g. coop.attest.
-        #[arg(long = "type")]
-        kind: String,
+        #[arg(long = "type", required_unless_present = "batch")]
+        kind: Option<String>,
         /// Entry type version.
         #[arg(long, default_value_t = 1)]
         version: u64,
         /// Payload JSON object, or @FILE.
-        #[arg(long)]
-        payload: String,
+        #[arg(long, required_unless_present = "batch")]
+        payload: Option<String>,
+        /// A JSON file holding an array of entries `{"type", "payload", "version"?}`, signed with
+        /// --key in order (consecutive sequence numbers) and sent in one `ledger_submitBatch`:
+        /// sequenced together under one checkpoint, each answered on its own (exit 3 if any
+        /// is refused).
+        #[arg(long, conflicts_with_all = ["kind", "payload"])]
+        batch: Option<PathBuf>,
         /// Sequence number (default: ask the node for the next one).
         #[arg(long)]
         seq: Option<u64>,
@@ -597,6 +603,82 @@ fn client(url: &str) -> Result<HttpClient> {
     http_client(url).with_context(|| format!("bad --rpc URL {url}"))
 }
 
+/// `coop submit --batch FILE`: signs each `{type, payload, version?}` of the file with `key`
+/// (consecutive sequence numbers from `seq`, or the node's next) and sends them in one
+/// `ledger_submitBatch`; prints each entry's answer; exit 3 if any was refused.
+async fn submit_batch(
+    c: &coopledger_rpc::client::HttpClient,
+    key: &std::path::Path,
+    file: &std::path::Path,
+    seq: Option<u64>,
+    coop: Option<String>,
+) -> Result<ExitCode> {
+    let key = keyfile::read(key)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let list: Vec<Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON array of entries", file.display()))?;
+    let signer = key.verifying_key().to_bytes();
+    let first = match seq {
+        Some(s) => s,
+        None => c.next_seq(b64_encode(signer)).await?,
+    };
+    let coop = match coop {
+        Some(o) => o,
+        None => c.checkpoint().await?.origin,
+    };
+    let mut envs = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let kind = item
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("{}: entry {i} has no \"type\"", file.display()))?;
+        let payload = item
+            .get("payload")
+            .and_then(Value::as_object)
+            .cloned()
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: entry {i}'s \"payload\" is not an object",
+                    file.display()
+                )
+            })?;
+        if let Some(extra) = item.as_object().and_then(|o| {
+            o.keys()
+                .find(|k| !["type", "payload", "version"].contains(&k.as_str()))
+        }) {
+            anyhow::bail!(
+                "{}: entry {i} has an unknown field {extra:?}",
+                file.display()
+            );
+        }
+        let version = item.get("version").and_then(Value::as_u64).unwrap_or(1);
+        let env = Body {
+            coop: coop.clone(),
+            kind: kind.to_owned(),
+            version,
+            signer,
+            seq: first + i as u64,
+            ts: coopledger_ledger::log::now_ms(),
+            payload,
+        }
+        .sign(&key)
+        .map_err(|r| anyhow!("entry {i}: {r}"))?;
+        envs.push(env.to_value());
+    }
+    let answers = c.submit_batch(envs).await?;
+    print_json(&answers)?;
+    let refused = answers.iter().filter(|a| a.error.is_some()).count();
+    if refused > 0 {
+        eprintln!(
+            "refused: {refused} of {} entries (see each answer's error)",
+            answers.len()
+        );
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Init(args) => node::init(args).await?,
@@ -616,13 +698,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Submit {
             key,
+            batch: Some(file),
+            seq,
+            coop,
+            ..
+        } => return submit_batch(&client(&cli.rpc)?, &key, &file, seq, coop).await,
+        Cmd::Submit {
+            key,
             kind,
             version,
             payload,
             seq,
             coop,
+            batch: None,
         } => {
             let key = keyfile::read(&key)?;
+            let (Some(kind), Some(payload)) = (kind, payload) else {
+                anyhow::bail!("give --type and --payload, or --batch FILE");
+            };
             let text = match payload.strip_prefix('@') {
                 Some(path) => {
                     std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?

@@ -60,6 +60,9 @@ pub(crate) enum Pending {
     /// Answered once every batch sequenced before it is durable and checkpointed, and the next
     /// batch's time is at least the time the barrier was sent (see `Log::settle`).
     Barrier(oneshot::Sender<()>),
+    /// Several signed envelopes that travel together (`Log::submit_many`): verified together
+    /// and sequenced in their order in one batch, so one checkpoint covers them all.
+    Group(Vec<(Envelope, Reply)>),
 }
 
 /// What stage 3 takes: entries whose signatures verified, the node's own, barriers.
@@ -70,6 +73,9 @@ pub(crate) enum Admitted {
     Own(OwnEntry, Reply),
     /// See [`Pending::Barrier`].
     Barrier(oneshot::Sender<()>),
+    /// See [`Pending::Group`]: its entries whose signatures verified, in their order (never
+    /// split across batches).
+    Group(Vec<(Verified<Envelope>, Reply)>),
 }
 
 pub use crate::store_error::FaultPoint;
@@ -94,6 +100,14 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
                     envs.push(env);
                     slots.push(Slot::Signed(reply));
                 }
+                Pending::Group(members) => {
+                    let mut replies = Vec::with_capacity(members.len());
+                    for (env, reply) in members {
+                        envs.push(env);
+                        replies.push(reply);
+                    }
+                    slots.push(Slot::Group(replies));
+                }
                 Pending::Own(own, reply) => {
                     slots.push(Slot::Ready(Box::new(Admitted::Own(own, reply))))
                 }
@@ -104,6 +118,21 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
         for slot in slots {
             let next = match slot {
                 Slot::Ready(a) => *a,
+                Slot::Group(replies) => {
+                    let mut good = Vec::with_capacity(replies.len());
+                    for reply in replies {
+                        match verdicts.next() {
+                            Some(Ok(env)) => good.push((env, reply)),
+                            Some(Err(r)) => {
+                                let _ = reply.send(Err(SubmitError::Rejected(r)));
+                            }
+                            None => {
+                                let _ = reply.send(Err(SubmitError::Stopped));
+                            }
+                        }
+                    }
+                    Admitted::Group(good)
+                }
                 Slot::Signed(reply) => match verdicts.next() {
                     Some(Ok(env)) => Admitted::Verified(env, reply),
                     Some(Err(r)) => {
@@ -127,6 +156,8 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
 enum Slot {
     /// A signed entry: its verdict comes from the batch check.
     Signed(Reply),
+    /// A group's entries: their verdicts, in order.
+    Group(Vec<Reply>),
     /// Passes through as it is (the node's own entries and barriers: few, so boxed).
     Ready(Box<Admitted>),
 }
@@ -180,6 +211,11 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
                     Admitted::Verified(_, reply) | Admitted::Own(_, reply) => {
                         let _ = reply.send(Err(SubmitError::Stopped));
                     }
+                    Admitted::Group(members) => {
+                        for (_, reply) in members {
+                            let _ = reply.send(Err(SubmitError::Stopped));
+                        }
+                    }
                     Admitted::Barrier(_) => {}
                 }
             }
@@ -219,11 +255,26 @@ fn sequence_batch<M: crate::state::StateMachine>(
 
     // Step 3 — sequencing, in arrival order, against committed state plus this batch so far.
     let mut barriers = Vec::new();
+    // A group's entries take their places one after the other, in the group's order.
+    let items = items.into_iter().flat_map(|a| match a {
+        Admitted::Group(members) => members
+            .into_iter()
+            .map(|(env, reply)| Admitted::Verified(env, reply))
+            .collect(),
+        other => vec![other],
+    });
     for item in items {
         let (env, reply) = match item {
             Admitted::Verified(env, reply) => (env, reply),
             Admitted::Barrier(tx) => {
                 barriers.push(tx);
+                continue;
+            }
+            // Flattened above; a group inside a group does not exist.
+            Admitted::Group(members) => {
+                for (_, reply) in members {
+                    let _ = reply.send(Err(SubmitError::Stopped));
+                }
                 continue;
             }
             Admitted::Own(own, reply) => {

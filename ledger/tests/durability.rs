@@ -389,3 +389,73 @@ async fn every_batch_commits_to_its_state_and_a_replay_reaches_each_root() {
         Err(SubmitError::Rejected(Rejection::UnknownType { .. }))
     ));
 }
+
+/// `Log::submit_many`: the group is sequenced together — every accepted entry under one
+/// checkpoint, a signer's consecutive entries in order all accepted — and each entry gets its own
+/// answer: a bad signature or an out-of-order sequence number refused alone, a body already in
+/// the log answered with its first receipt.
+#[tokio::test]
+async fn a_group_of_entries_is_sequenced_together_and_answered_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::create(
+        dir.path(),
+        ORIGIN,
+        SigningKey::from_bytes(&[1; 32]),
+        Notes,
+        config(None),
+    )
+    .unwrap();
+    let early = SigningKey::from_bytes(&[50; 32]);
+    let first = note(&early, 1, serde_json::json!({}));
+    let before = log.submit(first.clone()).await.unwrap();
+    let a = SigningKey::from_bytes(&[51; 32]);
+    let mut group: Vec<Envelope> = (1..=3)
+        .map(|seq| note(&a, seq, serde_json::json!({})))
+        .collect();
+    for k in 52..60u8 {
+        group.push(note(
+            &SigningKey::from_bytes(&[k; 32]),
+            1,
+            serde_json::json!({}),
+        ));
+    }
+    // A forged signature: the body of one signer, the signature of another's entry.
+    let mut forged = note(&SigningKey::from_bytes(&[60; 32]), 1, serde_json::json!({})).to_value();
+    forged["sig"] = note(&a, 9, serde_json::json!({})).to_value()["sig"].clone();
+    group.push(Envelope::from_value(&forged).unwrap());
+    // A sequence number that skips back: refused by the replay rule.
+    group.push(note(&a, 2, serde_json::json!({"again": true})));
+    // Already in the log.
+    group.push(first);
+    let answers = log.submit_many(group).await;
+    assert_eq!(answers.len(), 14);
+    let sizes: std::collections::BTreeSet<u64> = answers[..11]
+        .iter()
+        .map(|r| r.as_ref().unwrap().checkpoint.checkpoint.size)
+        .collect();
+    assert_eq!(sizes.len(), 1, "one checkpoint covers the group: {sizes:?}");
+    let indexes: Vec<u64> = answers[..3]
+        .iter()
+        .map(|r| r.as_ref().unwrap().index)
+        .collect();
+    assert_eq!(indexes, vec![indexes[0], indexes[0] + 1, indexes[0] + 2]);
+    assert!(
+        matches!(
+            answers[11],
+            Err(SubmitError::Rejected(Rejection::BadSignature))
+        ),
+        "{:?}",
+        answers[11]
+    );
+    assert!(
+        matches!(
+            answers[12],
+            Err(SubmitError::Rejected(Rejection::Replay { last: 3, got: 2 }))
+        ),
+        "{:?}",
+        answers[12]
+    );
+    let again = answers[13].as_ref().unwrap();
+    assert_eq!(again.index, before.index);
+    assert!(again.duplicate);
+}

@@ -9,8 +9,8 @@ use crate::personal::{Attribute, ErasureResult};
 use crate::recovery::KitView;
 use crate::revenue::PeriodBooks;
 use crate::wire::{
-    BallotReceipt, BallotToken, CheckpointInfo, ConsistencyProof, CoopInfo, ElectorateView,
-    EntryResult, InclusionProof, MemberView, ProposalSummary, SubmitResult,
+    BallotReceipt, BallotToken, BatchAnswer, CheckpointInfo, ConsistencyProof, CoopInfo,
+    ElectorateView, EntryResult, InclusionProof, MemberView, ProposalSummary, SubmitResult,
 };
 use crate::witness::WitnessInfo;
 use coopledger_governance::bylaws::Bylaws;
@@ -38,6 +38,13 @@ pub trait LedgerApi {
     /// Submits a signed entry; answers once a stored checkpoint covers it.
     #[method(name = "submit")]
     async fn submit(&self, entry: Value) -> RpcResult<SubmitResult>;
+
+    /// Submits up to 1,000 signed entries in one request, sequenced together (one checkpoint
+    /// covers every accepted one; a signer's consecutive entries in order are all accepted).
+    /// Answers one object per entry, in order: `{receipt}` or `{error: {code, message, data}}`
+    /// with the codes `ledger_submit` uses.
+    #[method(name = "submitBatch")]
+    async fn submit_batch(&self, entries: Vec<Value>) -> RpcResult<Vec<BatchAnswer>>;
 
     /// Entry at `index`: exact bytes (base64), leaf hash, decoded envelope.
     #[method(name = "getEntry")]

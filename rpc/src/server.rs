@@ -8,8 +8,8 @@ use crate::api::{
 };
 use crate::error;
 use crate::wire::{
-    bytes_b64, hashes_b64, CheckpointInfo, ConsistencyProof, EntryResult, InclusionProof,
-    SubmitResult,
+    bytes_b64, hashes_b64, BatchAnswer, CheckpointInfo, ConsistencyProof, EntryResult,
+    InclusionProof, SubmitResult, MAX_BATCH_ENTRIES,
 };
 use crate::witness::WitnessLayer;
 use coopledger_governance::CoopRules;
@@ -18,6 +18,7 @@ use coopledger_ledger::{Envelope, Hash, Log, NoteVerifier, SignedCheckpoint};
 use coopledger_node::{Frontend, Node, Serving};
 use jsonrpsee::core::{async_trait, BoxError, SubscriptionResult};
 use jsonrpsee::server::{PendingSubscriptionSink, Server, ServerHandle};
+use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::RpcModule;
 use serde_json::Value;
 use std::future::Future;
@@ -76,6 +77,58 @@ impl LedgerApiServer for LedgerRpc {
         }
         let receipt = self.log.submit(env).await.map_err(|e| error::submit(&e))?;
         Ok(SubmitResult::from(&receipt))
+    }
+
+    async fn submit_batch(&self, entries: Vec<Value>) -> RpcResult<Vec<BatchAnswer>> {
+        if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
+            return Err(error::invalid_param(
+                "entries",
+                &format!("must hold 1 to {MAX_BATCH_ENTRIES} entries"),
+            ));
+        }
+        let refused = |e: ErrorObjectOwned| BatchAnswer {
+            receipt: None,
+            error: Some(serde_json::json!({"code": e.code(), "message": e.message(),
+                "data": e.data().and_then(|d| serde_json::from_str::<Value>(d.get()).ok())})),
+        };
+        // Each entry is read, and a stranger's charged to the shared budget, as by
+        // `ledger_submit`; the ones that pass go to the log together.
+        let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(entries.len());
+        let mut group = Vec::new();
+        let mut slots = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let env = match parse_entry(entry) {
+                Ok(env) => env,
+                Err(e) => {
+                    answers.push(Some(refused(e)));
+                    continue;
+                }
+            };
+            let known = coopledger_governance::records::key(self.log.as_ref(), &env.body().signer)
+                .map_err(|e| error::storage(&e))?
+                .is_some();
+            if !known {
+                if let Err(wait_ms) = self.strangers.take() {
+                    answers.push(Some(refused(error::strangers_limited(wait_ms))));
+                    continue;
+                }
+            }
+            group.push(env);
+            slots.push(i);
+            answers.push(None);
+        }
+        for (i, r) in slots.into_iter().zip(self.log.submit_many(group).await) {
+            if let Some(slot) = answers.get_mut(i) {
+                *slot = Some(match r {
+                    Ok(receipt) => BatchAnswer {
+                        receipt: Some(SubmitResult::from(&receipt)),
+                        error: None,
+                    },
+                    Err(e) => refused(error::submit(&e)),
+                });
+            }
+        }
+        Ok(answers.into_iter().flatten().collect())
     }
 
     async fn get_entry(&self, index: u64) -> RpcResult<EntryResult> {

@@ -277,3 +277,18 @@ pub struct BallotReceipt {
     /// Ed25519 signature (base64).
     pub signature: String,
 }
+
+/// Most entries one `ledger_submitBatch` takes.
+pub const MAX_BATCH_ENTRIES: usize = 1000;
+
+/// One entry's answer in `ledger_submitBatch`: its receipt, or why it was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchAnswer {
+    /// The receipt, when accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<SubmitResult>,
+    /// The refusal, as a JSON-RPC error object (`code`, `message`, `data`), when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}

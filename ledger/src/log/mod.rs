@@ -501,6 +501,77 @@ impl<M: StateMachine> Log<M> {
         self.receipt(rx.await.map_err(|_| SubmitError::Stopped)??)
     }
 
+    /// Submits several entries together: each is admitted as by [`Log::submit`] (a body already
+    /// in the log gets its receipt), the rest travel as one group — their signatures checked
+    /// together, sequenced in this order in one batch, so the same checkpoint covers every
+    /// accepted one (a signer's consecutive sequence numbers in order are all accepted). Each
+    /// entry gets its own receipt or refusal, in the order given.
+    pub async fn submit_many(&self, envs: Vec<Envelope>) -> Vec<Result<Receipt, SubmitError>> {
+        let machine = &self.shared.machine;
+        let now = now_ms();
+        let mut answers: Vec<Option<Result<Receipt, SubmitError>>> = Vec::with_capacity(envs.len());
+        let mut waiting = Vec::new();
+        let mut group = Vec::new();
+        for (i, env) in envs.into_iter().enumerate() {
+            match self.existing_receipt(&env) {
+                Ok(Some(receipt)) => {
+                    answers.push(Some(Ok(receipt)));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    answers.push(Some(Err(e)));
+                    continue;
+                }
+            }
+            if let Err(e) = self
+                .shared
+                .policy
+                .check(&env, |k, v| machine.accepts(k, v), now)
+            {
+                answers.push(Some(Err(e.into())));
+                continue;
+            }
+            let (reply, rx) = oneshot::channel();
+            group.push((env, reply));
+            waiting.push((i, rx));
+            answers.push(None);
+        }
+        if !group.is_empty() {
+            let sent = match self.submit_tx.as_ref() {
+                None => Err(SubmitError::Stopped),
+                Some(tx) => tx
+                    .try_send(sequencer::Pending::Group(group))
+                    .map_err(|e| match e {
+                        TrySendError::Full(_) => SubmitError::Overloaded,
+                        TrySendError::Disconnected(_) => SubmitError::Stopped,
+                    }),
+            };
+            if let Err(e) = sent {
+                for (i, _) in &waiting {
+                    if let Some(slot) = answers.get_mut(*i) {
+                        *slot = Some(Err(e.clone()));
+                    }
+                }
+                waiting.clear();
+            }
+        }
+        for (i, rx) in waiting {
+            let answer = match rx.await {
+                Ok(Ok(ack)) => self.receipt(ack),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(SubmitError::Stopped),
+            };
+            if let Some(slot) = answers.get_mut(i) {
+                *slot = Some(answer);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Err(SubmitError::Stopped)))
+            .collect()
+    }
+
     /// Submits one of the node's own entries (a tally, an anchor receipt, a published ballot
     /// box). The sequencer signs it with the node key when it takes its place, with the node
     /// key's next sequence number and the batch time, so concurrent services never race for a
