@@ -171,7 +171,7 @@ export async function makeRecoveryCode(
   member: string,
   vkey: string,
   passkey?: { coopName: string },
-): Promise<{ code: string; receipt: CheckedReceipt; passkey: boolean }> {
+): Promise<{ code: string; receipt: CheckedReceipt; passkey: boolean; passkeyAsked: boolean }> {
   const code = crypto.getRandomValues(new Uint8Array(CODE_BYTES));
   const byCode = await derive(code, origin);
   // Extractable for this moment only: its PKCS #8 is sealed and the key object dropped.
@@ -183,11 +183,18 @@ export async function makeRecoveryCode(
   const proof = await keyProof(backup.privateKey, origin, member);
   const envelope = await signEntry(device, origin, "member.key_add", { key: b64(pub), proof, label: "recovery" });
   const result = await call<SubmitResult>("recovery_store", [envelope, byCode.locator, await sealKit(byCode, origin, member, pub, pkcs8)]);
+  // The same entry again (the log answers it with the same receipt): a second kit. If that
+  // fails, the code still opens the first kit: show the code, say the passkey was not kept.
+  let passkeyKept = false;
   if (byPasskey) {
-    // The same entry again (the log answers it with the same receipt): a second kit.
-    await call<SubmitResult>("recovery_store", [envelope, byPasskey.locator, await sealKit(byPasskey, origin, member, pub, pkcs8)]);
+    try {
+      await call<SubmitResult>("recovery_store", [envelope, byPasskey.locator, await sealKit(byPasskey, origin, member, pub, pkcs8)]);
+      passkeyKept = true;
+    } catch {
+      passkeyKept = false;
+    }
   }
-  return { code: encode(code), receipt: { result, signers: await checkReceipt(envelope, result, vkey), vkey }, passkey: !!byPasskey };
+  return { code: encode(code), receipt: { result, signers: await checkReceipt(envelope, result, vkey), vkey }, passkey: passkeyKept, passkeyAsked: !!byPasskey };
 }
 
 interface Kit {

@@ -56,6 +56,7 @@ export function RecoveryCode({ s, member, recoveryKeys, done }: {
   const [code, setCode] = useState<string>();
   const [withPasskey, setWithPasskey] = useState(false);
   const [passkeyMade, setPasskeyMade] = useState(false);
+  const [passkeyLost, setPasskeyLost] = useState(false);
   const { busy, problem, act } = useAction();
   return (
     <section aria-labelledby="recovery-h">
@@ -69,6 +70,7 @@ export function RecoveryCode({ s, member, recoveryKeys, done }: {
           <p>{t("recovery.show")}</p>
           <p><code class="recovery-code" data-testid="recovery-code">{code}</code></p>
           {passkeyMade && <p data-testid="passkey-made">{t("recovery.passkeyMade")}</p>}
+          {passkeyLost && <p role="alert" data-testid="passkey-lost">{t("recovery.passkeyLost")}</p>}
           <p class="hint">{t("recovery.warn")}</p>
           <button type="button" onClick={() => setCode(undefined)}>{t("recovery.written")}</button>
         </div>
@@ -88,6 +90,7 @@ export function RecoveryCode({ s, member, recoveryKeys, done }: {
             void act(async () => {
               const made = await makeRecoveryCode(s.device!, s.coop.origin, member, s.vkey, withPasskey ? { coopName: s.coop.name } : undefined);
               setPasskeyMade(made.passkey);
+              setPasskeyLost(made.passkeyAsked && !made.passkey);
               // The older recovery keys would still open their kits' doors: revoke them.
               for (const old of recoveryKeys) {
                 await submit(s.device!, s.coop.origin, "member.key_revoke", { key: old.key }, s.vkey);
