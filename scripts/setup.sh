@@ -8,6 +8,8 @@
 #   - cargo-fuzz (crates.io), for the fuzz smoke CI runs (`fuzz/run.sh`);
 #   - Node.js ≥ 18 with npm (Debian's nodejs, npm) for the portal's build and browser driver;
 #   - Chromium (Debian's chromium), the browser of the portal's end-to-end test;
+#   - PostgreSQL (Debian's postgresql: 15 on bookworm), the peer of the benchmark
+#     (`scripts/bench.sh`, `bench/`) and its smoke test;
 #   - the Rust target wasm32-wasip1 (rustup), for the portal's verifier;
 # and then builds the portal (where the checkout has one and cargo is on the PATH): the
 # verifier as WebAssembly (`cargo build --profile wasm -p coopledger-verifier --target
@@ -18,7 +20,8 @@
 # runs this script against stub package managers and fake library folders.
 #
 # Test hooks (environment): COOP_SETUP_LIBDIRS — a space-separated list of directory globs to
-# search instead of clang-sys's own list.
+# search instead of clang-sys's own list; COOP_SETUP_PGROOT — where Debian puts PostgreSQL's
+# versions (default /usr/lib/postgresql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -94,6 +97,25 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium
   if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium was installed but is not on the PATH" >&2
+    exit 1
+  fi
+fi
+
+# PostgreSQL's server programs, which the benchmark starts on a cluster of its own (Debian keeps
+# them out of the PATH, under /usr/lib/postgresql/VERSION/bin).
+pgroot="${COOP_SETUP_PGROOT:-/usr/lib/postgresql}"
+have_postgres() {
+  local p
+  for p in "$pgroot"/*/bin/postgres; do
+    [ -x "$p" ] && return 0
+  done
+  return 1
+}
+if ! have_postgres; then
+  echo "installing postgresql (the benchmark's peer)…" >&2
+  apt_install postgresql
+  if ! have_postgres; then
+    echo "postgresql was installed but there is no $pgroot/*/bin/postgres" >&2
     exit 1
   fi
 fi

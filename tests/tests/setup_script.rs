@@ -21,6 +21,7 @@ struct Machine {
     root: PathBuf,
     bin: PathBuf,
     libs: PathBuf,
+    pg: PathBuf,
     log: PathBuf,
 }
 
@@ -38,7 +39,9 @@ impl Machine {
         let bin = dir.path().join("bin");
         let libs = dir.path().join("usr-lib");
         let log = dir.path().join("installs.log");
+        let pg = dir.path().join("usr-lib-postgresql");
         fs::create_dir_all(root.join("scripts"))?;
+        fs::create_dir_all(&pg)?;
         fs::create_dir_all(&bin)?;
         fs::create_dir_all(&libs)?;
         fs::copy(
@@ -70,11 +73,13 @@ impl Machine {
                  npm) cat > {bin}/npm <<'EOS'\n{npm_stub}EOS\n chmod +x {bin}/npm ;;\n\
                  nodejs) printf '#!/bin/sh\\nexit 0\\n' > {bin}/node; chmod +x {bin}/node ;;\n\
                  chromium) printf '#!/bin/sh\\n' > {bin}/chromium; chmod +x {bin}/chromium ;;\n\
+                 postgresql) mkdir -p {pg}/15/bin; printf '#!/bin/sh\\n' > {pg}/15/bin/postgres; chmod +x {pg}/15/bin/postgres ;;\n\
                esac\n\
              done\n",
             log = log.display(),
             libs = libs.display(),
             bin = bin.display(),
+            pg = pg.display(),
         );
         script(&bin.join("apt-get"), &apt)?;
         script(&bin.join("sudo"), "#!/bin/bash\nexec \"$@\"\n")?;
@@ -83,12 +88,16 @@ impl Machine {
             // A Node.js that passes the version check, and a Chromium.
             script(&bin.join("node"), "#!/bin/sh\nexit 0\n")?;
             script(&bin.join("chromium"), "#!/bin/sh\n")?;
+            // And PostgreSQL where Debian puts it.
+            fs::create_dir_all(pg.join("15/bin"))?;
+            script(&pg.join("15/bin/postgres"), "#!/bin/sh\n")?;
         }
         Ok(Machine {
             _dir: dir,
             root,
             bin,
             libs,
+            pg,
             log,
         })
     }
@@ -100,6 +109,7 @@ impl Machine {
             .env_clear()
             .env("PATH", &self.bin)
             .env("COOP_SETUP_LIBDIRS", &self.libs)
+            .env("COOP_SETUP_PGROOT", &self.pg)
             .output()?;
         let log = fs::read_to_string(&self.log).unwrap_or_default();
         Ok((
@@ -153,6 +163,8 @@ fn anvil_is_installed_and_npm_first_when_missing() -> TestResult {
     assert!(ok, "setup failed: {err}");
     assert!(log.contains("apt-get install -y -qq nodejs npm"), "{log:?}");
     assert!(log.contains("apt-get install -y -qq chromium"), "{log:?}");
+    assert!(log.contains("apt-get install -y -qq postgresql"), "{log:?}");
+    assert!(m.pg.join("15/bin/postgres").exists());
     assert!(log.contains("npm install --prefix tools"), "{log:?}");
     assert!(log.contains("@foundry-rs/anvil@"), "{log:?}");
     assert!(m.root.join("tools/node_modules/.bin/anvil").exists());

@@ -1,0 +1,180 @@
+//! coopledger under test: a fresh data folder made with `coop init` (every member a founder),
+//! `coop serve` on a loopback port, and clients submitting over JSON-RPC — one entry a request
+//! (`ledger_submit`) or many (`ledger_submitBatch`).
+
+use crate::drive::Client;
+use crate::http::Http;
+use crate::workload::{Workload, ORIGIN};
+use anyhow::{anyhow, bail, Context, Result};
+use coopledger_ledger::codec::b64_encode;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The `coop` binary: `COOP_BIN`, or the one built beside this program.
+pub fn coop_bin() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("COOP_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("cannot locate the directory of {}", exe.display()))?;
+    // Integration tests run from `deps/`; the binaries sit one level up.
+    for d in [dir, dir.parent().unwrap_or(dir)] {
+        let bin = d.join("coop");
+        if bin.exists() {
+            return Ok(bin);
+        }
+    }
+    bail!(
+        "no `coop` binary beside {}: build it with the same profile \
+         (`cargo build --release -p coopledger-cli`) or set COOP_BIN",
+        exe.display()
+    )
+}
+
+/// A running `coop serve` on its own data folder; stopped when dropped.
+#[derive(Debug)]
+pub struct CoopNode {
+    child: Child,
+    pub url: String,
+}
+
+impl CoopNode {
+    /// `coop init` in `data` with every member of `w` a founder (the first on the board), then
+    /// `coop serve` on 127.0.0.1 with connection limits for `clients` clients. Entries' signed
+    /// timestamps must stay valid for the whole run, so the clock window is a day.
+    pub fn start(data: &Path, w: &Workload, clients: usize) -> Result<CoopNode> {
+        let bin = coop_bin()?;
+        let mut init = Command::new(&bin);
+        init.arg("init").arg("--data").arg(data).args([
+            "--origin",
+            ORIGIN,
+            "--name",
+            "Bench Co-op",
+        ]);
+        for (i, key) in w.members.iter().enumerate() {
+            let pk = b64_encode(key.verifying_key().to_bytes());
+            let founder = if i == 0 { format!("{pk}:board") } else { pk };
+            init.arg("--founder").arg(founder);
+        }
+        let out = init.output().context("cannot run coop init")?;
+        if !out.status.success() {
+            bail!(
+                "coop init failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let limit = (clients * 2 + 16).to_string();
+        let mut child = Command::new(&bin)
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--ts-window-secs", "86400"])
+            .args(["--max-connections", &limit, "--max-per-peer", &limit])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start coop serve")?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            let Some(line) = lines.next().transpose()? else {
+                let _ = child.kill();
+                bail!("coop serve exited during start-up");
+            };
+            if let Some(rest) = line.strip_prefix("coop node listening on http://") {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("coop serve did not start in 60 s");
+            }
+        };
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Ok(CoopNode {
+            child,
+            url: format!("http://{addr}"),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for CoopNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A member's device (or a gateway for several): one connection, requests one after another.
+#[derive(Debug)]
+pub struct CoopClient {
+    http: Http,
+    workload: Arc<Workload>,
+}
+
+impl CoopClient {
+    pub fn connect(url: &str, workload: Arc<Workload>) -> Result<CoopClient> {
+        Ok(CoopClient {
+            http: Http::new(url)?,
+            workload,
+        })
+    }
+}
+
+fn entry_json(w: &Workload, i: usize) -> Result<&str> {
+    w.entries
+        .get(i)
+        .map(|e| e.json.as_str())
+        .ok_or_else(|| anyhow!("no entry {i}"))
+}
+
+impl Client for CoopClient {
+    async fn send(&mut self, entries: &[usize]) -> Result<()> {
+        if let [one] = entries {
+            let receipt = self
+                .http
+                .call(
+                    "ledger_submit",
+                    &format!("[{}]", entry_json(&self.workload, *one)?),
+                )
+                .await?;
+            if receipt.get("index").and_then(Value::as_u64).is_none() {
+                bail!("ledger_submit answered without a receipt: {receipt}");
+            }
+            return Ok(());
+        }
+        let list = entries
+            .iter()
+            .map(|&i| entry_json(&self.workload, i))
+            .collect::<Result<Vec<_>>>()?
+            .join(",");
+        let answers = self
+            .http
+            .call("ledger_submitBatch", &format!("[[{list}]]"))
+            .await?;
+        let answers = answers
+            .as_array()
+            .ok_or_else(|| anyhow!("ledger_submitBatch answered {answers}"))?;
+        if answers.len() != entries.len() {
+            bail!("{} answers for {} entries", answers.len(), entries.len());
+        }
+        if let Some(refused) = answers.iter().find(|a| a.get("receipt").is_none()) {
+            bail!("an entry was refused: {refused}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,244 @@
+//! `coop-bench`: one fixed, pre-signed workload of `coop.attest` entries, driven at the same
+//! concurrency against coopledger over JSON-RPC (one entry a request, then bulk requests),
+//! PostgreSQL (an app verifying each signature, synchronous commit) and anvil, back to back in
+//! one run; prints entries/s, latency percentiles, CPU used and the ratios between them.
+//!
+//! Run it from `scripts/bench.sh`, which builds the release binaries first. It refuses to run
+//! while a compiler runs (`--smoke` skips that check for a quick functional pass: its figures
+//! are not measurements).
+
+#![forbid(unsafe_code)]
+
+mod anvil;
+mod coop;
+mod drive;
+mod host;
+mod http;
+mod postgres;
+mod report;
+mod workload;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use drive::Measured;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use workload::Workload;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coop-bench",
+    about = "coopledger against PostgreSQL and anvil, one workload, one run"
+)]
+struct Args {
+    /// Entries in the workload (pre-signed before any clock starts).
+    #[arg(long, default_value_t = 28_000)]
+    entries: usize,
+    /// Members signing them (each client owns whole members).
+    #[arg(long, default_value_t = 700)]
+    members: usize,
+    /// Concurrent clients, each with one connection, sending one request after another.
+    #[arg(long, default_value_t = 96)]
+    clients: usize,
+    /// Entries per request in the bulk runs.
+    #[arg(long, default_value_t = 50)]
+    bulk: usize,
+    /// Entries for the one-client runs (coopledger and PostgreSQL alone, one at a time).
+    #[arg(long, default_value_t = 3_000)]
+    alone: usize,
+    /// Entries sent to anvil (the first of the workload; anvil is ~100× slower).
+    #[arg(long, default_value_t = 2_000)]
+    anvil_entries: usize,
+    /// Folder for the data of the systems under test (on the disk being measured; a tmpfs
+    /// would make fsync free). Default: a fresh folder under the system's temp dir.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Which systems to run (all by default; a subset is for profiling one of them).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [System::Coop, System::Postgres, System::Anvil])]
+    systems: Vec<System>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A quick functional pass: skips the quiet-machine check; the figures are not measurements.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum System {
+    Coop,
+    Postgres,
+    Anvil,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args).await {
+        eprintln!("coop-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    if !args.smoke {
+        host::ensure_quiet()?;
+    }
+    let root = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let t = Instant::now();
+    let w = Arc::new(Workload::sign(
+        args.members,
+        args.entries,
+        coopledger_ledger::log::now_ms(),
+    )?);
+    let avg = w.entries.iter().map(|e| e.json.len()).sum::<usize>() / w.entries.len().max(1);
+    eprintln!(
+        "signed {} entries by {} members ({avg} bytes each on average) in {:.1} s",
+        w.entries.len(),
+        w.members.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let ceiling = report::signature_ceiling(&w)?;
+    eprintln!(
+        "signature checks on all {} cores: {ceiling:.0}/s",
+        host::cores()
+    );
+
+    let mut runs: Vec<Measured> = Vec::new();
+    let all = args.entries;
+
+    // coopledger: a fresh node for each run (the entries' sequence numbers are used up).
+    let coop_runs = if args.systems.contains(&System::Coop) {
+        vec![
+            (report::COOP, all, args.clients, 1),
+            (report::COOP_BULK, all, args.clients, args.bulk),
+            (report::COOP_ALONE, args.alone, 1, 1),
+        ]
+    } else {
+        Vec::new()
+    };
+    for (n, (label, take, clients, per)) in coop_runs.into_iter().enumerate() {
+        let node = coop::CoopNode::start(&root.path().join(format!("coop-{n}")), &w, clients)?;
+        let plan = w.plan(take, clients, per);
+        let conns = (0..plan.len())
+            .map(|_| coop::CoopClient::connect(&node.url, w.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let pid = node.pid();
+        let m = drive::measure(label, plan, conns, || host::cpu_times(pid, false)).await?;
+        eprintln!("{}", report::line(&m));
+        runs.push(m);
+    }
+
+    if args.systems.contains(&System::Postgres) {
+        run_postgres(&args, &w, root.path(), &mut runs).await?;
+    }
+    if args.systems.contains(&System::Anvil) {
+        run_anvil(&args, &w, &mut runs).await?;
+    }
+
+    let summary = report::Summary {
+        smoke: args.smoke,
+        cores: host::cores(),
+        entry_bytes: avg,
+        members: w.members.len(),
+        signature_ceiling: ceiling,
+        runs,
+    };
+    println!("{}", summary.markdown());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary.json())?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: one cluster, emptied between runs.
+async fn run_postgres(
+    args: &Args,
+    w: &Arc<Workload>,
+    root: &std::path::Path,
+    runs: &mut Vec<Measured>,
+) -> Result<()> {
+    let all = args.entries;
+    let pg_dir = root.join("postgres");
+    std::fs::create_dir_all(&pg_dir)?;
+    let pg = postgres::Postgres::start(&pg_dir, args.clients)?;
+    pg.create_schema().await?;
+    eprintln!("{}", pg.version);
+    for (label, mode, table, take, clients, per) in [
+        (
+            report::PG,
+            postgres::Mode::Single,
+            "audit",
+            all,
+            args.clients,
+            1,
+        ),
+        (
+            report::PG_CHAINED,
+            postgres::Mode::Chained,
+            "audit_chained",
+            all,
+            args.clients,
+            1,
+        ),
+        (
+            report::PG_BULK,
+            postgres::Mode::Bulk,
+            "audit",
+            all,
+            args.clients,
+            args.bulk,
+        ),
+        (
+            report::PG_ALONE,
+            postgres::Mode::Single,
+            "audit",
+            args.alone,
+            1,
+            1,
+        ),
+    ] {
+        postgres::reset(&pg).await?;
+        let plan = w.plan(take, clients, per);
+        let mut conns = Vec::with_capacity(plan.len());
+        for _ in 0..plan.len() {
+            conns.push(postgres::PgClient::connect(&pg, w.clone(), mode).await?);
+        }
+        let pid = pg.pid();
+        let m = drive::measure(label, plan, conns, || host::cpu_times(pid, true)).await?;
+        let stored = postgres::count(&pg, table).await?;
+        if stored != m.entries as u64 {
+            anyhow::bail!("{label}: {stored} rows stored for {} entries", m.entries);
+        }
+        eprintln!("{}", report::line(&m));
+        runs.push(m);
+    }
+    drop(pg);
+
+    Ok(())
+}
+
+/// anvil: the first `--anvil-entries` entries.
+async fn run_anvil(args: &Args, w: &Arc<Workload>, runs: &mut Vec<Measured>) -> Result<()> {
+    let all = args.entries;
+    let chain = anvil::Anvil::start().await?;
+    eprintln!("{}", chain.version);
+    let take = args.anvil_entries.min(all);
+    let plan = w.plan(take, args.clients, 1);
+    let mut conns = Vec::with_capacity(plan.len());
+    for (n, requests) in plan.iter().enumerate() {
+        let order: Vec<usize> = requests.iter().flatten().copied().collect();
+        conns.push(anvil::AnvilClient::prepare(&chain, n, w, &order).await?);
+    }
+    let pid = chain.pid();
+    let m = drive::measure(report::ANVIL, plan, conns, || host::cpu_times(pid, false)).await?;
+    eprintln!("{}", report::line(&m));
+    runs.push(m);
+    drop(chain);
+    Ok(())
+}

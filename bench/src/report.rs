@@ -1,0 +1,168 @@
+//! The figures: the signature-check ceiling, one line per run, the table and the ratios.
+
+use crate::drive::Measured;
+use crate::workload::Workload;
+use anyhow::{anyhow, Result};
+use coopledger_ledger::entry::admit;
+use coopledger_ledger::Envelope;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub const COOP: &str = "coopledger ledger_submit";
+pub const COOP_BULK: &str = "coopledger ledger_submitBatch";
+pub const COOP_ALONE: &str = "coopledger ledger_submit, one client";
+pub const PG: &str = "PostgreSQL, INSERT per entry";
+pub const PG_CHAINED: &str = "PostgreSQL, prev-hash chain";
+pub const PG_BULK: &str = "PostgreSQL, bulk INSERT";
+pub const PG_ALONE: &str = "PostgreSQL, INSERT per entry, one client";
+pub const ANVIL: &str = "anvil, entry as calldata, automine";
+
+/// Signatures a second the ledger's own batched check does on all cores over the whole workload
+/// (parsing excluded): what no ingest path that checks every signature can beat here.
+pub fn signature_ceiling(w: &Workload) -> Result<f64> {
+    let envelopes = w
+        .entries
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_str(&e.json)?;
+            Envelope::from_value(&v).map_err(|r| anyhow!("{r}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n = envelopes.len();
+    let t = Instant::now();
+    let verdicts = admit(envelopes);
+    let took = t.elapsed();
+    if verdicts.iter().any(Result::is_err) {
+        return Err(anyhow!("the workload holds a bad signature"));
+    }
+    Ok(n as f64 / took.as_secs_f64().max(1e-9))
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+/// One run, one line (printed as each run ends).
+pub fn line(m: &Measured) -> String {
+    format!(
+        "{}: {} entries, {} clients, {} a request: {:.0} entries/s, p50 {}, p99 {}, \
+         server {:.2} cores, load generator {:.2} cores",
+        m.system,
+        m.entries,
+        m.clients,
+        m.per_request,
+        m.per_sec(),
+        ms(m.quantile(0.50)),
+        ms(m.quantile(0.99)),
+        m.server_cores(),
+        m.loadgen_cores()
+    )
+}
+
+/// Everything one invocation measured.
+#[derive(Debug)]
+pub struct Summary {
+    pub smoke: bool,
+    pub cores: usize,
+    pub entry_bytes: usize,
+    pub members: usize,
+    pub signature_ceiling: f64,
+    pub runs: Vec<Measured>,
+}
+
+impl Summary {
+    fn run(&self, system: &str) -> Option<&Measured> {
+        self.runs.iter().find(|m| m.system == system)
+    }
+
+    fn ratio(&self, a: &str, b: &str) -> Option<f64> {
+        Some(self.run(a)?.per_sec() / self.run(b)?.per_sec())
+    }
+
+    /// `(what, value)` pairs: coopledger ÷ each peer in entries/s, and the bulk path against the
+    /// signature ceiling.
+    pub fn ratios(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for (a, b) in [
+            (COOP, PG),
+            (COOP_BULK, PG),
+            (COOP_BULK, PG_BULK),
+            (COOP, PG_CHAINED),
+            (COOP, ANVIL),
+            (COOP_ALONE, PG_ALONE),
+        ] {
+            if let Some(r) = self.ratio(a, b) {
+                out.push((format!("{a} ÷ {b}"), r));
+            }
+        }
+        if let Some(bulk) = self.run(COOP_BULK) {
+            out.push((
+                format!("{COOP_BULK} ÷ signature ceiling"),
+                bulk.per_sec() / self.signature_ceiling.max(1e-9),
+            ));
+        }
+        out
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        if self.smoke {
+            s.push_str("**--smoke: a functional pass, not a measurement.**\n\n");
+        }
+        s.push_str(&format!(
+            "{} cores; `coop.attest` entries of {} bytes on average by {} members; \
+             signature-check ceiling (batched, all cores, this run): {:.0}/s\n\n",
+            self.cores, self.entry_bytes, self.members, self.signature_ceiling
+        ));
+        s.push_str(
+            "| system | entries | clients | per request | entries/s | p50 | p99 | server cores | load generator cores |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for m in &self.runs {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} |\n",
+                m.system,
+                m.entries,
+                m.clients,
+                m.per_request,
+                m.per_sec(),
+                ms(m.quantile(0.50)),
+                ms(m.quantile(0.99)),
+                m.server_cores(),
+                m.loadgen_cores()
+            ));
+        }
+        s.push('\n');
+        for (what, r) in self.ratios() {
+            s.push_str(&format!("- {what}: {r:.2}×\n"));
+        }
+        s
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "smoke": self.smoke,
+            "cores": self.cores,
+            "entryBytes": self.entry_bytes,
+            "members": self.members,
+            "signatureCeiling": self.signature_ceiling,
+            "runs": self.runs.iter().map(|m| json!({
+                "system": m.system,
+                "entries": m.entries,
+                "clients": m.clients,
+                "perRequest": m.per_request,
+                "entriesPerSec": m.per_sec(),
+                "p50Ms": m.quantile(0.50).as_secs_f64() * 1000.0,
+                "p99Ms": m.quantile(0.99).as_secs_f64() * 1000.0,
+                "serverCores": m.server_cores(),
+                "loadgenCores": m.loadgen_cores(),
+            })).collect::<Vec<_>>(),
+            "ratios": self.ratios().into_iter().map(|(k, v)| json!({"what": k, "ratio": v})).collect::<Vec<_>>(),
+        })
+    }
+}

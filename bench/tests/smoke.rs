@@ -1,0 +1,91 @@
+//! `coop-bench --smoke` end to end at a small size: a real `coop serve`, a PostgreSQL cluster
+//! and anvil are started, every entry of the workload is acknowledged by each (the run fails on
+//! any refusal or missing row), and the table, JSON and ratios come out. No speed is asserted.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message"
+)]
+
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_coop-bench"))
+        .args([
+            "--smoke",
+            "--entries",
+            "400",
+            "--members",
+            "30",
+            "--clients",
+            "6",
+        ])
+        .args(["--bulk", "25", "--alone", "40", "--anvil-entries", "30"])
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("not a measurement"), "{stdout}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    let expected = [
+        ("coopledger ledger_submit", 400, 1),
+        ("coopledger ledger_submitBatch", 400, 25),
+        ("coopledger ledger_submit, one client", 40, 1),
+        ("PostgreSQL, INSERT per entry", 400, 1),
+        ("PostgreSQL, prev-hash chain", 400, 1),
+        ("PostgreSQL, bulk INSERT", 400, 25),
+        ("PostgreSQL, INSERT per entry, one client", 40, 1),
+        ("anvil, entry as calldata, automine", 30, 1),
+    ];
+    assert_eq!(runs.len(), expected.len(), "{report}");
+    for (run, (system, entries, per)) in runs.iter().zip(expected) {
+        assert_eq!(run["system"], system);
+        assert_eq!(run["entries"], entries, "{run}");
+        assert_eq!(run["perRequest"], per, "{run}");
+        assert!(run["entriesPerSec"].as_f64().unwrap() > 0.0, "{run}");
+        assert!(run["p99Ms"].as_f64().unwrap() >= run["p50Ms"].as_f64().unwrap());
+        assert!(stdout.contains(&format!("| {system} |")), "{stdout}");
+    }
+    let one_client = runs[2]["clients"].as_u64().unwrap();
+    assert_eq!(one_client, 1);
+    assert_eq!(runs[0]["clients"], 6);
+    let ratios = report["ratios"].as_array().unwrap();
+    assert!(
+        ratios
+            .iter()
+            .any(|r| r["what"] == "coopledger ledger_submit ÷ PostgreSQL, INSERT per entry"),
+        "{report}"
+    );
+    assert!(report["signatureCeiling"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn without_smoke_it_refuses_while_a_compiler_runs() {
+    // A process named `rustc` (a copy of `sleep`): the benchmark must not measure beside it.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("rustc");
+    std::fs::copy("/bin/sleep", &fake).unwrap();
+    let mut compiler = Command::new(&fake).arg("30").spawn().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coop-bench"))
+        .args(["--entries", "10", "--members", "2", "--clients", "1"])
+        .output()
+        .unwrap();
+    let _ = compiler.kill();
+    let _ = compiler.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a compiler is running (rustc"), "{stderr}");
+}
