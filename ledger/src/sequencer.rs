@@ -5,16 +5,25 @@
 //! 3. **sequencing** (sequencer thread, single writer): dedupe, replay, co-op rules, in order;
 //!    then the batch's state changes are folded into the state tree and a node-signed
 //!    `log.state` entry recording its root closes the batch (DESIGN §4);
-//! 4. **integration**: entries, leaf hashes, tree nodes, indexes, state, state-tree nodes — one
-//!    WriteBatch, fsync;
-//! 5. **checkpoint**: sign `(origin, size, root)` only after step 4 returned, store it, fsync;
-//! 6. **acknowledgement**: only now is any submitter told its index.
+//! 4. **checkpoint and integration** (sequencer thread): sign `(origin, size, root)` of the new
+//!    tree — in memory, given to no one — and write entries, leaf hashes, tree nodes, indexes,
+//!    state, state-tree nodes *and that checkpoint note* in one WriteBatch: one fsync;
+//! 5. **record** (release thread): append the notes of every durable batch waiting, in order,
+//!    to `COOP-SIGNED` with one fsync;
+//! 6. **release and acknowledgement** (release thread): only now does a checkpoint become the
+//!    latest, and is any submitter told its index.
+//!
+//! Steps 5–6 of batch k run while the sequencer already works on batch k+1 (steps 3–4), so a
+//! batch costs the node one fsync of the sequencer's time; under load the release thread's one
+//! fsync covers several batches. Batch k+1 is built on batch k's durable tree, never on
+//! anything less.
 //!
 //! What a crash leaves behind at each step (see also `docs/format.md`):
 //! - before 4's write returns: nothing of the batch (RocksDB applies a WriteBatch atomically);
 //!   no submitter was acknowledged, clients retry, duplicates are idempotent;
-//! - after 4, before 5 is stored: the entries are durable but uncovered (`checkpointed <
-//!   durable`); on restart the node signs a checkpoint for them before serving anything;
+//! - after 4, before 5: the entries and their checkpoint note are durable but the note was never
+//!   released; on restart `Log::open` finds the stored note at the durable size and records it
+//!   before serving anything (it does not sign again);
 //! - after 5, before 6: the checkpoint covers entries nobody was told about; a resubmission gets
 //!   the same receipt (same index) because the entry id is already in the log.
 
@@ -22,6 +31,7 @@ use crate::entry::{Envelope, Rejection, Verified};
 use crate::hash::Hash;
 use crate::log::{Ack, Shared, SubmitError};
 use crate::merkle::{Frontier, NodeId, NodeSource};
+use crate::note::{Checkpoint, SignedCheckpoint};
 use crate::smt;
 use crate::state::{
     last_seq, seq_key, ApplyContext, ApplyError, Overlay, StateCommitment, StateView,
@@ -162,26 +172,108 @@ enum Slot {
     Ready(Box<Admitted>),
 }
 
-/// The sequencer's own memory: the tree's right edge, the last batch time, and the state
+/// The sequencer's own memory: the durable tree's right edge, the newest checkpoint it signed
+/// (for that tree; stored, perhaps not yet released), the last batch time, and the state
 /// tree's upper levels.
 pub(crate) struct SequencerState {
     pub frontier: Frontier,
+    pub signed: Checkpoint,
     pub batch_time_ms: u64,
     pub smt_cache: smt::SmtCache,
+}
+
+/// One sequenced batch on its way to release (steps 5–6), in sequencing order.
+pub(crate) struct Release {
+    /// The batch's checkpoint, durable with its data (`None`: the batch added no entry).
+    signed: Option<Arc<SignedCheckpoint>>,
+    accepted: Vec<Accepted>,
+    /// Proof nodes for the receipts (see step 6).
+    batch_nodes: Arc<HashMap<NodeId, Hash>>,
+    barriers: Vec<oneshot::Sender<()>>,
+}
+
+impl Release {
+    /// Tells every waiter the node stopped.
+    fn refuse(self) {
+        for a in self.accepted {
+            let _ = a.reply.send(Err(SubmitError::Stopped));
+        }
+    }
+}
+
+/// Batches waiting for release that one record append covers at most.
+const RELEASE_GROUP: usize = 256;
+
+/// Steps 5–6, forever, until the sequencer closes the channel or the record cannot be written
+/// (then the node stops: fail-stop).
+pub(crate) fn run_release<M>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < RELEASE_GROUP {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        // Step 5 — record: the notes of every durable batch waiting, one fsync.
+        let notes: Vec<&str> = group
+            .iter()
+            .filter_map(|r| r.signed.as_ref().map(|s| s.note.as_str()))
+            .collect();
+        let recorded = shared
+            .record(&notes)
+            .and_then(|()| shared.fault(FaultPoint::AfterCheckpoint));
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "cannot record signed checkpoints; the node stops");
+            shared.fail(e);
+            group.into_iter().for_each(Release::refuse);
+            while let Ok(r) = rx.recv() {
+                r.refuse();
+            }
+            return;
+        }
+        // Step 6 — release, then acknowledgement: every accepted entry is covered by the
+        // released checkpoint its receipt carries.
+        for r in group {
+            if let Some(signed) = r.signed {
+                shared.release(signed);
+            }
+            let checkpoint = shared.latest();
+            for a in r.accepted {
+                let _ = a.reply.send(Ok(Ack {
+                    index: a.index,
+                    leaf_hash: a.leaf_hash,
+                    entry_id: a.entry_id,
+                    checkpoint: checkpoint.clone(),
+                    duplicate: a.duplicate,
+                    batch_nodes: r.batch_nodes.clone(),
+                }));
+            }
+            for b in r.barriers {
+                let _ = b.send(());
+            }
+        }
+    }
 }
 
 /// State-tree levels the sequencer keeps in memory (at most 2^17 positions).
 pub(crate) const SMT_CACHE_DEPTH: u16 = 16;
 
-/// Stages 3–6, forever, until the channel closes or storage fails (then the node stops
-/// sequencing: fail-stop, never guess).
+/// Stages 3–4, forever, until the channel closes or storage fails (then the node stops
+/// sequencing: fail-stop, never guess); each batch then goes to the release thread.
 pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
     shared: Arc<Shared<M>>,
     rx: Receiver<Admitted>,
     mut st: SequencerState,
+    release: SyncSender<Release>,
 ) {
     let cfg = shared.config.clone();
     while let Ok(first) = rx.recv() {
+        // The release thread failed: nothing more is sequenced.
+        if shared.failed() {
+            refuse_all(first, &rx);
+            return;
+        }
         // Group commit: an entry reaching an idle sequencer is committed at once, with whatever
         // else is already queued; under load, everything that arrived while the previous batch
         // was being made durable (its fsync) forms the next batch. No fixed window.
@@ -203,24 +295,49 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
                 }
             }
         }
-        if let Err(e) = sequence_batch(&shared, &mut st, items) {
-            tracing::error!(error = %e, "storage failed; the sequencer stops");
-            // Everything still queued is refused (and barriers released by dropping them: their waiters see `Stopped`).
-            while let Ok(a) = rx.try_recv() {
-                match a {
-                    Admitted::Verified(_, reply) | Admitted::Own(_, reply) => {
-                        let _ = reply.send(Err(SubmitError::Stopped));
-                    }
-                    Admitted::Group(members) => {
-                        for (_, reply) in members {
-                            let _ = reply.send(Err(SubmitError::Stopped));
-                        }
-                    }
-                    Admitted::Barrier(_) => {}
+        match sequence_batch(&shared, &mut st, items) {
+            Ok(batch) => {
+                if let Err(refused) = release.send(batch) {
+                    // The release thread stopped (it recorded why).
+                    refused.0.refuse();
+                    drain(&rx);
+                    return;
                 }
             }
-            return;
+            Err(e) => {
+                tracing::error!(error = %e, "storage failed; the sequencer stops");
+                drain(&rx);
+                return;
+            }
         }
+    }
+}
+
+/// Refuses `first` and everything still queued.
+fn refuse_all(first: Admitted, rx: &Receiver<Admitted>) {
+    refuse(first);
+    drain(rx);
+}
+
+/// Refuses everything still queued (barriers are released by dropping them: their waiters see
+/// `Stopped`).
+fn drain(rx: &Receiver<Admitted>) {
+    while let Ok(a) = rx.try_recv() {
+        refuse(a);
+    }
+}
+
+fn refuse(a: Admitted) {
+    match a {
+        Admitted::Verified(_, reply) | Admitted::Own(_, reply) => {
+            let _ = reply.send(Err(SubmitError::Stopped));
+        }
+        Admitted::Group(members) => {
+            for (_, reply) in members {
+                let _ = reply.send(Err(SubmitError::Stopped));
+            }
+        }
+        Admitted::Barrier(_) => {}
     }
 }
 
@@ -236,7 +353,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
     shared: &Shared<M>,
     st: &mut SequencerState,
     items: Vec<Admitted>,
-) -> Result<(), StoreError> {
+) -> Result<Release, StoreError> {
     let store = &shared.store;
     // Record a storage failure *before* `?` drops any waiting reply, so a submitter that sees
     // `Stopped` always finds the cause in `Log::failure`.
@@ -366,6 +483,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
         });
     }
 
+    let mut signed_now = None;
     if !write.entries.is_empty() {
         // Step 3b — state commitment: the batch's state changes go into the state tree, and the
         // batch closes with the node's `log.state` entry recording the new root and the batch
@@ -388,8 +506,13 @@ fn sequence_batch<M: crate::state::StateMachine>(
         next.push(leaf_hash, &mut write.nodes);
         write.smt = smt_writes;
 
-        // Step 4 — integration: one WriteBatch with entries, nodes, indexes, state, state tree
-        // and the new size, written with sync=true. Until it returns, nothing of this batch exists.
+        // Step 4 — checkpoint and integration: sign the new tree's checkpoint (in memory; no
+        // one sees it before step 6), then one WriteBatch with entries, nodes, indexes, state,
+        // state tree, the new size and that note, written with sync=true. Until it returns,
+        // nothing of this batch exists.
+        let signed = shared
+            .sign_checkpoint(&st.frontier, &st.signed, &next)
+            .map_err(failed)?;
         if let Err(e) = shared.fault(FaultPoint::BeforeCommit) {
             st.smt_cache.clear();
             return Err(failed(e));
@@ -397,26 +520,22 @@ fn sequence_batch<M: crate::state::StateMachine>(
         write.state = overlay;
         write.new_size = next.size();
         write.batch_time_ms = batch_time_ms;
+        write.checkpoint = Some(signed.note.clone());
         if let Err(e) = store.commit(&write) {
             st.smt_cache.clear();
             return Err(failed(e));
         }
         st.smt_cache.committed(&write.smt);
         st.frontier = next;
+        st.signed = signed.checkpoint.clone();
         st.batch_time_ms = batch_time_ms;
         shared.fault(FaultPoint::AfterCommit).map_err(failed)?;
-
-        // Step 5 — checkpoint: the data is durable, so now sign (origin, size, root) and store
-        // the note (fsync) before anyone can see it. Only then does it become the latest.
-        shared
-            .checkpoint_durable_tree(&st.frontier)
-            .map_err(failed)?;
-        shared.fault(FaultPoint::AfterCheckpoint).map_err(failed)?;
+        signed_now = Some(Arc::new(signed));
     }
 
-    // Step 6 — acknowledgement: every accepted entry is covered by the stored latest checkpoint.
-    // Its proof's nodes are the old right edge plus the nodes this batch completed (a left
-    // sibling outside the batch is always an old peak), handed over so receipts read nothing.
+    // Steps 5–6 happen on the release thread. A receipt's proof nodes are the old right edge
+    // plus the nodes this batch completed (a left sibling outside the batch is always an old
+    // peak), handed over so receipts read nothing.
     let batch_nodes: Arc<HashMap<NodeId, Hash>> = Arc::new(
         old_peaks
             .iter()
@@ -424,19 +543,10 @@ fn sequence_batch<M: crate::state::StateMachine>(
             .copied()
             .collect(),
     );
-    let checkpoint = shared.latest();
-    for a in accepted {
-        let _ = a.reply.send(Ok(Ack {
-            index: a.index,
-            leaf_hash: a.leaf_hash,
-            entry_id: a.entry_id,
-            checkpoint: checkpoint.clone(),
-            duplicate: a.duplicate,
-            batch_nodes: batch_nodes.clone(),
-        }));
-    }
-    for b in barriers {
-        let _ = b.send(());
-    }
-    Ok(())
+    Ok(Release {
+        signed: signed_now,
+        accepted,
+        batch_nodes,
+        barriers,
+    })
 }

@@ -149,6 +149,26 @@ impl SignedFile {
         Ok(())
     }
 
+    /// Appends `notes` (in signing order) with one fsync; only then may any of them be released.
+    /// After a rotation the file holds the last of them only, as [`SignedFile::append`] would.
+    pub fn append_all(&mut self, notes: &[&str]) -> Result<(), SignedFileError> {
+        let Some(last) = notes.last() else {
+            return Ok(());
+        };
+        if self.len >= ROTATE_BYTES {
+            return self.rewrite(last);
+        }
+        let io = |source| SignedFileError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let records: Vec<u8> = notes.iter().flat_map(|n| record(n)).collect();
+        self.file.write_all(&records).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.len += records.len() as u64;
+        Ok(())
+    }
+
     /// Replaces the file with one holding `note` only.
     fn rewrite(&mut self, note: &str) -> Result<(), SignedFileError> {
         let fresh = self.path.with_extension("new");
@@ -233,6 +253,40 @@ mod tests {
         assert_eq!(
             SignedFile::read_latest(dir.path()).unwrap(),
             Some(format!("{note}299\n"))
+        );
+    }
+
+    #[test]
+    fn notes_appended_together_read_back_as_if_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = SignedFile::open(dir.path()).unwrap();
+        f.append_all(&[]).unwrap();
+        assert_eq!(SignedFile::read_latest(dir.path()).unwrap(), None);
+        f.append_all(&["one\n", "two\n", "three\n"]).unwrap();
+        let together = std::fs::read(SignedFile::path(dir.path())).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let mut g = SignedFile::open(other.path()).unwrap();
+        for n in ["one\n", "two\n", "three\n"] {
+            g.append(n).unwrap();
+        }
+        assert_eq!(
+            together,
+            std::fs::read(SignedFile::path(other.path())).unwrap()
+        );
+        assert_eq!(
+            SignedFile::read_latest(dir.path()).unwrap().as_deref(),
+            Some("three\n")
+        );
+        // Past the rotation size, the file keeps the last note of the group.
+        let big = "y".repeat(4096);
+        let notes: Vec<String> = (0..300).map(|i| format!("{big}{i}\n")).collect();
+        for chunk in notes.chunks(7) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            f.append_all(&refs).unwrap();
+        }
+        assert_eq!(
+            SignedFile::read_latest(dir.path()).unwrap(),
+            Some(format!("{big}299\n"))
         );
     }
 }

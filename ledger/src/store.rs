@@ -84,6 +84,9 @@ pub struct BatchWrite {
     pub new_size: u64,
     /// The batch's time.
     pub batch_time_ms: u64,
+    /// The signed checkpoint note for `new_size`, stored in the same WriteBatch as the data it
+    /// covers (so one fsync makes both durable; it is released only after that).
+    pub checkpoint: Option<String>,
 }
 
 /// The ledger's RocksDB database.
@@ -282,8 +285,9 @@ impl Store {
     }
 
     /// Commits one batch atomically and fsyncs it before returning (one WriteBatch, `sync=true`).
-    /// Contract: on `Ok`, every entry, node, index and state change of the batch and the new
-    /// `size` survive a crash; on `Err`, none of them is visible after restart.
+    /// Contract: on `Ok`, every entry, node, index and state change of the batch, the new
+    /// `size` and the batch's checkpoint note survive a crash; on `Err`, none of them is visible
+    /// after restart.
     pub fn commit(&self, batch: &BatchWrite) -> Result<(), StoreError> {
         let (entries, ids, leaves, nodes, state, meta, smt) = (
             self.cf(CF_ENTRIES)?,
@@ -317,6 +321,13 @@ impl Store {
         }
         b.put_cf(meta, META_SIZE, be(batch.new_size));
         b.put_cf(meta, META_BATCH_TIME, be(batch.batch_time_ms));
+        if let Some(note) = &batch.checkpoint {
+            b.put_cf(
+                self.cf(CF_CHECKPOINTS)?,
+                be(batch.new_size),
+                note.as_bytes(),
+            );
+        }
         self.db.write_opt(b, &synced())?;
         Ok(())
     }

@@ -459,3 +459,79 @@ async fn a_group_of_entries_is_sequenced_together_and_answered_one_by_one() {
     assert_eq!(again.index, before.index);
     assert!(again.duplicate);
 }
+
+/// A batch's checkpoint is stored with its data in one write, but between that write and the
+/// record's append (steps 4 and 5) nobody can see it: not as the latest, not by size, and the
+/// entries it covers are not served. Once recorded it is released and the submitter answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_checkpoint_is_invisible_until_recorded_and_released() {
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    let node = SigningKey::from_bytes(&[1; 32]);
+    let member = SigningKey::from_bytes(&[2; 32]);
+    let armed = Arc::new(AtomicBool::new(false));
+    let (reached_tx, reached_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let reached_tx = std::sync::Mutex::new(reached_tx);
+    let go_rx = std::sync::Mutex::new(go_rx);
+    let a = armed.clone();
+    let hook: coopledger_ledger::log::FaultHook = Arc::new(move |p| {
+        if p == FaultPoint::AfterCommit && a.swap(false, Ordering::SeqCst) {
+            // Hold the sequencer right after the batch's write returned.
+            reached_tx.lock().unwrap().send(()).unwrap();
+            go_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap();
+        }
+        Ok(())
+    });
+    let log =
+        Arc::new(Log::create(dir.path(), ORIGIN, node.clone(), Notes, config(Some(hook))).unwrap());
+    log.submit(note(&member, 1, serde_json::json!({})))
+        .await
+        .unwrap();
+    let before = log.checkpoint();
+    assert_eq!(before.checkpoint.size, 2);
+
+    armed.store(true, Ordering::SeqCst);
+    let l = log.clone();
+    let env = note(&member, 2, serde_json::json!({}));
+    let pending = tokio::spawn(async move { l.submit(env).await });
+    tokio::task::spawn_blocking(move || reached_rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Durable on disk, but not released: the old checkpoint is the latest, the new size has no
+    // note for readers, and the new entries are not served.
+    assert_eq!(log.checkpoint().note, before.note);
+    assert_eq!(log.checkpoint_at(4).unwrap(), None);
+    assert_eq!(
+        log.checkpoint_at(2).unwrap().as_deref(),
+        Some(before.note.as_str())
+    );
+    assert!(
+        log.entry(2).is_err(),
+        "an entry beyond the released checkpoint"
+    );
+    assert!(!pending.is_finished(), "acknowledged before release");
+
+    go_tx.send(()).unwrap();
+    let receipt = pending.await.unwrap().unwrap();
+    assert_eq!(receipt.index, 2);
+    assert_eq!(receipt.checkpoint.checkpoint.size, 4);
+    assert_eq!(log.checkpoint().note, receipt.checkpoint.note);
+    assert_eq!(
+        log.checkpoint_at(4).unwrap().as_deref(),
+        Some(receipt.checkpoint.note.as_str())
+    );
+    // The record outside the database holds it too.
+    assert_eq!(
+        coopledger_ledger::signed::SignedFile::read_latest(dir.path())
+            .unwrap()
+            .as_deref(),
+        Some(receipt.checkpoint.note.as_str())
+    );
+}

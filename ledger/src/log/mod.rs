@@ -159,6 +159,9 @@ pub struct Receipt {
     pub duplicate: bool,
 }
 
+/// Sequenced batches that may wait for the release thread before the sequencer waits too.
+const RELEASE_QUEUE: usize = 64;
+
 /// State shared by the handle and the pipeline threads.
 pub(crate) struct Shared<M> {
     pub store: Store,
@@ -197,39 +200,71 @@ impl<M> Shared<M> {
         }
     }
 
-    /// Signs and stores a checkpoint for the durable tree `frontier` and makes it the latest.
-    /// Never two inconsistent checkpoints: sizes only grow, and each root is computed from the
-    /// same append-only durable leaves.
-    pub fn checkpoint_durable_tree(&self, frontier: &Frontier) -> Result<(), StoreError> {
-        let latest = self.latest();
-        if frontier.size() < latest.checkpoint.size
-            || (frontier.size() == latest.checkpoint.size
-                && frontier.root() != latest.checkpoint.root)
-        {
+    /// Whether a storage failure was recorded.
+    pub fn failed(&self) -> bool {
+        self.failure.lock().map_or(true, |f| f.is_some())
+    }
+
+    /// Signs the checkpoint `(origin, size, root)` of `next`, a tree that is not durable yet:
+    /// the note is stored in the same WriteBatch as the batch's data and released only after
+    /// that write and the record's append are durable (`docs/format.md`, "Commit protocol").
+    /// `base` is the tree of `last`, the newest checkpoint this node signed, and `next` grew
+    /// from it by appends alone; anything else is refused, so no two notes this node signs
+    /// disagree.
+    pub fn sign_checkpoint(
+        &self,
+        base: &Frontier,
+        last: &Checkpoint,
+        next: &Frontier,
+    ) -> Result<SignedCheckpoint, StoreError> {
+        if base.size() != last.size || base.root() != last.root || next.size() <= base.size() {
             return Err(StoreError::Corrupt(format!(
-                "the durable tree (size {}) does not extend the last signed checkpoint (size {}); \
+                "the tree to sign (size {}) does not extend the last signed checkpoint (size {}); \
                  not signing",
-                frontier.size(),
-                latest.checkpoint.size
+                next.size(),
+                last.size
             )));
         }
+        let checkpoint = Checkpoint {
+            origin: self.signer.name().to_owned(),
+            size: next.size(),
+            root: next.root(),
+            extensions: vec![],
+        };
+        let note = self
+            .signer
+            .sign(&checkpoint.to_text())
+            .map_err(|e| StoreError::Corrupt(format!("cannot sign checkpoint: {e}")))?;
+        Ok(SignedCheckpoint { checkpoint, note })
+    }
+
+    /// Appends `notes` (in signing order; their batches are durable) to the record of signed
+    /// checkpoints with one fsync. Only after this may they be released.
+    pub fn record(&self, notes: &[&str]) -> Result<(), StoreError> {
         let mut record = self
             .signed
             .lock()
             .map_err(|_| StoreError::Corrupt("signed-checkpoint record lock poisoned".into()))?;
-        let signed = Arc::new(sign_and_store(
-            &self.signer,
-            &self.store,
-            &mut record,
-            frontier,
-        )?);
-        drop(record);
+        record.append_all(notes).map_err(record_error)
+    }
+
+    /// Makes `signed` (durable and recorded) the latest checkpoint and tells subscribers.
+    pub fn release(&self, signed: Arc<SignedCheckpoint>) {
         match self.latest.write() {
             Ok(mut g) => *g = signed.clone(),
             Err(p) => *p.into_inner() = signed.clone(),
         }
         let _ = self.checkpoints.send(signed);
-        Ok(())
+    }
+}
+
+fn record_error(e: SignedFileError) -> StoreError {
+    StoreError::File {
+        what: e.to_string(),
+        kind: match &e {
+            SignedFileError::Io { source, .. } => source.kind(),
+            SignedFileError::Damaged { .. } => std::io::ErrorKind::InvalidData,
+        },
     }
 }
 
@@ -253,13 +288,7 @@ fn sign_and_store(
         .sign(&checkpoint.to_text())
         .map_err(|e| StoreError::Corrupt(format!("cannot sign checkpoint: {e}")))?;
     store.put_checkpoint(checkpoint.size, &note)?;
-    record.append(&note).map_err(|e| StoreError::File {
-        what: e.to_string(),
-        kind: match &e {
-            SignedFileError::Io { source, .. } => source.kind(),
-            SignedFileError::Damaged { .. } => std::io::ErrorKind::InvalidData,
-        },
-    })?;
+    record.append(&note).map_err(record_error)?;
     Ok(SignedCheckpoint { checkpoint, note })
 }
 
@@ -436,11 +465,20 @@ impl<M: StateMachine> Log<M> {
         });
         let (submit_tx, submit_rx) = mpsc::sync_channel(shared.config.queue_capacity);
         let (seq_tx, seq_rx) = mpsc::sync_channel(shared.config.queue_capacity);
+        // Batches sequenced and durable, waiting to be recorded and released: a few in flight
+        // keep the sequencer busy while the record's fsync runs; more would only add latency.
+        let (release_tx, release_rx) = mpsc::sync_channel(RELEASE_QUEUE);
         let max = shared.config.batch_max_entries;
         let verifier = std::thread::Builder::new()
             .name("coop-verify".into())
             .spawn(move || sequencer::run_verifier(submit_rx, seq_tx, max))
             .map_err(|e| OpenError::Thread(e.to_string()))?;
+        let release_shared = shared.clone();
+        let release = std::thread::Builder::new()
+            .name("coop-release".into())
+            .spawn(move || sequencer::run_release(release_shared, release_rx))
+            .map_err(|e| OpenError::Thread(e.to_string()))?;
+        let signed = shared.latest().checkpoint.clone();
         let seq_shared = shared.clone();
         let seq = std::thread::Builder::new()
             .name("coop-sequence".into())
@@ -450,9 +488,11 @@ impl<M: StateMachine> Log<M> {
                     seq_rx,
                     SequencerState {
                         frontier,
+                        signed,
                         batch_time_ms,
                         smt_cache: crate::smt::SmtCache::new(sequencer::SMT_CACHE_DEPTH),
                     },
+                    release_tx,
                 )
             })
             .map_err(|e| OpenError::Thread(e.to_string()))?;
@@ -460,7 +500,7 @@ impl<M: StateMachine> Log<M> {
             path: path.to_owned(),
             shared,
             submit_tx: Some(submit_tx),
-            threads: vec![verifier, seq],
+            threads: vec![verifier, seq, release],
         })
     }
 

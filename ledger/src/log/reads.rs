@@ -15,8 +15,12 @@ impl<M: StateMachine> Log<M> {
         self.shared.latest()
     }
 
-    /// The stored checkpoint note signed at exactly `size`, if any.
+    /// The released checkpoint note signed at exactly `size`, if any (a note stored with its
+    /// batch but not yet recorded and released is nobody's to see).
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, QueryError> {
+        if size > self.covered() {
+            return Ok(None);
+        }
         Ok(self.shared.store.checkpoint(size)?)
     }
 
