@@ -535,3 +535,73 @@ async fn a_durable_checkpoint_is_invisible_until_recorded_and_released() {
         Some(receipt.checkpoint.note.as_str())
     );
 }
+
+/// Under steady load the durable state runs ahead of the released checkpoint (the pipeline
+/// records and releases batch k while k+1 commits); a state proof is still always given, and
+/// always checks against the checkpoint it names and that checkpoint's own commitment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_proofs_stay_exact_while_batches_keep_committing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SigningKey::from_bytes(&[1; 32]);
+    let log = Arc::new(Log::create(dir.path(), ORIGIN, node, Notes, config(None)).unwrap());
+    // The empty log has no state commitment to prove against: one entry first.
+    let first = SigningKey::from_bytes(&[9; 32]);
+    log.submit(note(&first, 1, serde_json::json!({})))
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8u8 {
+        let (log, stop) = (log.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let key = SigningKey::from_bytes(&[10 + w; 32]);
+            let mut seq = 0;
+            while !stop.load(Ordering::SeqCst) {
+                seq += 1;
+                log.submit(note(&key, seq, serde_json::json!({})))
+                    .await
+                    .unwrap();
+            }
+            seq
+        }));
+    }
+    let reader = log.clone();
+    let proofs = tokio::task::spawn_blocking(move || {
+        let mut seen = 0u64;
+        for _ in 0..150 {
+            let at = reader.prove_state(b"count").unwrap();
+            let size = at.checkpoint.checkpoint.size;
+            assert_eq!(at.commitment.size, size - 1);
+            coopledger_ledger::smt::verify(
+                &at.commitment.root,
+                &at.key,
+                at.value.as_deref(),
+                &at.proof,
+            )
+            .unwrap();
+            // The commitment is the checkpoint's own last entry.
+            let last = reader.entry(size - 1).unwrap();
+            let state = coopledger_ledger::state::StateCommitment::from_entry(
+                &Envelope::from_bytes(&last).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(state.root, at.commitment.root);
+            let count = at
+                .value
+                .map(|v| u64::from_be_bytes(v.try_into().unwrap()))
+                .unwrap_or(0);
+            assert!(count >= seen, "the count went back: {count} < {seen}");
+            seen = count;
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let mut total = 0;
+    for w in writers {
+        total += w.await.unwrap();
+    }
+    assert!(proofs > 0 && total + 1 >= proofs, "{proofs} of {total}");
+    assert_eq!(count(&log), total + 1);
+}

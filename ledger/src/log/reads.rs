@@ -183,9 +183,8 @@ impl<M: StateMachine> Log<M> {
             })
     }
 
-    /// Proves the value or absence of the state machine's key `key` as of the newest checkpoint.
-    /// The state tree may already hold a batch that is not checkpointed yet; the proof is checked
-    /// against the checkpoint's own commitment and re-read until they agree.
+    /// Proves the value or absence of the state machine's key `key` under a released checkpoint
+    /// (the newest durable tree, once its checkpoint is released).
     pub fn prove_state(&self, key: &[u8]) -> Result<StateAt, QueryError> {
         self.prove_states(&[key.to_vec()])?
             .pop()
@@ -193,26 +192,42 @@ impl<M: StateMachine> Log<M> {
     }
 
     /// [`Log::prove_state`] for several keys, all against the same checkpoint.
+    ///
+    /// The state and the state tree move with each durable batch, ahead of the released
+    /// checkpoint by the batches waiting for release. So the values and proofs are read from the
+    /// durable tree, with its size read before and after: equal sizes mean no batch committed in
+    /// between, and what was read is the tree of that size — whose checkpoint note was stored in
+    /// the same write. The answer then waits for that note's release (one record fsync away).
     pub fn prove_states(&self, keys: &[Vec<u8>]) -> Result<Vec<StateAt>, QueryError> {
         let store = &self.shared.store;
-        'attempt: for attempt in 0..200u32 {
-            let checkpoint = self.shared.latest();
-            let commitment = self.state_commitment(checkpoint.checkpoint.size)?;
-            let mut out = Vec::with_capacity(keys.len());
+        for attempt in 0..200u32 {
+            let size = store.size()?;
+            let mut read = Vec::with_capacity(keys.len());
             for key in keys {
                 let mut full = vec![NS_APP];
                 full.extend_from_slice(key);
                 let value = store.state_get(&full)?;
                 let proof = smt::prove(store, &full)?;
-                if smt::verify(&commitment.root, &full, value.as_deref(), &proof).is_err() {
-                    // A later batch is durable but its checkpoint is not stored yet: wait.
-                    std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20))));
-                    continue 'attempt;
+                read.push((full, value, proof));
+            }
+            if store.size()? != size {
+                // A batch committed while reading: read again.
+                std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20))));
+                continue;
+            }
+            let checkpoint = self.released_at(size)?;
+            let commitment = self.state_commitment(size)?;
+            let mut out = Vec::with_capacity(read.len());
+            for (key, value, proof) in read {
+                if smt::verify(&commitment.root, &key, value.as_deref(), &proof).is_err() {
+                    return Err(QueryError::Storage(StoreError::Corrupt(format!(
+                        "the state tree does not match the commitment at size {size}"
+                    ))));
                 }
                 out.push(StateAt {
                     checkpoint: checkpoint.clone(),
                     commitment,
-                    key: full,
+                    key,
                     value,
                     proof,
                 });
@@ -220,8 +235,43 @@ impl<M: StateMachine> Log<M> {
             return Ok(out);
         }
         Err(QueryError::Storage(StoreError::Corrupt(
-            "the state tree does not match the latest checkpoint's commitment".into(),
+            "the state kept moving while it was read (200 attempts)".into(),
         )))
+    }
+
+    /// The checkpoint of the durable tree of `size` (a batch boundary, its note stored with it),
+    /// once released: waits for the release thread, at most 10 s.
+    fn released_at(&self, size: u64) -> Result<Arc<SignedCheckpoint>, QueryError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let latest = self.shared.latest();
+            match latest.checkpoint.size.cmp(&size) {
+                std::cmp::Ordering::Equal => return Ok(latest),
+                std::cmp::Ordering::Greater => {
+                    let note = self.shared.store.checkpoint(size)?.ok_or_else(|| {
+                        QueryError::Storage(StoreError::Corrupt(format!(
+                            "no checkpoint stored at the batch boundary {size}"
+                        )))
+                    })?;
+                    let opened = SignedCheckpoint::open(&note, &self.shared.signer.verifier())
+                        .map_err(|e| {
+                            QueryError::Storage(StoreError::Corrupt(format!(
+                                "stored checkpoint at {size}: {e}"
+                            )))
+                        })?;
+                    return Ok(Arc::new(opened));
+                }
+                std::cmp::Ordering::Less => {
+                    if self.shared.failed() || std::time::Instant::now() > deadline {
+                        return Err(QueryError::Storage(StoreError::Corrupt(format!(
+                            "the checkpoint at size {size} was not released (the node stopped \
+                             or is stalled)"
+                        ))));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
     }
 }
 
