@@ -521,10 +521,14 @@ fn sequence_batch<M: crate::state::StateMachine>(
         write.new_size = next.size();
         write.batch_time_ms = batch_time_ms;
         write.checkpoint = Some(signed.note.clone());
+        let t = Instant::now();
         if let Err(e) = store.commit(&write) {
             st.smt_cache.clear();
             return Err(failed(e));
         }
+        shared.metrics.synced("database", t.elapsed());
+        shared.metrics.batch(write.entries.len().saturating_sub(1));
+        shared.metrics.durable(next.size());
         st.smt_cache.committed(&write.smt);
         st.frontier = next;
         st.signed = signed.checkpoint.clone();

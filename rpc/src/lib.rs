@@ -13,6 +13,7 @@ pub mod gov;
 pub mod gov_wire;
 mod limits;
 pub mod listen;
+pub mod metrics;
 pub mod personal;
 pub mod portal;
 pub mod recovery;

@@ -131,6 +131,7 @@ pub(crate) async fn accept_loop(
     stop: StopHandle,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: ConnectionLimits,
+    open: prometheus_client::metrics::gauge::Gauge,
 ) {
     let slots: Arc<Mutex<Slots>> = Arc::default();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -154,8 +155,10 @@ pub(crate) async fn accept_loop(
         let _ = sock.set_nodelay(true);
         let serve = serve.clone();
         let acceptor = acceptor.clone();
+        let open = Open::new(open.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            let _open = open;
             match acceptor {
                 Some(a) => match tokio::time::timeout(HANDSHAKE, a.accept(sock)).await {
                     Ok(Ok(tls)) => serve(Box::new(tls)).await,
@@ -165,6 +168,22 @@ pub(crate) async fn accept_loop(
                 None => serve(Box::new(sock)).await,
             }
         });
+    }
+}
+
+/// Counts a connection in the `coop_connections_open` gauge while it lives.
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Open {
+    fn new(gauge: prometheus_client::metrics::gauge::Gauge) -> Open {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

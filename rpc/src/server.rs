@@ -535,11 +535,28 @@ impl Frontend for JsonRpc {
             .enable_ws_ping(ping)
             .build();
         let witness = node.witness.as_ref().map(|(w, _)| w.clone());
+        let methods: jsonrpsee::Methods = module(&node, self.strangers_per_sec)
+            .map_err(std::io::Error::other)?
+            .into();
+        let metrics = Arc::new(crate::metrics::NodeMetrics::new(
+            node.clone(),
+            methods.method_names(),
+        ));
+        let timed = metrics.clone();
         let builder = Server::builder()
             .set_config(config)
+            .set_rpc_middleware(
+                jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(
+                    move |service| crate::metrics::Timed {
+                        service,
+                        metrics: timed.clone(),
+                    },
+                ),
+            )
             .set_http_middleware(
                 tower::ServiceBuilder::new()
                     .layer(crate::portal::PortalLayer)
+                    .layer(crate::metrics::MetricsLayer(metrics.clone()))
                     .layer(WitnessLayer::new(witness))
                     .layer(crate::request_shape::RequestShapeLayer::new(
                         MAX_REQUEST_BYTES as usize,
@@ -548,9 +565,6 @@ impl Frontend for JsonRpc {
                     )),
             )
             .to_service_builder();
-        let methods: jsonrpsee::Methods = module(&node, self.strangers_per_sec)
-            .map_err(std::io::Error::other)?
-            .into();
         let (stop, handle) = jsonrpsee::server::stop_channel();
         let serve_stop = stop.clone();
         let idle = self.idle_timeout;
@@ -571,6 +585,7 @@ impl Frontend for JsonRpc {
                 total: self.max_connections as usize,
                 per_peer: self.max_per_peer,
             },
+            metrics.connections(),
         ));
         Ok(Box::new(Running(handle)))
     }

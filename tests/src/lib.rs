@@ -199,11 +199,43 @@ pub fn coop(args: &[&str]) -> Result<(i32, String, String)> {
 /// One HTTP/1.1 POST over a plain socket to `addr` (`host:port`): status, content type, body —
 /// for endpoints that are not JSON-RPC (the witness's `/add-checkpoint`).
 pub fn http_post(addr: &str, path: &str, body: &[u8]) -> Result<(u16, String, String)> {
+    http_request(addr, "POST", path, body)
+}
+
+/// The node's `GET /metrics` text.
+pub fn metrics(addr: &str) -> Result<String> {
+    let (status, _, body) = http_get(addr, "/metrics")?;
+    if status != 200 {
+        bail!("GET /metrics answered {status}: {body}");
+    }
+    Ok(body)
+}
+
+/// The value of the sample `name` (labels included, as printed, e.g.
+/// `coop_entries_refused_total{reason="replay"}`) in a metrics text.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (n, v) = l.rsplit_once(' ')?;
+        (n == name).then(|| v.parse().ok())?
+    })
+}
+
+/// One HTTP/1.1 GET (as `http_post`): status, content type, body.
+pub fn http_get(addr: &str, path: &str) -> Result<(u16, String, String)> {
+    http_request(addr, "GET", path, b"")
+}
+
+fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;

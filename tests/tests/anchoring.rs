@@ -204,6 +204,12 @@ fn checkpoints_are_anchored_verified_and_anchoring_survives_the_chain_going_away
         s["failures"].as_u64().unwrap_or(0) >= 1 && s["lastError"].is_string()
     });
     assert_eq!(rig.anchors().len(), before);
+    // The metrics say the same: anchoring on, failing, entries waiting to be anchored.
+    let text = coopledger_e2e::metrics(&rig.node.addr).unwrap();
+    let m = |name| coopledger_e2e::metric(&text, name).unwrap_or_else(|| panic!("{name}: {text}"));
+    assert_eq!(m("coop_anchor_enabled"), 1.0);
+    assert!(m("coop_anchor_failures") >= 1.0);
+    assert!(m("coop_anchor_lag_entries") >= 1.0);
 
     // It returns (a fresh chain on the same port): anchoring resumes.
     let _anvil = Anvil::start(chain_port).unwrap();

@@ -132,6 +132,13 @@ async fn three_coops_cosign_each_others_checkpoints() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Cosigned up to the latest checkpoint: the metrics show no witness lag.
+        let text = coopledger_e2e::metrics(&n.addr).unwrap();
+        assert_eq!(
+            coopledger_e2e::metric(&text, "coop_witness_lag_entries"),
+            Some(0.0),
+            "{text}"
+        );
     }
     // A proof from the drivers' node carries both cosignatures and verifies offline under a
     // 2-of-2 policy; asking for a witness that did not cosign fails.

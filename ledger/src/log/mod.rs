@@ -2,6 +2,7 @@
 //! `submit_own`, `settle`. Every read (entries, checkpoints, proofs, state proofs, off-log
 //! records) is in `reads.rs`.
 
+pub mod metrics;
 mod reads;
 
 pub use reads::StateAt;
@@ -176,6 +177,8 @@ pub(crate) struct Shared<M> {
     failure: Mutex<Option<StoreError>>,
     /// Every released checkpoint, outside the database (`crate::signed`).
     signed: Mutex<SignedFile>,
+    /// What the log measures about itself.
+    pub metrics: metrics::LogMetrics,
 }
 
 impl<M> Shared<M> {
@@ -245,11 +248,17 @@ impl<M> Shared<M> {
             .signed
             .lock()
             .map_err(|_| StoreError::Corrupt("signed-checkpoint record lock poisoned".into()))?;
-        record.append_all(notes).map_err(record_error)
+        let t = std::time::Instant::now();
+        record.append_all(notes).map_err(record_error)?;
+        if !notes.is_empty() {
+            self.metrics.synced("record", t.elapsed());
+        }
+        Ok(())
     }
 
     /// Makes `signed` (durable and recorded) the latest checkpoint and tells subscribers.
     pub fn release(&self, signed: Arc<SignedCheckpoint>) {
+        self.metrics.released(signed.checkpoint.size, now_ms());
         match self.latest.write() {
             Ok(mut g) => *g = signed.clone(),
             Err(p) => *p.into_inner() = signed.clone(),
@@ -462,7 +471,11 @@ impl<M: StateMachine> Log<M> {
             checkpoints,
             failure: Mutex::new(None),
             signed: Mutex::new(record),
+            metrics: metrics::LogMetrics::default(),
         });
+        shared.metrics.durable(size);
+        let released = shared.latest().checkpoint.size;
+        shared.metrics.released(released, now_ms());
         let (submit_tx, submit_rx) = mpsc::sync_channel(shared.config.queue_capacity);
         let (seq_tx, seq_rx) = mpsc::sync_channel(shared.config.queue_capacity);
         // Batches sequenced and durable, waiting to be recorded and released: a few in flight
@@ -509,6 +522,11 @@ impl<M: StateMachine> Log<M> {
         self.shared.signer.name()
     }
 
+    /// What the log measures about itself (see [`metrics::LogMetrics::register`]).
+    pub fn metrics(&self) -> &metrics::LogMetrics {
+        &self.shared.metrics
+    }
+
     /// The node's checkpoint verifier key, `<origin>+<keyid>+<base64>`.
     pub fn verifier_key(&self) -> String {
         self.shared.signer.vkey()
@@ -521,6 +539,13 @@ impl<M: StateMachine> Log<M> {
 
     /// Submits a signed entry. Returns only when a stored checkpoint covers it (or it is refused).
     pub async fn submit(&self, env: Envelope) -> Result<Receipt, SubmitError> {
+        let arrived = std::time::Instant::now();
+        let answer = self.submit_one(env).await;
+        self.shared.metrics.submitted(&answer, arrived.elapsed());
+        answer
+    }
+
+    async fn submit_one(&self, env: Envelope) -> Result<Receipt, SubmitError> {
         // A body already in the log gets its original receipt, whatever its timestamp says now:
         // retries stay idempotent after the admission window has passed.
         if let Some(receipt) = self.existing_receipt(&env)? {
@@ -547,6 +572,16 @@ impl<M: StateMachine> Log<M> {
     /// accepted one (a signer's consecutive sequence numbers in order are all accepted). Each
     /// entry gets its own receipt or refusal, in the order given.
     pub async fn submit_many(&self, envs: Vec<Envelope>) -> Vec<Result<Receipt, SubmitError>> {
+        let arrived = std::time::Instant::now();
+        let answers = self.submit_group(envs).await;
+        let took = arrived.elapsed();
+        for a in &answers {
+            self.shared.metrics.submitted(a, took);
+        }
+        answers
+    }
+
+    async fn submit_group(&self, envs: Vec<Envelope>) -> Vec<Result<Receipt, SubmitError>> {
         let machine = &self.shared.machine;
         let now = now_ms();
         let mut answers: Vec<Option<Result<Receipt, SubmitError>>> = Vec::with_capacity(envs.len());
