@@ -110,6 +110,42 @@ impl CoopNode {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The node's own account of a run, from its `GET /metrics`: mean batch size, mean fsync
+    /// time of the database write and of the record, mean time from arrival to receipt.
+    pub async fn account(&self) -> Result<String> {
+        let text = Http::new(&self.url)?.get_text("/metrics").await?;
+        let sample = |name: &str| {
+            text.lines().find_map(|l| {
+                let (n, v) = l.rsplit_once(' ')?;
+                (n == name).then(|| v.parse::<f64>().ok())?
+            })
+        };
+        let mean = |base: &str| -> Option<f64> {
+            let (sum, count) = if let Some((name, labels)) = base.split_once('{') {
+                (
+                    sample(&format!("{name}_sum{{{labels}"))?,
+                    sample(&format!("{name}_count{{{labels}"))?,
+                )
+            } else {
+                (
+                    sample(&format!("{base}_sum"))?,
+                    sample(&format!("{base}_count"))?,
+                )
+            };
+            (count > 0.0).then(|| sum / count)
+        };
+        let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.2} ms", s * 1000.0));
+        Ok(format!(
+            "batches of {:.1} entries on average ({} batches); fsync: database {}, record {}; \
+             arrival to receipt {}",
+            mean("coop_batch_entries").unwrap_or(0.0),
+            sample("coop_batch_entries_count").unwrap_or(0.0),
+            ms(mean("coop_fsync_seconds{file=\"database\"}")),
+            ms(mean("coop_fsync_seconds{file=\"record\"}")),
+            ms(mean("coop_ack_seconds")),
+        ))
+    }
 }
 
 impl Drop for CoopNode {

@@ -53,6 +53,19 @@ impl Http {
         })
     }
 
+    /// GETs `path` on the same host and returns the body as text.
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let mut parts = self.uri.clone().into_parts();
+        parts.path_and_query = Some(path.parse()?);
+        let uri = http::Uri::from_parts(parts)?;
+        let req = http::Request::get(uri).body(Full::new(Bytes::new()))?;
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(req))
+            .await
+            .map_err(|_| anyhow!("no answer in {REQUEST_TIMEOUT:?}"))??;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// Calls JSON-RPC `method` with `params` (JSON text of the params array) and returns its
     /// result, or the error object as an error.
     pub async fn call(&self, method: &str, params: &str) -> Result<Value> {

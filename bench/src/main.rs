@@ -130,6 +130,7 @@ async fn run(args: Args) -> Result<()> {
         let pid = node.pid();
         let m = drive::measure(label, plan, conns, || host::cpu_times(pid, false)).await?;
         eprintln!("{}", report::line(&m));
+        eprintln!("  the node's account: {}", node.account().await?);
         runs.push(m);
     }
 

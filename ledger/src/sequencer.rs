@@ -7,23 +7,27 @@
 //!    `log.state` entry recording its root closes the batch (DESIGN §4);
 //! 4. **checkpoint and integration** (sequencer thread): sign `(origin, size, root)` of the new
 //!    tree — in memory, given to no one — and write entries, leaf hashes, tree nodes, indexes,
-//!    state, state-tree nodes *and that checkpoint note* in one WriteBatch: one fsync;
-//! 5. **record** (release thread): append the notes of every durable batch waiting, in order,
-//!    to `COOP-SIGNED` with one fsync;
+//!    state, state-tree nodes *and that checkpoint note* in one atomic WriteBatch, without
+//!    waiting for the disk; the sequencer goes on with the next batch at once;
+//! 5. **durability and record** (release thread): one fsync of the database's write-ahead log
+//!    makes every batch written so far durable; then the notes of every batch waiting are
+//!    appended, in order, to `COOP-SIGNED` with one more;
 //! 6. **release and acknowledgement** (release thread): only now does a checkpoint become the
 //!    latest, and is any submitter told its index.
 //!
-//! Steps 5–6 of batch k run while the sequencer already works on batch k+1 (steps 3–4), so a
-//! batch costs the node one fsync of the sequencer's time; under load the release thread's one
-//! fsync covers several batches. Batch k+1 is built on batch k's durable tree, never on
-//! anything less.
+//! The sequencer never waits for a disk: it sequences batch k+1 on batch k's written (not yet
+//! durable) tree while the release thread makes k durable. That is safe because the
+//! write-ahead log survives a power cut only as a prefix: if k is lost, so is every later
+//! batch, and none of them was released. Under load one pair of fsyncs covers several batches.
 //!
 //! What a crash leaves behind at each step (see also `docs/format.md`):
 //! - before 4's write returns: nothing of the batch (RocksDB applies a WriteBatch atomically);
 //!   no submitter was acknowledged, clients retry, duplicates are idempotent;
-//! - after 4, before 5: the entries and their checkpoint note are durable but the note was never
-//!   released; on restart `Log::open` finds the stored note at the durable size and records it
-//!   before serving anything (it does not sign again);
+//! - after 4, before 5's first fsync: a process crash keeps the batch (the kernel has the
+//!   bytes), a power cut may drop it with every later one; either way nothing was released;
+//! - after the database's fsync, before the record's: the entries and their checkpoint note
+//!   are durable but the note was never released; on restart `Log::open` finds the stored note
+//!   at the durable size and records it before serving anything (it does not sign again);
 //! - after 5, before 6: the checkpoint covers entries nobody was told about; a resubmission gets
 //!   the same receipt (same index) because the entry id is already in the log.
 
@@ -215,13 +219,23 @@ pub(crate) fn run_release<M>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
                 Err(_) => break,
             }
         }
-        // Step 5 — record: the notes of every durable batch waiting, one fsync.
+        // Step 5 — durability, then record: one fsync of the database's write-ahead log makes
+        // every batch written so far durable (a prefix: this group's and any the sequencer
+        // wrote since), then the notes of this group go to `COOP-SIGNED` with one more.
         let notes: Vec<&str> = group
             .iter()
             .filter_map(|r| r.signed.as_ref().map(|s| s.note.as_str()))
             .collect();
-        let recorded = shared
-            .record(&notes)
+        let synced = if notes.is_empty() {
+            Ok(())
+        } else {
+            let t = Instant::now();
+            shared.store.sync().map(|()| {
+                shared.metrics.synced("database", t.elapsed());
+            })
+        };
+        let recorded = synced
+            .and_then(|()| shared.record(&notes))
             .and_then(|()| shared.fault(FaultPoint::AfterCheckpoint));
         if let Err(e) = recorded {
             tracing::error!(error = %e, "cannot record signed checkpoints; the node stops");
@@ -521,12 +535,10 @@ fn sequence_batch<M: crate::state::StateMachine>(
         write.new_size = next.size();
         write.batch_time_ms = batch_time_ms;
         write.checkpoint = Some(signed.note.clone());
-        let t = Instant::now();
-        if let Err(e) = store.commit(&write) {
+        if let Err(e) = store.write_unsynced(&write) {
             st.smt_cache.clear();
             return Err(failed(e));
         }
-        shared.metrics.synced("database", t.elapsed());
         shared.metrics.batch(write.entries.len().saturating_sub(1));
         shared.metrics.durable(next.size());
         st.smt_cache.committed(&write.smt);

@@ -116,6 +116,9 @@ fn db_options(cache: &Cache) -> Options {
     o.create_missing_column_families(true);
     o.set_compression_type(rocksdb::DBCompressionType::Lz4);
     o.set_block_based_table_factory(&table);
+    // One writer (the sequencer): the memtable needs no concurrent inserts, whose
+    // compare-and-swap splices cost the hot path; and a Bloom filter over whole keys in the
+    // memtable answers the lookups that miss (every new entry id) without a skip-list search.
     // Recovery of the write-ahead log: an incomplete record at the very end (a write a power
     // cut interrupted, never acknowledged) is dropped; any other damage fails the open loudly.
     // (RocksDB's default, PointInTime, stops at the first bad record and silently drops
@@ -289,6 +292,27 @@ impl Store {
     /// `size` and the batch's checkpoint note survive a crash; on `Err`, none of them is visible
     /// after restart.
     pub fn commit(&self, batch: &BatchWrite) -> Result<(), StoreError> {
+        self.db.write_opt(self.batch_of(batch)?, &synced())?;
+        Ok(())
+    }
+
+    /// Writes one batch atomically *without* waiting for it to be durable: readers see it at
+    /// once, and a later [`Store::sync`] makes it (and every write before it) durable.
+    /// Contract: until that sync returns, a power cut may lose this batch and every later one,
+    /// never an earlier one (the write-ahead log survives as a prefix); a process crash loses
+    /// nothing (the bytes are the kernel's).
+    pub fn write_unsynced(&self, batch: &BatchWrite) -> Result<(), StoreError> {
+        self.db.write(self.batch_of(batch)?)?;
+        Ok(())
+    }
+
+    /// Makes every write so far durable (fsync of the write-ahead log).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    fn batch_of(&self, batch: &BatchWrite) -> Result<WriteBatch, StoreError> {
         let (entries, ids, leaves, nodes, state, meta, smt) = (
             self.cf(CF_ENTRIES)?,
             self.cf(CF_ENTRY_IDS)?,
@@ -328,8 +352,7 @@ impl Store {
                 note.as_bytes(),
             );
         }
-        self.db.write_opt(b, &synced())?;
-        Ok(())
+        Ok(b)
     }
 
     /// Stores a signed checkpoint for `size` and fsyncs it before returning.
