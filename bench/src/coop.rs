@@ -42,6 +42,7 @@ pub fn coop_bin() -> Result<PathBuf> {
 pub struct CoopNode {
     child: Child,
     pub url: String,
+    data: PathBuf,
 }
 
 impl CoopNode {
@@ -69,6 +70,12 @@ impl CoopNode {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+        CoopNode::serve(data, clients)
+    }
+
+    /// `coop serve` on an existing data folder.
+    fn serve(data: &Path, clients: usize) -> Result<CoopNode> {
+        let bin = coop_bin()?;
         let limit = (clients * 2 + 16).to_string();
         let mut child = Command::new(&bin)
             .arg("serve")
@@ -104,11 +111,35 @@ impl CoopNode {
         Ok(CoopNode {
             child,
             url: format!("http://{addr}"),
+            data: data.to_owned(),
         })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Stops the node as a service manager does (SIGTERM, then waits).
+    fn stop(mut self) -> Result<PathBuf> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        self.child.wait()?;
+        Ok(self.data.clone())
+    }
+
+    /// The bytes its data folder takes on disk (allocated blocks, every file): right after a
+    /// clean stop, when the database's write-ahead log still holds every write of the run; and
+    /// after one more start and stop, which folds that log into compressed tables (the steady
+    /// state of a folder).
+    pub fn stop_and_measure(self) -> Result<(u64, u64)> {
+        let data = self.stop()?;
+        let stopped = disk_bytes(&data)?;
+        let settled = CoopNode::serve(&data, 1)?.stop()?;
+        Ok((stopped, disk_bytes(&settled)?))
     }
 
     /// The node's own account of a run, from its `GET /metrics`: mean batch size, mean fsync
@@ -213,4 +244,20 @@ impl Client for CoopClient {
         }
         Ok(())
     }
+}
+
+/// Bytes allocated on disk to every file under `dir`.
+fn disk_bytes(dir: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            total += disk_bytes(&entry.path())?;
+        } else {
+            total += meta.blocks() * 512;
+        }
+    }
+    Ok(total)
 }

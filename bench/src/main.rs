@@ -57,6 +57,9 @@ struct Args {
     /// Which systems to run (all by default; a subset is for profiling one of them).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [System::Coop, System::Postgres, System::Anvil])]
     systems: Vec<System>,
+    /// Keep the data folders of the systems under test (their path is printed) for inspection.
+    #[arg(long)]
+    keep: bool,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -121,6 +124,7 @@ async fn run(args: Args) -> Result<()> {
     } else {
         Vec::new()
     };
+    let mut disk_per_entry = None;
     for (n, (label, take, clients, per)) in coop_runs.into_iter().enumerate() {
         let node = coop::CoopNode::start(&root.path().join(format!("coop-{n}")), &w, clients)?;
         let plan = w.plan(take, clients, per);
@@ -131,6 +135,18 @@ async fn run(args: Args) -> Result<()> {
         let m = drive::measure(label, plan, conns, || host::cpu_times(pid, false)).await?;
         eprintln!("{}", report::line(&m));
         eprintln!("  the node's account: {}", node.account().await?);
+        if n == 0 {
+            // Bytes on disk per entry against the signed bytes themselves.
+            let raw: usize = w.entries.iter().take(take).map(|e| e.json.len()).sum();
+            let (stopped, disk) = node.stop_and_measure()?;
+            disk_per_entry = Some((disk, raw, take));
+            eprintln!(
+                "  on disk: {stopped} bytes after a clean stop (write-ahead log), {disk} after a \
+                 restart folded it into tables, for {take} entries of {raw} signed bytes: \
+                 {:.2} bytes per signed byte",
+                disk as f64 / raw.max(1) as f64
+            );
+        }
         runs.push(m);
     }
 
@@ -147,9 +163,13 @@ async fn run(args: Args) -> Result<()> {
         entry_bytes: avg,
         members: w.members.len(),
         signature_ceiling: ceiling,
+        disk: disk_per_entry,
         runs,
     };
     println!("{}", summary.markdown());
+    if args.keep {
+        eprintln!("data folders kept in {}", root.keep().display());
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary.json())?)
             .with_context(|| format!("cannot write {}", path.display()))?;

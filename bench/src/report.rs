@@ -72,6 +72,9 @@ pub struct Summary {
     pub entry_bytes: usize,
     pub members: usize,
     pub signature_ceiling: f64,
+    /// coopledger's data folder after the single-submit run: (bytes on disk, signed bytes of
+    /// the entries, entries).
+    pub disk: Option<(u64, usize, usize)>,
     pub runs: Vec<Measured>,
 }
 
@@ -141,6 +144,16 @@ impl Summary {
         for (what, r) in self.ratios() {
             s.push_str(&format!("- {what}: {r:.2}×\n"));
         }
+        if let Some((disk, raw, entries)) = self.disk {
+            s.push_str(&format!(
+                "- coopledger on disk after the `ledger_submit` run, stopped, started and stopped \
+                 again (its write-ahead log folded into tables): {disk} bytes \
+                 for {entries} entries ({raw} signed bytes): {:.2} bytes per signed byte, {:.0} \
+                 bytes per entry\n",
+                disk as f64 / raw.max(1) as f64,
+                disk as f64 / entries.max(1) as f64
+            ));
+        }
         s
     }
 
@@ -151,6 +164,9 @@ impl Summary {
             "entryBytes": self.entry_bytes,
             "members": self.members,
             "signatureCeiling": self.signature_ceiling,
+            "disk": self.disk.map(|(disk, raw, entries)| json!({
+                "bytesOnDisk": disk, "signedBytes": raw, "entries": entries,
+            })),
             "runs": self.runs.iter().map(|m| json!({
                 "system": m.system,
                 "entries": m.entries,
