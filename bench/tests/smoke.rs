@@ -70,6 +70,15 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
         "{report}"
     );
     assert!(report["signatureCeiling"].as_f64().unwrap() > 0.0);
+    // coopledger's folder measured after the single-submit run: every entry's signed bytes
+    // are in it, so it cannot be smaller than them.
+    let disk = &report["disk"];
+    assert_eq!(disk["entries"], 400);
+    assert!(
+        disk["bytesOnDisk"].as_u64().unwrap() > disk["signedBytes"].as_u64().unwrap(),
+        "{disk}"
+    );
+    assert!(stdout.contains("bytes per signed byte"), "{stdout}");
 }
 
 #[test]
