@@ -461,10 +461,11 @@ async fn a_group_of_entries_is_sequenced_together_and_answered_one_by_one() {
 }
 
 /// A batch's checkpoint is stored with its data in one write, but between that write and the
-/// record's append (steps 4 and 5) nobody can see it: not as the latest, not by size, and the
-/// entries it covers are not served. Once recorded it is released and the submitter answered.
+/// release thread's fsyncs (steps 4 and 5) nobody can see it: not as the latest, not by size,
+/// and the entries it covers are not served. Once durable and recorded it is released and the
+/// submitter answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_durable_checkpoint_is_invisible_until_recorded_and_released() {
+async fn a_written_checkpoint_is_invisible_until_durable_recorded_and_released() {
     use std::sync::mpsc;
     let dir = tempfile::tempdir().unwrap();
     let node = SigningKey::from_bytes(&[1; 32]);
