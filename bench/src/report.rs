@@ -47,20 +47,27 @@ fn ms(d: Duration) -> String {
     }
 }
 
-/// One run, one line (printed as each run ends).
-pub fn line(m: &Measured) -> String {
-    format!(
-        "{}: {} entries, {} clients, {} a request: {:.0} entries/s, p50 {}, p99 {}, \
-         server {:.2} cores, load generator {:.2} cores",
-        m.system,
-        m.entries,
-        m.clients,
-        m.per_request,
-        m.per_sec(),
+/// A run's figures, formatted, in the table's column order.
+fn cells(m: &Measured) -> [String; 9] {
+    [
+        m.system.clone(),
+        m.entries.to_string(),
+        m.clients.to_string(),
+        m.per_request.to_string(),
+        format!("{:.0}", m.per_sec()),
         ms(m.quantile(0.50)),
         ms(m.quantile(0.99)),
-        m.server_cores(),
-        m.loadgen_cores()
+        format!("{:.2}", m.server_cores()),
+        format!("{:.2}", m.loadgen_cores()),
+    ]
+}
+
+/// One run, one line (printed as each run ends).
+pub fn line(m: &Measured) -> String {
+    let [system, entries, clients, per, rate, p50, p99, server, loadgen] = cells(m);
+    format!(
+        "{system}: {entries} entries, {clients} clients, {per} a request: {rate} entries/s, \
+         p50 {p50}, p99 {p99}, server {server} cores, load generator {loadgen} cores"
     )
 }
 
@@ -127,18 +134,7 @@ impl Summary {
              |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for m in &self.runs {
-            s.push_str(&format!(
-                "| {} | {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} |\n",
-                m.system,
-                m.entries,
-                m.clients,
-                m.per_request,
-                m.per_sec(),
-                ms(m.quantile(0.50)),
-                ms(m.quantile(0.99)),
-                m.server_cores(),
-                m.loadgen_cores()
-            ));
+            s.push_str(&format!("| {} |\n", cells(m).join(" | ")));
         }
         s.push('\n');
         for (what, r) in self.ratios() {

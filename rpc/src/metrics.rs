@@ -62,61 +62,68 @@ fn gauge(v: u64) -> i64 {
 impl NodeMetrics {
     /// The metrics of `node`, whose JSON-RPC methods are `methods`.
     pub fn new<'a>(node: Arc<Node>, methods: impl IntoIterator<Item = &'a str>) -> NodeMetrics {
-        let mut registry = Registry::default();
-        node.log.metrics().register(&mut registry);
         let rpc_seconds = Family::<Method, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
         });
-        let m = NodeMetrics {
-            node,
-            methods: methods.into_iter().map(str::to_owned).collect(),
-            rpc_seconds,
-            connections: Gauge::default(),
-            checkpoint_age: Gauge::default(),
-            anchor_enabled: Gauge::default(),
-            anchor_lag: Gauge::default(),
-            anchor_failures: Gauge::default(),
-            witness_lag: Gauge::default(),
-            registry: Registry::default(),
-        };
+        let (connections, anchor_enabled, anchor_lag, anchor_failures, witness_lag) = (
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+        );
+        let checkpoint_age = Gauge::<f64, AtomicU64>::default();
+        let mut registry = Registry::default();
+        node.log.metrics().register(&mut registry);
         let r = registry.sub_registry_with_prefix("coop");
         r.register(
             "rpc_seconds",
             "Time to answer a JSON-RPC call, by method (`batch` for a JSON-RPC batch)",
-            m.rpc_seconds.clone(),
+            rpc_seconds.clone(),
         );
         r.register(
             "connections_open",
             "HTTP and WebSocket connections open on the node's port",
-            m.connections.clone(),
+            connections.clone(),
         );
         r.register(
             "checkpoint_age_seconds",
             "Seconds since the latest checkpoint was released",
-            m.checkpoint_age.clone(),
+            checkpoint_age.clone(),
         );
         r.register(
             "anchor_enabled",
             "1 when the node anchors checkpoints on a chain",
-            m.anchor_enabled.clone(),
+            anchor_enabled.clone(),
         );
         r.register(
             "anchor_lag_entries",
             "Entries in the latest checkpoint beyond the last anchored size",
-            m.anchor_lag.clone(),
+            anchor_lag.clone(),
         );
         r.register(
             "anchor_failures",
             "Anchoring attempts failed in a row",
-            m.anchor_failures.clone(),
+            anchor_failures.clone(),
         );
         r.register(
             "witness_lag_entries",
             "Entries in the latest checkpoint beyond the newest one a witness cosigned (only \
              when witnesses are configured)",
-            m.witness_lag.clone(),
+            witness_lag.clone(),
         );
-        NodeMetrics { registry, ..m }
+        NodeMetrics {
+            registry,
+            node,
+            methods: methods.into_iter().map(str::to_owned).collect(),
+            rpc_seconds,
+            connections,
+            checkpoint_age,
+            anchor_enabled,
+            anchor_lag,
+            anchor_failures,
+            witness_lag,
+        }
     }
 
     /// One call of `method` answered in `took`.
