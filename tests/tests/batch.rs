@@ -27,17 +27,21 @@ async fn entries_sent_together_are_sequenced_together_and_answered_one_by_one() 
     let list: Vec<Value> = (0..12u64)
         .map(|n| json!({"type": "coop.attest", "payload": attest(n)}))
         .collect();
-    std::fs::write(&file, serde_json::to_vec(&list).unwrap()).unwrap();
-    let (code, out, err) = coop(&[
-        "--rpc",
-        &url,
-        "submit",
-        "--key",
-        board.to_str().unwrap(),
-        "--batch",
-        file.to_str().unwrap(),
-    ])
-    .unwrap();
+    // `coop submit --batch FILE` with `entries` written to FILE: (exit code, stdout, stderr).
+    let submit_file = |entries: &[Value]| {
+        std::fs::write(&file, serde_json::to_vec(entries).unwrap()).unwrap();
+        coop(&[
+            "--rpc",
+            &url,
+            "submit",
+            "--key",
+            board.to_str().unwrap(),
+            "--batch",
+            file.to_str().unwrap(),
+        ])
+        .unwrap()
+    };
+    let (code, out, err) = submit_file(&list);
     assert_eq!(code, 0, "{out}{err}");
     let answers: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(answers.len(), 12);
@@ -65,17 +69,7 @@ async fn entries_sent_together_are_sequenced_together_and_answered_one_by_one() 
             e
         })
         .collect();
-    std::fs::write(&file, serde_json::to_vec(&mixed).unwrap()).unwrap();
-    let (code, out, err) = coop(&[
-        "--rpc",
-        &url,
-        "submit",
-        "--key",
-        board.to_str().unwrap(),
-        "--batch",
-        file.to_str().unwrap(),
-    ])
-    .unwrap();
+    let (code, out, err) = submit_file(&mixed);
     assert_eq!(code, 3, "{out}{err}");
     assert!(err.contains("refused: 1 of 3 entries"), "{err}");
     let answers: Vec<Value> = serde_json::from_str(&out).unwrap();
