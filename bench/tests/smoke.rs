@@ -83,10 +83,12 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
 
 #[test]
 fn without_smoke_it_refuses_while_a_compiler_runs() {
-    // A process named `rustc` (a copy of `sleep`): the benchmark must not measure beside it.
+    // A process named `rustc` (`sleep` run through a link of that name: the kernel names a
+    // process after the path it was started by). A link, not a copy: a copied file is open for
+    // writing while the other test forks, and exec then fails with "Text file busy".
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("rustc");
-    std::fs::copy("/bin/sleep", &fake).unwrap();
+    std::os::unix::fs::symlink("/bin/sleep", &fake).unwrap();
     let mut compiler = Command::new(&fake).arg("30").spawn().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_coop-bench"))
         .args(["--entries", "10", "--members", "2", "--clients", "1"])
