@@ -23,6 +23,7 @@
 //! | `ballot/<proposal id>/<32-byte token>` | [`BallotRecord`] (secret ballots, once published) |
 
 use crate::bylaws::{Bylaws, DecisionKind, DecisionRules, Method};
+use crate::consent::TimelineForm;
 use crate::genesis::Role;
 use crate::tally::{ClassId, VotingMode};
 use crate::tallying::TallyRecord;
@@ -118,6 +119,10 @@ pub struct CoopState {
     pub genesis_index: u64,
     /// Members currently active or suspended (not expelled or withdrawn).
     pub members: u64,
+    /// How members' consent timelines are kept: chained under `coop.genesis` v2; left out for
+    /// the whole form of v1, so a v1 co-op's record is byte for byte what it always was.
+    #[serde(default, skip_serializing_if = "TimelineForm::is_whole")]
+    pub consent_timeline: TimelineForm,
 }
 
 /// A key known to the co-op.

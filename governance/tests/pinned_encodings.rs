@@ -55,6 +55,8 @@ struct Builder<'m> {
     seq: HashMap<u8, u64>,
     /// (size, state root, SHA-256 of the `log.state` entry's bytes) per batch.
     batches: Vec<(u64, String, String)>,
+    /// Version of the `coop.genesis` entry (2 chains consent timelines).
+    genesis_version: u64,
 }
 
 impl<'m> Builder<'m> {
@@ -64,7 +66,11 @@ impl<'m> Builder<'m> {
         let env = Body {
             coop: COOP.into(),
             kind: kind.into(),
-            version: 1,
+            version: if kind == "coop.genesis" {
+                self.genesis_version
+            } else {
+                1
+            },
             signer: pk(n),
             seq: *seq,
             ts,
@@ -96,14 +102,47 @@ impl<'m> Builder<'m> {
     }
 }
 
+/// Co-ops founded with `coop.genesis` v1 (whole consent timelines): logs in the field.
 #[test]
 fn a_fixed_log_gives_the_pinned_roots() {
+    let (batches, tree_root) = fixed_log(1);
+    let got: Vec<(u64, &str, &str)> = batches
+        .iter()
+        .map(|(s, r, e)| (*s, r.as_str(), e.as_str()))
+        .collect();
+    assert_eq!(
+        got, PINNED_BATCHES,
+        "a state encoding changed (see this file's header)"
+    );
+    assert_eq!(tree_root, PINNED_TREE_ROOT);
+}
+
+/// The same log founded with `coop.genesis` v2 (chained consent timelines), as `coop init`
+/// founds every co-op now.
+#[test]
+fn a_fixed_log_founded_with_genesis_v2_gives_the_pinned_roots() {
+    let (batches, tree_root) = fixed_log(2);
+    let got: Vec<(u64, &str, &str)> = batches
+        .iter()
+        .map(|(s, r, e)| (*s, r.as_str(), e.as_str()))
+        .collect();
+    assert_eq!(
+        got, PINNED_BATCHES_V2,
+        "a state encoding changed (see this file's header)"
+    );
+    assert_eq!(tree_root, PINNED_TREE_ROOT_V2);
+}
+
+/// Builds the fixed log (every entry accepted by the offline replay) and returns, per batch,
+/// (size, state root, SHA-256 of the `log.state` entry), and the RFC 9162 root of the log.
+fn fixed_log(genesis_version: u64) -> (Vec<(u64, String, String)>, String) {
     let rules = CoopRules;
     let mut b = Builder {
         audit: Audit::new(&rules, pk(1)),
         bytes: Vec::new(),
         seq: HashMap::new(),
         batches: Vec::new(),
+        genesis_version,
     };
     // The default bylaws as logs in the field hold them: ratios in ppm, from before bylaws
     // wrote exact fractions (`"ratio": "2/3"`), and no admission section. They must keep
@@ -248,18 +287,9 @@ fn a_fixed_log_gives_the_pinned_roots() {
     }
     let tree_root = hex::encode(tree.root().as_bytes());
 
-    let got: Vec<(u64, &str, &str)> = b
-        .batches
-        .iter()
-        .map(|(s, r, e)| (*s, r.as_str(), e.as_str()))
-        .collect();
-    println!("batches: {got:#?}\ntree root: {tree_root}");
-    assert_eq!(
-        got, PINNED_BATCHES,
-        "a state encoding changed (see this file's header)"
-    );
-    assert_eq!(tree_root, PINNED_TREE_ROOT);
+    println!("batches: {:#?}\ntree root: {tree_root}", b.batches);
     assert_eq!(b.bytes.len(), 15);
+    (b.batches, tree_root)
 }
 
 /// (size = index of the `log.state` entry, state root, SHA-256 of that entry's bytes), as this
@@ -284,6 +314,29 @@ const PINNED_BATCHES: &[(u64, &str, &str)] = &[
 
 /// RFC 9162 root of the whole fixed log.
 const PINNED_TREE_ROOT: &str = "e4eb81418a8a334d6d50c0909f7c0aede1c47335c7bd9e7945f52b2013622496";
+
+/// The same for the log founded with `coop.genesis` v2, as first computed on 2026-12-02.
+const PINNED_BATCHES_V2: &[(u64, &str, &str)] = &[
+    (
+        1,
+        "2e933f3c7afa3b12ac2333fd7952439c433f1661defadbe23eeeeb5ccddbc050",
+        "d41f6c52ec486f834d58d62f464e7da41226867b140bfbee74078ba53cb77c04",
+    ),
+    (
+        6,
+        "4d200bc6ad5bd769cc7c7c3c36f3feb92ebe148782d0814a4fc7cd85c23b67e0",
+        "30435289242668f93289322d3227caa62ab274f2470ee0bb50e9a322e700a02e",
+    ),
+    (
+        14,
+        "d04c3f36269ce617165781162a4bda6156f324cd0720df42b4366b05c5d200bf",
+        "4f2a2e52ad80340594221462160b9abf2d67736bc418d8097add5e185f833740",
+    ),
+];
+
+/// RFC 9162 root of the log founded with `coop.genesis` v2.
+const PINNED_TREE_ROOT_V2: &str =
+    "525716ceeeec973fbe781749c009ce911fa709657c2e9529ab5a5245b3883486";
 
 /// RFC 8785 (JSON Canonicalization Scheme) test vectors from the RFC itself: Appendix B
 /// (number serialisation, the integers this codec accepts) and §3.2.3 (sorting), plus the

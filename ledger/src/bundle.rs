@@ -6,7 +6,7 @@
 //! standard base64; specified in `docs/format.md`.
 
 use crate::codec::{b64_decode, b64_encode};
-use crate::entry::{verify_stored, Envelope, Rejection, Verified};
+use crate::entry::{admit, verify_stored, Envelope, Rejection, Verified};
 use crate::hash::{leaf_hash, Hash};
 use crate::note::{NoteError, NoteVerifier, SignedCheckpoint};
 use crate::smt::{self, StateProof, StateProofError, Terminal};
@@ -250,6 +250,50 @@ impl Anchor {
     /// validly signed entry of this co-op. `field` names it in errors.
     pub fn entry(&self, p: &ProvenEntry, field: &str) -> Result<Verified<Envelope>, BundleError> {
         included(&self.checkpoint, p, field)
+    }
+
+    /// [`Anchor::entry`] for every entry of a list, the signatures checked as one batch (the
+    /// same verdicts, a fraction of the time for a long list); errors name `field[i]`.
+    pub fn entries(
+        &self,
+        list: &[ProvenEntry],
+        field: &str,
+    ) -> Result<Vec<Verified<Envelope>>, BundleError> {
+        let cp = &self.checkpoint.checkpoint;
+        let mut envs = Vec::with_capacity(list.len());
+        for (i, p) in list.iter().enumerate() {
+            let field = format!("{field}[{i}]");
+            let bytes = b64_decode(&p.entry)
+                .map_err(|_| BundleError::Encoding(format!("{field}.entry")))?;
+            let proof = hashes(&p.inclusion_proof, &format!("{field}.inclusionProof"))?;
+            verify_inclusion(&leaf_hash(&bytes), p.index, cp.size, &proof, &cp.root).map_err(
+                |error| BundleError::EntryProof {
+                    field: field.clone(),
+                    error,
+                },
+            )?;
+            envs.push(
+                Envelope::from_bytes(&bytes)
+                    .map_err(|error| BundleError::EntryInvalid { field, error })?,
+            );
+        }
+        admit(envs)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let env = r.map_err(|error| BundleError::EntryInvalid {
+                    field: format!("{field}[{i}]"),
+                    error,
+                })?;
+                if env.body().coop != cp.origin {
+                    return Err(BundleError::CoopMismatch {
+                        entry: env.body().coop.clone(),
+                        checkpoint: cp.origin.clone(),
+                    });
+                }
+                Ok(env)
+            })
+            .collect()
     }
 
     /// Checks `p` under the committed state root and returns `(key, value)` (`None` = absent).

@@ -102,23 +102,47 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Options shared by every column family: LZ4, and a Bloom filter (10 bits/key) on every table
-/// so that the per-entry point lookups of the hot path (entry id, signer seq, state keys) that
-/// miss — almost all of them — cost no data-block reads. One block cache serves all families.
+/// A clean close writes the memtables to table files, so the next open has no write-ahead
+/// log to replay (after a crash it has, bounded by the memtables' size). Best effort: every
+/// acknowledged write is already durable in the log, so a failure here loses nothing.
+impl Drop for Store {
+    fn drop(&mut self) {
+        let cfs: Vec<&ColumnFamily> = ALL_CFS
+            .iter()
+            .filter_map(|n| self.db.cf_handle(n))
+            .collect();
+        let _ = self
+            .db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default());
+    }
+}
+
+/// Options shared by every column family: LZ4, and a Bloom filter (10 bits/key) on the tables
+/// of every family whose reads can miss, so that the per-entry point lookups of the hot path
+/// (entry id, signer seq, state keys) that miss — almost all of them — cost no data-block reads.
+/// One block cache serves all families.
 fn db_options(cache: &Cache) -> Options {
+    family_options(cache, true)
+}
+
+/// The options of one family. Families read only at positions that exist (`entries` by index,
+/// `nodes` by tree position) get no Bloom filter — it could only ever answer "maybe" — and keep
+/// their index blocks beside their table readers rather than in the shared cache: at 10^8
+/// entries those families' filters alone would be ~250 MB, twice the cache, and every proof
+/// would evict and reload them (`examples/proofs_at_scale.rs` measured it).
+fn family_options(cache: &Cache, filtered: bool) -> Options {
     let mut table = BlockBasedOptions::default();
-    table.set_bloom_filter(10.0, false);
-    table.set_cache_index_and_filter_blocks(true);
-    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    if filtered {
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    }
     table.set_block_cache(cache);
     let mut o = Options::default();
     o.create_if_missing(true);
     o.create_missing_column_families(true);
     o.set_compression_type(rocksdb::DBCompressionType::Lz4);
     o.set_block_based_table_factory(&table);
-    // One writer (the sequencer): the memtable needs no concurrent inserts, whose
-    // compare-and-swap splices cost the hot path; and a Bloom filter over whole keys in the
-    // memtable answers the lookups that miss (every new entry id) without a skip-list search.
     // Recovery of the write-ahead log: an incomplete record at the very end (a write a power
     // cut interrupted, never acknowledged) is dropped; any other damage fails the open loudly.
     // (RocksDB's default, PointInTime, stops at the first bad record and silently drops
@@ -126,7 +150,22 @@ fn db_options(cache: &Cache) -> Options {
     // still holds the newest checkpoint the node ever signed (`crate::signed`).
     o.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     o.set_paranoid_checks(true);
+    // A write-ahead log file is kept until every family with data in it has flushed, and the
+    // small families (`meta`, `checkpoints`) written by every batch would take millions of
+    // batches to fill a memtable: without a bound, 10^7 entries left 91 log files, 4.3 GB,
+    // for a crash to replay. Past this total RocksDB flushes the families holding the oldest.
+    // Replay runs at ~80 MB/s here: 256 MiB took 3.5 s after a SIGKILL, 64 MiB 1.1 s, 32 MiB
+    // 0.28 s, with no loss of throughput (`examples/loadgen.rs`, README § Benchmarks).
+    o.set_max_total_wal_size(MAX_WAL_BYTES);
     o
+}
+
+/// Bound on the write-ahead log files kept (see `family_options`).
+const MAX_WAL_BYTES: u64 = 32 << 20;
+
+/// Whether a family's reads can miss (and so gain from a Bloom filter).
+fn reads_can_miss(family: &str) -> bool {
+    !matches!(family, CF_ENTRIES | CF_NODES)
 }
 
 /// Block cache size shared by all column families.
@@ -186,7 +225,7 @@ impl Store {
     fn open_db(path: &Path) -> Result<Store, StoreError> {
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let cfs = ALL_CFS.iter().map(|n| {
-            let mut o = db_options(&cache);
+            let mut o = family_options(&cache, reads_can_miss(n));
             if *n == CF_SMT {
                 // State-tree nodes are only ever read by exact key, and a batch writes hundreds
                 // of them: a hash memtable (the whole 34-byte key as the hash prefix) inserts in
@@ -231,6 +270,73 @@ impl Store {
                 String::from_utf8_lossy(key)
             ))),
         }
+    }
+
+    /// Writes the RFC 9162 tree of `leaves` into this store's `nodes` family and sets its size;
+    /// returns the size. For measuring proofs at sizes the sequencer would take days to reach
+    /// (`examples/proofs_at_scale.rs`): only tree nodes are written — no entries, state or
+    /// checkpoint — so the store then serves [`NodeSource`] reads and nothing else. Refuses a
+    /// store that is not empty. The nodes bypass the write-ahead log: each level's keys arrive
+    /// in order, so one table-file writer per level (a new file every 2^20 nodes, the size of
+    /// the files compaction makes) builds sorted files in `scratch`, all ingested at once.
+    pub fn generate_tree(
+        &self,
+        leaves: impl Iterator<Item = Hash>,
+        scratch: &Path,
+    ) -> Result<u64, StoreError> {
+        const NODES_PER_FILE: u64 = 1 << 20;
+        if self.size()? != 0 {
+            return Err(StoreError::AlreadyExists(
+                "generate_tree needs an empty store".into(),
+            ));
+        }
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let opts = family_options(&cache, reads_can_miss(CF_NODES));
+        // Per level: the open writer and how many nodes it holds.
+        let mut writers: Vec<Option<(rocksdb::SstFileWriter<'_>, u64)>> = Vec::new();
+        let mut files = Vec::new();
+        let mut frontier = crate::merkle::Frontier::new();
+        let mut created = Vec::with_capacity(64);
+        for leaf in leaves {
+            created.clear();
+            frontier.push(leaf, &mut created);
+            for (id, hash) in &created {
+                let level = usize::from(id.level);
+                if writers.len() <= level {
+                    writers.resize_with(level + 1, || None);
+                }
+                let slot = writers
+                    .get_mut(level)
+                    .ok_or_else(|| StoreError::Corrupt("tree level".into()))?;
+                if slot.as_ref().is_some_and(|(_, n)| *n == NODES_PER_FILE) {
+                    if let Some((mut w, _)) = slot.take() {
+                        w.finish()?;
+                    }
+                }
+                if slot.is_none() {
+                    let path = scratch.join(format!("nodes-{level:02}-{:012}.sst", id.index));
+                    let w = rocksdb::SstFileWriter::create(&opts);
+                    w.open(&path)?;
+                    files.push(path);
+                    *slot = Some((w, 0));
+                }
+                if let Some((w, n)) = slot.as_mut() {
+                    w.put(node_key(*id), hash.as_bytes())?;
+                    *n += 1;
+                }
+            }
+        }
+        for (mut w, _) in writers.into_iter().flatten() {
+            w.finish()?;
+        }
+        let mut ingest = rocksdb::IngestExternalFileOptions::default();
+        ingest.set_move_files(true);
+        self.db
+            .ingest_external_file_cf_opts(self.cf(CF_NODES)?, &ingest, files)?;
+        let size = frontier.size();
+        self.db
+            .put_cf_opt(self.cf(CF_META)?, META_SIZE, be(size), &synced())?;
+        Ok(size)
     }
 
     /// The ledger's origin (also its checkpoint key name).
@@ -541,6 +647,68 @@ mod tests {
         }
         assert!(!err.is_transient(), "a held lock is not retried blindly");
         assert!(!StoreError::Corrupt("x".into()).is_transient());
+    }
+
+    fn log_file_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    }
+
+    /// A clean close folds the write-ahead log into table files: the next open has nothing to
+    /// replay, and the folder holds no second copy of what was written.
+    #[test]
+    fn a_clean_close_leaves_no_write_ahead_log_to_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path(), "o", "k").unwrap();
+        for i in 0u32..200 {
+            store.offlog_put(&i.to_be_bytes(), &[7; 1000]).unwrap();
+        }
+        assert!(log_file_bytes(dir.path()) > 200_000);
+        drop(store);
+        assert_eq!(log_file_bytes(dir.path()), 0);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.offlog_get(&199u32.to_be_bytes()).unwrap(),
+            Some(vec![7; 1000])
+        );
+    }
+
+    /// A generated tree is the RFC 9162 tree of its leaves: the same root as the in-memory
+    /// tree, proofs that verify; and only an empty store takes one.
+    #[test]
+    fn a_generated_tree_serves_the_same_root_and_proofs_as_the_tree_in_memory() {
+        use crate::hash::leaf_hash;
+        use crate::merkle::{self, MemoryTree};
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let store = Store::create(&dir.path().join("db"), "o", "k").unwrap();
+        let leaves: Vec<Hash> = (0u64..3_001).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let size = store
+            .generate_tree(leaves.iter().copied(), scratch.path())
+            .unwrap();
+        assert_eq!(size, 3_001);
+        assert_eq!(store.size().unwrap(), 3_001);
+        let mut mem = MemoryTree::new();
+        for l in &leaves {
+            mem.push(*l);
+        }
+        let root = merkle::root(&store, size).unwrap();
+        assert_eq!(root, mem.root());
+        for i in [0u64, 1, 1_024, 2_047, 3_000] {
+            let proof = merkle::span_hashes(&store, &merkle::inclusion_plan(i, size)).unwrap();
+            crate::verify::verify_inclusion(&leaves[i as usize], i, size, &proof, &root).unwrap();
+        }
+        let old = merkle::root(&store, 1_000).unwrap();
+        let proof = merkle::span_hashes(&store, &merkle::consistency_plan(1_000, size)).unwrap();
+        crate::verify::verify_consistency(1_000, size, &proof, &old, &root).unwrap();
+        assert!(matches!(
+            store.generate_tree(leaves.iter().copied(), scratch.path()),
+            Err(StoreError::AlreadyExists(_))
+        ));
     }
 
     fn files_holding(dir: &Path, needle: &[u8]) -> usize {

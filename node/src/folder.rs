@@ -128,7 +128,8 @@ pub async fn create(
     let env = Body {
         coop: origin.to_owned(),
         kind: "coop.genesis".into(),
-        version: 1,
+        // v2: members' consent timelines as hash chains (`docs/consent-bundle.md`).
+        version: 2,
         signer: node_key.verifying_key().to_bytes(),
         seq: 1,
         ts: coopledger_ledger::log::now_ms(),

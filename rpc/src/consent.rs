@@ -4,7 +4,7 @@
 use crate::api::{ConsentApiServer, RpcResult};
 use crate::consent_wire::{DataUseView, GrantView, NoticeView, PartyView, StatusView};
 use crate::error;
-use coopledger_governance::consent::{self, Grant, Timeline};
+use coopledger_governance::consent::{self, Grant, StoredTimeline, Timeline};
 use coopledger_governance::consent_bundle::{self, ConsentBundle, CONSENT_BUNDLE_FORMAT};
 use coopledger_governance::{parse_id, CoopRules};
 use coopledger_ledger::bundle::{ProvenEntry, ProvenState};
@@ -54,9 +54,17 @@ pub fn assemble_bundle(
     let s = |e: coopledger_ledger::store::StoreError| error::storage(&e);
     let at = log.prove_state(&consent::timeline_key(member)).map_err(q)?;
     let size = at.checkpoint.checkpoint.size;
-    let timeline: Timeline = match &at.value {
-        Some(v) => serde_json::from_slice(v)
-            .map_err(|e| error::corrupt(format!("stored timeline of {member}: {e}")))?,
+    // The value as of the checkpoint; in the chained form its events are read from the newest
+    // state (event keys are only ever added) and checked against the proved head.
+    let stored: Option<StoredTimeline> = at
+        .value
+        .as_deref()
+        .map(serde_json::from_slice)
+        .transpose()
+        .map_err(|e| error::corrupt(format!("stored timeline of {member}: {e}")))?;
+    let chained = matches!(stored, Some(StoredTimeline::Chained(_)));
+    let timeline: Timeline = match stored {
+        Some(stored) => consent::timeline_of(log, member, stored).map_err(s)?,
         None => Timeline {
             member: member.to_owned(),
             events: vec![],
@@ -123,6 +131,7 @@ pub fn assemble_bundle(
             .unwrap_or_else(|| at.checkpoint.note.clone()),
         state_entry: proven(state_index)?.0,
         timeline: ProvenState::new(&at.key, at.value.as_deref(), &at.proof),
+        timeline_events: chained.then(|| timeline.events.clone()),
         entries,
         notices,
         history,

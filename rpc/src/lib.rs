@@ -6,7 +6,7 @@ mod admin;
 mod anchor;
 pub mod api;
 pub mod client;
-mod consent;
+pub mod consent;
 pub mod consent_wire;
 pub mod error;
 pub mod gov;

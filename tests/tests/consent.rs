@@ -430,6 +430,19 @@ fn a_health_coop_member_grants_research_uses_are_checked_and_withdrawal_stops_th
     );
 
     let original: Value = serde_json::from_slice(&std::fs::read(&bundle_file).unwrap()).unwrap();
+    // A co-op made by `coop init` keeps the timeline as a hash chain: the proved value is its
+    // small head and the events come beside it.
+    let head: Value = serde_json::from_slice(
+        &b64_decode(original["timeline"]["value"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let events = original["timelineEvents"].as_array().unwrap();
+    assert_eq!(
+        head["length"].as_u64().unwrap(),
+        events.len() as u64,
+        "{head}"
+    );
+    assert!(events.iter().any(|e| e["event"] == "consent.withdraw"));
     let old: Value = serde_json::from_slice(&std::fs::read(&early).unwrap()).unwrap();
     let old_timeline = old["timeline"].clone();
     let entry_type = |e: &Value| -> String {
@@ -449,17 +462,46 @@ fn a_health_coop_member_grants_research_uses_are_checked_and_withdrawal_stops_th
             "missing from the bundle",
         ),
         (
-            "the withdrawal removed from the timeline as well",
+            "the withdrawal removed from the timeline's events as well",
             Box::new(|b| {
-                let raw = b64_decode(b["timeline"]["value"].as_str().unwrap()).unwrap();
-                let mut t: Value = serde_json::from_slice(&raw).unwrap();
-                t["events"]
+                b["timelineEvents"]
                     .as_array_mut()
                     .unwrap()
                     .retain(|e| e["event"] != "consent.withdraw");
-                b["timeline"]["value"] = json!(b64_encode(serde_json::to_vec(&t).unwrap()));
+            }),
+            "the proved head counts",
+        ),
+        (
+            "the withdrawal removed from the events and the head's count lowered",
+            Box::new(|b| {
+                b["timelineEvents"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|e| e["event"] != "consent.withdraw");
+                let raw = b64_decode(b["timeline"]["value"].as_str().unwrap()).unwrap();
+                let mut head: Value = serde_json::from_slice(&raw).unwrap();
+                head["length"] = json!(head["length"].as_u64().unwrap() - 1);
+                b["timeline"]["value"] = json!(b64_encode(serde_json::to_vec(&head).unwrap()));
             }),
             "timeline",
+        ),
+        (
+            "the withdrawal's event moved one millisecond later",
+            Box::new(|b| {
+                for e in b["timelineEvents"].as_array_mut().unwrap() {
+                    if e["event"] == "consent.withdraw" {
+                        e["ms"] = json!(e["ms"].as_u64().unwrap() + 1);
+                    }
+                }
+            }),
+            "does not end on the proved head",
+        ),
+        (
+            "the timeline's events left out",
+            Box::new(|b| {
+                b.as_object_mut().unwrap().remove("timelineEvents");
+            }),
+            "timelineEvents",
         ),
         (
             "one byte of an entry changed",

@@ -8,14 +8,17 @@
 //! each grant and its status after every event, and checks that every data use was covered by
 //! valid consent at its moment. The node runs it to write the bundle, the verifier to check it.
 
-use crate::consent::{timeline_key, ConsentStatus, Grant, GrantEnd, Period, Timeline};
+use crate::consent::{
+    chain_head, timeline_key, ConsentStatus, Grant, GrantEnd, Period, StoredTimeline, Timeline,
+    TimelineEvent,
+};
 use coopledger_ledger::bundle::{Anchor, BundleError, ProvenEntry, ProvenState};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::state::app_key;
 use coopledger_ledger::{Envelope, NoteVerifier};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Format tag of version 1.
 pub const CONSENT_BUNDLE_FORMAT: &str = "coopledger-consent-bundle/v1";
@@ -52,6 +55,10 @@ pub struct ConsentBundle {
     pub state_entry: ProvenEntry,
     /// The member's timeline (`ctl/<member>`), proved under that root.
     pub timeline: ProvenState,
+    /// In the chained form: the timeline's events, whose hash chain ends on the proved head.
+    /// Absent in the whole form, where the proved value holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_events: Option<Vec<TimelineEvent>>,
     /// The timeline's entries (see `docs/consent-bundle.md` for which), each with its proof.
     pub entries: Vec<ProvenEntry>,
     /// The notice versions the followed grants were given under, each with its proof.
@@ -116,6 +123,8 @@ pub fn history(
         )));
     }
     let mut grants: Vec<Grant> = Vec::new();
+    // Where each grant is in `grants`: a lookup per event, however many grants there are.
+    let mut position: HashMap<String, usize> = HashMap::new();
     let mut lines = Vec::new();
     let mut last: Option<(u64, u64)> = None;
     for ev in &timeline.events {
@@ -172,12 +181,13 @@ pub fn history(
             if follows(purpose, &g.purposes) {
                 lines.push(line(ev, g.status_at(at, ev.ms)));
             }
+            position.insert(g.id.clone(), grants.len());
             grants.push(g);
             continue;
         }
-        let g = grants
-            .iter_mut()
-            .find(|g| g.id == ev.grant)
+        let g = position
+            .get(&ev.grant)
+            .and_then(|&k| grants.get_mut(k))
             .ok_or_else(|| {
                 content(format!(
                     "event at index {at} names a grant not granted before it"
@@ -308,6 +318,50 @@ pub struct BundleReport {
 }
 
 impl ConsentBundle {
+    /// The timeline the proved `ctl/<member>` value stands for, with `timelineEvents` in the
+    /// chained form (its chain must end on the proved head).
+    fn proved_timeline(&self, value: Option<&[u8]>) -> Result<Timeline, ConsentBundleError> {
+        let stored: Option<StoredTimeline> = value
+            .map(serde_json::from_slice)
+            .transpose()
+            .map_err(|e| content(format!("field `timeline.value`: {e}")))?;
+        let listed = self.timeline_events.as_ref();
+        match stored {
+            None | Some(StoredTimeline::Whole(_)) if listed.is_some() => Err(content(
+                "field `timelineEvents`: present, but the proved timeline is not a chain head",
+            )),
+            None => Ok(Timeline {
+                member: self.member.clone(),
+                events: vec![],
+            }),
+            Some(StoredTimeline::Whole(t)) => Ok(t),
+            Some(StoredTimeline::Chained(head)) => {
+                let events = listed.ok_or_else(|| {
+                    content("field `timelineEvents`: missing; the proved timeline is a chain head")
+                })?;
+                if u64::try_from(events.len()).ok() != Some(head.length) {
+                    return Err(content(format!(
+                        "field `timelineEvents`: {} events, the proved head counts {}",
+                        events.len(),
+                        head.length
+                    )));
+                }
+                let linked = chain_head(events).map_err(|k| {
+                    content(format!("field `timelineEvents[{k}]`: cannot be linked"))
+                })?;
+                if b64_encode(linked) != head.head {
+                    return Err(content(
+                        "field `timelineEvents`: its hash chain does not end on the proved head",
+                    ));
+                }
+                Ok(Timeline {
+                    member: head.member,
+                    events: events.clone(),
+                })
+            }
+        }
+    }
+
     /// Checks the bundle offline against the log's verifier key: checkpoint signature, the state
     /// entry it ends on, the timeline's state proof (completeness), every entry's inclusion and
     /// signature, the notices, and the history recomputed from the entries.
@@ -326,17 +380,10 @@ impl ConsentBundle {
                 self.member
             )));
         }
-        let timeline: Timeline = match value {
-            Some(v) => serde_json::from_slice(&v)
-                .map_err(|e| content(format!("field `timeline.value`: {e}")))?,
-            None => Timeline {
-                member: self.member.clone(),
-                events: vec![],
-            },
-        };
+        let timeline = self.proved_timeline(value.as_deref())?;
         let mut entries = BTreeMap::new();
-        for (i, p) in self.entries.iter().enumerate() {
-            let env = anchor.entry(p, &format!("entries[{i}]"))?;
+        let checked = anchor.entries(&self.entries, "entries")?;
+        for (i, (p, env)) in self.entries.iter().zip(checked).enumerate() {
             if entries.insert(p.index, env.into_inner()).is_some() {
                 return Err(content(format!(
                     "field `entries[{i}]`: index {} twice",
@@ -346,12 +393,12 @@ impl ConsentBundle {
         }
         let purpose = self.purpose.as_deref();
         let (lines, grants) = history(&self.member, purpose, &timeline, &entries)?;
+        let purposes: HashMap<&str, &Vec<String>> = grants
+            .iter()
+            .map(|g| (g.id.as_str(), &g.purposes))
+            .collect();
         let needed = needed_indexes(&timeline, purpose, |id| {
-            grants
-                .iter()
-                .find(|g| g.id == id)
-                .map(|g| g.purposes.clone())
-                .unwrap_or_default()
+            purposes.get(id).map(|p| (*p).clone()).unwrap_or_default()
         });
         if let Some(extra) = entries.keys().find(|i| !needed.contains(i)) {
             return Err(content(format!(
@@ -360,8 +407,8 @@ impl ConsentBundle {
             )));
         }
         let mut notices: BTreeMap<(String, u64), Envelope> = BTreeMap::new();
-        for (i, p) in self.notices.iter().enumerate() {
-            let env = anchor.entry(p, &format!("notices[{i}]"))?;
+        let checked = anchor.entries(&self.notices, "notices")?;
+        for (i, env) in checked.into_iter().enumerate() {
             let (Some(id), Some(v)) = (payload_str(&env, "notice"), payload_u64(&env, "version"))
             else {
                 return Err(content(format!(

@@ -13,7 +13,8 @@
 //! | `grant/<32-byte grant id>` | [`Grant`] |
 //! | `mgrant/<member id>/<32-byte grant id>` | empty: a member's grants |
 //! | `use/<32-byte use id>` | [`DataUse`] |
-//! | `ctl/<member id>` | [`Timeline`]: every consent entry about the member, in log order |
+//! | `ctl/<member id>` | the member's consent timeline: a [`TimelineHead`] (chained form), or the [`Timeline`] itself (whole form, `coop.genesis` v1) |
+//! | `ctle/<member id>/<n, 8 bytes BE>` | [`TimelineEvent`] `n` of the timeline (chained form only) |
 
 pub mod bundle;
 pub(crate) mod rules;
@@ -43,6 +44,12 @@ pub(crate) fn use_key(id: &[u8; 32]) -> Vec<u8> {
 }
 pub fn timeline_key(member: &str) -> Vec<u8> {
     cat(&[b"ctl/", member.as_bytes()])
+}
+fn timeline_events_prefix(member: &str) -> Vec<u8> {
+    cat(&[b"ctle/", member.as_bytes(), b"/"])
+}
+pub(crate) fn timeline_event_key(member: &str, n: u64) -> Vec<u8> {
+    cat(&[&timeline_events_prefix(member), &n.to_be_bytes()])
 }
 
 /// What a party is to the co-op.
@@ -395,8 +402,84 @@ pub struct TimelineEvent {
     pub grant: String,
 }
 
+/// How a co-op keeps its members' consent timelines; fixed by its genesis entry's version, so
+/// a log always replays to the state roots it recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelineForm {
+    /// `coop.genesis` v1: `ctl/<member>` holds the whole [`Timeline`], rewritten on every event
+    /// (its cost grows with the history).
+    #[default]
+    Whole,
+    /// `coop.genesis` v2: `ctl/<member>` holds a [`TimelineHead`], each event its own key.
+    Chained,
+}
+
+impl TimelineForm {
+    /// Whether this is the form of co-ops founded with `coop.genesis` v1 (the default, left out
+    /// of the co-op record so theirs stays byte for byte what it was).
+    pub fn is_whole(&self) -> bool {
+        *self == TimelineForm::Whole
+    }
+}
+
+/// The chained form's value of `ctl/<member>`: how many events the timeline has and the last
+/// link of the hash chain over them ([`chain_link`]). Fixed in size, however long the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimelineHead {
+    /// Member id.
+    pub member: String,
+    /// Number of events.
+    pub length: u64,
+    /// Base64 of the chain's last link (`H_length`).
+    pub head: String,
+}
+
+/// What `ctl/<member>` holds, in either form. The two shapes share no required field name
+/// (`events` against `length` and `head`), so a value parses as exactly one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredTimeline {
+    /// Chained form.
+    Chained(TimelineHead),
+    /// Whole form.
+    Whole(Timeline),
+}
+
+/// Domain of the timeline's hash chain.
+const CHAIN_DOMAIN: &[u8] = b"coopledger/consent-timeline/v1\0";
+
+/// One link of the chain: `H_(k+1) = SHA-256("coopledger/consent-timeline/v1" ‖ 0x00 ‖ H_k ‖
+/// u64 BE index ‖ u64 BE ms ‖ u8 length of event ‖ event ‖ 32-byte grant id)`; `H_0` is 32 zero
+/// bytes. `None` when the event cannot be linked: a grant that is not 64 hex digits, or an
+/// event type over 255 bytes (neither is ever written by the rules).
+pub fn chain_link(prev: &[u8; 32], ev: &TimelineEvent) -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let grant = crate::parse_id(&ev.grant)?;
+    let len = u8::try_from(ev.event.len()).ok()?;
+    let mut h = Sha256::new();
+    h.update(CHAIN_DOMAIN);
+    h.update(prev);
+    h.update(ev.index.to_be_bytes());
+    h.update(ev.ms.to_be_bytes());
+    h.update([len]);
+    h.update(ev.event.as_bytes());
+    h.update(grant);
+    Some(h.finalize().into())
+}
+
+/// The head of the chain over `events` (32 zero bytes for none); `Err(k)` names the first event
+/// that cannot be linked.
+pub fn chain_head(events: &[TimelineEvent]) -> Result<[u8; 32], usize> {
+    events
+        .iter()
+        .enumerate()
+        .try_fold([0u8; 32], |h, (k, ev)| chain_link(&h, ev).ok_or(k))
+}
+
 /// Every consent entry about a member, in log order: the member's complete consent history
-/// (one state key, so one state proof shows nothing was left out).
+/// (committed to by one state key, so one state proof shows nothing was left out).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Timeline {
@@ -459,12 +542,49 @@ pub fn data_use(s: &dyn StateRead, id: &[u8; 32]) -> Result<Option<DataUse>, Sto
     read(s, &use_key(id))
 }
 
-/// A member's consent timeline (empty if none).
+/// A member's consent timeline (empty if none), in either form.
 pub fn timeline(s: &dyn StateRead, member: &str) -> Result<Timeline, StoreError> {
-    Ok(read(s, &timeline_key(member))?.unwrap_or_else(|| Timeline {
+    match read(s, &timeline_key(member))? {
+        None => Ok(Timeline {
+            member: member.to_owned(),
+            events: vec![],
+        }),
+        Some(stored) => timeline_of(s, member, stored),
+    }
+}
+
+/// The timeline a stored `ctl/<member>` value stands for: the value itself in the whole form;
+/// in the chained form the first `length` event keys, checked against the head. `s` may be
+/// newer than the value (event keys are never rewritten, only added after it).
+pub fn timeline_of(
+    s: &dyn StateRead,
+    member: &str,
+    stored: StoredTimeline,
+) -> Result<Timeline, StoreError> {
+    let head = match stored {
+        StoredTimeline::Whole(t) => return Ok(t),
+        StoredTimeline::Chained(head) => head,
+    };
+    let want = usize::try_from(head.length)
+        .map_err(|_| StoreError::Corrupt(format!("timeline of {member}: length")))?;
+    let events: Vec<TimelineEvent> = s
+        .scan(&timeline_events_prefix(member))?
+        .into_iter()
+        .take(want)
+        .map(|(_, v)| decode(&v))
+        .collect::<Result<_, _>>()?;
+    let linked = chain_head(&events)
+        .ok()
+        .map(coopledger_ledger::codec::b64_encode);
+    if events.len() != want || linked.as_deref() != Some(head.head.as_str()) {
+        return Err(StoreError::Corrupt(format!(
+            "the consent timeline of {member} does not match its head"
+        )));
+    }
+    Ok(Timeline {
         member: member.to_owned(),
-        events: vec![],
-    }))
+        events,
+    })
 }
 
 /// Where (member, purpose, recipient) stands at log index `index` and time `ms`: every grant that

@@ -5,14 +5,17 @@
 //! purpose, recipient and every data category. Records and status are in [`crate::consent`].
 
 use crate::consent::{
-    self, grant_key, member_grant_key, notice_key, party_key, timeline_key, use_key, DataUse,
-    Grant, GrantEnd, Notice, Party, PartyKind, Period, TimelineEvent,
+    self, grant_key, member_grant_key, notice_key, party_key, timeline_event_key, timeline_key,
+    use_key, DataUse, Grant, GrantEnd, Notice, Party, PartyKind, Period, StoredTimeline,
+    TimelineEvent, TimelineForm, TimelineHead,
 };
 use crate::genesis::Role;
 use crate::payload::{is_ident, malformed, Fields};
+use crate::records::read;
 use crate::records::{key_key, KeyRecord, MemberRecord};
+use crate::rules::corrupt;
 use crate::rules::{rule, write, Signer};
-use coopledger_ledger::codec::b64_encode;
+use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::{ApplyContext, ApplyError, Envelope, StateView};
 use serde_json::Value;
 
@@ -98,6 +101,9 @@ fn load_party(view: &StateView<'_>, id: &str, field: &str) -> Result<Party, Appl
     })
 }
 
+/// Appends one event to the member's timeline, in the co-op's form: the chained form writes the
+/// event's own key and the new head (constant work, however long the history); the whole form
+/// rewrites the list.
 fn append_event(
     view: &mut StateView<'_>,
     member: &str,
@@ -105,14 +111,49 @@ fn append_event(
     grant: &str,
     ctx: &ApplyContext,
 ) -> Result<(), ApplyError> {
-    let mut t = consent::timeline(view, member)?;
-    t.events.push(TimelineEvent {
+    let ev = TimelineEvent {
         index: ctx.index,
         ms: ctx.batch_time_ms,
         event: event.to_owned(),
         grant: grant.to_owned(),
-    });
-    write(view, &timeline_key(member), &t)
+    };
+    let coop = crate::records::coop(view)?.ok_or_else(|| corrupt("co-op record missing"))?;
+    match coop.consent_timeline {
+        TimelineForm::Whole => {
+            let mut t = consent::timeline(view, member)?;
+            t.events.push(ev);
+            write(view, &timeline_key(member), &t)
+        }
+        TimelineForm::Chained => {
+            let (length, prev) = match read::<StoredTimeline>(view, &timeline_key(member))? {
+                None => (0, [0u8; 32]),
+                Some(StoredTimeline::Chained(h)) => {
+                    let prev = b64_decode(&h.head)
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .ok_or_else(|| corrupt(format!("timeline head of {member}")))?;
+                    (h.length, prev)
+                }
+                Some(StoredTimeline::Whole(_)) => {
+                    return Err(corrupt(format!(
+                        "whole timeline of {member} in a chained co-op"
+                    )))
+                }
+            };
+            let head = consent::chain_link(&prev, &ev)
+                .ok_or_else(|| corrupt(format!("timeline event of grant {grant}")))?;
+            write(view, &timeline_event_key(member, length), &ev)?;
+            write(
+                view,
+                &timeline_key(member),
+                &TimelineHead {
+                    member: member.to_owned(),
+                    length: length + 1,
+                    head: b64_encode(head),
+                },
+            )
+        }
+    }
 }
 
 /// `party.register {party, kind, name, jurisdiction, key?}` — by the board.

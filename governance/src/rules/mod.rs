@@ -10,6 +10,7 @@ use crate::proposals::rules as proposals;
 use crate::proposals::{ballots, tallies, votes};
 use crate::revenue::rules as revenue;
 
+use crate::consent::TimelineForm;
 use crate::genesis::{member_id, Genesis, Role};
 use crate::records::{
     self, key_key, member_key, CoopState, KeyRecord, MemberEvent, MemberRecord, MemberStatus,
@@ -29,6 +30,7 @@ pub use tallies::{compute_tally, tally_entry_payload};
 /// Registered `(type, version)` pairs; anything else is refused at admission.
 pub const ENTRY_TYPES: &[(&str, u64)] = &[
     ("coop.genesis", 1),
+    ("coop.genesis", 2),
     ("coop.attest", 1),
     ("member.apply", 1),
     ("member.decline", 1),
@@ -232,6 +234,12 @@ impl CoopRules {
             node_key: b64_encode(g.node_key),
             genesis_index: ctx.index,
             members: g.founders.len() as u64,
+            // v2 is v1 with chained consent timelines (`docs/consent-bundle.md`).
+            consent_timeline: if env.body().version >= 2 {
+                TimelineForm::Chained
+            } else {
+                TimelineForm::Whole
+            },
         };
         write(view, COOP_KEY, &coop)
     }

@@ -18,7 +18,20 @@ fn digest(text: &str) -> String {
 /// A health-data co-op: controller (key 20) and authority (key 21) with keys, three
 /// recipients, and notice `health` v1 offering care and research to all three.
 fn health_coop() -> World {
-    let mut w = World::new();
+    health_coop_founded(2)
+}
+
+/// The same co-op founded with `coop.genesis` of `version`.
+fn health_coop_founded(version: u64) -> World {
+    let mut w = World::founded(
+        version,
+        test_bylaws(),
+        &[
+            (2, "members", &[Role::Board]),
+            (3, "members", &[]),
+            (4, "members", &[]),
+        ],
+    );
     for (party, kind, k) in [
         ("health_coop", "controller", Some(CONTROLLER)),
         ("dpa", "authority", Some(AUTHORITY)),
@@ -419,8 +432,14 @@ fn notices_are_immutable_and_versioned_and_parties_are_registered_by_the_board()
 /// the consent it cites.
 #[test]
 fn the_bundle_history_rebuilds_the_rules_grants_and_catches_an_uncovered_use() {
+    for version in [1, 2] {
+        bundle_history_rebuilds_the_rules_grants(version);
+    }
+}
+
+fn bundle_history_rebuilds_the_rules_grants(version: u64) {
     use crate::consent_bundle::history;
-    let mut w = health_coop();
+    let mut w = health_coop_founded(version);
     let now = w.now;
     let m = w.member_of(PATIENT);
     let g = grant(
@@ -527,4 +546,159 @@ fn the_bundle_history_rebuilds_the_rules_grants_and_catches_an_uncovered_use() {
     short.remove(&t.events[3].index);
     let err = history(&m, None, &t, &short).unwrap_err().to_string();
     assert!(err.contains("missing from the bundle"), "{err}");
+}
+
+/// One member's events: grants and uses, a renewal, a withdrawal (the same entries whatever the
+/// form).
+fn many_events(w: &mut World, pairs: usize) -> String {
+    let now = w.now;
+    let m = w.member_of(PATIENT);
+    let mut last = String::new();
+    for _ in 0..pairs {
+        last = grant(
+            w,
+            PATIENT,
+            &[RESEARCH],
+            &["research_institute"],
+            &["pd:Dietary"],
+            now,
+            now + DAY,
+        )
+        .unwrap();
+        used(w, "research_institute", RESEARCH, &["pd:Dietary"], &[&last]);
+    }
+    w.submit(
+        PATIENT,
+        "consent.renew",
+        json!({"member": m, "grant": last, "untilMs": now + 2 * DAY}),
+    )
+    .unwrap();
+    w.submit(
+        PATIENT,
+        "consent.withdraw",
+        json!({"member": m, "grant": last}),
+    )
+    .unwrap();
+    m
+}
+
+/// `coop.genesis` v2 keeps each timeline as a hash chain: a small head that does not grow with
+/// the history, one key per event, and the same timeline as the whole form gives for the same
+/// entries; v1 co-ops keep the whole list in one value, as their logs recorded.
+#[test]
+fn a_chained_timeline_has_a_fixed_size_head_and_the_same_events_as_the_whole_form() {
+    use coopledger_ledger::StateRead;
+    let mut chained = health_coop_founded(2);
+    let mut whole = health_coop_founded(1);
+    let m = many_events(&mut chained, 40);
+    assert_eq!(many_events(&mut whole, 40), m);
+
+    let t = c::timeline(&chained.s, &m).unwrap();
+    assert_eq!(t.events.len(), 82);
+    assert_eq!(t, c::timeline(&whole.s, &m).unwrap());
+    assert_eq!(
+        crate::records::coop(&chained.s)
+            .unwrap()
+            .unwrap()
+            .consent_timeline,
+        c::TimelineForm::Chained
+    );
+    assert_eq!(
+        crate::records::coop(&whole.s)
+            .unwrap()
+            .unwrap()
+            .consent_timeline,
+        c::TimelineForm::Whole
+    );
+
+    // Chained: the head counts the events and ends their chain; each event has its key.
+    let raw = chained.s.get(&c::timeline_key(&m)).unwrap().clone();
+    assert!(raw.len() < 120, "{} bytes", raw.len());
+    let head: c::TimelineHead = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(head.length, 82);
+    assert_eq!(
+        head.head,
+        coopledger_ledger::codec::b64_encode(c::chain_head(&t.events).unwrap())
+    );
+    let events = chained.s.scan(b"ctle/").unwrap();
+    assert_eq!(events.len(), 82);
+    // Whole: one value holding every event, and no event keys.
+    let raw = whole.s.get(&c::timeline_key(&m)).unwrap().clone();
+    let listed: c::Timeline = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(listed, t);
+    assert!(whole.s.scan(b"ctle/").unwrap().is_empty());
+
+    // Any change to a stored event breaks the chain: reading the timeline reports corruption.
+    let (k, v) = events[5].clone();
+    let mut ev: c::TimelineEvent = serde_json::from_slice(&v).unwrap();
+    ev.ms += 1;
+    let s = Tampered {
+        base: &chained.s,
+        key: k,
+        value: serde_json::to_vec(&ev).unwrap(),
+    };
+    let err = c::timeline(&s, &m).unwrap_err().to_string();
+    assert!(err.contains("does not match its head"), "{err}");
+}
+
+/// State with one value replaced, as a tampered store would read.
+struct Tampered<'a> {
+    base: &'a coopledger_ledger::state::MemoryState,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl coopledger_ledger::StateRead for Tampered<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, coopledger_ledger::StoreError> {
+        if key == self.key {
+            return Ok(Some(self.value.clone()));
+        }
+        coopledger_ledger::StateRead::get(self.base, key)
+    }
+    fn scan(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<coopledger_ledger::state::KeyValue>, coopledger_ledger::StoreError> {
+        Ok(self
+            .base
+            .scan(prefix)?
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if k == self.key { self.value.clone() } else { v };
+                (k, v)
+            })
+            .collect())
+    }
+}
+
+/// The chain's links are pinned: an independent verifier following `docs/consent-bundle.md`
+/// must reach these bytes.
+#[test]
+fn the_timeline_chain_is_pinned() {
+    let ev = |index, event: &str, grant: u8| c::TimelineEvent {
+        index,
+        ms: 1_764_000_000_000 + index,
+        event: event.into(),
+        grant: hex::encode([grant; 32]),
+    };
+    let events = [ev(7, "consent.grant", 1), ev(9, "data.use", 1)];
+    assert_eq!(c::chain_head(&[]).unwrap(), [0u8; 32]);
+    // H_1 by hand from the documented layout.
+    let mut bytes = b"coopledger/consent-timeline/v1\0".to_vec();
+    bytes.extend([0u8; 32]);
+    bytes.extend(7u64.to_be_bytes());
+    bytes.extend(1_764_000_000_007u64.to_be_bytes());
+    bytes.push(13);
+    bytes.extend(b"consent.grant");
+    bytes.extend([1u8; 32]);
+    let h1: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+    assert_eq!(c::chain_head(&events[..1]).unwrap(), h1);
+    assert_eq!(
+        hex::encode(c::chain_head(&events).unwrap()),
+        "88934d6df1084653d180755e9018cf6c72bfdd8eba1780b2fc840b72a9e3e9d5"
+    );
+    // A grant id that is not 64 lowercase hex digits cannot be linked.
+    let mut bad = events.to_vec();
+    bad[1].grant = "ab".into();
+    assert_eq!(c::chain_head(&bad), Err(1));
 }

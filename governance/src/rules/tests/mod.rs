@@ -69,10 +69,21 @@ struct World {
 }
 
 fn env(signer: &SigningKey, kind: &str, seq: u64, ts: u64, payload: Value) -> Verified<Envelope> {
+    env_v(signer, kind, 1, seq, ts, payload)
+}
+
+fn env_v(
+    signer: &SigningKey,
+    kind: &str,
+    version: u64,
+    seq: u64,
+    ts: u64,
+    payload: Value,
+) -> Verified<Envelope> {
     let env = Body {
         coop: COOP.into(),
         kind: kind.into(),
-        version: 1,
+        version,
         signer: signer.verifying_key().to_bytes(),
         seq,
         ts,
@@ -84,7 +95,13 @@ fn env(signer: &SigningKey, kind: &str, seq: u64, ts: u64, payload: Value) -> Ve
 }
 
 impl World {
+    /// Founded with `coop.genesis` v2, as `coop init` founds every co-op.
     fn with(bylaws: Bylaws, founders: &[(u8, &str, &[Role])]) -> World {
+        World::founded(2, bylaws, founders)
+    }
+
+    /// Founded with `coop.genesis` of the given version (1: whole consent timelines).
+    fn founded(version: u64, bylaws: Bylaws, founders: &[(u8, &str, &[Role])]) -> World {
         let g = Genesis {
             name: "Test Drivers' Co-op".into(),
             node_key: pk(1),
@@ -105,8 +122,15 @@ impl World {
             seq: HashMap::new(),
             log: BTreeMap::new(),
         };
-        w.submit(1, "coop.genesis", Value::Object(g.to_payload()))
-            .unwrap();
+        let now = w.now;
+        w.submit_entry(
+            1,
+            "coop.genesis",
+            version,
+            Value::Object(g.to_payload()),
+            now,
+        )
+        .unwrap();
         w
     }
 
@@ -133,8 +157,19 @@ impl World {
         payload: Value,
         ts: u64,
     ) -> Result<[u8; 32], ApplyError> {
+        self.submit_entry(n, kind, 1, payload, ts)
+    }
+
+    fn submit_entry(
+        &mut self,
+        n: u8,
+        kind: &str,
+        version: u64,
+        payload: Value,
+        ts: u64,
+    ) -> Result<[u8; 32], ApplyError> {
         let seq = self.seq.get(&pk(n)).copied().unwrap_or(0) + 1;
-        let e = env(&key(n), kind, seq, ts, payload);
+        let e = env_v(&key(n), kind, version, seq, ts, payload);
         let id = *e.entry_id().as_bytes();
         let before = self.s.clone();
         let r = self.s.apply(
