@@ -188,6 +188,19 @@ fn included(
     p: &ProvenEntry,
     field: &str,
 ) -> Result<Verified<Envelope>, BundleError> {
+    let env = proved_envelope(checkpoint, p, field)?;
+    let verified = admit(vec![env])
+        .pop()
+        .unwrap_or(Err(Rejection::BadSignature));
+    of_its_coop(checkpoint, verified, field)
+}
+
+/// `p`'s bytes, included in `checkpoint` at its index, parsed (signature not yet checked).
+fn proved_envelope(
+    checkpoint: &SignedCheckpoint,
+    p: &ProvenEntry,
+    field: &str,
+) -> Result<Envelope, BundleError> {
     let bytes =
         b64_decode(&p.entry).map_err(|_| BundleError::Encoding(format!("{field}.entry")))?;
     let proof = hashes(&p.inclusion_proof, &format!("{field}.inclusionProof"))?;
@@ -198,10 +211,23 @@ fn included(
             error,
         }
     })?;
-    let env = verify_stored(&bytes).map_err(|error| BundleError::EntryInvalid {
+    Envelope::from_bytes(&bytes).map_err(|error| BundleError::EntryInvalid {
+        field: field.to_owned(),
+        error,
+    })
+}
+
+/// The signature verdict on a proved entry, and its co-op checked against the checkpoint's.
+fn of_its_coop(
+    checkpoint: &SignedCheckpoint,
+    verdict: Result<Verified<Envelope>, Rejection>,
+    field: &str,
+) -> Result<Verified<Envelope>, BundleError> {
+    let env = verdict.map_err(|error| BundleError::EntryInvalid {
         field: field.to_owned(),
         error,
     })?;
+    let cp = &checkpoint.checkpoint;
     if env.body().coop != cp.origin {
         return Err(BundleError::CoopMismatch {
             entry: env.body().coop.clone(),
@@ -259,40 +285,15 @@ impl Anchor {
         list: &[ProvenEntry],
         field: &str,
     ) -> Result<Vec<Verified<Envelope>>, BundleError> {
-        let cp = &self.checkpoint.checkpoint;
-        let mut envs = Vec::with_capacity(list.len());
-        for (i, p) in list.iter().enumerate() {
-            let field = format!("{field}[{i}]");
-            let bytes = b64_decode(&p.entry)
-                .map_err(|_| BundleError::Encoding(format!("{field}.entry")))?;
-            let proof = hashes(&p.inclusion_proof, &format!("{field}.inclusionProof"))?;
-            verify_inclusion(&leaf_hash(&bytes), p.index, cp.size, &proof, &cp.root).map_err(
-                |error| BundleError::EntryProof {
-                    field: field.clone(),
-                    error,
-                },
-            )?;
-            envs.push(
-                Envelope::from_bytes(&bytes)
-                    .map_err(|error| BundleError::EntryInvalid { field, error })?,
-            );
-        }
+        let envs = list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| proved_envelope(&self.checkpoint, p, &format!("{field}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
         admit(envs)
             .into_iter()
             .enumerate()
-            .map(|(i, r)| {
-                let env = r.map_err(|error| BundleError::EntryInvalid {
-                    field: format!("{field}[{i}]"),
-                    error,
-                })?;
-                if env.body().coop != cp.origin {
-                    return Err(BundleError::CoopMismatch {
-                        entry: env.body().coop.clone(),
-                        checkpoint: cp.origin.clone(),
-                    });
-                }
-                Ok(env)
-            })
+            .map(|(i, verdict)| of_its_coop(&self.checkpoint, verdict, &format!("{field}[{i}]")))
             .collect()
     }
 
