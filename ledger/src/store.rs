@@ -28,7 +28,9 @@ const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_STATE: &str = "state";
 const CF_OFFLOG: &str = "offlog";
 const CF_SMT: &str = "smt";
-const ALL_CFS: [&str; 9] = [
+const CF_SIDE_LOG: &str = "side_log";
+const CF_SIDE_META: &str = "side_meta";
+const ALL_CFS: [&str; 11] = [
     CF_META,
     CF_ENTRIES,
     CF_NODES,
@@ -38,6 +40,8 @@ const ALL_CFS: [&str; 9] = [
     CF_STATE,
     CF_OFFLOG,
     CF_SMT,
+    CF_SIDE_LOG,
+    CF_SIDE_META,
 ];
 
 const META_FORMAT: &[u8] = b"format";
@@ -534,6 +538,81 @@ impl Store {
             out.push((k.into_vec(), v.into_vec()));
         }
         Ok(out)
+    }
+
+    /// Appends records to the side log: an ordered log of opaque records kept beside the ledger
+    /// in the same database (a replication protocol's log, `docs/replication.md`), keyed by
+    /// `u64` index. Written unsynced, readable at once; durable after the next [`Store::sync`]
+    /// (one write-ahead log carries both the side log and the ledger's batches).
+    pub fn side_append(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let cf = self.cf(CF_SIDE_LOG)?;
+        let mut b = WriteBatch::default();
+        for (i, r) in records {
+            b.put_cf(cf, be(*i), r);
+        }
+        let mut w = WriteOptions::default();
+        w.set_sync(false);
+        self.db.write_opt(b, &w)?;
+        Ok(())
+    }
+
+    /// Side-log records with index in `[from, to)`, in index order.
+    pub fn side_range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let cf = self.cf(CF_SIDE_LOG)?;
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(&be(from), rocksdb::Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item?;
+            let i = u64_of(&k, "side log key")?;
+            if i >= to {
+                break;
+            }
+            out.push((i, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The first and last side-log records' indexes (`None` when empty).
+    pub fn side_bounds(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let cf = self.cf(CF_SIDE_LOG)?;
+        let first = self.db.iterator_cf(cf, rocksdb::IteratorMode::Start).next();
+        let last = self.db.iterator_cf(cf, rocksdb::IteratorMode::End).next();
+        match (first, last) {
+            (Some(f), Some(l)) => Ok(Some((
+                u64_of(&f?.0, "side log key")?,
+                u64_of(&l?.0, "side log key")?,
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes side-log records with index in `[from, to)` in one atomic write, unsynced
+    /// (durable after the next [`Store::sync`]).
+    pub fn side_delete(&self, from: u64, to: u64) -> Result<(), StoreError> {
+        if from >= to {
+            return Ok(());
+        }
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(self.cf(CF_SIDE_LOG)?, be(from), be(to));
+        let mut w = WriteOptions::default();
+        w.set_sync(false);
+        self.db.write_opt(b, &w)?;
+        Ok(())
+    }
+
+    /// Reads a side-meta value.
+    pub fn side_meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_SIDE_META)?, key)?)
+    }
+
+    /// Writes a side-meta value, fsync'd before it returns.
+    pub fn side_meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf_opt(self.cf(CF_SIDE_META)?, key, value, &synced())?;
+        Ok(())
     }
 
     /// Deletes the record under `key` (fsync'd).

@@ -13,6 +13,7 @@
 pub mod anchoring;
 pub mod ballot_box;
 pub mod clerk;
+pub mod cluster;
 pub mod cosigning;
 pub mod folder;
 pub mod http;
