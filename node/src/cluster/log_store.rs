@@ -27,17 +27,12 @@ impl LogStore {
         LogStore { store }
     }
 
-    fn meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageIOError<u64>> {
-        let raw = self
-            .store
-            .side_meta_get(key)
-            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
-        raw.map(|b| serde_json::from_slice(&b))
+    fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.store
+            .side_meta_get(key)?
+            .map(|b| serde_json::from_slice(&b))
             .transpose()
-            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))
+            .map_err(|e| StoreError::Corrupt(format!("raft meta: {e}")))
     }
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], v: &T) -> Result<(), StoreError> {
@@ -69,12 +64,11 @@ impl RaftLogReader<Cluster> for LogStore {
             Bound::Excluded(&i) => i,
             Bound::Unbounded => u64::MAX,
         };
-        self.store
-            .side_range(from, to)
-            .map_err(read_err)?
-            .into_iter()
-            .map(|(_, bytes)| serde_json::from_slice(&bytes).map_err(read_err))
-            .collect()
+        let mut out = Vec::new();
+        for (_, bytes) in self.store.side_range(from, to).map_err(read_err)? {
+            out.push(serde_json::from_slice(&bytes).map_err(read_err)?);
+        }
+        Ok(out)
     }
 }
 
@@ -82,7 +76,7 @@ impl RaftLogStorage<Cluster> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<Cluster>, StorageError<u64>> {
-        let purged: Option<LogId<u64>> = self.meta(PURGED)?;
+        let purged: Option<LogId<u64>> = self.meta(PURGED).map_err(read_err)?;
         let last = match self.store.side_bounds().map_err(read_err)? {
             None => purged,
             Some((_, last)) => {
@@ -106,7 +100,8 @@ impl RaftLogStorage<Cluster> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
-        Ok(self.meta(VOTE)?)
+        self.meta(VOTE)
+            .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
     }
 
     async fn save_committed(
@@ -117,7 +112,10 @@ impl RaftLogStorage<Cluster> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
-        Ok(self.meta::<Option<LogId<u64>>>(COMMITTED)?.flatten())
+        Ok(self
+            .meta::<Option<LogId<u64>>>(COMMITTED)
+            .map_err(read_err)?
+            .flatten())
     }
 
     async fn append<I>(

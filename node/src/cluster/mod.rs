@@ -39,3 +39,6 @@ openraft::declare_raft_types!(
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,
 );
+
+#[cfg(test)]
+mod tests;
