@@ -101,9 +101,7 @@ fn load_party(view: &StateView<'_>, id: &str, field: &str) -> Result<Party, Appl
     })
 }
 
-/// Appends one event to the member's timeline, in the co-op's form: the chained form writes the
-/// event's own key and the new head (constant work, however long the history); the whole form
-/// rewrites the list.
+/// Appends one event to one member's timeline (see [`append_events`]).
 fn append_event(
     view: &mut StateView<'_>,
     member: &str,
@@ -111,14 +109,39 @@ fn append_event(
     grant: &str,
     ctx: &ApplyContext,
 ) -> Result<(), ApplyError> {
-    let ev = TimelineEvent {
-        index: ctx.index,
-        ms: ctx.batch_time_ms,
-        event: event.to_owned(),
-        grant: grant.to_owned(),
-    };
+    append_events(view, &[(member, grant)], event, ctx)
+}
+
+/// Appends an event to each `(member, grant)`'s timeline, in the co-op's form (read once): the
+/// chained form writes the event's own key and the new head (constant work, however long the
+/// history); the whole form rewrites the list.
+fn append_events(
+    view: &mut StateView<'_>,
+    members: &[(&str, &str)],
+    event: &str,
+    ctx: &ApplyContext,
+) -> Result<(), ApplyError> {
     let coop = crate::records::coop(view)?.ok_or_else(|| corrupt("co-op record missing"))?;
-    match coop.consent_timeline {
+    for (member, grant) in members {
+        let ev = TimelineEvent {
+            index: ctx.index,
+            ms: ctx.batch_time_ms,
+            event: event.to_owned(),
+            grant: (*grant).to_owned(),
+        };
+        append_in_form(view, coop.consent_timeline, member, ev)?;
+    }
+    Ok(())
+}
+
+fn append_in_form(
+    view: &mut StateView<'_>,
+    form: TimelineForm,
+    member: &str,
+    ev: TimelineEvent,
+) -> Result<(), ApplyError> {
+    let grant = ev.grant.clone();
+    match form {
         TimelineForm::Whole => {
             let mut t = consent::timeline(view, member)?;
             t.events.push(ev);
@@ -668,8 +691,9 @@ pub(crate) fn record_use(
         ms: now,
     };
     write(view, &use_key(id.as_bytes()), &u)?;
-    for g in &grants {
-        append_event(view, &g.member, "data.use", &g.id, ctx)?;
-    }
-    Ok(())
+    let covered: Vec<(&str, &str)> = grants
+        .iter()
+        .map(|g| (g.member.as_str(), g.id.as_str()))
+        .collect();
+    append_events(view, &covered, "data.use", ctx)
 }
