@@ -51,7 +51,7 @@ use tokio::sync::oneshot;
 pub(crate) type Reply = oneshot::Sender<Result<Ack, SubmitError>>;
 
 /// A node entry before the sequencer numbers and signs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OwnEntry {
     /// Entry type (registered with the state machine, never under `log.`).
     pub kind: String,
@@ -77,6 +77,41 @@ pub(crate) enum Pending {
     /// Several signed envelopes that travel together (`Log::submit_many`): verified together
     /// and sequenced in their order in one batch, so one checkpoint covers them all.
     Group(Vec<(Envelope, Reply)>),
+    /// A batch replication committed (`Log::apply_committed`), applied as exactly one batch at
+    /// its batch time. Its items are this node's own admitted ones when it proposed the batch,
+    /// or the raw items to verify here when another replica did.
+    Committed(Box<CommittedWork<CommittedItems>>),
+    /// One batch of history copied from another replica (`Log::import_history`): applied as a
+    /// batch and written only if it reproduces `expect` byte for byte.
+    Import(Box<ImportWork>),
+}
+
+/// The items of a committed batch, before the verifier stage.
+pub(crate) enum CommittedItems {
+    /// This node proposed the batch: its items as admitted here, with their submitters' replies.
+    Local(Vec<Admitted>),
+    /// Another replica proposed it: entries to check here (their submitters wait elsewhere).
+    Remote(Vec<crate::log::replication::BatchItem>),
+}
+
+/// A committed batch on its way through the pipeline.
+pub(crate) struct CommittedWork<I> {
+    pub items: I,
+    pub batch_time_ms: u64,
+    pub side_meta: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Told the tree size once the batch is written (not yet durable).
+    pub written: oneshot::Sender<Result<u64, SubmitError>>,
+}
+
+/// One batch of imported history.
+pub(crate) struct ImportWork {
+    /// The batch's entries except its closing `log.state`, signatures checked.
+    pub items: Vec<Verified<Envelope>>,
+    pub batch_time_ms: u64,
+    /// Every entry the batch must produce, its `log.state` last.
+    pub expect: Vec<Vec<u8>>,
+    /// Told the tree size once written, or why the batch does not reproduce.
+    pub written: oneshot::Sender<Result<u64, crate::log::replication::ImportError>>,
 }
 
 /// What stage 3 takes: entries whose signatures verified, the node's own, barriers.
@@ -90,6 +125,11 @@ pub(crate) enum Admitted {
     /// See [`Pending::Group`]: its entries whose signatures verified, in their order (never
     /// split across batches).
     Group(Vec<(Verified<Envelope>, Reply)>),
+    /// See [`Pending::Committed`]: its items admitted (a remote entry whose signature or form
+    /// fails is left out, identically on every replica).
+    Committed(Box<CommittedWork<Vec<Admitted>>>),
+    /// See [`Pending::Import`].
+    Import(Box<ImportWork>),
 }
 
 pub use crate::store_error::FaultPoint;
@@ -126,6 +166,22 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
                     slots.push(Slot::Ready(Box::new(Admitted::Own(own, reply))))
                 }
                 Pending::Barrier(tx) => slots.push(Slot::Ready(Box::new(Admitted::Barrier(tx)))),
+                Pending::Import(work) => slots.push(Slot::Ready(Box::new(Admitted::Import(work)))),
+                Pending::Committed(work) => {
+                    let work = *work;
+                    let items = match work.items {
+                        CommittedItems::Local(items) => items,
+                        CommittedItems::Remote(items) => admit_remote(items),
+                    };
+                    slots.push(Slot::Ready(Box::new(Admitted::Committed(Box::new(
+                        CommittedWork {
+                            items,
+                            batch_time_ms: work.batch_time_ms,
+                            side_meta: work.side_meta,
+                            written: work.written,
+                        },
+                    )))));
+                }
             }
         }
         let mut verdicts = crate::entry::admit(envs).into_iter();
@@ -166,6 +222,46 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
     }
 }
 
+/// A committed batch proposed by another replica: each signed entry parsed and its signature
+/// checked here (a replica never signs a checkpoint over an entry it did not check itself);
+/// the node's own entries are signed when sequenced, as on the proposer. Nobody here waits for
+/// these entries, so their replies go nowhere.
+fn admit_remote(items: Vec<crate::log::replication::BatchItem>) -> Vec<Admitted> {
+    use crate::log::replication::BatchItem;
+    let mut envs = Vec::new();
+    let mut order = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            BatchItem::Signed(bytes) => match Envelope::from_bytes(&bytes) {
+                Ok(env) => {
+                    envs.push(env);
+                    order.push(None);
+                }
+                Err(r) => {
+                    tracing::warn!(rejection = %r, "a committed entry does not parse; left out");
+                }
+            },
+            BatchItem::Own(own) => order.push(Some(own)),
+        }
+    }
+    let mut verdicts = crate::entry::admit(envs).into_iter();
+    let mut out = Vec::with_capacity(order.len());
+    for slot in order {
+        let nobody = oneshot::channel().0;
+        match slot {
+            Some(own) => out.push(Admitted::Own(own, nobody)),
+            None => match verdicts.next() {
+                Some(Ok(env)) => out.push(Admitted::Verified(env, nobody)),
+                Some(Err(r)) => {
+                    tracing::warn!(rejection = %r, "a committed entry's signature fails; left out");
+                }
+                None => {}
+            },
+        }
+    }
+    out
+}
+
 /// A place in the verifier's output order.
 enum Slot {
     /// A signed entry: its verdict comes from the batch check.
@@ -181,6 +277,8 @@ enum Slot {
 /// tree's upper levels.
 pub(crate) struct SequencerState {
     pub frontier: Frontier,
+    /// The newest batch time this node proposed (replicated mode).
+    pub proposed_time_ms: u64,
     pub signed: Checkpoint,
     pub batch_time_ms: u64,
     pub smt_cache: smt::SmtCache,
@@ -309,14 +407,25 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
                 }
             }
         }
-        match sequence_batch(&shared, &mut st, items) {
-            Ok(batch) => {
+        if cfg.replicate.is_some() {
+            if !replicated_step(&shared, &mut st, items, &release) {
+                drain(&rx);
+                return;
+            }
+            continue;
+        }
+        match sequence_batch(&shared, &mut st, items, BatchTerms::default()) {
+            Ok(Ok(batch)) => {
                 if let Err(refused) = release.send(batch) {
                     // The release thread stopped (it recorded why).
                     refused.0.refuse();
                     drain(&rx);
                     return;
                 }
+            }
+            Ok(Err(mismatch)) => {
+                // Only imports have terms to meet, and they never travel with submissions.
+                tracing::error!(%mismatch, "an import reached the single-node path");
             }
             Err(e) => {
                 tracing::error!(error = %e, "storage failed; the sequencer stops");
@@ -325,6 +434,155 @@ pub(crate) fn run_sequencer<M: crate::state::StateMachine>(
             }
         }
     }
+}
+
+/// One round of a replicated sequencer: this node's new submissions go to replication as one
+/// proposed batch (nothing of them is applied yet), and every committed batch and import that
+/// arrived is applied, in order. Returns `false` when the pipeline must stop.
+fn replicated_step<M: crate::state::StateMachine>(
+    shared: &Arc<Shared<M>>,
+    st: &mut SequencerState,
+    items: Vec<Admitted>,
+    release: &SyncSender<Release>,
+) -> bool {
+    let mut local = Vec::new();
+    let mut work = Vec::new();
+    for item in items {
+        match item {
+            Admitted::Committed(_) | Admitted::Import(_) => work.push(item),
+            other => local.push(other),
+        }
+    }
+    if !local.is_empty() {
+        propose(shared, st, local);
+    }
+    for item in work {
+        let outcome = match item {
+            Admitted::Committed(c) => {
+                let c = *c;
+                let terms = BatchTerms {
+                    batch_time_ms: Some(c.batch_time_ms),
+                    side_meta: c.side_meta,
+                    expect: None,
+                };
+                match sequence_batch(shared, st, c.items, terms) {
+                    Ok(Ok(batch)) => {
+                        let _ = c.written.send(Ok(st.frontier.size()));
+                        Ok(batch)
+                    }
+                    Ok(Err(mismatch)) => {
+                        tracing::error!(%mismatch, "a committed batch had terms to meet");
+                        let _ = c.written.send(Err(SubmitError::Stopped));
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = c.written.send(Err(SubmitError::Storage(e.clone())));
+                        Err(e)
+                    }
+                }
+            }
+            Admitted::Import(w) => {
+                let w = *w;
+                let items = w
+                    .items
+                    .into_iter()
+                    .map(|env| Admitted::Verified(env, oneshot::channel().0))
+                    .collect();
+                let terms = BatchTerms {
+                    batch_time_ms: Some(w.batch_time_ms),
+                    side_meta: Vec::new(),
+                    expect: Some(w.expect),
+                };
+                match sequence_batch(shared, st, items, terms) {
+                    Ok(Ok(batch)) => {
+                        let _ = w.written.send(Ok(st.frontier.size()));
+                        Ok(batch)
+                    }
+                    Ok(Err(mismatch)) => {
+                        let _ = w
+                            .written
+                            .send(Err(crate::log::replication::ImportError::Differs(mismatch)));
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = w
+                            .written
+                            .send(Err(crate::log::replication::ImportError::Storage(
+                                e.clone(),
+                            )));
+                        Err(e)
+                    }
+                }
+            }
+            _ => continue,
+        };
+        match outcome {
+            Ok(batch) => {
+                if let Err(refused) = release.send(batch) {
+                    refused.0.refuse();
+                    return false;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage failed; the sequencer stops");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Hands this node's admitted submissions to replication as one batch. The submitters' replies
+/// wait in `Shared::proposals` under the batch's ticket until the batch is applied here
+/// (`Log::apply_committed` finds them) or replication gives up on it (`Log::abandon`).
+fn propose<M>(shared: &Shared<M>, st: &mut SequencerState, local: Vec<Admitted>) {
+    use crate::log::replication::{BatchItem, ProposedBatch};
+    let Some(tx) = shared.config.replicate.as_ref() else {
+        local.into_iter().for_each(refuse);
+        return;
+    };
+    // Proposal times never go backwards on one proposer; every replica applies
+    // `max(previous batch time, proposed time)`.
+    let batch_time_ms = st.proposed_time_ms.max(crate::log::now_ms());
+    st.proposed_time_ms = batch_time_ms;
+    let mut wire = Vec::with_capacity(local.len());
+    for item in &local {
+        match item {
+            Admitted::Verified(env, _) => wire.push(BatchItem::Signed(env.bytes().to_vec())),
+            Admitted::Own(own, _) => wire.push(BatchItem::Own(own.clone())),
+            Admitted::Group(members) => {
+                for (env, _) in members {
+                    wire.push(BatchItem::Signed(env.bytes().to_vec()));
+                }
+            }
+            Admitted::Barrier(_) | Admitted::Committed(_) | Admitted::Import(_) => {}
+        }
+    }
+    let ticket = shared.next_ticket();
+    shared.park(ticket, local);
+    let batch = ProposedBatch {
+        proposer: shared.instance,
+        ticket,
+        items: wire,
+        batch_time_ms,
+    };
+    if tx.send(batch).is_err() {
+        // Nobody replicates any more (the node is stopping).
+        if let Some(items) = shared.unpark(ticket) {
+            items.into_iter().for_each(refuse);
+        }
+    }
+}
+
+/// What a batch must be applied under, beyond its items.
+#[derive(Default)]
+pub(crate) struct BatchTerms {
+    /// The batch time replication decided (`None`: this node's clock, single-node mode).
+    batch_time_ms: Option<u64>,
+    /// Side-meta values written with the batch.
+    side_meta: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Imports only: the exact entries the batch must produce, or nothing is written.
+    expect: Option<Vec<Vec<u8>>>,
 }
 
 /// Refuses `first` and everything still queued.
@@ -352,6 +610,29 @@ fn refuse(a: Admitted) {
             }
         }
         Admitted::Barrier(_) => {}
+        Admitted::Committed(c) => {
+            let _ = c.written.send(Err(SubmitError::Stopped));
+        }
+        Admitted::Import(w) => {
+            let _ = w
+                .written
+                .send(Err(crate::log::replication::ImportError::Stopped));
+        }
+    }
+}
+
+/// Refuses a parked proposal's submitters with `why`.
+pub(crate) fn refuse_with(a: Admitted, why: &SubmitError) {
+    match a {
+        Admitted::Verified(_, reply) | Admitted::Own(_, reply) => {
+            let _ = reply.send(Err(why.clone()));
+        }
+        Admitted::Group(members) => {
+            for (_, reply) in members {
+                let _ = reply.send(Err(why.clone()));
+            }
+        }
+        other => refuse(other),
     }
 }
 
@@ -367,15 +648,18 @@ fn sequence_batch<M: crate::state::StateMachine>(
     shared: &Shared<M>,
     st: &mut SequencerState,
     items: Vec<Admitted>,
-) -> Result<Release, StoreError> {
-    let store = &shared.store;
+    mut terms: BatchTerms,
+) -> Result<Result<Release, String>, StoreError> {
+    let store = &*shared.store;
     // Record a storage failure *before* `?` drops any waiting reply, so a submitter that sees
     // `Stopped` always finds the cause in `Log::failure`.
     let failed = |e: StoreError| -> StoreError {
         shared.fail(e.clone());
         e
     };
-    let batch_time_ms = st.batch_time_ms.max(crate::log::now_ms());
+    let batch_time_ms = st
+        .batch_time_ms
+        .max(terms.batch_time_ms.unwrap_or_else(crate::log::now_ms));
     // Work on a copy of the tree's edge: memory moves forward only once the batch is durable.
     let mut next = st.frontier.clone();
     let old_peaks: Vec<(NodeId, Hash)> = st.frontier.peaks().to_vec();
@@ -401,11 +685,10 @@ fn sequence_batch<M: crate::state::StateMachine>(
                 barriers.push(tx);
                 continue;
             }
-            // Flattened above; a group inside a group does not exist.
-            Admitted::Group(members) => {
-                for (_, reply) in members {
-                    let _ = reply.send(Err(SubmitError::Stopped));
-                }
+            // Flattened above; a group inside a group does not exist, and committed batches
+            // and imports are batches of their own.
+            other @ (Admitted::Group(_) | Admitted::Committed(_) | Admitted::Import(_)) => {
+                refuse(other);
                 continue;
             }
             Admitted::Own(own, reply) => {
@@ -519,6 +802,11 @@ fn sequence_batch<M: crate::state::StateMachine>(
             .push((next.size(), env.bytes().to_vec(), leaf_hash, env.entry_id()));
         next.push(leaf_hash, &mut write.nodes);
         write.smt = smt_writes;
+        if let Some(expect) = &terms.expect {
+            if let Some(why) = differs(expect, &write.entries) {
+                return Ok(Err(why));
+            }
+        }
 
         // Step 4 — checkpoint and integration: sign the new tree's checkpoint (in memory; no
         // one sees it before step 6), then one WriteBatch with entries, nodes, indexes, state,
@@ -535,6 +823,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
         write.new_size = next.size();
         write.batch_time_ms = batch_time_ms;
         write.checkpoint = Some(signed.note.clone());
+        write.side_meta = std::mem::take(&mut terms.side_meta);
         if let Err(e) = store.write_unsynced(&write) {
             st.smt_cache.clear();
             return Err(failed(e));
@@ -547,6 +836,18 @@ fn sequence_batch<M: crate::state::StateMachine>(
         st.batch_time_ms = batch_time_ms;
         shared.fault(FaultPoint::AfterCommit).map_err(failed)?;
         signed_now = Some(Arc::new(signed));
+    } else if let Some(expect) = &terms.expect {
+        if let Some(why) = differs(expect, &write.entries) {
+            return Ok(Err(why));
+        }
+    }
+    if write.entries.is_empty() && !terms.side_meta.is_empty() {
+        // A replicated batch that added no entry still records how far replication applied.
+        let side = BatchWrite {
+            side_meta: terms.side_meta,
+            ..BatchWrite::default()
+        };
+        store.write_unsynced(&side).map_err(failed)?;
     }
 
     // Steps 5–6 happen on the release thread. A receipt's proof nodes are the old right edge
@@ -559,10 +860,26 @@ fn sequence_batch<M: crate::state::StateMachine>(
             .copied()
             .collect(),
     );
-    Ok(Release {
+    Ok(Ok(Release {
         signed: signed_now,
         accepted,
         batch_nodes,
         barriers,
-    })
+    }))
+}
+
+/// Why an imported batch's entries are not the ones it had to reproduce (`None`: they are).
+fn differs(expect: &[Vec<u8>], got: &[(u64, Vec<u8>, Hash, Hash)]) -> Option<String> {
+    if expect.len() != got.len() {
+        return Some(format!(
+            "the batch produced {} entries where the history has {}",
+            got.len(),
+            expect.len()
+        ));
+    }
+    expect
+        .iter()
+        .zip(got)
+        .find(|(e, g)| e.as_slice() != g.1.as_slice())
+        .map(|(_, g)| format!("entry {} differs from the history's", g.0))
 }

@@ -91,6 +91,9 @@ pub struct BatchWrite {
     /// The signed checkpoint note for `new_size`, stored in the same WriteBatch as the data it
     /// covers (so one fsync makes both durable; it is released only after that).
     pub checkpoint: Option<String>,
+    /// Side-meta values written in the same WriteBatch (a replication protocol's "applied up
+    /// to here" mark, `docs/replication.md` §2), so they are durable exactly with the batch.
+    pub side_meta: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The ledger's RocksDB database.
@@ -465,6 +468,17 @@ impl Store {
                 Some(n) => b.put_cf(smt, pos.to_key(), n.encode()),
                 None => b.delete_cf(smt, pos.to_key()),
             }
+        }
+        if !batch.side_meta.is_empty() {
+            let side = self.cf(CF_SIDE_META)?;
+            for (k, v) in &batch.side_meta {
+                b.put_cf(side, k, v);
+            }
+        }
+        if batch.entries.is_empty() {
+            // Only side values (a replicated batch that added no entry): the tree, its size
+            // and its batch time stay as they are.
+            return Ok(b);
         }
         b.put_cf(meta, META_SIZE, be(batch.new_size));
         b.put_cf(meta, META_BATCH_TIME, be(batch.batch_time_ms));

@@ -4,6 +4,7 @@
 
 pub mod metrics;
 mod reads;
+pub mod replication;
 
 pub use reads::StateAt;
 
@@ -55,6 +56,10 @@ pub struct LogConfig {
     pub queue_capacity: usize,
     /// Fault injection for durability tests; `None` in production.
     pub fault_hook: Option<FaultHook>,
+    /// Replicated mode (`docs/replication.md`): submissions are not applied here but proposed
+    /// as batches to this channel; batches are applied only as replication commits them
+    /// (`Log::apply_committed`). `None`: a single node.
+    pub replicate: Option<replication::Proposals>,
 }
 
 impl std::fmt::Debug for LogConfig {
@@ -65,6 +70,7 @@ impl std::fmt::Debug for LogConfig {
             .field("max_entry_bytes", &self.max_entry_bytes)
             .field("ts_window", &self.ts_window)
             .field("queue_capacity", &self.queue_capacity)
+            .field("replicated", &self.replicate.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +84,7 @@ impl Default for LogConfig {
             ts_window: Duration::from_secs(300),
             queue_capacity: 65_536,
             fault_hook: None,
+            replicate: None,
         }
     }
 }
@@ -165,7 +172,7 @@ const RELEASE_QUEUE: usize = 64;
 
 /// State shared by the handle and the pipeline threads.
 pub(crate) struct Shared<M> {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub machine: M,
     pub config: LogConfig,
     policy: AdmissionPolicy,
@@ -179,9 +186,38 @@ pub(crate) struct Shared<M> {
     signed: Mutex<SignedFile>,
     /// What the log measures about itself.
     pub metrics: metrics::LogMetrics,
+    /// Replicated mode: this opening's random id, so a replica knows its own proposals.
+    pub instance: u64,
+    /// Replicated mode: the next proposal's ticket.
+    next_ticket: std::sync::atomic::AtomicU64,
+    /// Replicated mode: proposed batches' admitted items (with their submitters' replies), by
+    /// ticket, until the batch is applied here or abandoned.
+    proposals: Mutex<HashMap<u64, Vec<sequencer::Admitted>>>,
 }
 
 impl<M> Shared<M> {
+    /// A new proposal ticket.
+    pub(crate) fn next_ticket(&self) -> u64 {
+        self.next_ticket
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Keeps a proposal's items until it is applied or abandoned.
+    pub(crate) fn park(&self, ticket: u64, items: Vec<sequencer::Admitted>) {
+        match self.proposals.lock() {
+            Ok(mut g) => g.insert(ticket, items),
+            Err(p) => p.into_inner().insert(ticket, items),
+        };
+    }
+
+    /// Takes a proposal's items back (`None`: applied or abandoned already).
+    pub(crate) fn unpark(&self, ticket: u64) -> Option<Vec<sequencer::Admitted>> {
+        match self.proposals.lock() {
+            Ok(mut g) => g.remove(&ticket),
+            Err(p) => p.into_inner().remove(&ticket),
+        }
+    }
+
     pub fn latest(&self) -> Arc<SignedCheckpoint> {
         match self.latest.read() {
             Ok(g) => g.clone(),
@@ -457,7 +493,7 @@ impl<M: StateMachine> Log<M> {
         };
         let (checkpoints, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
-            store,
+            store: Arc::new(store),
             machine,
             policy: AdmissionPolicy {
                 coop: origin,
@@ -472,6 +508,9 @@ impl<M: StateMachine> Log<M> {
             failure: Mutex::new(None),
             signed: Mutex::new(record),
             metrics: metrics::LogMetrics::default(),
+            instance: rand::random(),
+            next_ticket: std::sync::atomic::AtomicU64::new(1),
+            proposals: Mutex::new(HashMap::new()),
         });
         shared.metrics.durable(size);
         let released = shared.latest().checkpoint.size;
@@ -500,6 +539,7 @@ impl<M: StateMachine> Log<M> {
                     seq_shared,
                     seq_rx,
                     SequencerState {
+                        proposed_time_ms: batch_time_ms,
                         frontier,
                         signed,
                         batch_time_ms,
@@ -696,7 +736,7 @@ impl<M: StateMachine> Log<M> {
     fn receipt(&self, ack: Ack) -> Result<Receipt, SubmitError> {
         let source = merkle::CachedNodes {
             memory: &ack.batch_nodes,
-            fallback: &self.shared.store,
+            fallback: &*self.shared.store,
         };
         let inclusion_proof = merkle::span_hashes(
             &source,

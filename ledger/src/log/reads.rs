@@ -94,7 +94,7 @@ impl<M: StateMachine> Log<M> {
     /// Root of the first `size` entries (`size` ≤ checkpointed size).
     pub fn root(&self, size: u64) -> Result<Hash, QueryError> {
         self.check_size("treeSize", size)?;
-        Ok(merkle::root(&self.shared.store, size)?)
+        Ok(merkle::root(&*self.shared.store, size)?)
     }
 
     /// RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries.
@@ -107,7 +107,7 @@ impl<M: StateMachine> Log<M> {
             });
         }
         Ok(merkle::span_hashes(
-            &self.shared.store,
+            &*self.shared.store,
             &merkle::inclusion_plan(index, tree_size),
         )?)
     }
@@ -128,14 +128,14 @@ impl<M: StateMachine> Log<M> {
             });
         }
         Ok(merkle::span_hashes(
-            &self.shared.store,
+            &*self.shared.store,
             &merkle::consistency_plan(from_size, to_size),
         )?)
     }
 
     /// The next sequence number `signer` should use (last accepted + 1).
     pub fn next_seq(&self, signer: &[u8; 32]) -> Result<u64, QueryError> {
-        Ok(crate::state::last_seq(&self.shared.store, &Overlay::new(), signer)? + 1)
+        Ok(crate::state::last_seq(&*self.shared.store, &Overlay::new(), signer)? + 1)
     }
 
     /// Reads the state machine's committed state (for queries).
@@ -199,7 +199,7 @@ impl<M: StateMachine> Log<M> {
     /// between, and what was read is the tree of that size — whose checkpoint note was stored in
     /// the same write. The answer then waits for that note's release (one record fsync away).
     pub fn prove_states(&self, keys: &[Vec<u8>]) -> Result<Vec<StateAt>, QueryError> {
-        let store = &self.shared.store;
+        let store = &*self.shared.store;
         for attempt in 0..200u32 {
             let size = store.size()?;
             let mut read = Vec::with_capacity(keys.len());
@@ -308,7 +308,7 @@ impl<M: StateMachine> StateRead for Log<M> {
         self.shared.store.state_get(&k)
     }
     fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        scan_app(&self.shared.store, &[], prefix)
+        scan_app(&*self.shared.store, &[], prefix)
     }
 }
 

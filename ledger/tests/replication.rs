@@ -1,0 +1,328 @@
+//! The log's replication contract (`docs/replication.md` §1): logs that apply the same committed
+//! batches in the same order reach byte-identical entries, trees, state and checkpoint notes;
+//! a proposer answers its submitters only once its batch is applied; an abandoned proposal is
+//! refused, not lost; history imported from another replica is re-applied and refused unless it
+//! reproduces exactly. The ordering protocol itself (Raft) is the node's and tested there; here
+//! a test driver commits every proposal in arrival order.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
+use coopledger_ledger::log::replication::{CommittedBatch, ImportError, ProposedBatch};
+use coopledger_ledger::log::{now_ms, LogConfig};
+use coopledger_ledger::{Body, Envelope, Log, OwnEntry, Rejection, SubmitError};
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+mod common;
+use common::Notes;
+
+const ORIGIN: &str = "replication.example/log";
+
+fn note(key: &SigningKey, seq: u64, extra: serde_json::Value) -> Envelope {
+    let mut payload = serde_json::Map::new();
+    payload.insert("n".into(), seq.into());
+    if let serde_json::Value::Object(m) = extra {
+        payload.extend(m);
+    }
+    Body {
+        coop: ORIGIN.into(),
+        kind: "test.note".into(),
+        version: 1,
+        signer: key.verifying_key().to_bytes(),
+        seq,
+        ts: now_ms(),
+        payload,
+    }
+    .sign(key)
+    .unwrap()
+}
+
+fn node_key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+/// Rules that refuse every note: the same history does not reproduce under them.
+struct RefuseAll;
+
+impl coopledger_ledger::StateMachine for RefuseAll {
+    fn accepts(&self, kind: &str, version: u64) -> bool {
+        kind == "test.note" && version == 1
+    }
+    fn apply(
+        &self,
+        _: &mut coopledger_ledger::StateView<'_>,
+        _: &coopledger_ledger::Verified<Envelope>,
+        _: &coopledger_ledger::ApplyContext,
+    ) -> Result<(), coopledger_ledger::ApplyError> {
+        Err(Rejection::Rule {
+            rule: "test.refuse-all".into(),
+            message: "refused".into(),
+        }
+        .into())
+    }
+}
+
+/// A replicated log in `dir` and the receiving end of its proposals.
+fn replica(dir: &std::path::Path) -> (Arc<Log<Notes>>, mpsc::UnboundedReceiver<ProposedBatch>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let config = LogConfig {
+        replicate: Some(tx),
+        ..LogConfig::default()
+    };
+    let log = Log::create(dir, ORIGIN, node_key(), Notes, config).unwrap();
+    (Arc::new(log), rx)
+}
+
+/// Applies `batch` as committed at position `n` on every log, in order, and waits until each
+/// has written it.
+async fn commit(logs: &[&Log<Notes>], batch: &ProposedBatch, n: u64) {
+    for log in logs {
+        let written = log
+            .apply_committed(CommittedBatch {
+                batch: batch.clone(),
+                side_meta: vec![(b"test/applied".to_vec(), n.to_be_bytes().to_vec())],
+            })
+            .await
+            .unwrap();
+        written.await.unwrap().unwrap();
+    }
+}
+
+/// Waits until `log` has released a checkpoint of `size`.
+async fn released(log: &Log<Notes>, size: u64) {
+    for _ in 0..500 {
+        if log.checkpoint().checkpoint.size >= size {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("size {size} never released");
+}
+
+fn entries(log: &Log<Notes>) -> Vec<Vec<u8>> {
+    let size = log.checkpoint().checkpoint.size;
+    (0..size).map(|i| log.entry(i).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn replicas_applying_the_same_batches_sign_the_same_notes_over_the_same_entries() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, mut proposals) = replica(da.path());
+    let (b, _unused) = replica(db.path());
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    let bob = SigningKey::from_bytes(&[2; 32]);
+
+    // Submissions on A: nothing is applied until the driver commits A's proposals.
+    let sub = {
+        let a = a.clone();
+        let (alice, bob) = (alice.clone(), bob.clone());
+        tokio::spawn(async move {
+            let first = a.submit(note(&alice, 1, serde_json::json!({}))).await;
+            let refused = a
+                .submit(note(&bob, 1, serde_json::json!({"refuse": true})))
+                .await;
+            let own = a
+                .submit_own(OwnEntry {
+                    kind: "test.note".into(),
+                    version: 1,
+                    payload: serde_json::Map::new(),
+                })
+                .await;
+            let group = a
+                .submit_many(vec![
+                    note(&bob, 1, serde_json::json!({})),
+                    note(&bob, 2, serde_json::json!({})),
+                ])
+                .await;
+            (first, refused, own, group)
+        })
+    };
+    let mut n = 0;
+    while !sub.is_finished() {
+        match tokio::time::timeout(Duration::from_millis(50), proposals.recv()).await {
+            Ok(Some(batch)) => {
+                assert_eq!(a.written_size().unwrap(), b.written_size().unwrap());
+                n += 1;
+                commit(&[&a, &b], &batch, n).await;
+            }
+            Ok(None) => panic!("proposals closed"),
+            Err(_) => {}
+        }
+    }
+    let (first, refused, own, group) = sub.await.unwrap();
+    let first = first.unwrap();
+    assert!(matches!(
+        refused,
+        Err(SubmitError::Rejected(Rejection::Rule { .. }))
+    ));
+    let own = own.unwrap();
+    assert!(own.index > first.index);
+    let group: Vec<_> = group.into_iter().map(Result::unwrap).collect();
+    assert_eq!(group[1].index, group[0].index + 1);
+
+    let size = a.checkpoint().checkpoint.size;
+    released(&b, size).await;
+    // Byte-identical history, note and state on both replicas.
+    assert_eq!(entries(&a), entries(&b));
+    assert_eq!(a.checkpoint().note, b.checkpoint().note);
+    assert_eq!(
+        a.state_get(b"count").unwrap(),
+        b.state_get(b"count").unwrap()
+    );
+    assert_eq!(
+        a.state_get(b"count").unwrap(),
+        Some(4u64.to_be_bytes().to_vec())
+    );
+    // The applied mark went with the last batch on both.
+    for log in [&a, &b] {
+        assert_eq!(
+            log.side_meta_get(b"test/applied").unwrap(),
+            Some(n.to_be_bytes().to_vec())
+        );
+    }
+    // The receipt A gave verifies against the note both replicas sign.
+    let leaf = coopledger_ledger::hash::leaf_hash(&b.entry(first.index).unwrap());
+    coopledger_ledger::verify::verify_inclusion(
+        &leaf,
+        first.index,
+        first.checkpoint.checkpoint.size,
+        &first.inclusion_proof,
+        &first.checkpoint.checkpoint.root,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_abandoned_proposal_is_refused_and_if_committed_later_applies_once() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, mut proposals) = replica(da.path());
+    let (b, _unused) = replica(db.path());
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    let env = note(&alice, 1, serde_json::json!({}));
+
+    let sub = {
+        let (a, env) = (a.clone(), env.clone());
+        tokio::spawn(async move { a.submit(env).await })
+    };
+    let batch = proposals.recv().await.unwrap();
+    // Replication gives up (say the leader lost its quorum): the submitter hears so.
+    a.abandon(batch.ticket, &SubmitError::Stopped);
+    assert_eq!(sub.await.unwrap(), Err(SubmitError::Stopped));
+    assert_eq!(a.written_size().unwrap(), 0);
+
+    // The batch was committed after all: every replica applies it, nobody was waiting.
+    commit(&[&a, &b], &batch, 1).await;
+    released(&a, 2).await;
+    // Resubmitting the same signed entry returns its receipt, not a second copy.
+    let again = a.submit(env).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.index, 0);
+    released(&b, 2).await;
+    assert_eq!(entries(&a), entries(&b));
+}
+
+#[tokio::test]
+async fn history_imports_only_when_it_reproduces_exactly() {
+    let (da, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, mut proposals) = replica(da.path());
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    // Three batches on A.
+    for seq in 1..=3 {
+        let sub = {
+            let a = a.clone();
+            let env = note(&alice, seq, serde_json::json!({}));
+            tokio::spawn(async move { a.submit(env).await })
+        };
+        let batch = proposals.recv().await.unwrap();
+        commit(&[&a], &batch, seq).await;
+        sub.await.unwrap().unwrap();
+    }
+    released(&a, 6).await;
+    let history = entries(&a);
+    assert_eq!(history.len(), 6);
+
+    let at_6 = a.checkpoint().note.clone();
+    let at_2 = a.checkpoint_at(2).unwrap().unwrap();
+
+    let (c, _unused) = replica(dc.path());
+    // A forged batch — a valid, signed entry where another was, with a log.state that its
+    // rules reproduce — is not the tree the log key signed: refused before anything is written.
+    let mut forged = history.clone();
+    forged[2] = note(&alice, 2, serde_json::json!({"forged": true}))
+        .bytes()
+        .to_vec();
+    let refused = c.import_history(0, forged, &at_6).await;
+    assert!(
+        matches!(refused, Err(ImportError::NotSigned(_))),
+        "{refused:?}"
+    );
+    // History cut short of the note's size: refused too.
+    let short = c.import_history(0, history[..3].to_vec(), &at_6).await;
+    assert!(matches!(short, Err(ImportError::NotSigned(_))), "{short:?}");
+    assert_eq!(c.written_size().unwrap(), 0);
+
+    // Part of the history, up to a signed size, then the rest.
+    assert_eq!(
+        c.import_history(0, history[..2].to_vec(), &at_2).await,
+        Ok(2)
+    );
+    // Starting elsewhere than our size is refused.
+    let wrong = c.import_history(0, history.clone(), &at_6).await;
+    assert!(matches!(
+        wrong,
+        Err(ImportError::WrongStart { size: 2, given: 0 })
+    ));
+
+    // The real history imports: same tree, same note, same state.
+    let size = c
+        .import_history(2, history[2..].to_vec(), &at_6)
+        .await
+        .unwrap();
+    assert_eq!(size, 6);
+    c.sync_written().unwrap();
+    released(&c, 6).await;
+    assert_eq!(entries(&c), history);
+    assert_eq!(c.checkpoint().note, a.checkpoint().note);
+    assert_eq!(
+        c.state_get(b"count").unwrap(),
+        a.state_get(b"count").unwrap()
+    );
+}
+
+#[tokio::test]
+async fn history_that_does_not_reproduce_under_these_rules_is_refused_unwritten() {
+    let (da, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, mut proposals) = replica(da.path());
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    let sub = {
+        let a = a.clone();
+        let env = note(&alice, 1, serde_json::json!({}));
+        tokio::spawn(async move { a.submit(env).await })
+    };
+    let batch = proposals.recv().await.unwrap();
+    commit(&[&a], &batch, 1).await;
+    sub.await.unwrap().unwrap();
+    released(&a, 2).await;
+
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let config = LogConfig {
+        replicate: Some(tx),
+        ..LogConfig::default()
+    };
+    let c = Log::create(dc.path(), ORIGIN, node_key(), RefuseAll, config).unwrap();
+    let refused = c.import_history(0, entries(&a), &a.checkpoint().note).await;
+    assert!(
+        matches!(refused, Err(ImportError::Differs(_))),
+        "{refused:?}"
+    );
+    assert_eq!(c.written_size().unwrap(), 0);
+    assert_eq!(c.checkpoint().checkpoint.size, 0);
+}
