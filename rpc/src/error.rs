@@ -39,6 +39,10 @@ pub mod code {
     pub const UNAVAILABLE: i32 = 3002;
     /// Storage failed.
     pub const STORAGE: i32 = 3003;
+    /// Replicated co-op: no quorum of replicas confirmed the entry in time.
+    pub const NO_QUORUM: i32 = 3004;
+    /// Replicated co-op: this replica is not the leader; `data.leader` says which is.
+    pub const NOT_LEADER: i32 = 3005;
     /// Results of an open vote are published only after it closes.
     pub const RESULTS_SEALED: i32 = 2003;
     /// The request is well-formed and signed, but the signer may not do this.
@@ -123,6 +127,16 @@ pub const TABLE: &[(i32, &str, &str)] = &[
         "node is not sequencing; resubmit later to get the receipt",
     ),
     (code::STORAGE, "STORAGE", "storage failed on the node"),
+    (
+        code::NO_QUORUM,
+        "NO_QUORUM",
+        "no quorum of replicas confirmed the entry in time; resubmit (duplicates are safe)",
+    ),
+    (
+        code::NOT_LEADER,
+        "NOT_LEADER",
+        "this replica is not the leader; data.leader is the leader's address when known",
+    ),
 ];
 
 fn err(code: i32, message: String, data: serde_json::Value) -> ErrorObjectOwned {
@@ -205,6 +219,10 @@ pub fn submit(e: &SubmitError) -> ErrorObjectOwned {
         SubmitError::Overloaded => err(code::OVERLOADED, e.to_string(), json!({})),
         SubmitError::Stopped => err(code::UNAVAILABLE, e.to_string(), json!({})),
         SubmitError::Storage(_) => err(code::STORAGE, e.to_string(), json!({})),
+        SubmitError::NoQuorum => err(code::NO_QUORUM, e.to_string(), json!({})),
+        SubmitError::NotLeader { leader } => {
+            err(code::NOT_LEADER, e.to_string(), json!({ "leader": leader }))
+        }
     }
 }
 

@@ -151,6 +151,8 @@ impl LogMetrics {
                     SubmitError::Overloaded => "overloaded",
                     SubmitError::Stopped => "stopped",
                     SubmitError::Storage(_) => "storage",
+                    SubmitError::NotLeader { .. } => "not_leader",
+                    SubmitError::NoQuorum => "no_quorum",
                 };
                 self.refused
                     .get_or_create(&Refusal {

@@ -105,6 +105,20 @@ pub enum SubmitError {
     /// Reading storage failed.
     #[error(transparent)]
     Storage(#[from] StoreError),
+    /// Replicated mode: this replica is not the one that orders batches; `leader` says where
+    /// to submit, when known. Nothing was proposed.
+    #[error("this replica is not the leader{}", .leader.as_deref().map(|l| format!("; the leader is {l}")).unwrap_or_default())]
+    NotLeader {
+        /// Where the leader takes submissions (its public address), when known.
+        leader: Option<String>,
+    },
+    /// Replicated mode: the batch was proposed but no quorum of replicas stored it in time.
+    /// It may still be committed later; resubmitting the same signed entry is safe (a
+    /// duplicate returns the original receipt).
+    #[error(
+        "no quorum of replicas confirmed the entry in time; resubmit it (duplicates are safe)"
+    )]
+    NoQuorum,
 }
 
 /// Why a read failed.

@@ -1,25 +1,110 @@
 //! One co-op's ledger on several replicas (`docs/replication.md`): the commands Raft
-//! replicates, and openraft's storage traits on the ledger's own RocksDB database.
+//! replicates, openraft's storage traits on the ledger's own RocksDB database (the Raft log in
+//! `log_store`, the ledger as the state machine in `state_machine`), and a replica's runtime
+//! (`replica`): Raft, and the task that proposes the ledger's batches.
 //!
-//! Work in progress: the log store and its conformance run are here; the state machine over
-//! the ledger, the network and the cluster commands are not yet.
+//! The network between replicas is injected (`openraft::RaftNetworkFactory`): the `rpc` crate
+//! implements it over its cluster listener; this crate does not know the wire.
 
 pub mod log_store;
+pub mod replica;
+pub mod state_machine;
 
+use base64::Engine;
+use coopledger_ledger::log::replication::{BatchItem, ProposedBatch};
+use coopledger_ledger::OwnEntry;
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 
 /// What one Raft entry carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Command {
-    /// A batch the leader sequenced: canonical entry bytes (base64) and the batch time.
-    Batch {
-        /// The entries, in order.
-        entries: Vec<String>,
-        /// The leader's batch time, ms.
-        batch_time_ms: u64,
+    /// A batch a replica's log proposed (`ledger::log::replication`).
+    Batch(BatchCommand),
+}
+
+/// A proposed batch as it is stored in the Raft log and sent between replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchCommand {
+    /// The proposing log's opening id (only it answers submitters).
+    pub proposer: u64,
+    /// The proposer's number for the batch.
+    pub ticket: u64,
+    /// The entries, in order.
+    pub items: Vec<Item>,
+    /// The proposer's batch time, ms since the epoch.
+    pub batch_time_ms: u64,
+}
+
+/// One item of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Item {
+    /// A signed entry's canonical bytes, base64.
+    Signed(String),
+    /// One of the node's own entries, signed by each replica with the log key as it is
+    /// sequenced.
+    Own {
+        /// Entry type.
+        kind: String,
+        /// Payload schema version.
+        version: u64,
+        /// The payload.
+        payload: serde_json::Map<String, serde_json::Value>,
     },
+}
+
+impl From<ProposedBatch> for BatchCommand {
+    fn from(b: ProposedBatch) -> BatchCommand {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        BatchCommand {
+            proposer: b.proposer,
+            ticket: b.ticket,
+            items: b
+                .items
+                .into_iter()
+                .map(|i| match i {
+                    BatchItem::Signed(bytes) => Item::Signed(b64.encode(bytes)),
+                    BatchItem::Own(own) => Item::Own {
+                        kind: own.kind,
+                        version: own.version,
+                        payload: own.payload,
+                    },
+                })
+                .collect(),
+            batch_time_ms: b.batch_time_ms,
+        }
+    }
+}
+
+impl BatchCommand {
+    /// The batch for the ledger. An item whose base64 does not decode is passed on empty, so
+    /// every replica refuses it identically (an empty entry does not parse).
+    pub fn into_batch(self) -> ProposedBatch {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        ProposedBatch {
+            proposer: self.proposer,
+            ticket: self.ticket,
+            items: self
+                .items
+                .into_iter()
+                .map(|i| match i {
+                    Item::Signed(text) => BatchItem::Signed(b64.decode(text).unwrap_or_default()),
+                    Item::Own {
+                        kind,
+                        version,
+                        payload,
+                    } => BatchItem::Own(OwnEntry {
+                        kind,
+                        version,
+                        payload,
+                    }),
+                })
+                .collect(),
+            batch_time_ms: self.batch_time_ms,
+        }
+    }
 }
 
 /// What applying a command answers the proposer.
@@ -30,14 +115,31 @@ pub struct Applied {
     pub size: u64,
 }
 
+/// Where a replica is reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaAddr {
+    /// The public JSON-RPC address members and the portal use (where a follower sends
+    /// submitters: error 3005's `data.leader`).
+    pub public: String,
+    /// The cluster address only replicas use.
+    pub cluster: String,
+}
+
+impl std::fmt::Display for ReplicaAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (cluster {})", self.public, self.cluster)
+    }
+}
+
 openraft::declare_raft_types!(
     /// The replicated ledger's Raft types.
     pub Cluster:
         D = Command,
         R = Applied,
         NodeId = u64,
-        Node = openraft::BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        Node = ReplicaAddr,
+        SnapshotData = tokio::fs::File,
 );
 
 #[cfg(test)]

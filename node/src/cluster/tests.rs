@@ -1,140 +1,75 @@
-//! The Raft log store against openraft's own storage conformance suite, and its durability
-//! across a close and reopen of the database.
-//!
-//! The suite also exercises a state machine. Until the ledger's state machine lands
-//! (`docs/replication.md` §10, step 1), the one here is a test double kept in memory: it lets the
-//! suite run its log-store cases, and is not part of the node.
+//! The Raft log store and the ledger's state machine against openraft's own storage
+//! conformance suite (each case on a fresh ledger folder), and the log's durability across a
+//! close and reopen of the database.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
 
 use super::log_store::LogStore;
-use super::{Applied, Cluster};
+use super::state_machine::LedgerMachine;
+use super::Cluster;
+use coopledger_ledger::log::LogConfig;
 use coopledger_ledger::store::Store;
-use openraft::storage::{RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
-use openraft::testing::{StoreBuilder, Suite};
-use openraft::{
-    Entry, EntryPayload, LogId, RaftLogReader, SnapshotMeta, StorageError, StoredMembership, Vote,
+use coopledger_ledger::{
+    ApplyContext, ApplyError, Envelope, Log, StateMachine, StateView, Verified,
 };
-use std::io::Cursor;
+use openraft::storage::RaftLogStorage;
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{Entry, EntryPayload, LogId, RaftLogReader, StorageError, Vote};
 use std::sync::Arc;
 
-#[derive(Debug, Default)]
-struct Machine {
-    applied: Option<LogId<u64>>,
-    membership: StoredMembership<u64, openraft::BasicNode>,
-    snapshot: Option<(SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>)>,
-    built: u64,
-}
+/// Rules for these tests: accepts `test.note` v1 and counts notes.
+pub(super) struct Notes;
 
-/// The machine and its snapshot builder share one state (a builder's snapshot becomes the
-/// machine's current one).
-#[derive(Debug, Clone, Default)]
-struct MemoryMachine(Arc<std::sync::Mutex<Machine>>);
-
-impl MemoryMachine {
-    fn with<T>(&self, f: impl FnOnce(&mut Machine) -> T) -> T {
-        f(&mut self.0.lock().unwrap())
+impl StateMachine for Notes {
+    fn accepts(&self, kind: &str, version: u64) -> bool {
+        kind == "test.note" && version == 1
     }
-}
-
-impl RaftSnapshotBuilder<Cluster> for MemoryMachine {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<Cluster>, StorageError<u64>> {
-        Ok(self.with(|m| {
-            m.built += 1;
-            let meta = SnapshotMeta {
-                last_log_id: m.applied,
-                last_membership: m.membership.clone(),
-                snapshot_id: format!("s{}", m.built),
-            };
-            let data = serde_json::to_vec(&(m.applied, &m.membership)).unwrap();
-            m.snapshot = Some((meta.clone(), data.clone()));
-            Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }
-        }))
-    }
-}
-
-impl RaftStateMachine<Cluster> for MemoryMachine {
-    type SnapshotBuilder = MemoryMachine;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<
-        (
-            Option<LogId<u64>>,
-            StoredMembership<u64, openraft::BasicNode>,
-        ),
-        StorageError<u64>,
-    > {
-        Ok(self.with(|m| (m.applied, m.membership.clone())))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<u64>>
-    where
-        I: IntoIterator<Item = Entry<Cluster>> + Send,
-        I::IntoIter: Send,
-    {
-        let mut out = Vec::new();
-        for e in entries {
-            self.with(|m| {
-                m.applied = Some(e.log_id);
-                if let EntryPayload::Membership(mem) = e.payload {
-                    m.membership = StoredMembership::new(Some(e.log_id), mem);
-                }
-            });
-            out.push(Applied { size: 0 });
-        }
-        Ok(out)
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<u64, openraft::BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<u64>> {
-        self.with(|m| {
-            m.applied = meta.last_log_id;
-            m.membership = meta.last_membership.clone();
-            m.snapshot = Some((meta.clone(), snapshot.into_inner()));
-        });
+    fn apply(
+        &self,
+        state: &mut StateView<'_>,
+        _: &Verified<Envelope>,
+        _: &ApplyContext,
+    ) -> Result<(), ApplyError> {
+        let n = state
+            .get(b"count")?
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        state.put(b"count", (n + 1).to_be_bytes().to_vec());
         Ok(())
     }
+}
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<Cluster>>, StorageError<u64>> {
-        Ok(self
-            .with(|m| m.snapshot.clone())
-            .map(|(meta, data)| Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }))
-    }
+/// A fresh replicated ledger in `dir` (its proposals go nowhere: the suite drives the storage
+/// traits directly).
+fn ledger(dir: &std::path::Path) -> Arc<Log<Notes>> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::mem::forget(rx);
+    let config = LogConfig {
+        replicate: Some(tx),
+        ..LogConfig::default()
+    };
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    Arc::new(Log::create(&dir.join("ledger"), "suite.example/log", key, Notes, config).unwrap())
 }
 
 struct OnDisk;
 
-impl StoreBuilder<Cluster, LogStore, MemoryMachine, tempfile::TempDir> for OnDisk {
+impl StoreBuilder<Cluster, LogStore, LedgerMachine<Notes>, tempfile::TempDir> for OnDisk {
     async fn build(
         &self,
-    ) -> Result<(tempfile::TempDir, LogStore, MemoryMachine), StorageError<u64>> {
+    ) -> Result<(tempfile::TempDir, LogStore, LedgerMachine<Notes>), StorageError<u64>> {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(&dir.path().join("ledger"), "o", "k").unwrap();
-        Ok((
-            dir,
-            LogStore::new(Arc::new(store)),
-            MemoryMachine::default(),
-        ))
+        let log = ledger(dir.path());
+        let store = LogStore::new(log.shared_store());
+        let machine = LedgerMachine::new(log, dir.path().join("snapshots")).unwrap();
+        Ok((dir, store, machine))
     }
 }
 

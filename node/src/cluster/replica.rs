@@ -1,0 +1,178 @@
+//! One replica's runtime (`docs/replication.md` §1, §5): openraft over the ledger's log store
+//! and state machine, and the task that turns the ledger's proposed batches into Raft entries
+//! — in the order the ledger proposed them — and tells the ledger when one will never be
+//! answered here (not the leader, no quorum in time).
+
+use super::log_store::LogStore;
+use super::state_machine::LedgerMachine;
+use super::{BatchCommand, Cluster, Command};
+use coopledger_ledger::log::replication::ProposedBatch;
+use coopledger_ledger::{Log, StateMachine, SubmitError};
+use openraft::error::ClientWriteError;
+use openraft::{Raft, RaftNetworkFactory};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// A replica's tunables.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// This replica's id in the cluster.
+    pub id: u64,
+    /// How long a proposed batch may wait for a quorum before its submitters get `NoQuorum`.
+    pub submit_timeout: Duration,
+    /// Raft heartbeat.
+    pub heartbeat: Duration,
+    /// Election timeout range: a follower that hears no leader for a random time in it stands.
+    pub election_timeout: (Duration, Duration),
+    /// Applied entries after which a snapshot is taken (and older Raft log purged).
+    pub snapshot_every: u64,
+    /// Raft entries kept below a snapshot, so a replica slightly behind catches up from the
+    /// log rather than by snapshot.
+    pub keep_after_snapshot: u64,
+    /// Where snapshots are kept.
+    pub snapshot_dir: PathBuf,
+}
+
+impl ReplicaConfig {
+    /// The defaults of `docs/replication.md` §9 for replica `id`, snapshots in `snapshot_dir`.
+    pub fn new(id: u64, snapshot_dir: PathBuf) -> ReplicaConfig {
+        ReplicaConfig {
+            id,
+            submit_timeout: Duration::from_secs(5),
+            heartbeat: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
+            snapshot_every: 10_000,
+            keep_after_snapshot: 1000,
+            snapshot_dir,
+        }
+    }
+}
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The log is not in replicated mode.
+    #[error("the ledger was opened as a single node, not for replication")]
+    NotReplicated,
+    /// openraft refused the configuration.
+    #[error("raft configuration: {0}")]
+    Config(String),
+    /// openraft failed to start or to take a request.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The snapshot folder cannot be made.
+    #[error("snapshot folder: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running replica.
+pub struct Replica<M: StateMachine> {
+    /// The Raft handle (metrics, membership changes, the network's entry points).
+    pub raft: Raft<Cluster>,
+    /// The ledger it replicates.
+    pub log: Arc<Log<M>>,
+    proposer: tokio::task::JoinHandle<()>,
+}
+
+impl<M: StateMachine> std::fmt::Debug for Replica<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
+    /// Starts Raft over `log` (opened with `LogConfig::replicate`, whose receiving end is
+    /// `proposals`) and the proposing task. The network reaches the other replicas.
+    pub async fn start<N: RaftNetworkFactory<Cluster>>(
+        config: ReplicaConfig,
+        log: Arc<Log<M>>,
+        proposals: UnboundedReceiver<ProposedBatch>,
+        network: N,
+    ) -> Result<Replica<M>, ReplicaError> {
+        if !log.is_replicated() {
+            return Err(ReplicaError::NotReplicated);
+        }
+        let raft_config = openraft::Config {
+            cluster_name: log.origin().to_owned(),
+            heartbeat_interval: config.heartbeat.as_millis() as u64,
+            election_timeout_min: config.election_timeout.0.as_millis() as u64,
+            election_timeout_max: config.election_timeout.1.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.keep_after_snapshot,
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(|e| ReplicaError::Config(e.to_string()))?;
+        let log_store = LogStore::new(log.shared_store());
+        let machine = LedgerMachine::new(log.clone(), config.snapshot_dir.clone())?;
+        let raft = Raft::new(
+            config.id,
+            Arc::new(raft_config),
+            network,
+            log_store,
+            machine,
+        )
+        .await
+        .map_err(|e| ReplicaError::Raft(e.to_string()))?;
+        let proposer = tokio::spawn(propose(
+            raft.clone(),
+            log.clone(),
+            proposals,
+            config.submit_timeout,
+        ));
+        Ok(Replica {
+            raft,
+            log,
+            proposer,
+        })
+    }
+
+    /// Stops Raft and the proposing task (the ledger keeps running until dropped).
+    pub async fn shutdown(self) {
+        self.proposer.abort();
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Hands each proposed batch to Raft in the order proposed, then waits for its outcome apart,
+/// so batches stay in order while several are in flight.
+async fn propose<M: StateMachine + Send + Sync + 'static>(
+    raft: Raft<Cluster>,
+    log: Arc<Log<M>>,
+    mut proposals: UnboundedReceiver<ProposedBatch>,
+    timeout: Duration,
+) {
+    while let Some(batch) = proposals.recv().await {
+        let ticket = batch.ticket;
+        let command = Command::Batch(BatchCommand::from(batch));
+        let pending = match raft.client_write_ff(command).await {
+            Ok(rx) => rx,
+            Err(fatal) => {
+                tracing::error!(error = %fatal, "raft stopped; refusing proposals");
+                log.abandon(ticket, &SubmitError::Stopped);
+                continue;
+            }
+        };
+        let log = log.clone();
+        tokio::spawn(async move {
+            // On success the ledger answers the submitters itself when it applies the batch.
+            let why = match tokio::time::timeout(timeout, pending).await {
+                Ok(Ok(Ok(_))) => return,
+                Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => SubmitError::NotLeader {
+                    leader: f.leader_node.map(|n| n.public),
+                },
+                Ok(Ok(Err(other))) => {
+                    tracing::warn!(error = %other, "a proposed batch was refused");
+                    SubmitError::Stopped
+                }
+                Ok(Err(_)) => SubmitError::Stopped,
+                Err(_) => SubmitError::NoQuorum,
+            };
+            log.abandon(ticket, &why);
+        });
+    }
+}

@@ -1,0 +1,472 @@
+//! The ledger as openraft's state machine (`docs/replication.md` §1, §2, §6): every committed
+//! Raft entry is applied by the ledger's own sequencer as one batch, with the Raft log id it
+//! came from (and any new membership) written in the same write; a snapshot is the ledger's
+//! history up to the applied point, which a replica that fell behind imports — re-applied
+//! under its own rules and checked against the log key's checkpoint notes, never copied blind.
+//!
+//! Snapshot file (`<dir>/current.snap`, written to a temporary name and renamed):
+//!
+//! ```text
+//! "coopledger-raft-snapshot/1\n"
+//! u32 BE length ‖ header JSON {"meta": openraft SnapshotMeta, "size": S}
+//! then segments until S entries are given, each:
+//!   u32 BE length ‖ segment JSON {"start": s, "count": n, "note": checkpoint note at s + n}
+//!   n × (u32 BE length ‖ canonical entry bytes)
+//! ```
+//!
+//! Segments end on sizes the log key signed (batch boundaries), about [`SEGMENT_ENTRIES`]
+//! entries each, so a replica imports and checks a segment at a time. Off-log records are not
+//! in snapshots yet (`docs/replication.md` §10).
+
+use super::{Applied, Cluster, Command, ReplicaAddr};
+use coopledger_ledger::log::replication::{CommittedBatch, ProposedBatch};
+use coopledger_ledger::{Log, StateMachine};
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// Side-meta key of the last applied Raft log id (JSON), written with the batch it applied.
+pub const APPLIED: &[u8] = b"raft/applied";
+/// Side-meta key of the last applied membership (JSON).
+pub const MEMBERSHIP: &[u8] = b"raft/membership";
+
+const MAGIC: &[u8] = b"coopledger-raft-snapshot/1\n";
+/// Entries a snapshot segment holds at least (it ends on the next signed size).
+pub const SEGMENT_ENTRIES: u64 = 4096;
+/// Largest header, segment header or entry a snapshot may declare.
+const MAX_RECORD: u32 = 16 * 1024 * 1024;
+
+type Meta = SnapshotMeta<u64, ReplicaAddr>;
+type Membership = StoredMembership<u64, ReplicaAddr>;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Header {
+    meta: Meta,
+    size: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Segment {
+    start: u64,
+    count: u64,
+    note: String,
+}
+
+/// The ledger of one replica, as Raft's state machine.
+pub struct LedgerMachine<M: StateMachine> {
+    log: Arc<Log<M>>,
+    /// Where snapshots are kept (`<data>/raft-snapshots`).
+    dir: PathBuf,
+}
+
+impl<M: StateMachine> std::fmt::Debug for LedgerMachine<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerMachine")
+            .field("log", &self.log)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+impl<M: StateMachine> LedgerMachine<M> {
+    /// The machine over `log`, keeping snapshots in `dir` (created if missing).
+    pub fn new(log: Arc<Log<M>>, dir: PathBuf) -> std::io::Result<LedgerMachine<M>> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(LedgerMachine { log, dir })
+    }
+
+    fn current(&self) -> PathBuf {
+        self.dir.join("current.snap")
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, String> {
+        self.log
+            .side_meta_get(key)
+            .map_err(|e| e.to_string())?
+            .map(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .transpose()
+    }
+}
+
+/// Builds a snapshot of what was applied when the builder was made.
+pub struct SnapshotWriter<M: StateMachine> {
+    log: Arc<Log<M>>,
+    dir: PathBuf,
+    applied: Option<LogId<u64>>,
+    membership: Membership,
+    size: u64,
+}
+
+impl<M: StateMachine> std::fmt::Debug for SnapshotWriter<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotWriter")
+            .field("applied", &self.applied)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sm_read(e: impl ToString) -> StorageError<u64> {
+    StorageIOError::read_state_machine(AnyError::error(e.to_string())).into()
+}
+
+fn sm_write(e: impl ToString) -> StorageError<u64> {
+    StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
+}
+
+fn snap_write(e: impl ToString) -> StorageError<u64> {
+    StorageIOError::write_snapshot(None, AnyError::error(e.to_string())).into()
+}
+
+fn snap_read(e: impl ToString) -> StorageError<u64> {
+    StorageIOError::read_snapshot(None, AnyError::error(e.to_string())).into()
+}
+
+async fn put_record(out: &mut tokio::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| std::io::Error::other("snapshot record longer than 4 GiB"))?;
+    out.write_all(&len.to_be_bytes()).await?;
+    out.write_all(bytes).await
+}
+
+async fn get_record(input: &mut tokio::fs::File) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len);
+    if len > MAX_RECORD {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("snapshot record of {len} bytes is over the {MAX_RECORD}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len as usize];
+    input.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+impl<M: StateMachine> SnapshotWriter<M> {
+    /// Writes the snapshot file; returns its path and metadata.
+    async fn write(&self) -> Result<(PathBuf, Meta), StorageError<u64>> {
+        // The batch of `size` is written; wait until its checkpoint is released (entries are
+        // read only under a released checkpoint).
+        for _ in 0..3000 {
+            if self.log.checkpoint().checkpoint.size >= self.size {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let meta = Meta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}-{}",
+                self.applied.map_or(0, |l| l.leader_id.term),
+                self.applied.map_or(0, |l| l.index),
+                self.size
+            ),
+        };
+        let tmp = self
+            .dir
+            .join(format!("building-{}.snap", rand::random::<u64>()));
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(snap_write)?;
+        out.write_all(MAGIC).await.map_err(snap_write)?;
+        let header = serde_json::to_vec(&Header {
+            meta: meta.clone(),
+            size: self.size,
+        })
+        .map_err(snap_write)?;
+        put_record(&mut out, &header).await.map_err(snap_write)?;
+        let mut start = 0;
+        let mut i = 0;
+        while start < self.size {
+            i = (i + 1).max(start + 1);
+            let at = if i - start >= SEGMENT_ENTRIES || i == self.size {
+                self.log.checkpoint_at(i).map_err(snap_write)?
+            } else {
+                None
+            };
+            let Some(note) = at else {
+                if i >= self.size {
+                    return Err(snap_write(format!("no signed checkpoint at size {i}")));
+                }
+                continue;
+            };
+            let segment = serde_json::to_vec(&Segment {
+                start,
+                count: i - start,
+                note,
+            })
+            .map_err(snap_write)?;
+            put_record(&mut out, &segment).await.map_err(snap_write)?;
+            for index in start..i {
+                let entry = self.log.entry(index).map_err(snap_write)?;
+                put_record(&mut out, &entry).await.map_err(snap_write)?;
+            }
+            start = i;
+        }
+        out.sync_all().await.map_err(snap_write)?;
+        Ok((tmp, meta))
+    }
+}
+
+impl<M: StateMachine> RaftSnapshotBuilder<Cluster> for SnapshotWriter<M> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<Cluster>, StorageError<u64>> {
+        let (tmp, meta) = self.write().await?;
+        let current = self.dir.join("current.snap");
+        tokio::fs::rename(&tmp, &current)
+            .await
+            .map_err(snap_write)?;
+        let file = tokio::fs::File::open(&current).await.map_err(snap_read)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
+    type SnapshotBuilder = SnapshotWriter<M>;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, Membership), StorageError<u64>> {
+        let applied: Option<Option<LogId<u64>>> = self.read_meta(APPLIED).map_err(sm_read)?;
+        let membership: Option<Membership> = self.read_meta(MEMBERSHIP).map_err(sm_read)?;
+        Ok((applied.flatten(), membership.unwrap_or_default()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<Cluster>> + Send,
+        I::IntoIter: Send,
+    {
+        // Every batch is queued for the sequencer first, then waited for: batch k+1 is
+        // sequenced while batch k is made durable, as on a single node.
+        let mut written = Vec::new();
+        for entry in entries {
+            let log_id = entry.log_id;
+            let applied = serde_json::to_vec(&Some(log_id)).map_err(sm_write)?;
+            let mut side_meta = vec![(APPLIED.to_vec(), applied)];
+            let batch = match entry.payload {
+                EntryPayload::Normal(Command::Batch(b)) => b.into_batch(),
+                EntryPayload::Blank => nothing(),
+                EntryPayload::Membership(m) => {
+                    let stored = Membership::new(Some(log_id), m);
+                    side_meta.push((
+                        MEMBERSHIP.to_vec(),
+                        serde_json::to_vec(&stored).map_err(sm_write)?,
+                    ));
+                    nothing()
+                }
+            };
+            let rx = self
+                .log
+                .apply_committed(CommittedBatch { batch, side_meta })
+                .await
+                .map_err(|e| StorageIOError::apply(log_id, AnyError::error(e.to_string())))?;
+            written.push((log_id, rx));
+        }
+        let mut out = Vec::with_capacity(written.len());
+        for (log_id, rx) in written {
+            let size = rx
+                .await
+                .map_err(|_| "the ledger stopped".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(|e| StorageIOError::apply(log_id, AnyError::error(e)))?;
+            out.push(Applied { size });
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // Called between applies: what is applied now is written, so this size and applied id
+        // go together.
+        let (applied, membership) = match self.applied_state().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the applied state for a snapshot");
+                (None, Membership::default())
+            }
+        };
+        SnapshotWriter {
+            log: self.log.clone(),
+            dir: self.dir.clone(),
+            applied,
+            membership,
+            size: self.log.written_size().unwrap_or(0),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<tokio::fs::File>, StorageError<u64>> {
+        let path = self
+            .dir
+            .join(format!("receiving-{}.snap", rand::random::<u64>()));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(snap_write)?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        mut snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError<u64>> {
+        let file = &mut *snapshot;
+        file.flush().await.map_err(snap_read)?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(snap_read)?;
+        let mut magic = vec![0u8; MAGIC.len()];
+        file.read_exact(&mut magic).await.map_err(snap_read)?;
+        if magic != MAGIC {
+            return Err(snap_read("not a coopledger snapshot"));
+        }
+        let header: Header = serde_json::from_slice(&get_record(file).await.map_err(snap_read)?)
+            .map_err(snap_read)?;
+        if header.meta != *meta {
+            return Err(snap_read(
+                "the snapshot's header is not the metadata it came with",
+            ));
+        }
+        let mut size = self.log.written_size().map_err(sm_read)?;
+        if size > header.size {
+            return Err(sm_write(format!(
+                "this replica's ledger holds {size} entries, more than the snapshot's {}: \
+                 refusing to install it",
+                header.size
+            )));
+        }
+        let mut start = 0;
+        while start < header.size {
+            let segment: Segment =
+                serde_json::from_slice(&get_record(file).await.map_err(snap_read)?)
+                    .map_err(snap_read)?;
+            if segment.start != start || segment.count == 0 {
+                return Err(snap_read(format!(
+                    "segment at {} of {} entries where {start} was due",
+                    segment.start, segment.count
+                )));
+            }
+            let end = start.saturating_add(segment.count);
+            let mut entries = Vec::new();
+            for index in start..end {
+                let entry = get_record(file).await.map_err(snap_read)?;
+                if index >= size {
+                    entries.push(entry);
+                }
+            }
+            if !entries.is_empty() {
+                // Re-applied here under this replica's rules, and checked against the log
+                // key's note for `end`, before anything of it is written.
+                size = self
+                    .log
+                    .import_history(size, entries, &segment.note)
+                    .await
+                    .map_err(sm_write)?;
+            }
+            start = end;
+        }
+        // The applied point and membership, in one write after the imported batches.
+        let side_meta = vec![
+            (
+                APPLIED.to_vec(),
+                serde_json::to_vec(&meta.last_log_id).map_err(sm_write)?,
+            ),
+            (
+                MEMBERSHIP.to_vec(),
+                serde_json::to_vec(&meta.last_membership).map_err(sm_write)?,
+            ),
+        ];
+        let rx = self
+            .log
+            .apply_committed(CommittedBatch {
+                batch: nothing(),
+                side_meta,
+            })
+            .await
+            .map_err(sm_write)?;
+        rx.await
+            .map_err(|_| sm_write("the ledger stopped"))?
+            .map_err(sm_write)?;
+        self.log.sync_written().map_err(sm_write)?;
+        // The received file becomes the current snapshot (served to replicas behind this one).
+        file.sync_all().await.map_err(snap_write)?;
+        let received = self
+            .dir
+            .join(format!("installed-{}.snap", rand::random::<u64>()));
+        let mut copy = tokio::fs::File::create(&received)
+            .await
+            .map_err(snap_write)?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(snap_read)?;
+        tokio::io::copy(file, &mut copy).await.map_err(snap_write)?;
+        copy.sync_all().await.map_err(snap_write)?;
+        tokio::fs::rename(&received, self.current())
+            .await
+            .map_err(snap_write)?;
+        remove_received(&self.dir).await;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<Cluster>>, StorageError<u64>> {
+        let mut file = match tokio::fs::File::open(self.current()).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(snap_read(e)),
+        };
+        let mut magic = vec![0u8; MAGIC.len()];
+        file.read_exact(&mut magic).await.map_err(snap_read)?;
+        let header: Header =
+            serde_json::from_slice(&get_record(&mut file).await.map_err(snap_read)?)
+                .map_err(snap_read)?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(snap_read)?;
+        Ok(Some(Snapshot {
+            meta: header.meta,
+            snapshot: Box::new(file),
+        }))
+    }
+}
+
+/// Files of snapshots received (installed or abandoned): the current one is kept apart.
+async fn remove_received(dir: &std::path::Path) {
+    let Ok(mut list) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(item)) = list.next_entry().await {
+        let name = item.file_name();
+        if name.to_string_lossy().starts_with("receiving-") {
+            let _ = tokio::fs::remove_file(item.path()).await;
+        }
+    }
+}
+
+/// A batch of no entries (a blank or membership entry: only the applied mark is written).
+fn nothing() -> ProposedBatch {
+    ProposedBatch {
+        proposer: 0,
+        ticket: 0,
+        items: Vec::new(),
+        batch_time_ms: 0,
+    }
+}
