@@ -143,4 +143,6 @@ openraft::declare_raft_types!(
 );
 
 #[cfg(test)]
+mod replica_tests;
+#[cfg(test)]
 mod tests;

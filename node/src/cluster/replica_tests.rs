@@ -1,0 +1,419 @@
+//! Three replicas in one process, with real openraft, real ledgers on disk and a loopback
+//! network that can cut a replica off (the network over sockets is `rpc`'s, tested there):
+//! every replica signs the same notes over the same entries; a follower refuses submissions
+//! with the leader's address; the leader's death elects another that acknowledges; a cut-off
+//! leader acknowledges nothing and its uncommitted tail never reaches any ledger; a replica
+//! that joins after the log was purged catches up by snapshot.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
+use super::replica::{Replica, ReplicaConfig};
+use super::tests::Notes;
+use super::{Cluster, ReplicaAddr};
+use coopledger_ledger::log::{now_ms, LogConfig};
+use coopledger_ledger::{Body, Envelope, Log, SubmitError};
+use ed25519_dalek::SigningKey;
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::Raft;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ORIGIN: &str = "cluster.example/log";
+
+/// Loopback network: calls go straight to the target's Raft, unless either end is cut off.
+#[derive(Clone, Default)]
+struct Net {
+    rafts: Arc<Mutex<HashMap<u64, Raft<Cluster>>>>,
+    cut: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl Net {
+    fn target(&self, from: u64, to: u64) -> Result<Raft<Cluster>, Unreachable> {
+        let cut = self.cut.lock().unwrap();
+        if cut.contains(&from) || cut.contains(&to) {
+            return Err(Unreachable::new(&std::io::Error::other("cut off")));
+        }
+        self.rafts
+            .lock()
+            .unwrap()
+            .get(&to)
+            .cloned()
+            .ok_or_else(|| Unreachable::new(&std::io::Error::other("no such replica")))
+    }
+}
+
+struct From {
+    net: Net,
+    me: u64,
+}
+
+struct Conn {
+    net: Net,
+    me: u64,
+    to: u64,
+}
+
+impl RaftNetworkFactory<Cluster> for From {
+    type Network = Conn;
+    async fn new_client(&mut self, target: u64, _: &ReplicaAddr) -> Conn {
+        Conn {
+            net: self.net.clone(),
+            me: self.me,
+            to: target,
+        }
+    }
+}
+
+type Rpc<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<u64, ReplicaAddr, RaftError<u64, E>>>;
+
+impl RaftNetwork<Cluster> for Conn {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<Cluster>,
+        _: RPCOption,
+    ) -> Rpc<AppendEntriesResponse<u64>> {
+        let raft = self.net.target(self.me, self.to)?;
+        raft.append_entries(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<Cluster>,
+        _: RPCOption,
+    ) -> Rpc<InstallSnapshotResponse<u64>, InstallSnapshotError> {
+        let raft = self.net.target(self.me, self.to)?;
+        raft.install_snapshot(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<u64>, _: RPCOption) -> Rpc<VoteResponse<u64>> {
+        let raft = self.net.target(self.me, self.to)?;
+        raft.vote(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+}
+
+fn addr(id: u64) -> ReplicaAddr {
+    ReplicaAddr {
+        public: format!("http://127.0.0.1:{}", 9000 + id),
+        cluster: format!("127.0.0.1:{}", 9100 + id),
+    }
+}
+
+struct Cluster3 {
+    net: Net,
+    dir: tempfile::TempDir,
+    replicas: BTreeMap<u64, Replica<Notes>>,
+}
+
+impl Cluster3 {
+    async fn start_replica(&mut self, id: u64, snapshot_every: u64) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let config = LogConfig {
+            replicate: Some(tx),
+            ..LogConfig::default()
+        };
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let path = self.dir.path().join(format!("r{id}"));
+        let log = if path.join("ledger").exists() {
+            Log::open(&path.join("ledger"), key, Notes, config).unwrap()
+        } else {
+            Log::create(&path.join("ledger"), ORIGIN, key, Notes, config).unwrap()
+        };
+        let mut rc = ReplicaConfig::new(id, path.join("snapshots"));
+        rc.submit_timeout = Duration::from_secs(1);
+        rc.snapshot_every = snapshot_every;
+        rc.keep_after_snapshot = 0;
+        let replica = Replica::start(
+            rc,
+            Arc::new(log),
+            rx,
+            From {
+                net: self.net.clone(),
+                me: id,
+            },
+        )
+        .await
+        .unwrap();
+        self.net
+            .rafts
+            .lock()
+            .unwrap()
+            .insert(id, replica.raft.clone());
+        self.replicas.insert(id, replica);
+    }
+
+    async fn new(ids: &[u64], snapshot_every: u64) -> Cluster3 {
+        let mut c = Cluster3 {
+            net: Net::default(),
+            dir: tempfile::tempdir().unwrap(),
+            replicas: BTreeMap::new(),
+        };
+        for &id in ids {
+            c.start_replica(id, snapshot_every).await;
+        }
+        let members: BTreeMap<u64, ReplicaAddr> = ids.iter().map(|&i| (i, addr(i))).collect();
+        c.replicas[&ids[0]].raft.initialize(members).await.unwrap();
+        c
+    }
+
+    /// The leader every running, reachable replica agrees on.
+    async fn leader(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let cut = self.net.cut.lock().unwrap().clone();
+            let seen: HashSet<Option<u64>> = self
+                .replicas
+                .iter()
+                .filter(|(id, _)| !cut.contains(id))
+                .map(|(_, r)| r.raft.metrics().borrow().current_leader)
+                .collect();
+            if seen.len() == 1 {
+                if let Some(Some(l)) = seen.into_iter().next() {
+                    if !cut.contains(&l) && self.replicas.contains_key(&l) {
+                        return l;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader agreed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn log(&self, id: u64) -> &Log<Notes> {
+        &self.replicas[&id].log
+    }
+
+    fn arc(&self, id: u64) -> Arc<Log<Notes>> {
+        self.replicas[&id].log.clone()
+    }
+
+    /// Waits until replica `id` released a checkpoint of at least `size`.
+    async fn released(&self, id: u64, size: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log(id).checkpoint().checkpoint.size < size {
+            assert!(
+                Instant::now() < deadline,
+                "replica {id} stuck at {}, waiting for {size}",
+                self.log(id).checkpoint().checkpoint.size
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Every running replica holds the same entries and signs the same note at the leader's
+    /// size.
+    async fn converged(&self, ids: &[u64]) {
+        let leader = self.leader().await;
+        let size = self.log(leader).checkpoint().checkpoint.size;
+        let note = self.log(leader).checkpoint().note.clone();
+        let entries: Vec<Vec<u8>> = (0..size)
+            .map(|i| self.log(leader).entry(i).unwrap())
+            .collect();
+        for &id in ids {
+            self.released(id, size).await;
+            assert_eq!(
+                self.log(id).checkpoint_at(size).unwrap().as_deref(),
+                Some(note.as_str()),
+                "replica {id} signed another note at {size}"
+            );
+            for (i, e) in entries.iter().enumerate() {
+                assert_eq!(&self.log(id).entry(i as u64).unwrap(), e);
+            }
+        }
+    }
+}
+
+fn note(key: &SigningKey, seq: u64) -> Envelope {
+    let mut payload = serde_json::Map::new();
+    payload.insert("n".into(), seq.into());
+    Body {
+        coop: ORIGIN.into(),
+        kind: "test.note".into(),
+        version: 1,
+        signer: key.verifying_key().to_bytes(),
+        seq,
+        ts: now_ms(),
+        payload,
+    }
+    .sign(key)
+    .unwrap()
+}
+
+/// Submits `count` notes from distinct members concurrently; returns their receipts.
+async fn load(
+    log: &Arc<Log<Notes>>,
+    first_member: u8,
+    count: u8,
+) -> Vec<coopledger_ledger::Receipt> {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let log = log.clone();
+            let key = SigningKey::from_bytes(&[first_member.wrapping_add(i); 32]);
+            tokio::spawn(async move { log.submit(note(&key, 1)).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap().unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_sign_the_same_notes_and_a_new_leader_acknowledges_after_the_old_dies() {
+    let mut c = Cluster3::new(&[1, 2, 3], 10_000).await;
+    let leader = c.leader().await;
+    let receipts = load(&c.arc(leader), 10, 20).await;
+    assert_eq!(receipts.len(), 20);
+    c.converged(&[1, 2, 3]).await;
+
+    // A follower refuses a submission and names the leader's public address.
+    let follower = *c.replicas.keys().find(|&&id| id != leader).unwrap();
+    let refused = c
+        .log(follower)
+        .submit(note(&SigningKey::from_bytes(&[99; 32]), 1))
+        .await;
+    assert_eq!(
+        refused,
+        Err(SubmitError::NotLeader {
+            leader: Some(addr(leader).public)
+        })
+    );
+
+    // The leader dies; another is elected and acknowledges.
+    let died = Instant::now();
+    c.net.cut.lock().unwrap().insert(leader);
+    let old = c.replicas.remove(&leader).unwrap();
+    old.shutdown().await;
+    let new_leader = c.leader().await;
+    assert_ne!(new_leader, leader);
+    let more = load(&c.arc(new_leader), 40, 5).await;
+    let took = died.elapsed();
+    eprintln!("failover: first acknowledgements {took:?} after the leader's death");
+    // Every acknowledged entry before the failover is where it was, with the same leaf hash.
+    for r in &receipts {
+        assert_eq!(
+            coopledger_ledger::hash::leaf_hash(&c.log(new_leader).entry(r.index).unwrap()),
+            r.leaf_hash
+        );
+    }
+    assert!(more.iter().all(|r| r.index >= receipts.len() as u64));
+    let live: Vec<u64> = c.replicas.keys().copied().collect();
+    c.converged(&live).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_off_leader_acknowledges_nothing_and_its_tail_reaches_no_ledger() {
+    let c = Cluster3::new(&[1, 2, 3], 10_000).await;
+    let old = c.leader().await;
+    load(&c.arc(old), 10, 3).await;
+    c.converged(&[1, 2, 3]).await;
+    let before = c.log(old).written_size().unwrap();
+
+    c.net.cut.lock().unwrap().insert(old);
+    // The minority leader cannot commit: the submitter is told so, and nothing is applied.
+    let lonely = note(&SigningKey::from_bytes(&[77; 32]), 1);
+    let answer = c.log(old).submit(lonely.clone()).await;
+    assert!(
+        matches!(
+            answer,
+            Err(SubmitError::NoQuorum) | Err(SubmitError::NotLeader { .. })
+        ),
+        "{answer:?}"
+    );
+    assert_eq!(c.log(old).written_size().unwrap(), before);
+
+    // The majority goes on.
+    let new_leader = c.leader().await;
+    assert_ne!(new_leader, old);
+    load(&c.arc(new_leader), 30, 3).await;
+
+    // Healed: the old leader's uncommitted proposal is discarded; it converges on the
+    // majority's history, and the lonely entry is in no ledger.
+    c.net.cut.lock().unwrap().clear();
+    c.converged(&[1, 2, 3]).await;
+    for id in [1, 2, 3] {
+        let log = c.log(id);
+        let size = log.checkpoint().checkpoint.size;
+        assert!(
+            (0..size).all(|i| log.entry(i).unwrap() != lonely.bytes()),
+            "replica {id} holds the uncommitted entry"
+        );
+    }
+    // Resubmitted to the leader, it is accepted once.
+    let leader = c.leader().await;
+    let receipt = c.log(leader).submit(lonely).await.unwrap();
+    assert!(!receipt.duplicate);
+    c.converged(&[1, 2, 3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_joining_after_the_log_was_purged_catches_up_by_snapshot() {
+    let mut c = Cluster3::new(&[1, 2], 5).await;
+    let leader = c.leader().await;
+    for round in 0..4u8 {
+        load(&c.arc(leader), 10 + round * 10, 4).await;
+    }
+    c.converged(&[1, 2]).await;
+    c.replicas[&leader].raft.trigger().snapshot().await.unwrap();
+    // The leader's log is purged below its snapshot.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = c.replicas[&leader].raft.metrics().borrow().clone();
+        if m.purged.is_some() && m.snapshot.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no snapshot or purge: {m:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    c.start_replica(3, 5).await;
+    c.replicas[&leader]
+        .raft
+        .add_learner(3, addr(3), true)
+        .await
+        .unwrap();
+    c.replicas[&leader]
+        .raft
+        .change_membership([1, 2, 3], false)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = c.replicas[&3].raft.metrics().borrow().clone();
+        if m.snapshot.is_some() && m.last_applied.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica 3 has no snapshot: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.converged(&[1, 2, 3]).await;
+    // And it keeps up afterwards.
+    load(&c.arc(leader), 90, 3).await;
+    c.converged(&[1, 2, 3]).await;
+    assert_eq!(
+        c.log(3).state_get(b"count").unwrap(),
+        c.log(leader).state_get(b"count").unwrap()
+    );
+}
