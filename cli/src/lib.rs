@@ -4,6 +4,7 @@
 
 mod anchor;
 mod ballot;
+mod cluster;
 mod consent;
 mod gov;
 mod node;
@@ -70,8 +71,12 @@ struct Cli {
 enum Cmd {
     /// Create a new co-op ledger in a data folder: node key, origin, founders, genesis entry.
     Init(node::InitArgs),
-    /// Run the node (creates a demo co-op if the data folder is new).
+    /// Run the node (creates a demo co-op if the data folder is new; runs a replica when the
+    /// folder holds `cluster.json`, see `coop cluster`).
     Serve(node::ServeArgs),
+    /// Replicate the co-op's ledger on several nodes (docs/replication.md).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
     /// Manage Ed25519 key files.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -683,6 +688,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Init(args) => node::init(args).await?,
         Cmd::Serve(args) => node::serve(args).await?,
+        Cmd::Cluster(cmd) => cluster::run(&cli.rpc, cmd).await?,
         Cmd::Key(KeyCmd::New { out }) => {
             let key = keyfile::create(&out)?;
             println!("public key: {}", b64_encode(key.verifying_key().to_bytes()));

@@ -271,7 +271,31 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             None => coopledger_node::VaultKeySource::beside(&args.data),
         },
     };
+    let cluster_file = coopledger_node::cluster::membership::ClusterFile::read(&args.data)?;
+    let cluster = match &cluster_file {
+        Some(f) => {
+            let key = keyfile::read(&folder::node_key_path(&args.data))?;
+            let tls = coopledger_rpc::cluster::ClusterTls::new(&key)
+                .map_err(|e| anyhow!("cluster TLS: {e}"))?;
+            let listener = std::net::TcpListener::bind(&f.cluster)
+                .with_context(|| format!("cannot listen on the cluster address {}", f.cluster))?;
+            Some(coopledger_node::cluster::ClusterSetup {
+                id: f.id,
+                me: f.addr(),
+                listener,
+                frontend: Arc::new(coopledger_rpc::cluster::RaftListener {
+                    tls: tls.server.clone(),
+                    max_connections: 64,
+                }),
+                calls: Arc::new(coopledger_rpc::cluster::PeerClient::new(tls.client)),
+                initialize: f.initialize,
+                tuning: coopledger_node::cluster::replica::ReplicaConfig::new(f.id, PathBuf::new()),
+            })
+        }
+        None => None,
+    };
     let config = NodeConfig {
+        cluster,
         vault_key,
         data: args.data.clone(),
         log: LogConfig {
@@ -353,6 +377,21 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         "checkpoint: size {} root {}",
         cp.checkpoint.size, cp.checkpoint.root
     );
+    if let Some(f) = &cluster_file {
+        println!(
+            "replica {} of the cluster; cluster listener {} (mutual TLS with the co-op's key)",
+            f.id, f.cluster
+        );
+        if f.join_via.is_some() {
+            let (data, f) = (args.data.clone(), f.clone());
+            tokio::spawn(async move {
+                match crate::cluster::join_when_started(&data, &f).await {
+                    Ok(()) => println!("joined the cluster as replica {}", f.id),
+                    Err(e) => eprintln!("could not join the cluster: {e:#}"),
+                }
+            });
+        }
+    }
     tracing::info!(addr = %running.addr, "serving");
     shutdown_signal().await;
     println!("shutting down");

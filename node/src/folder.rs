@@ -233,6 +233,39 @@ pub fn write_admin_token(data: &Path) -> Result<String, FolderError> {
     Ok(token)
 }
 
+/// Makes `data` the folder of a new replica of an existing co-op (`docs/replication.md` §6):
+/// the co-op's node key (copied from another replica: every replica holds the log key) and an
+/// empty ledger with the co-op's origin. The ledger fills from the cluster, by snapshot first.
+pub fn create_replica(data: &Path, origin: &str, node_key: &SigningKey) -> Result<(), FolderError> {
+    if exists(data) {
+        return Err(FolderError::Exists(data.to_owned()));
+    }
+    std::fs::create_dir_all(data).map_err(io("cannot create", data))?;
+    restrict(data)?;
+    let key_path = node_key_path(data);
+    if key_path.exists() {
+        if keyfile::read(&key_path)?.verifying_key() != node_key.verifying_key() {
+            return Err(FolderError::Genesis(format!(
+                "{} holds another key than the co-op's",
+                key_path.display()
+            )));
+        }
+    } else {
+        keyfile::write(&key_path, node_key)?;
+    }
+    let dir = ledger_dir(data);
+    let log = Log::create(
+        &dir,
+        origin,
+        node_key.clone(),
+        CoopRules,
+        LogConfig::default(),
+    )
+    .map_err(|source| FolderError::Ledger { path: dir, source })?;
+    drop(log);
+    Ok(())
+}
+
 /// Opens the ledger of `data` with its node key.
 pub fn open(data: &Path, config: LogConfig) -> Result<(Log<CoopRules>, SigningKey), FolderError> {
     let node_key = keyfile::read(&node_key_path(data))?;

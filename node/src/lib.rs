@@ -53,6 +53,8 @@ pub struct NodeConfig {
     pub vault_key: VaultKeySource,
     /// What answers on the listener.
     pub frontend: Arc<dyn Frontend>,
+    /// Run as one replica of a cluster (`docs/replication.md`); `None`: a single node.
+    pub cluster: Option<cluster::ClusterSetup>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -63,6 +65,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("witness_for", &self.witness_for.len())
             .field("witnesses", &self.witnesses)
             .field("anchoring", &self.anchoring)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +114,8 @@ pub struct Node {
     pub data: PathBuf,
     /// The operator's token, written to `admin.token` in the data folder at start.
     pub admin_token: String,
+    /// This node as a replica of a cluster, if it is one.
+    pub replica: Option<Arc<cluster::replica::Replica<CoopRules>>>,
 }
 
 /// What answers requests on the node's listener (JSON-RPC, the witness endpoint, the portal).
@@ -154,6 +159,9 @@ pub enum NodeError {
     /// The listener or the frontend.
     #[error("cannot serve: {0}")]
     Serve(std::io::Error),
+    /// Raft could not start.
+    #[error("replication: {0}")]
+    Replica(#[from] cluster::replica::ReplicaError),
 }
 
 /// A started node.
@@ -203,8 +211,49 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<RunningNode, NodeError> {
         folder::restrict(&config.data)?;
-        let (log, node_key) = folder::open(&config.data, config.log.clone())?;
+        // A replica's log proposes its batches to Raft instead of applying them.
+        let (log_config, proposals) = match &config.cluster {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let mut c = config.log.clone();
+                c.replicate = Some(tx);
+                (c, Some(rx))
+            }
+            None => (config.log.clone(), None),
+        };
+        let (log, node_key) = folder::open(&config.data, log_config)?;
         let log = Arc::new(log);
+        let mut cluster_serving = None;
+        let replica = match (config.cluster, proposals) {
+            (Some(setup), Some(proposals)) => {
+                let mut tuning = setup.tuning;
+                tuning.id = setup.id;
+                tuning.snapshot_dir = config.data.join("raft-snapshots");
+                let replica = cluster::replica::Replica::start(
+                    tuning,
+                    log.clone(),
+                    proposals,
+                    cluster::network::Network(setup.calls),
+                )
+                .await?;
+                if setup.initialize {
+                    let members = std::collections::BTreeMap::from([(setup.id, setup.me)]);
+                    // Refused when this replica is in a cluster already: nothing to do then.
+                    match replica.raft.initialize(members).await {
+                        Ok(()) => replica.seal_history().await?,
+                        Err(e) => tracing::info!(reason = %e, "cluster already initialised"),
+                    }
+                }
+                cluster_serving = Some(
+                    setup
+                        .frontend
+                        .start(replica.raft.clone(), setup.listener)
+                        .map_err(NodeError::Serve)?,
+                );
+                Some(Arc::new(replica))
+            }
+            _ => None,
+        };
         let key = match config.vault_key {
             VaultKeySource::Key(k) => k,
             VaultKeySource::File(path) => {
@@ -244,6 +293,7 @@ impl Node {
             data: config.data.clone(),
             admin_token: folder::write_admin_token(&config.data)?,
             log,
+            replica,
         });
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
         let serving = config
@@ -266,6 +316,7 @@ impl Node {
                 node.anchor_status.clone(),
             )));
         }
+        let replica = node.replica.clone();
         let task = tokio::spawn(async move {
             shutdown.await;
             for l in &loops {
@@ -275,6 +326,12 @@ impl Node {
                 let _ = l.await;
             }
             serving.stop().await;
+            if let Some(r) = replica {
+                r.shutdown().await;
+            }
+            if let Some(s) = cluster_serving {
+                s.stop().await;
+            }
         });
         Ok(RunningNode {
             node,

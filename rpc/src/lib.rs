@@ -6,6 +6,7 @@ mod admin;
 mod anchor;
 pub mod api;
 pub mod client;
+pub mod cluster;
 pub mod consent;
 pub mod consent_wire;
 pub mod error;

@@ -333,6 +333,7 @@ pub fn module(
         .into_rpc(),
     )?;
     m.merge(crate::admin::AdminRpc { node: node.clone() }.into_rpc())?;
+    m.merge(crate::cluster::public_module(node)?)?;
     m.register_method("rpc.discover", |_, _, _| -> Value {
         serde_json::from_str(OPENRPC).unwrap_or(Value::Null)
     })?;
@@ -388,7 +389,7 @@ impl std::fmt::Debug for JsonRpc {
 
 /// Turns hyper's request body into jsonrpsee's before the node's HTTP middleware sees it.
 #[derive(Clone)]
-struct IncomingBody<S>(S);
+pub(crate) struct IncomingBody<S>(pub(crate) S);
 
 impl<S> tower::Service<http::Request<hyper::body::Incoming>> for IncomingBody<S>
 where
@@ -420,7 +421,7 @@ where
 /// Serves one connection (HTTP/1.1 and its upgrade to WebSocket) until it ends or the server
 /// stops (then gracefully). Request headers must arrive within `idle` — for the first request
 /// and between requests on a kept-alive connection — or the connection is closed.
-async fn serve_connection<S>(
+pub(crate) async fn serve_connection<S>(
     io: Box<dyn crate::listen::Conn>,
     service: S,
     stopped: impl Future<Output = ()>,

@@ -33,6 +33,7 @@ fn openrpc_lists_every_method_and_nothing_else() {
         data: dir.path().to_owned(),
         admin_token: "t".into(),
         log,
+        replica: None,
     };
     let m = module(&Arc::new(node), 20).unwrap();
     let mut registered: Vec<&str> = m.method_names().collect();

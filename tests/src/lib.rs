@@ -355,6 +355,7 @@ pub async fn start_in_process(
             ),
             anchoring,
             frontend: std::sync::Arc::new(coopledger_rpc::JsonRpc::default()),
+            cluster: None,
         },
         std::net::TcpListener::bind("127.0.0.1:0")?,
         async move {

@@ -66,6 +66,7 @@ async fn five_thousand_applicants_are_admitted_by_the_board_in_batches() {
                 strangers_per_sec: 100_000,
                 ..coopledger_rpc::JsonRpc::default()
             }),
+            cluster: None,
         },
         std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
         async move {

@@ -317,6 +317,7 @@ async fn a_node_without_its_vault_key_refuses_to_start() {
                     vault_key: source,
                     anchoring: None,
                     frontend: Arc::new(coopledger_rpc::JsonRpc::default()),
+                    cluster: None,
                 },
                 std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
                 async move {

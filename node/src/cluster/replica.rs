@@ -131,8 +131,49 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
         })
     }
 
+    /// Makes this replica, just initialised as a cluster over a ledger that already holds
+    /// history (a co-op made before it was replicated), send that history to every replica
+    /// that joins: a snapshot is taken at the membership entry and the Raft log purged through
+    /// it, so a newcomer starts from the snapshot, never from a Raft log that lacks the
+    /// co-op's first entries.
+    pub async fn seal_history(&self) -> Result<(), ReplicaError> {
+        let raft_err = |e: &dyn std::fmt::Display| ReplicaError::Raft(e.to_string());
+        let wait = Duration::from_secs(30);
+        let applied = self
+            .raft
+            .wait(Some(wait))
+            .applied_index_at_least(Some(1), "the membership entry applied")
+            .await
+            .map_err(|e| raft_err(&e))?
+            .last_applied
+            .map_or(1, |l| l.index);
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| raft_err(&e))?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let snapshot = self.raft.metrics().borrow().snapshot;
+            if snapshot.is_some_and(|s| s.index >= applied) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ReplicaError::Raft(
+                    "no snapshot of the sealed history".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.raft
+            .trigger()
+            .purge_log(applied)
+            .await
+            .map_err(|e| raft_err(&e))
+    }
+
     /// Stops Raft and the proposing task (the ledger keeps running until dropped).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.proposer.abort();
         let _ = self.raft.shutdown().await;
     }

@@ -1,0 +1,164 @@
+//! openraft's network over calls between replicas (`docs/replication.md` §6): each Raft RPC is
+//! one call of a named method with the request as JSON, answered with openraft's own
+//! `Result<response, RaftError>` as JSON. How a call travels (the cluster listener, mutual TLS
+//! with the co-op's log key) is the caller's [`PeerCalls`]; the `rpc` crate provides it and
+//! routes the methods below to [`answer`].
+
+use super::{Cluster, ReplicaAddr};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::Raft;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The Raft methods on the cluster listener.
+pub const APPEND: &str = "raft_appendEntries";
+/// See [`APPEND`].
+pub const VOTE: &str = "raft_vote";
+/// See [`APPEND`].
+pub const SNAPSHOT: &str = "raft_installSnapshot";
+
+/// Why a call to a peer failed before it answered.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CallFailed(pub String);
+
+/// A boxed call in flight.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, CallFailed>> + Send>>;
+
+/// Calls one method on a peer replica's cluster address.
+pub trait PeerCalls: Send + Sync + 'static {
+    /// Sends `params` to `method` at `peer` (its cluster address) and returns the answer.
+    fn call(&self, peer: &str, method: &'static str, params: serde_json::Value) -> CallFuture;
+}
+
+/// The network factory Raft gets: every connection uses the same calls.
+#[derive(Clone)]
+pub struct Network(pub Arc<dyn PeerCalls>);
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Network")
+    }
+}
+
+/// A connection to one peer.
+pub struct Peer {
+    calls: Arc<dyn PeerCalls>,
+    id: u64,
+    addr: ReplicaAddr,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl RaftNetworkFactory<Cluster> for Network {
+    type Network = Peer;
+    async fn new_client(&mut self, target: u64, node: &ReplicaAddr) -> Peer {
+        Peer {
+            calls: self.0.clone(),
+            id: target,
+            addr: node.clone(),
+        }
+    }
+}
+
+type Answer<T, E> = Result<T, RaftError<u64, E>>;
+
+impl Peer {
+    async fn send<Q: Serialize, T: DeserializeOwned, E>(
+        &self,
+        method: &'static str,
+        request: &Q,
+    ) -> Result<T, RPCError<u64, ReplicaAddr, RaftError<u64, E>>>
+    where
+        E: std::error::Error + DeserializeOwned,
+    {
+        let params =
+            serde_json::to_value(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let value = self
+            .calls
+            .call(&self.addr.cluster, method, params)
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let answer: Answer<T, E> =
+            serde_json::from_value(value).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        answer.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(self.id, self.addr.clone(), e))
+        })
+    }
+}
+
+impl RaftNetwork<Cluster> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<Cluster>,
+        _: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, ReplicaAddr, RaftError<u64>>> {
+        self.send(APPEND, &rpc).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<Cluster>,
+        _: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, ReplicaAddr, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.send(SNAPSHOT, &rpc).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        _: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, ReplicaAddr, RaftError<u64>>> {
+        self.send(VOTE, &rpc).await
+    }
+}
+
+/// Why a Raft call could not be answered at all (the request did not parse, or the method is
+/// not a Raft method).
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// The params are not the method's request.
+    #[error("params: {0}")]
+    Params(String),
+    /// No such Raft method.
+    #[error("no Raft method {0}")]
+    Method(String),
+}
+
+/// Answers one Raft call on this replica: `Ok(JSON of Result<response, RaftError>)`.
+pub async fn answer(
+    raft: &Raft<Cluster>,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<serde_json::Value, AnswerError> {
+    fn parse<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, AnswerError> {
+        serde_json::from_value(v).map_err(|e| AnswerError::Params(e.to_string()))
+    }
+    fn out<T: Serialize>(v: &T) -> Result<serde_json::Value, AnswerError> {
+        serde_json::to_value(v).map_err(|e| AnswerError::Params(e.to_string()))
+    }
+    match method {
+        APPEND => out(&raft.append_entries(parse(params)?).await),
+        VOTE => out(&raft.vote(parse(params)?).await),
+        SNAPSHOT => out(&raft.install_snapshot(parse(params)?).await),
+        other => Err(AnswerError::Method(other.to_owned())),
+    }
+}
