@@ -534,7 +534,7 @@ pub fn main() -> ExitCode {
     // Diagnostics go to stderr; `RUST_LOG` selects them (default: warnings and errors, such as a
     // storage failure that stops the sequencer).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,openraft=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -258,11 +258,9 @@ pub async fn carry_out(raft: &Raft<Cluster>, req: &ClusterRequest) -> Result<(),
                 .map_err(|e| raft_err(&e))?;
         }
         _ => {
+            // One membership change: out of the voters and, not retained as a learner, out of
+            // the cluster.
             raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([req.id])), false)
-                .await
-                .map_err(|e| raft_err(&e))?;
-            // A removed voter stays a learner unless removed as a node too.
-            raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([req.id])), false)
                 .await
                 .map_err(|e| raft_err(&e))?;
         }

@@ -1,0 +1,424 @@
+//! Replication with real processes (issue 17, `docs/replication.md` §8): three `coop serve`
+//! replicas on 127.0.0.1 made with `coop cluster init` and `coop cluster join`; the leader is
+//! killed with SIGKILL under concurrent load, several times, and restarted. Afterwards every
+//! acknowledged entry is on every replica at the same index with the same leaf hash, every
+//! checkpoint any replica returned is consistent (RFC 9162 proof, checked here) with every
+//! replica's newest, the replicas sign the same note at the same size, and `coop audit` passes
+//! on each. A replica wiped and rejoined under a new id catches up by snapshot and audits clean.
+//! `COOP_CLUSTER_ROUNDS` sets the kills (default 3).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure with a message and a backtrace"
+)]
+
+use coopledger_e2e::{attest, coop, free_port, now_ms, read_key, sign, Node};
+use coopledger_ledger::codec::b64_encode;
+use coopledger_ledger::verify::verify_consistency;
+use coopledger_ledger::{Hash, NoteVerifier, SignedCheckpoint};
+use coopledger_rpc::client::http_client;
+use coopledger_rpc::LedgerApiClient;
+use jsonrpsee::core::client::ClientT;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Replica {
+    id: u64,
+    data: PathBuf,
+    port: u16,
+    node: Option<Node>,
+}
+
+impl Replica {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self, vault_key: &Path) {
+        let listen = format!("127.0.0.1:{}", self.port);
+        let node = Node::start(
+            &self.data,
+            &[
+                "--listen",
+                &listen,
+                "--vault-key",
+                vault_key.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+        self.node = Some(node);
+    }
+}
+
+async fn status(url: &str) -> Option<Value> {
+    let c = http_client(url).ok()?;
+    c.request::<Value, _>("cluster_status", jsonrpsee::rpc_params![])
+        .await
+        .ok()
+}
+
+/// The id and URL of the leader the running replicas agree on.
+async fn leader(replicas: &[Replica]) -> (u64, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut seen = Vec::new();
+        for r in replicas.iter().filter(|r| r.node.is_some()) {
+            if let Some(s) = status(&r.url()).await {
+                seen.push((
+                    s["leader"].as_u64(),
+                    s["leaderPublic"].as_str().map(str::to_owned),
+                ));
+            }
+        }
+        if let Some((Some(id), Some(url))) = seen.first().cloned() {
+            let live = replicas.iter().any(|r| r.id == id && r.node.is_some());
+            if live && seen.iter().all(|s| s.0 == Some(id)) {
+                return (id, url);
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until every running replica released at least `size` entries.
+async fn caught_up(replicas: &[Replica], size: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for r in replicas.iter().filter(|r| r.node.is_some()) {
+        let c = http_client(&r.url()).unwrap();
+        loop {
+            let now = c.checkpoint().await.map(|cp| cp.size).unwrap_or(0);
+            if now >= size {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {} stuck at {now}, waiting for {size}",
+                r.id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn cluster_place(data: &Path, id: u64, port: u16, cluster_port: u16) -> Vec<String> {
+    vec![
+        "--data".into(),
+        data.to_str().unwrap().into(),
+        "--id".into(),
+        id.to_string(),
+        "--public".into(),
+        format!("http://127.0.0.1:{port}"),
+        "--cluster".into(),
+        format!("127.0.0.1:{cluster_port}"),
+    ]
+}
+
+fn run_coop(args: &[String]) -> String {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = coop(&refs).unwrap();
+    assert_eq!(code, 0, "coop {args:?}: {out}{err}");
+    out
+}
+
+/// Starts replica `id` joining via `via` (`coop cluster join`, then `coop serve`).
+fn join(dir: &Path, id: u64, via: &str, vault_key: &Path) -> Replica {
+    let data = dir.join(format!("r{id}"));
+    let (port, cluster_port) = (free_port().unwrap(), free_port().unwrap());
+    let mut args = vec!["cluster".to_owned(), "join".to_owned()];
+    args.extend(cluster_place(&data, id, port, cluster_port));
+    args.extend([
+        "--via".to_owned(),
+        via.to_owned(),
+        "--node-key".to_owned(),
+        dir.join("r1/node.key").to_str().unwrap().to_owned(),
+    ]);
+    run_coop(&args);
+    let mut r = Replica {
+        id,
+        data,
+        port,
+        node: None,
+    };
+    r.start(vault_key);
+    r
+}
+
+/// Waits until the cluster lists `n` voters.
+async fn voters(url: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = status(url).await {
+            let count = s["replicas"]
+                .as_array()
+                .map_or(0, |r| r.iter().filter(|r| r["voter"] == true).count());
+            if count == n {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster never had {n} voters"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_forks() {
+    let rounds: u64 = std::env::var("COOP_CLUSTER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let dir = tempfile::tempdir().unwrap();
+    let vault_key = dir.path().join("vault.key");
+
+    // Replica 1: a demo co-op made the first replica of a new cluster.
+    let data1 = dir.path().join("r1");
+    let (port1, cport1) = (free_port().unwrap(), free_port().unwrap());
+    let mut args = vec!["cluster".to_owned(), "init".to_owned()];
+    args.extend(cluster_place(&data1, 1, port1, cport1));
+    run_coop(&args);
+    let mut first = Replica {
+        id: 1,
+        data: data1.clone(),
+        port: port1,
+        node: None,
+    };
+    first.start(&vault_key);
+    let via = first.url();
+    let mut replicas = vec![first];
+    for id in [2, 3] {
+        replicas.push(join(dir.path(), id, &via, &vault_key));
+    }
+    voters(&via, 3).await;
+
+    let vkey_text = http_client(&via).unwrap().verifier_key().await.unwrap();
+    let vkey = NoteVerifier::parse(&vkey_text).unwrap();
+    let origin = vkey.name().to_owned();
+    let keys: Vec<_> = ["board", "treasurer", "member"]
+        .iter()
+        .map(|k| read_key(&data1.join(format!("demo-keys/{k}.key"))).unwrap())
+        .collect();
+    let acked: Arc<Mutex<Vec<(u64, Hash)>>> = Arc::default();
+    // When and from which replica each acknowledgement came.
+    let answered: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<(u64, Hash)>>> = Arc::default();
+    let urls: Vec<String> = replicas.iter().map(Replica::url).collect();
+    let mut failovers = Vec::new();
+
+    for round in 0..rounds {
+        let (leader_id, _) = leader(&replicas).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for (k, key) in keys.iter().enumerate() {
+            let (key, origin, urls) = (key.clone(), origin.clone(), urls.clone());
+            let (acked, seen, stop, vkey) =
+                (acked.clone(), seen.clone(), stop.clone(), vkey.clone());
+            let answered = answered.clone();
+            let base = (round * 10 + k as u64) * 1_000_000;
+            clients.push(tokio::spawn(async move {
+                let signer = b64_encode(key.verifying_key().to_bytes());
+                let mut at = 0usize;
+                while !stop.load(Ordering::SeqCst) {
+                    // Whichever replica answers: a follower refuses with NOT_LEADER, a dead one
+                    // does not answer; move on to the next.
+                    let url = &urls[at % urls.len()];
+                    let Ok(c) = http_client(url) else {
+                        at += 1;
+                        continue;
+                    };
+                    let Ok(seq) = c.next_seq(signer.clone()).await else {
+                        at += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    let env = sign(
+                        &key,
+                        &origin,
+                        "coop.attest",
+                        seq,
+                        now_ms(),
+                        attest(base + seq),
+                    )
+                    .unwrap();
+                    match c.submit(env.to_value()).await {
+                        Ok(r) => {
+                            let cp = SignedCheckpoint::open(&r.checkpoint.note, &vkey)
+                                .expect("every receipt's checkpoint verifies");
+                            acked
+                                .lock()
+                                .unwrap()
+                                .push((r.index, Hash::from_base64(&r.leaf_hash).unwrap()));
+                            seen.lock()
+                                .unwrap()
+                                .push((cp.checkpoint.size, cp.checkpoint.root));
+                            answered.lock().unwrap().push((Instant::now(), url.clone()));
+                        }
+                        Err(_) => {
+                            at += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300 + 150 * round)).await;
+        let victim = replicas.iter_mut().find(|r| r.id == leader_id).unwrap();
+        let victim_url = victim.url();
+        let killed_at = Instant::now();
+        victim.node.take().unwrap().kill9().unwrap();
+        // Failover: the first acknowledgement by another replica after the kill (measured,
+        // not asserted).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let first = loop {
+            let by_new = answered
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(at, url)| *at > killed_at && *url != victim_url)
+                .map(|(at, _)| *at);
+            if let Some(at) = by_new {
+                break at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: nothing acknowledged after the leader died"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        failovers.push(first - killed_at);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.store(true, Ordering::SeqCst);
+        for c in clients {
+            c.await.unwrap();
+        }
+        replicas
+            .iter_mut()
+            .find(|r| r.id == leader_id)
+            .unwrap()
+            .start(&vault_key);
+    }
+
+    // Everyone converges on the leader's size.
+    let (_, leader_url) = leader(&replicas).await;
+    let size = http_client(&leader_url)
+        .unwrap()
+        .checkpoint()
+        .await
+        .unwrap()
+        .size;
+    caught_up(&replicas, size).await;
+    let acked = acked.lock().unwrap().clone();
+    let seen = seen.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    let mut note_at_size = None;
+    for r in &replicas {
+        let c = http_client(&r.url()).unwrap();
+        for (index, leaf) in &acked {
+            let e = c.get_entry(*index).await.unwrap_or_else(|e| {
+                panic!(
+                    "replica {}: acknowledged entry {index} is missing: {e}",
+                    r.id
+                )
+            });
+            assert_eq!(
+                &Hash::from_base64(&e.leaf_hash).unwrap(),
+                leaf,
+                "replica {}",
+                r.id
+            );
+        }
+        let now = c.checkpoint().await.unwrap();
+        let now = SignedCheckpoint::open(&now.note, &vkey).unwrap().checkpoint;
+        for (s, root) in seen.iter().collect::<std::collections::BTreeSet<_>>() {
+            if *s == now.size {
+                assert_eq!(root, &now.root);
+                continue;
+            }
+            let p = c.consistency_proof(*s, now.size).await.unwrap();
+            let hashes: Vec<Hash> = p
+                .hashes
+                .iter()
+                .map(|h| Hash::from_base64(h).unwrap())
+                .collect();
+            verify_consistency(*s, now.size, &hashes, root, &now.root).unwrap_or_else(|e| {
+                panic!(
+                    "replica {}: checkpoint {s} inconsistent with {}: {e}",
+                    r.id, now.size
+                )
+            });
+        }
+        // The same note at the common size on every replica.
+        let note: Value = c
+            .request("ledger_checkpointAt", jsonrpsee::rpc_params![size])
+            .await
+            .unwrap();
+        let note = note["note"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| note.to_string());
+        match &note_at_size {
+            None => note_at_size = Some(note),
+            Some(n) => assert_eq!(n, &note, "replica {} signed another note at {size}", r.id),
+        }
+        let (code, out, err) = coop(&["--rpc", &r.url(), "audit", "--vkey", &vkey_text]).unwrap();
+        assert_eq!(code, 0, "replica {}: {out}{err}", r.id);
+        assert!(out.contains("AUDIT PASSED"), "{out}");
+    }
+    println!(
+        "{rounds} leader kills: {} acknowledged entries on all 3 replicas, {} checkpoints consistent; \
+         first acknowledgement after each kill: {failovers:?}",
+        acked.len(),
+        seen.len()
+    );
+
+    // A replica wiped and rejoined (under a new id) catches up by snapshot and audits clean.
+    let gone = replicas.iter().position(|r| r.id == 3).unwrap();
+    let mut wiped = replicas.remove(gone);
+    let leave = vec![
+        "--rpc".to_owned(),
+        via_live(&replicas),
+        "cluster".to_owned(),
+        "leave".to_owned(),
+        "--data".to_owned(),
+        wiped.data.to_str().unwrap().to_owned(),
+    ];
+    run_coop(&leave);
+    wiped.node.take().unwrap().kill9().unwrap();
+    std::fs::remove_dir_all(&wiped.data).unwrap();
+    voters(&via_live(&replicas), 2).await;
+    let fresh = join(dir.path(), 4, &via_live(&replicas), &vault_key);
+    replicas.push(fresh);
+    voters(&via_live(&replicas), 3).await;
+    caught_up(&replicas, size).await;
+    let (code, out, err) = coop(&[
+        "--rpc",
+        &replicas.last().unwrap().url(),
+        "audit",
+        "--vkey",
+        &vkey_text,
+    ])
+    .unwrap();
+    assert_eq!(code, 0, "rejoined replica: {out}{err}");
+    let s = status(&replicas.last().unwrap().url()).await;
+    assert_eq!(
+        s.as_ref().map(|s| s["id"].clone()),
+        Some(Value::from(4)),
+        "{s:?}"
+    );
+}
+
+fn via_live(replicas: &[Replica]) -> String {
+    replicas
+        .iter()
+        .find(|r| r.node.is_some())
+        .map(Replica::url)
+        .unwrap()
+}
