@@ -425,3 +425,120 @@ pub fn public_module(
     }
     Ok(m)
 }
+
+/// JSON-RPC middleware: a call a follower answers `NOT_LEADER` is sent on to the leader
+/// `data.leader` names, once, and the leader's answer returned (`docs/replication.md` §6), so
+/// members, the portal and the CLI can use any replica. When the leader cannot be reached, the
+/// `NOT_LEADER` answer stands (with the leader's address for the caller to try).
+#[derive(Clone, Debug)]
+pub struct ForwardToLeader<S> {
+    pub(crate) service: S,
+    pub(crate) leaders: Arc<Mutex<HashMap<String, HttpClient>>>,
+}
+
+/// Params passed on exactly as they came.
+struct RawParams(Option<Box<serde_json::value::RawValue>>);
+
+impl jsonrpsee::core::traits::ToRpcParams for RawParams {
+    fn to_rpc_params(self) -> Result<Option<Box<serde_json::value::RawValue>>, serde_json::Error> {
+        Ok(self.0)
+    }
+}
+
+impl<S> ForwardToLeader<S> {
+    fn client(&self, url: &str) -> Option<HttpClient> {
+        let mut clients = self
+            .leaders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = clients.get(url) {
+            return Some(c.clone());
+        }
+        let c = crate::client::http_client(url).ok()?;
+        // Replicas come and go: keep a few.
+        if clients.len() > 16 {
+            clients.clear();
+        }
+        clients.insert(url.to_owned(), c.clone());
+        Some(c)
+    }
+}
+
+/// `data.leader` of a `NOT_LEADER` answer.
+fn leader_of(answer: &jsonrpsee::MethodResponse) -> Option<String> {
+    if answer.as_error_code() != Some(crate::error::code::NOT_LEADER) {
+        return None;
+    }
+    let v: Value = serde_json::from_str(answer.to_json().get()).ok()?;
+    v.get("error")?
+        .get("data")?
+        .get("leader")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+impl<S> jsonrpsee::core::middleware::RpcServiceT for ForwardToLeader<S>
+where
+    S: jsonrpsee::core::middleware::RpcServiceT<MethodResponse = jsonrpsee::MethodResponse>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type MethodResponse = S::MethodResponse;
+    type NotificationResponse = S::NotificationResponse;
+    type BatchResponse = S::BatchResponse;
+
+    fn call<'a>(
+        &self,
+        req: jsonrpsee::types::Request<'a>,
+    ) -> impl std::future::Future<Output = Self::MethodResponse> + Send + 'a {
+        let this = self.clone();
+        async move {
+            let method = req.method_name().to_owned();
+            let id = req.id().into_owned();
+            let params = req
+                .params()
+                .as_str()
+                .and_then(|p| serde_json::value::RawValue::from_string(p.to_owned()).ok());
+            let answer = this.service.call(req).await;
+            let Some(url) = leader_of(&answer) else {
+                return answer;
+            };
+            let Some(client) = this.client(&url) else {
+                return answer;
+            };
+            match client
+                .request::<Box<serde_json::value::RawValue>, _>(&method, RawParams(params))
+                .await
+            {
+                Ok(result) => jsonrpsee::MethodResponse::response(
+                    id,
+                    jsonrpsee::ResponsePayload::success(result),
+                    MAX_CLUSTER_MESSAGE as usize,
+                ),
+                Err(jsonrpsee::core::ClientError::Call(e)) => {
+                    jsonrpsee::MethodResponse::error(id, e)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, leader = %url, "cannot forward to the leader");
+                    answer
+                }
+            }
+        }
+    }
+
+    fn batch<'a>(
+        &self,
+        batch: jsonrpsee::core::middleware::Batch<'a>,
+    ) -> impl std::future::Future<Output = Self::BatchResponse> + Send + 'a {
+        self.service.batch(batch)
+    }
+
+    fn notification<'a>(
+        &self,
+        n: jsonrpsee::core::middleware::Notification<'a>,
+    ) -> impl std::future::Future<Output = Self::NotificationResponse> + Send + 'a {
+        self.service.notification(n)
+    }
+}

@@ -544,15 +544,21 @@ impl Frontend for JsonRpc {
             methods.method_names(),
         ));
         let timed = metrics.clone();
+        let leaders: Arc<
+            std::sync::Mutex<std::collections::HashMap<String, jsonrpsee::http_client::HttpClient>>,
+        > = Arc::default();
         let builder = Server::builder()
             .set_config(config)
             .set_rpc_middleware(
-                jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(
-                    move |service| crate::metrics::Timed {
+                jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                    .layer_fn(move |service| crate::metrics::Timed {
                         service,
                         metrics: timed.clone(),
-                    },
-                ),
+                    })
+                    .layer_fn(move |service| crate::cluster::ForwardToLeader {
+                        service,
+                        leaders: leaders.clone(),
+                    }),
             )
             .set_http_middleware(
                 tower::ServiceBuilder::new()

@@ -211,6 +211,21 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
     let answered: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
     let seen: Arc<Mutex<Vec<(u64, Hash)>>> = Arc::default();
     let urls: Vec<String> = replicas.iter().map(Replica::url).collect();
+
+    // A follower takes a submission too: it forwards it to the leader and returns the
+    // leader's receipt.
+    let (leader_id, _) = leader(&replicas).await;
+    let follower = replicas.iter().find(|r| r.id != leader_id).unwrap().url();
+    let board = &keys[0];
+    let c = http_client(&follower).unwrap();
+    let seq = c
+        .next_seq(b64_encode(board.verifying_key().to_bytes()))
+        .await
+        .unwrap();
+    let env = sign(board, &origin, "coop.attest", seq, now_ms(), attest(seq)).unwrap();
+    let forwarded = c.submit(env.to_value()).await.unwrap();
+    assert!(!forwarded.duplicate);
+    SignedCheckpoint::open(&forwarded.checkpoint.note, &vkey).unwrap();
     let mut failovers = Vec::new();
 
     for round in 0..rounds {
