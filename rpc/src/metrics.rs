@@ -47,6 +47,21 @@ pub struct NodeMetrics {
     anchor_lag: Gauge,
     anchor_failures: Gauge,
     witness_lag: Gauge,
+    raft: Option<RaftGauges>,
+}
+
+/// A replica's Raft figures (only registered on a replica).
+struct RaftGauges {
+    term: Gauge,
+    leader: Gauge,
+    applied: Gauge,
+    lag: Family<Replica, Gauge>,
+}
+
+/// A replica id, as a label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Replica {
+    replica: String,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -112,7 +127,37 @@ impl NodeMetrics {
              when witnesses are configured)",
             witness_lag.clone(),
         );
+        let raft = node.replica.as_ref().map(|_| {
+            let g = RaftGauges {
+                term: Gauge::default(),
+                leader: Gauge::default(),
+                applied: Gauge::default(),
+                lag: Family::default(),
+            };
+            r.register(
+                "raft_term",
+                "The replica's current Raft term",
+                g.term.clone(),
+            );
+            r.register(
+                "raft_leader_id",
+                "The leader's replica id as this replica knows it (0: none known)",
+                g.leader.clone(),
+            );
+            r.register(
+                "raft_applied_index",
+                "The last Raft index this replica applied to its ledger",
+                g.applied.clone(),
+            );
+            r.register(
+                "raft_replica_lag_entries",
+                "On the leader: Raft entries each replica is behind its last one",
+                g.lag.clone(),
+            );
+            g
+        });
         NodeMetrics {
+            raft,
             registry,
             node,
             methods: methods.into_iter().map(str::to_owned).collect(),
@@ -165,6 +210,22 @@ impl NodeMetrics {
             if let Ok(cosigned) = coopledger_node::cosigning::latest_cosigned_size(log) {
                 self.witness_lag
                     .set(gauge(released.saturating_sub(cosigned.unwrap_or(0))));
+            }
+        }
+        if let (Some(g), Some(replica)) = (&self.raft, &self.node.replica) {
+            let st = coopledger_node::cluster::membership::status(&replica.raft, released);
+            g.term.set(gauge(st.term));
+            g.leader.set(gauge(st.leader.unwrap_or(0)));
+            g.applied.set(gauge(st.applied.unwrap_or(0)));
+            g.lag.clear();
+            for r in st.replicas {
+                if let Some(lag) = r.lag {
+                    g.lag
+                        .get_or_create(&Replica {
+                            replica: r.id.to_string(),
+                        })
+                        .set(gauge(lag));
+                }
             }
         }
         let mut out = String::new();

@@ -198,6 +198,26 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
         replicas.push(join(dir.path(), id, &via, &vault_key));
     }
     voters(&via, 3).await;
+    // The leader's metrics show the Raft figures and each replica's lag.
+    let metrics = coopledger_e2e::metrics(&format!("127.0.0.1:{port1}")).unwrap();
+    for name in [
+        "coop_raft_term",
+        "coop_raft_leader_id",
+        "coop_raft_applied_index",
+    ] {
+        assert!(
+            coopledger_e2e::metric(&metrics, name).is_some(),
+            "{name} missing from\n{metrics}"
+        );
+    }
+    assert_eq!(
+        coopledger_e2e::metric(&metrics, "coop_raft_leader_id"),
+        Some(1.0)
+    );
+    assert!(
+        metrics.contains("coop_raft_replica_lag_entries{replica=\"3\"}"),
+        "{metrics}"
+    );
 
     let vkey_text = http_client(&via).unwrap().verifier_key().await.unwrap();
     let vkey = NoteVerifier::parse(&vkey_text).unwrap();
