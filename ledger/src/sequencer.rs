@@ -33,6 +33,7 @@
 
 use crate::entry::{Envelope, Rejection, Verified};
 use crate::hash::Hash;
+use crate::log::replication::OfflogOp;
 use crate::log::{Ack, Shared, SubmitError};
 use crate::merkle::{Frontier, NodeId, NodeSource};
 use crate::note::{Checkpoint, SignedCheckpoint};
@@ -84,7 +85,13 @@ pub(crate) enum Pending {
     /// One batch of history copied from another replica (`Log::import_history`): applied as a
     /// batch and written only if it reproduces `expect` byte for byte.
     Import(Box<ImportWork>),
+    /// Replicated mode: off-log writes to propose (`Log::offlog_write`), answered once
+    /// applied and durable here.
+    Offlog(Vec<OfflogOp>, Done),
 }
+
+/// Told when off-log writes are applied and durable.
+pub(crate) type Done = oneshot::Sender<Result<(), SubmitError>>;
 
 /// The items of a committed batch, before the verifier stage.
 pub(crate) enum CommittedItems {
@@ -130,6 +137,8 @@ pub(crate) enum Admitted {
     Committed(Box<CommittedWork<Vec<Admitted>>>),
     /// See [`Pending::Import`].
     Import(Box<ImportWork>),
+    /// See [`Pending::Offlog`].
+    Offlog(Vec<OfflogOp>, Done),
 }
 
 pub use crate::store_error::FaultPoint;
@@ -167,6 +176,9 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
                 }
                 Pending::Barrier(tx) => slots.push(Slot::Ready(Box::new(Admitted::Barrier(tx)))),
                 Pending::Import(work) => slots.push(Slot::Ready(Box::new(Admitted::Import(work)))),
+                Pending::Offlog(ops, done) => {
+                    slots.push(Slot::Ready(Box::new(Admitted::Offlog(ops, done))))
+                }
                 Pending::Committed(work) => {
                     let work = *work;
                     let items = match work.items {
@@ -241,7 +253,8 @@ fn admit_remote(items: Vec<crate::log::replication::BatchItem>) -> Vec<Admitted>
                     tracing::warn!(rejection = %r, "a committed entry does not parse; left out");
                 }
             },
-            BatchItem::Own(own) => order.push(Some(own)),
+            BatchItem::Own(own) => order.push(Some(Err(own))),
+            BatchItem::Offlog(ops) => order.push(Some(Ok(ops))),
         }
     }
     let mut verdicts = crate::entry::admit(envs).into_iter();
@@ -249,7 +262,8 @@ fn admit_remote(items: Vec<crate::log::replication::BatchItem>) -> Vec<Admitted>
     for slot in order {
         let nobody = oneshot::channel().0;
         match slot {
-            Some(own) => out.push(Admitted::Own(own, nobody)),
+            Some(Err(own)) => out.push(Admitted::Own(own, nobody)),
+            Some(Ok(ops)) => out.push(Admitted::Offlog(ops, oneshot::channel().0)),
             None => match verdicts.next() {
                 Some(Ok(env)) => out.push(Admitted::Verified(env, nobody)),
                 Some(Err(r)) => {
@@ -292,6 +306,8 @@ pub(crate) struct Release {
     /// Proof nodes for the receipts (see step 6).
     batch_nodes: Arc<HashMap<NodeId, Hash>>,
     barriers: Vec<oneshot::Sender<()>>,
+    /// Off-log writes applied with the batch, answered once durable.
+    done: Vec<Done>,
 }
 
 impl Release {
@@ -299,6 +315,9 @@ impl Release {
     fn refuse(self) {
         for a in self.accepted {
             let _ = a.reply.send(Err(SubmitError::Stopped));
+        }
+        for d in self.done {
+            let _ = d.send(Err(SubmitError::Stopped));
         }
     }
 }
@@ -324,7 +343,8 @@ pub(crate) fn run_release<M>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
             .iter()
             .filter_map(|r| r.signed.as_ref().map(|s| s.note.as_str()))
             .collect();
-        let synced = if notes.is_empty() {
+        let waiting = group.iter().any(|r| !r.done.is_empty());
+        let synced = if notes.is_empty() && !waiting {
             Ok(())
         } else {
             let t = Instant::now();
@@ -363,6 +383,9 @@ pub(crate) fn run_release<M>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
             }
             for b in r.barriers {
                 let _ = b.send(());
+            }
+            for d in r.done {
+                let _ = d.send(Ok(()));
             }
         }
     }
@@ -555,6 +578,7 @@ fn propose<M>(shared: &Shared<M>, st: &mut SequencerState, local: Vec<Admitted>)
                     wire.push(BatchItem::Signed(env.bytes().to_vec()));
                 }
             }
+            Admitted::Offlog(ops, _) => wire.push(BatchItem::Offlog(ops.clone())),
             Admitted::Barrier(_) | Admitted::Committed(_) | Admitted::Import(_) => {}
         }
     }
@@ -618,6 +642,9 @@ fn refuse(a: Admitted) {
                 .written
                 .send(Err(crate::log::replication::ImportError::Stopped));
         }
+        Admitted::Offlog(_, done) => {
+            let _ = done.send(Err(SubmitError::Stopped));
+        }
     }
 }
 
@@ -631,6 +658,9 @@ pub(crate) fn refuse_with(a: Admitted, why: &SubmitError) {
             for (_, reply) in members {
                 let _ = reply.send(Err(why.clone()));
             }
+        }
+        Admitted::Offlog(_, done) => {
+            let _ = done.send(Err(why.clone()));
         }
         other => refuse(other),
     }
@@ -670,6 +700,9 @@ fn sequence_batch<M: crate::state::StateMachine>(
 
     // Step 3 — sequencing, in arrival order, against committed state plus this batch so far.
     let mut barriers = Vec::new();
+    let mut done = Vec::new();
+    let mut offlog: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut shred: Vec<Vec<u8>> = Vec::new();
     // A group's entries take their places one after the other, in the group's order.
     let items = items.into_iter().flat_map(|a| match a {
         Admitted::Group(members) => members
@@ -683,6 +716,22 @@ fn sequence_batch<M: crate::state::StateMachine>(
             Admitted::Verified(env, reply) => (env, reply),
             Admitted::Barrier(tx) => {
                 barriers.push(tx);
+                continue;
+            }
+            // Off-log writes go into the batch's own write, after its entries; shreds
+            // rewrite storage once it is written.
+            Admitted::Offlog(ops, d) => {
+                for op in ops {
+                    match op {
+                        OfflogOp::Put { key, value } => offlog.push((key, Some(value))),
+                        OfflogOp::Delete { key } => offlog.push((key, None)),
+                        OfflogOp::Shred { keys } => {
+                            offlog.extend(keys.iter().map(|k| (k.clone(), None)));
+                            shred.extend(keys);
+                        }
+                    }
+                }
+                done.push(d);
                 continue;
             }
             // Flattened above; a group inside a group does not exist, and committed batches
@@ -824,6 +873,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
         write.batch_time_ms = batch_time_ms;
         write.checkpoint = Some(signed.note.clone());
         write.side_meta = std::mem::take(&mut terms.side_meta);
+        write.offlog = std::mem::take(&mut offlog);
         if let Err(e) = store.write_unsynced(&write) {
             st.smt_cache.clear();
             return Err(failed(e));
@@ -841,13 +891,19 @@ fn sequence_batch<M: crate::state::StateMachine>(
             return Ok(Err(why));
         }
     }
-    if write.entries.is_empty() && !terms.side_meta.is_empty() {
-        // A replicated batch that added no entry still records how far replication applied.
+    if write.entries.is_empty() && (!terms.side_meta.is_empty() || !offlog.is_empty()) {
+        // A replicated batch that added no entry still records how far replication applied,
+        // and its off-log writes.
         let side = BatchWrite {
             side_meta: terms.side_meta,
+            offlog,
             ..BatchWrite::default()
         };
         store.write_unsynced(&side).map_err(failed)?;
+    }
+    if !shred.is_empty() {
+        // Deleted in the write above; now rewrite storage so their bytes are in no file.
+        store.offlog_shred(&shred).map_err(failed)?;
     }
 
     // Steps 5–6 happen on the release thread. A receipt's proof nodes are the old right edge
@@ -865,6 +921,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
         accepted,
         batch_nodes,
         barriers,
+        done,
     }))
 }
 

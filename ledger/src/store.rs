@@ -91,6 +91,9 @@ pub struct BatchWrite {
     /// The signed checkpoint note for `new_size`, stored in the same WriteBatch as the data it
     /// covers (so one fsync makes both durable; it is released only after that).
     pub checkpoint: Option<String>,
+    /// Off-log records written in the same WriteBatch (`None` deletes): a replicated log's
+    /// off-log writes, applied with the batch that carries them (`docs/replication.md` §4).
+    pub offlog: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// Side-meta values written in the same WriteBatch (a replication protocol's "applied up
     /// to here" mark, `docs/replication.md` §2), so they are durable exactly with the batch.
     pub side_meta: Vec<(Vec<u8>, Vec<u8>)>,
@@ -469,6 +472,15 @@ impl Store {
                 None => b.delete_cf(smt, pos.to_key()),
             }
         }
+        if !batch.offlog.is_empty() {
+            let offlog = self.cf(CF_OFFLOG)?;
+            for (k, v) in &batch.offlog {
+                match v {
+                    Some(v) => b.put_cf(offlog, k, v),
+                    None => b.delete_cf(offlog, k),
+                }
+            }
+        }
         if !batch.side_meta.is_empty() {
             let side = self.cf(CF_SIDE_META)?;
             for (k, v) in &batch.side_meta {
@@ -626,6 +638,35 @@ impl Store {
     pub fn side_meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.db
             .put_cf_opt(self.cf(CF_SIDE_META)?, key, value, &synced())?;
+        Ok(())
+    }
+
+    /// Writes and deletes (`None`) off-log records in one atomic write, fsync'd.
+    pub fn offlog_write(&self, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        let offlog = self.cf(CF_OFFLOG)?;
+        let mut b = WriteBatch::default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => b.put_cf(offlog, k, v),
+                None => b.delete_cf(offlog, k),
+            }
+        }
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
+    /// Replaces every off-log record with `records` in one atomic write, fsync'd (a replica
+    /// installing a snapshot).
+    pub fn offlog_replace(&self, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let offlog = self.cf(CF_OFFLOG)?;
+        let mut b = WriteBatch::default();
+        for (k, _) in self.prefix_scan(CF_OFFLOG, b"")? {
+            b.delete_cf(offlog, k);
+        }
+        for (k, v) in records {
+            b.put_cf(offlog, k, v);
+        }
+        self.db.write_opt(b, &synced())?;
         Ok(())
     }
 

@@ -42,6 +42,17 @@ pub enum StoreError {
     /// A fault injected by a test's hook (`LogConfig::fault_hook`).
     #[error("injected fault at {0:?}")]
     Injected(FaultPoint),
+    /// Replicated mode: an off-log write was asked of a replica that is not the leader;
+    /// nothing was written (`leader`: where to ask, when known).
+    #[error("this replica is not the leader{}", .leader.as_deref().map(|l| format!("; the leader is {l}")).unwrap_or_default())]
+    NotLeader {
+        /// The leader's public address, when known.
+        leader: Option<String>,
+    },
+    /// Replicated mode: an off-log write could not be replicated (no quorum in time, the node
+    /// stopping); it may or may not be applied later.
+    #[error("not replicated: {0}")]
+    Unreplicated(String),
 }
 
 impl StoreError {

@@ -326,3 +326,66 @@ async fn history_that_does_not_reproduce_under_these_rules_is_refused_unwritten(
     assert_eq!(c.written_size().unwrap(), 0);
     assert_eq!(c.checkpoint().checkpoint.size, 0);
 }
+
+#[tokio::test]
+async fn off_log_writes_travel_with_the_batches_and_reach_every_replica() {
+    use coopledger_ledger::log::replication::OfflogOp;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, mut proposals) = replica(da.path());
+    let (b, _unused) = replica(db.path());
+    let write = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.offlog_write(vec![
+                OfflogOp::Put {
+                    key: b"box/1".to_vec(),
+                    value: b"ballot".to_vec(),
+                },
+                OfflogOp::Put {
+                    key: b"vault/m".to_vec(),
+                    value: b"sealed".to_vec(),
+                },
+            ])
+            .await
+        })
+    };
+    let batch = proposals.recv().await.unwrap();
+    // Proposed, not applied: nothing is written anywhere yet.
+    assert_eq!(a.offlog_get(b"box/1").unwrap(), None);
+    commit(&[&a, &b], &batch, 1).await;
+    write.await.unwrap().unwrap();
+    for log in [&a, &b] {
+        assert_eq!(log.offlog_get(b"box/1").unwrap(), Some(b"ballot".to_vec()));
+    }
+    // A shred deletes on every replica.
+    let shred = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.offlog_write(vec![OfflogOp::Shred {
+                keys: vec![b"vault/m".to_vec()],
+            }])
+            .await
+        })
+    };
+    let batch = proposals.recv().await.unwrap();
+    commit(&[&a, &b], &batch, 2).await;
+    shred.await.unwrap().unwrap();
+    for log in [&a, &b] {
+        assert_eq!(log.offlog_get(b"vault/m").unwrap(), None);
+        assert_eq!(log.offlog_get(b"box/1").unwrap(), Some(b"ballot".to_vec()));
+    }
+    // Abandoned (no quorum): the writer hears so and nothing is written.
+    let lost = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.offlog_write(vec![OfflogOp::Delete {
+                key: b"box/1".to_vec(),
+            }])
+            .await
+        })
+    };
+    let batch = proposals.recv().await.unwrap();
+    a.abandon(batch.ticket, &SubmitError::NoQuorum);
+    assert_eq!(lost.await.unwrap(), Err(SubmitError::NoQuorum));
+    assert!(a.offlog_get(b"box/1").unwrap().is_some());
+}

@@ -266,9 +266,14 @@ impl Node {
         };
         let vault = Vault::new(log.clone(), key);
         // Keys stored before wrapping existed are wrapped; erasures the log ordered but a crash
-        // kept from being carried out are done; then the vault serves.
-        vault.wrap_bare_keys().map_err(NodeError::Erasure)?;
-        let erased_at_start = vault.sweep().map_err(NodeError::Erasure)?;
+        // kept from being carried out are done; then the vault serves. A replica leaves both to
+        // the leader's services (its folder is new, and erasures arrive through the cluster).
+        let erased_at_start = if replica.is_some() {
+            0
+        } else {
+            vault.wrap_bare_keys().map_err(NodeError::Erasure)?;
+            vault.sweep().map_err(NodeError::Erasure)?
+        };
         let witness = if config.witness_for.is_empty() {
             None
         } else {
@@ -300,22 +305,40 @@ impl Node {
             .frontend
             .start(node.clone(), listener)
             .map_err(NodeError::Serve)?;
-        let mut loops = vec![
-            tokio::spawn(clerk::run(
-                node.log.clone(),
-                node.ballots.clone(),
-                node.clerk.clone(),
-            )),
-            tokio::spawn(node.vault.clone().carry_out_erasures()),
-            tokio::spawn(cosigning::run(node.log.clone(), config.witnesses)),
-        ];
-        if let Some(cfg) = config.anchoring {
-            loops.push(tokio::spawn(anchoring::run(
-                node.log.clone(),
-                cfg,
-                node.anchor_status.clone(),
-            )));
-        }
+        let witnesses = config.witnesses;
+        let anchoring = config.anchoring;
+        let services = {
+            let node = node.clone();
+            move || {
+                let mut loops = vec![
+                    tokio::spawn(clerk::run(
+                        node.log.clone(),
+                        node.ballots.clone(),
+                        node.clerk.clone(),
+                    )),
+                    tokio::spawn(node.vault.clone().carry_out_erasures()),
+                    tokio::spawn(cosigning::run(node.log.clone(), witnesses.clone())),
+                ];
+                if let Some(cfg) = anchoring.clone() {
+                    loops.push(tokio::spawn(anchoring::run(
+                        node.log.clone(),
+                        cfg,
+                        node.anchor_status.clone(),
+                    )));
+                }
+                loops
+            }
+        };
+        // On a single node the services run always; on a replica only while it leads (one
+        // clerk, one anchoring wallet, one erasure sweep per cluster), started again on
+        // whichever replica leads next.
+        let loops = match &node.replica {
+            None => services(),
+            Some(r) => vec![tokio::spawn(cluster::replica::while_leading(
+                r.raft.clone(),
+                services,
+            ))],
+        };
         let replica = node.replica.clone();
         let task = tokio::spawn(async move {
             shutdown.await;

@@ -218,7 +218,7 @@ pub fn submit(e: &SubmitError) -> ErrorObjectOwned {
         SubmitError::Rejected(r) => rejection(r),
         SubmitError::Overloaded => err(code::OVERLOADED, e.to_string(), json!({})),
         SubmitError::Stopped => err(code::UNAVAILABLE, e.to_string(), json!({})),
-        SubmitError::Storage(_) => err(code::STORAGE, e.to_string(), json!({})),
+        SubmitError::Storage(s) => storage(s),
         SubmitError::NoQuorum => err(code::NO_QUORUM, e.to_string(), json!({})),
         SubmitError::NotLeader { leader } => {
             err(code::NOT_LEADER, e.to_string(), json!({ "leader": leader }))
@@ -255,7 +255,16 @@ pub fn not_found(field: &str, what: String) -> ErrorObjectOwned {
 
 /// The state could not be read.
 pub fn storage(e: &coopledger_ledger::store::StoreError) -> ErrorObjectOwned {
-    err(code::STORAGE, e.to_string(), json!({}))
+    use coopledger_ledger::store::StoreError;
+    match e {
+        // A replica's off-log write on a follower: the caller (or the forwarding middleware)
+        // goes to the leader.
+        StoreError::NotLeader { leader } => {
+            err(code::NOT_LEADER, e.to_string(), json!({ "leader": leader }))
+        }
+        StoreError::Unreplicated(_) => err(code::NO_QUORUM, e.to_string(), json!({})),
+        _ => err(code::STORAGE, e.to_string(), json!({})),
+    }
 }
 
 /// The node's own records contradict each other (a storage fault): reported as `STORAGE`.

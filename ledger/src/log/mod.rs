@@ -731,7 +731,7 @@ impl<M: StateMachine> Log<M> {
     }
 
     /// Queues `pending` for the pipeline, waiting while the queue is full.
-    async fn enqueue(&self, mut pending: sequencer::Pending) -> Result<(), SubmitError> {
+    pub(crate) async fn enqueue(&self, mut pending: sequencer::Pending) -> Result<(), SubmitError> {
         let tx = self.submit_tx.as_ref().ok_or(SubmitError::Stopped)?;
         loop {
             match tx.try_send(pending) {

@@ -278,8 +278,15 @@ impl<M: StateMachine> Log<M> {
 /// Off-log records (see [`Store::offlog_put`](crate::store::Store::offlog_put)): durable, beside
 /// the log, in no proof. Writes are fsync'd before these return.
 impl<M: StateMachine> Log<M> {
-    /// Stores an off-log record durably.
+    /// Stores an off-log record durably (on a replica: once the cluster committed it, see
+    /// [`Log::offlog_write`]).
     pub fn offlog_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        if self.is_replicated() {
+            return self.offlog_replicated(vec![replication::OfflogOp::Put {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            }]);
+        }
         self.shared.store.offlog_put(key, value)
     }
     /// Reads an off-log record.
@@ -290,13 +297,22 @@ impl<M: StateMachine> Log<M> {
     pub fn offlog_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.shared.store.offlog_scan(prefix)
     }
-    /// Deletes an off-log record durably.
+    /// Deletes an off-log record durably (on a replica: through the cluster).
     pub fn offlog_delete(&self, key: &[u8]) -> Result<(), StoreError> {
+        if self.is_replicated() {
+            return self
+                .offlog_replicated(vec![replication::OfflogOp::Delete { key: key.to_vec() }]);
+        }
         self.shared.store.offlog_delete(key)
     }
     /// Deletes off-log records so their bytes are in no file of the data folder
     /// (see [`Store::offlog_shred`](crate::store::Store::offlog_shred)).
     pub fn offlog_shred(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        if self.is_replicated() {
+            return self.offlog_replicated(vec![replication::OfflogOp::Shred {
+                keys: keys.to_vec(),
+            }]);
+        }
         self.shared.store.offlog_shred(keys)
     }
 }

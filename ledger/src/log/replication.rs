@@ -13,9 +13,34 @@ use crate::state::{StateCommitment, StateMachine, STATE_ENTRY_TYPE};
 use crate::store::StoreError;
 use tokio::sync::oneshot;
 
+/// A write to the off-log records beside the log (ballot box, vault, witness state…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfflogOp {
+    /// Store `value` under `key`.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Delete the record under `key`.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Delete the records under `keys` so that their bytes are in no file of the data folder
+    /// (`Store::offlog_shred`): crypto-shredding.
+    Shred {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
+}
+
 /// One item of a batch as it travels between replicas.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchItem {
+    /// Off-log writes, applied by every replica with the batch, after its entries.
+    Offlog(Vec<OfflogOp>),
     /// A signed entry's canonical bytes (checked again by every replica that applies it).
     Signed(Vec<u8>),
     /// One of the node's own entries, signed with the log key by each replica when it is
@@ -221,6 +246,60 @@ impl<M: StateMachine> Log<M> {
             });
         }
         Ok(at)
+    }
+
+    /// Writes off-log records. On a single node: at once, in one fsync'd write (a shred
+    /// rewrites storage, `Store::offlog_shred`). On a replica: through replication, like an
+    /// entry — applied by every replica in the log's order, answered once durable here; a
+    /// follower refuses with `NotLeader` like a submission.
+    pub async fn offlog_write(&self, ops: Vec<OfflogOp>) -> Result<(), SubmitError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if !self.is_replicated() {
+            let store = &self.shared.store;
+            let mut plain = Vec::new();
+            for op in ops {
+                match op {
+                    OfflogOp::Put { key, value } => plain.push((key, Some(value))),
+                    OfflogOp::Delete { key } => plain.push((key, None)),
+                    OfflogOp::Shred { keys } => {
+                        store.offlog_write(&std::mem::take(&mut plain))?;
+                        store.offlog_shred(&keys)?;
+                    }
+                }
+            }
+            store.offlog_write(&plain)?;
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Pending::Offlog(ops, reply)).await?;
+        rx.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// The synchronous off-log writes (`offlog_put`, `offlog_delete`, `offlog_shred`) of a
+    /// replica: [`Log::offlog_write`], waited for on this thread. The thread leaves the async
+    /// runtime's workers while it waits (`block_in_place`), so waiting cannot starve Raft; a
+    /// single-threaded runtime cannot do that, and is refused rather than blocked.
+    pub(crate) fn offlog_replicated(&self, ops: Vec<OfflogOp>) -> Result<(), StoreError> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| StoreError::Unreplicated("no async runtime to replicate with".into()))?;
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+            return Err(StoreError::Unreplicated(
+                "a replica's off-log writes need the multi-threaded runtime".into(),
+            ));
+        }
+        tokio::task::block_in_place(|| handle.block_on(self.offlog_write(ops))).map_err(|e| match e
+        {
+            SubmitError::NotLeader { leader } => StoreError::NotLeader { leader },
+            SubmitError::Storage(s) => s,
+            other => StoreError::Unreplicated(other.to_string()),
+        })
+    }
+
+    /// Replaces every off-log record (a replica installing a snapshot).
+    pub fn offlog_replace(&self, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        self.shared.store.offlog_replace(records)
     }
 
     /// Makes everything written so far durable (one fsync of the write-ahead log).

@@ -13,7 +13,7 @@ pub mod replica;
 pub mod state_machine;
 
 use base64::Engine;
-use coopledger_ledger::log::replication::{BatchItem, ProposedBatch};
+use coopledger_ledger::log::replication::{BatchItem, OfflogOp, ProposedBatch};
 use coopledger_ledger::OwnEntry;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +55,65 @@ pub enum Item {
         /// The payload.
         payload: serde_json::Map<String, serde_json::Value>,
     },
+    /// Off-log writes (ballot box, vault, witness state…), applied with the batch.
+    Offlog(Vec<OfflogWire>),
+}
+
+/// One off-log write; keys and values base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum OfflogWire {
+    /// Store `value` under `key`.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Delete `key`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Shred `keys` (crypto-shredding: their bytes leave every file).
+    Shred {
+        /// The keys.
+        keys: Vec<String>,
+    },
+}
+
+impl OfflogWire {
+    fn from_op(op: OfflogOp) -> OfflogWire {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        match op {
+            OfflogOp::Put { key, value } => OfflogWire::Put {
+                key: b64.encode(key),
+                value: b64.encode(value),
+            },
+            OfflogOp::Delete { key } => OfflogWire::Delete {
+                key: b64.encode(key),
+            },
+            OfflogOp::Shred { keys } => OfflogWire::Shred {
+                keys: keys.into_iter().map(|k| b64.encode(k)).collect(),
+            },
+        }
+    }
+
+    /// The write; base64 that does not decode becomes empty bytes (identically everywhere).
+    fn into_op(self) -> OfflogOp {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let d = |t: String| b64.decode(t).unwrap_or_default();
+        match self {
+            OfflogWire::Put { key, value } => OfflogOp::Put {
+                key: d(key),
+                value: d(value),
+            },
+            OfflogWire::Delete { key } => OfflogOp::Delete { key: d(key) },
+            OfflogWire::Shred { keys } => OfflogOp::Shred {
+                keys: keys.into_iter().map(d).collect(),
+            },
+        }
+    }
 }
 
 impl From<ProposedBatch> for BatchCommand {
@@ -73,6 +132,9 @@ impl From<ProposedBatch> for BatchCommand {
                         version: own.version,
                         payload: own.payload,
                     },
+                    BatchItem::Offlog(ops) => {
+                        Item::Offlog(ops.into_iter().map(OfflogWire::from_op).collect())
+                    }
                 })
                 .collect(),
             batch_time_ms: b.batch_time_ms,
@@ -81,6 +143,13 @@ impl From<ProposedBatch> for BatchCommand {
 }
 
 impl BatchCommand {
+    /// Whether applying it shreds off-log records (after which the Raft log's copies must go).
+    pub fn shreds(&self) -> bool {
+        self.items.iter().any(|i| {
+            matches!(i, Item::Offlog(ops) if ops.iter().any(|o| matches!(o, OfflogWire::Shred { .. })))
+        })
+    }
+
     /// The batch for the ledger. An item whose base64 does not decode is passed on empty, so
     /// every replica refuses it identically (an empty entry does not parse).
     pub fn into_batch(self) -> ProposedBatch {
@@ -102,6 +171,9 @@ impl BatchCommand {
                         version,
                         payload,
                     }),
+                    Item::Offlog(ops) => {
+                        BatchItem::Offlog(ops.into_iter().map(OfflogWire::into_op).collect())
+                    }
                 })
                 .collect(),
             batch_time_ms: self.batch_time_ms,

@@ -74,6 +74,7 @@ pub struct Replica<M: StateMachine> {
     /// The ledger it replicates.
     pub log: Arc<Log<M>>,
     proposer: tokio::task::JoinHandle<()>,
+    purger: tokio::task::JoinHandle<()>,
 }
 
 impl<M: StateMachine> std::fmt::Debug for Replica<M> {
@@ -108,7 +109,9 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
         .validate()
         .map_err(|e| ReplicaError::Config(e.to_string()))?;
         let log_store = LogStore::new(log.shared_store());
-        let machine = LedgerMachine::new(log.clone(), config.snapshot_dir.clone())?;
+        let (shred_tx, shred_rx) = tokio::sync::mpsc::unbounded_channel();
+        let machine =
+            LedgerMachine::new(log.clone(), config.snapshot_dir.clone())?.on_shred(shred_tx);
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
@@ -124,10 +127,12 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
             proposals,
             config.submit_timeout,
         ));
+        let purger = tokio::spawn(purge_after_erasures(raft.clone(), shred_rx));
         Ok(Replica {
             raft,
             log,
             proposer,
+            purger,
         })
     }
 
@@ -175,7 +180,83 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
     /// Stops Raft and the proposing task (the ledger keeps running until dropped).
     pub async fn shutdown(&self) {
         self.proposer.abort();
+        self.purger.abort();
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Runs the services `start` makes while this replica is the leader: started when it becomes
+/// leader, aborted when it stops being one. Runs until aborted.
+pub async fn while_leading<F>(raft: Raft<Cluster>, start: F)
+where
+    F: Fn() -> Vec<tokio::task::JoinHandle<()>> + Send + 'static,
+{
+    let mut metrics = raft.metrics();
+    // Aborted with this task too (a shutdown aborts it).
+    let mut running = AbortOnDrop(Vec::new());
+    loop {
+        let leads = {
+            let m = metrics.borrow_and_update();
+            m.current_leader == Some(m.id) && m.state == openraft::ServerState::Leader
+        };
+        if leads && running.0.is_empty() {
+            tracing::info!("leading: starting the clerk, anchoring, cosigning and erasures");
+            running.0 = start();
+        } else if !leads && !running.0.is_empty() {
+            tracing::info!("no longer leading: stopping the services");
+            for t in running.0.drain(..) {
+                t.abort();
+            }
+        }
+        if metrics.changed().await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Tasks aborted when this is dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// After an erasure is applied at Raft index `i`, the Raft log up to `i` still holds the
+/// erased records (the wrapped data key, the sealed data), and so may the current snapshot:
+/// take a new snapshot (built from the state after the shred) and purge the log through `i`
+/// (`docs/replication.md` §4).
+async fn purge_after_erasures(
+    raft: Raft<Cluster>,
+    mut shredded: tokio::sync::mpsc::UnboundedReceiver<u64>,
+) {
+    while let Some(mut index) = shredded.recv().await {
+        // Several erasures in a row: one snapshot and purge covers them all.
+        while let Ok(later) = shredded.try_recv() {
+            index = index.max(later);
+        }
+        if let Err(e) = raft.trigger().snapshot().await {
+            tracing::error!(error = %e, "cannot snapshot after an erasure");
+            return;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let at = raft.metrics().borrow().snapshot.map(|s| s.index);
+            if at.is_some_and(|at| at >= index) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                tracing::error!(index, "no snapshot after an erasure within a minute");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Err(e) = raft.trigger().purge_log(index).await {
+            tracing::error!(error = %e, "cannot purge the Raft log after an erasure");
+        }
     }
 }
 

@@ -12,11 +12,15 @@
 //! then segments until S entries are given, each:
 //!   u32 BE length ‖ segment JSON {"start": s, "count": n, "note": checkpoint note at s + n}
 //!   n × (u32 BE length ‖ canonical entry bytes)
+//! then the off-log records ("offlog" in the header of them), each:
+//!   u32 BE length ‖ key, u32 BE length ‖ value
 //! ```
 //!
 //! Segments end on sizes the log key signed (batch boundaries), about [`SEGMENT_ENTRIES`]
-//! entries each, so a replica imports and checks a segment at a time. Off-log records are not
-//! in snapshots yet (`docs/replication.md` §10).
+//! entries each, so a replica imports and checks a segment at a time. The off-log records (ballot
+//! box, vault, witness state) as of the applied point follow; a replica installing the snapshot
+//! replaces its own with them. A snapshot is rebuilt, and the Raft log purged, after every
+//! erasure (`docs/replication.md` §4), so neither holds an erased member's key afterwards.
 
 use super::{Applied, Cluster, Command, ReplicaAddr};
 use coopledger_ledger::log::replication::{CommittedBatch, ProposedBatch};
@@ -51,6 +55,7 @@ type Membership = StoredMembership<u64, ReplicaAddr>;
 struct Header {
     meta: Meta,
     size: u64,
+    offlog: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,6 +71,9 @@ pub struct LedgerMachine<M: StateMachine> {
     log: Arc<Log<M>>,
     /// Where snapshots are kept (`<data>/raft-snapshots`).
     dir: PathBuf,
+    /// Told the Raft index of every applied entry that shredded off-log records, so the
+    /// replica rebuilds its snapshot and purges its Raft log through it.
+    shredded: Option<tokio::sync::mpsc::UnboundedSender<u64>>,
 }
 
 impl<M: StateMachine> std::fmt::Debug for LedgerMachine<M> {
@@ -81,7 +89,17 @@ impl<M: StateMachine> LedgerMachine<M> {
     /// The machine over `log`, keeping snapshots in `dir` (created if missing).
     pub fn new(log: Arc<Log<M>>, dir: PathBuf) -> std::io::Result<LedgerMachine<M>> {
         std::fs::create_dir_all(&dir)?;
-        Ok(LedgerMachine { log, dir })
+        Ok(LedgerMachine {
+            log,
+            dir,
+            shredded: None,
+        })
+    }
+
+    /// Tells `to` the Raft index of each applied erasure.
+    pub fn on_shred(mut self, to: tokio::sync::mpsc::UnboundedSender<u64>) -> LedgerMachine<M> {
+        self.shredded = Some(to);
+        self
     }
 
     fn current(&self) -> PathBuf {
@@ -104,6 +122,9 @@ pub struct SnapshotWriter<M: StateMachine> {
     applied: Option<LogId<u64>>,
     membership: Membership,
     size: u64,
+    /// The off-log records at the applied point, or why they could not be read (then no
+    /// snapshot is built: one without them would wipe a receiving replica's).
+    offlog: Result<Vec<(Vec<u8>, Vec<u8>)>, String>,
 }
 
 impl<M: StateMachine> std::fmt::Debug for SnapshotWriter<M> {
@@ -156,6 +177,7 @@ async fn get_record(input: &mut tokio::fs::File) -> std::io::Result<Vec<u8>> {
 impl<M: StateMachine> SnapshotWriter<M> {
     /// Writes the snapshot file; returns its path and metadata.
     async fn write(&self) -> Result<(PathBuf, Meta), StorageError<u64>> {
+        let offlog = self.offlog.as_ref().map_err(snap_write)?;
         // The batch of `size` is written; wait until its checkpoint is released (entries are
         // read only under a released checkpoint).
         for _ in 0..3000 {
@@ -182,6 +204,7 @@ impl<M: StateMachine> SnapshotWriter<M> {
         let header = serde_json::to_vec(&Header {
             meta: meta.clone(),
             size: self.size,
+            offlog: offlog.len() as u64,
         })
         .map_err(snap_write)?;
         put_record(&mut out, &header).await.map_err(snap_write)?;
@@ -212,6 +235,10 @@ impl<M: StateMachine> SnapshotWriter<M> {
                 put_record(&mut out, &entry).await.map_err(snap_write)?;
             }
             start = i;
+        }
+        for (k, v) in offlog {
+            put_record(&mut out, k).await.map_err(snap_write)?;
+            put_record(&mut out, v).await.map_err(snap_write)?;
         }
         out.sync_all().await.map_err(snap_write)?;
         Ok((tmp, meta))
@@ -256,8 +283,12 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
             let log_id = entry.log_id;
             let applied = serde_json::to_vec(&Some(log_id)).map_err(sm_write)?;
             let mut side_meta = vec![(APPLIED.to_vec(), applied)];
+            let mut shreds = false;
             let batch = match entry.payload {
-                EntryPayload::Normal(Command::Batch(b)) => b.into_batch(),
+                EntryPayload::Normal(Command::Batch(b)) => {
+                    shreds = b.shreds();
+                    b.into_batch()
+                }
                 EntryPayload::Blank => nothing(),
                 EntryPayload::Membership(m) => {
                     let stored = Membership::new(Some(log_id), m);
@@ -273,15 +304,20 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
                 .apply_committed(CommittedBatch { batch, side_meta })
                 .await
                 .map_err(|e| StorageIOError::apply(log_id, AnyError::error(e.to_string())))?;
-            written.push((log_id, rx));
+            written.push((log_id, rx, shreds));
         }
         let mut out = Vec::with_capacity(written.len());
-        for (log_id, rx) in written {
+        for (log_id, rx, shreds) in written {
             let size = rx
                 .await
                 .map_err(|_| "the ledger stopped".to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()))
                 .map_err(|e| StorageIOError::apply(log_id, AnyError::error(e)))?;
+            if shreds {
+                if let Some(to) = &self.shredded {
+                    let _ = to.send(log_id.index);
+                }
+            }
             out.push(Applied { size });
         }
         Ok(out)
@@ -297,12 +333,15 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
                 (None, Membership::default())
             }
         };
+        // The off-log records as of this applied point (they change with later batches).
+        let offlog = self.log.offlog_scan(b"").map_err(|e| e.to_string());
         SnapshotWriter {
             log: self.log.clone(),
             dir: self.dir.clone(),
             applied,
             membership,
             size: self.log.written_size().unwrap_or(0),
+            offlog,
         }
     }
 
@@ -382,6 +421,13 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
             }
             start = end;
         }
+        let mut offlog = Vec::with_capacity(header.offlog.min(1 << 20) as usize);
+        for _ in 0..header.offlog {
+            let k = get_record(file).await.map_err(snap_read)?;
+            let v = get_record(file).await.map_err(snap_read)?;
+            offlog.push((k, v));
+        }
+        self.log.offlog_replace(&offlog).map_err(sm_write)?;
         // The applied point and membership, in one write after the imported batches.
         let side_meta = vec![
             (
