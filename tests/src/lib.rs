@@ -2,6 +2,8 @@
 //! port chosen by the OS, and signs entries the way a member's device does.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
+
 use anyhow::{anyhow, bail, Context, Result};
 use coopledger_ledger::codec::{b64_decode, b64_encode};
 use coopledger_ledger::{Body, Envelope};

@@ -15,7 +15,8 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use coopledger_e2e::{attest, coop, free_port, now_ms, read_key, sign, Node};
+use coopledger_e2e::cluster::{caught_up, join, leader, status, three, voters, Replica};
+use coopledger_e2e::{attest, coop, now_ms, read_key, sign};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::verify::verify_consistency;
 use coopledger_ledger::{Hash, NoteVerifier, SignedCheckpoint};
@@ -23,152 +24,9 @@ use coopledger_rpc::client::http_client;
 use coopledger_rpc::LedgerApiClient;
 use jsonrpsee::core::client::ClientT;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-struct Replica {
-    id: u64,
-    data: PathBuf,
-    port: u16,
-    node: Option<Node>,
-}
-
-impl Replica {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self, vault_key: &Path) {
-        let listen = format!("127.0.0.1:{}", self.port);
-        let node = Node::start(
-            &self.data,
-            &[
-                "--listen",
-                &listen,
-                "--vault-key",
-                vault_key.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
-        self.node = Some(node);
-    }
-}
-
-async fn status(url: &str) -> Option<Value> {
-    let c = http_client(url).ok()?;
-    c.request::<Value, _>("cluster_status", jsonrpsee::rpc_params![])
-        .await
-        .ok()
-}
-
-/// The id and URL of the leader the running replicas agree on.
-async fn leader(replicas: &[Replica]) -> (u64, String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut seen = Vec::new();
-        for r in replicas.iter().filter(|r| r.node.is_some()) {
-            if let Some(s) = status(&r.url()).await {
-                seen.push((
-                    s["leader"].as_u64(),
-                    s["leaderPublic"].as_str().map(str::to_owned),
-                ));
-            }
-        }
-        if let Some((Some(id), Some(url))) = seen.first().cloned() {
-            let live = replicas.iter().any(|r| r.id == id && r.node.is_some());
-            if live && seen.iter().all(|s| s.0 == Some(id)) {
-                return (id, url);
-            }
-        }
-        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until every running replica released at least `size` entries.
-async fn caught_up(replicas: &[Replica], size: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for r in replicas.iter().filter(|r| r.node.is_some()) {
-        let c = http_client(&r.url()).unwrap();
-        loop {
-            let now = c.checkpoint().await.map(|cp| cp.size).unwrap_or(0);
-            if now >= size {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replica {} stuck at {now}, waiting for {size}",
-                r.id
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn cluster_place(data: &Path, id: u64, port: u16, cluster_port: u16) -> Vec<String> {
-    vec![
-        "--data".into(),
-        data.to_str().unwrap().into(),
-        "--id".into(),
-        id.to_string(),
-        "--public".into(),
-        format!("http://127.0.0.1:{port}"),
-        "--cluster".into(),
-        format!("127.0.0.1:{cluster_port}"),
-    ]
-}
-
-fn run_coop(args: &[String]) -> String {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, out, err) = coop(&refs).unwrap();
-    assert_eq!(code, 0, "coop {args:?}: {out}{err}");
-    out
-}
-
-/// Starts replica `id` joining via `via` (`coop cluster join`, then `coop serve`).
-fn join(dir: &Path, id: u64, via: &str, vault_key: &Path) -> Replica {
-    let data = dir.join(format!("r{id}"));
-    let (port, cluster_port) = (free_port().unwrap(), free_port().unwrap());
-    let mut args = vec!["cluster".to_owned(), "join".to_owned()];
-    args.extend(cluster_place(&data, id, port, cluster_port));
-    args.extend([
-        "--via".to_owned(),
-        via.to_owned(),
-        "--node-key".to_owned(),
-        dir.join("r1/node.key").to_str().unwrap().to_owned(),
-    ]);
-    run_coop(&args);
-    let mut r = Replica {
-        id,
-        data,
-        port,
-        node: None,
-    };
-    r.start(vault_key);
-    r
-}
-
-/// Waits until the cluster lists `n` voters.
-async fn voters(url: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = status(url).await {
-            let count = s["replicas"]
-                .as_array()
-                .map_or(0, |r| r.iter().filter(|r| r["voter"] == true).count());
-            if count == n {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cluster never had {n} voters"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_forks() {
@@ -178,26 +36,11 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
         .unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
     let vault_key = dir.path().join("vault.key");
-
-    // Replica 1: a demo co-op made the first replica of a new cluster.
+    let node_key = dir.path().join("r1/node.key");
     let data1 = dir.path().join("r1");
-    let (port1, cport1) = (free_port().unwrap(), free_port().unwrap());
-    let mut args = vec!["cluster".to_owned(), "init".to_owned()];
-    args.extend(cluster_place(&data1, 1, port1, cport1));
-    run_coop(&args);
-    let mut first = Replica {
-        id: 1,
-        data: data1.clone(),
-        port: port1,
-        node: None,
-    };
-    first.start(&vault_key);
-    let via = first.url();
-    let mut replicas = vec![first];
-    for id in [2, 3] {
-        replicas.push(join(dir.path(), id, &via, &vault_key));
-    }
-    voters(&via, 3).await;
+    let mut replicas = three(dir.path()).await.unwrap();
+    let via = replicas[0].url();
+    let port1 = replicas[0].port;
     // The leader's metrics show the Raft figures and each replica's lag.
     let metrics = coopledger_e2e::metrics(&format!("127.0.0.1:{port1}")).unwrap();
     for name in [
@@ -234,7 +77,7 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
 
     // A follower takes a submission too: it forwards it to the leader and returns the
     // leader's receipt.
-    let (leader_id, _) = leader(&replicas).await;
+    let (leader_id, _) = leader(&replicas).await.unwrap();
     let follower = replicas.iter().find(|r| r.id != leader_id).unwrap().url();
     let board = &keys[0];
     let c = http_client(&follower).unwrap();
@@ -249,7 +92,7 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
     let mut failovers = Vec::new();
 
     for round in 0..rounds {
-        let (leader_id, _) = leader(&replicas).await;
+        let (leader_id, _) = leader(&replicas).await.unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for (k, key) in keys.iter().enumerate() {
@@ -308,7 +151,7 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
         let victim = replicas.iter_mut().find(|r| r.id == leader_id).unwrap();
         let victim_url = victim.url();
         let killed_at = Instant::now();
-        victim.node.take().unwrap().kill9().unwrap();
+        victim.kill9().unwrap();
         // Failover: the first acknowledgement by another replica after the kill (measured,
         // not asserted).
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -338,18 +181,19 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
             .iter_mut()
             .find(|r| r.id == leader_id)
             .unwrap()
-            .start(&vault_key);
+            .start(&vault_key)
+            .unwrap();
     }
 
     // Everyone converges on the leader's size.
-    let (_, leader_url) = leader(&replicas).await;
+    let (_, leader_url) = leader(&replicas).await.unwrap();
     let size = http_client(&leader_url)
         .unwrap()
         .checkpoint()
         .await
         .unwrap()
         .size;
-    caught_up(&replicas, size).await;
+    caught_up(&replicas, size).await.unwrap();
     let acked = acked.lock().unwrap().clone();
     let seen = seen.lock().unwrap().clone();
     assert!(!acked.is_empty());
@@ -425,14 +269,16 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
         "--data".to_owned(),
         wiped.data.to_str().unwrap().to_owned(),
     ];
-    run_coop(&leave);
-    wiped.node.take().unwrap().kill9().unwrap();
+    let refs: Vec<&str> = leave.iter().map(String::as_str).collect();
+    let (code, out, err) = coop(&refs).unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    wiped.kill9().unwrap();
     std::fs::remove_dir_all(&wiped.data).unwrap();
-    voters(&via_live(&replicas), 2).await;
-    let fresh = join(dir.path(), 4, &via_live(&replicas), &vault_key);
+    voters(&via_live(&replicas), 2).await.unwrap();
+    let fresh = join(dir.path(), 4, &via_live(&replicas), &node_key, &vault_key).unwrap();
     replicas.push(fresh);
-    voters(&via_live(&replicas), 3).await;
-    caught_up(&replicas, size).await;
+    voters(&via_live(&replicas), 3).await.unwrap();
+    caught_up(&replicas, size).await.unwrap();
     let (code, out, err) = coop(&[
         "--rpc",
         &replicas.last().unwrap().url(),

@@ -1,0 +1,207 @@
+//! Replicated co-ops for end-to-end tests: replicas made with `coop cluster init` and
+//! `coop cluster join`, run as real `coop serve` processes on loopback ports, and the waits
+//! the tests need (an agreed leader, a number of voters, every replica caught up).
+
+use crate::{coop, free_port, Node};
+use anyhow::{anyhow, bail, Result};
+use coopledger_rpc::client::http_client;
+use coopledger_rpc::LedgerApiClient;
+use jsonrpsee::core::client::ClientT;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One replica: its id, folder, public port, and its process while it runs.
+#[derive(Debug)]
+pub struct Replica {
+    /// Its id in the cluster.
+    pub id: u64,
+    /// Its data folder.
+    pub data: PathBuf,
+    /// Its public port on 127.0.0.1.
+    pub port: u16,
+    /// The running `coop serve`, if it runs.
+    pub node: Option<Node>,
+}
+
+impl Replica {
+    /// Its public URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts `coop serve` on its folder and port, with the cluster's vault key file.
+    pub fn start(&mut self, vault_key: &Path) -> Result<()> {
+        let listen = format!("127.0.0.1:{}", self.port);
+        let key = vault_key
+            .to_str()
+            .ok_or_else(|| anyhow!("vault key path is not UTF-8"))?;
+        self.node = Some(Node::start(
+            &self.data,
+            &["--listen", &listen, "--vault-key", key],
+        )?);
+        Ok(())
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill9(&mut self) -> Result<()> {
+        match self.node.take() {
+            Some(n) => n.kill9(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn run_coop(args: &[String]) -> Result<String> {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = coop(&refs)?;
+    if code != 0 {
+        bail!("coop {args:?} exited {code}: {out}{err}");
+    }
+    Ok(out)
+}
+
+fn place(data: &Path, id: u64, port: u16, cluster_port: u16) -> Vec<String> {
+    vec![
+        "--data".into(),
+        data.display().to_string(),
+        "--id".into(),
+        id.to_string(),
+        "--public".into(),
+        format!("http://127.0.0.1:{port}"),
+        "--cluster".into(),
+        format!("127.0.0.1:{cluster_port}"),
+    ]
+}
+
+/// Makes `data` (a co-op's folder, or new: a demo co-op) replica 1 of a new cluster and starts
+/// it.
+pub fn init(data: &Path, vault_key: &Path) -> Result<Replica> {
+    let (port, cluster_port) = (free_port()?, free_port()?);
+    let mut args = vec!["cluster".to_owned(), "init".to_owned()];
+    args.extend(place(data, 1, port, cluster_port));
+    run_coop(&args)?;
+    let mut r = Replica {
+        id: 1,
+        data: data.to_owned(),
+        port,
+        node: None,
+    };
+    r.start(vault_key)?;
+    Ok(r)
+}
+
+/// Makes `dir/r<id>` a replica joining via the member at `via` with the node key `node_key`,
+/// and starts it (it asks to join as it starts).
+pub fn join(dir: &Path, id: u64, via: &str, node_key: &Path, vault_key: &Path) -> Result<Replica> {
+    let data = dir.join(format!("r{id}"));
+    let (port, cluster_port) = (free_port()?, free_port()?);
+    let mut args = vec!["cluster".to_owned(), "join".to_owned()];
+    args.extend(place(&data, id, port, cluster_port));
+    args.extend([
+        "--via".to_owned(),
+        via.to_owned(),
+        "--node-key".to_owned(),
+        node_key.display().to_string(),
+    ]);
+    run_coop(&args)?;
+    let mut r = Replica {
+        id,
+        data,
+        port,
+        node: None,
+    };
+    r.start(vault_key)?;
+    Ok(r)
+}
+
+/// `cluster_status` of the replica at `url`, if it answers.
+pub async fn status(url: &str) -> Option<Value> {
+    let c = http_client(url).ok()?;
+    c.request::<Value, _>("cluster_status", jsonrpsee::rpc_params![])
+        .await
+        .ok()
+}
+
+/// The id and URL of the leader every running replica agrees on (waits up to 20 s).
+pub async fn leader(replicas: &[Replica]) -> Result<(u64, String)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut seen = Vec::new();
+        for r in replicas.iter().filter(|r| r.node.is_some()) {
+            if let Some(s) = status(&r.url()).await {
+                seen.push((
+                    s.get("leader").and_then(Value::as_u64),
+                    s.get("leaderPublic")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                ));
+            }
+        }
+        if let Some((Some(id), Some(url))) = seen.first().cloned() {
+            let live = replicas.iter().any(|r| r.id == id && r.node.is_some());
+            if live && seen.iter().all(|s| s.0 == Some(id)) {
+                return Ok((id, url));
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no agreed leader: {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (up to 60 s) until the replica at `url` lists `n` voters.
+pub async fn voters(url: &str, n: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = status(url).await {
+            let count = s.get("replicas").and_then(Value::as_array).map_or(0, |r| {
+                r.iter()
+                    .filter(|r| r.get("voter") == Some(&Value::Bool(true)))
+                    .count()
+            });
+            if count == n {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the cluster never had {n} voters");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (up to 30 s) until every running replica released at least `size` entries.
+pub async fn caught_up(replicas: &[Replica], size: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for r in replicas.iter().filter(|r| r.node.is_some()) {
+        let c = http_client(&r.url())?;
+        loop {
+            let now = c.checkpoint().await.map(|cp| cp.size).unwrap_or(0);
+            if now >= size {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("replica {} stuck at {now}, waiting for {size}", r.id);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+/// A three-replica cluster over the co-op in `dir/r1` (made first by the caller, or a demo
+/// co-op), the vault key file in `dir/vault.key`; returns once all three vote.
+pub async fn three(dir: &Path) -> Result<Vec<Replica>> {
+    let vault_key = dir.join("vault.key");
+    let first = init(&dir.join("r1"), &vault_key)?;
+    let via = first.url();
+    let node_key = dir.join("r1/node.key");
+    let mut replicas = vec![first];
+    for id in [2, 3] {
+        replicas.push(join(dir, id, &via, &node_key, &vault_key)?);
+    }
+    voters(&via, 3).await?;
+    Ok(replicas)
+}
