@@ -48,6 +48,8 @@ pub const SEGMENT_ENTRIES: u64 = 4096;
 const MAX_RECORD: u32 = 16 * 1024 * 1024;
 
 type Meta = SnapshotMeta<u64, ReplicaAddr>;
+/// An off-log record: key, value.
+type OfflogRecord = (Vec<u8>, Vec<u8>);
 type Membership = StoredMembership<u64, ReplicaAddr>;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -124,7 +126,7 @@ pub struct SnapshotWriter<M: StateMachine> {
     size: u64,
     /// The off-log records at the applied point, or why they could not be read (then no
     /// snapshot is built: one without them would wipe a receiving replica's).
-    offlog: Result<Vec<(Vec<u8>, Vec<u8>)>, String>,
+    offlog: Result<Vec<OfflogRecord>, String>,
 }
 
 impl<M: StateMachine> std::fmt::Debug for SnapshotWriter<M> {
