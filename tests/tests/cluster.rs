@@ -261,16 +261,16 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
     // A replica wiped and rejoined (under a new id) catches up by snapshot and audits clean.
     let gone = replicas.iter().position(|r| r.id == 3).unwrap();
     let mut wiped = replicas.remove(gone);
-    let leave = vec![
-        "--rpc".to_owned(),
-        via_live(&replicas),
-        "cluster".to_owned(),
-        "leave".to_owned(),
-        "--data".to_owned(),
-        wiped.data.to_str().unwrap().to_owned(),
-    ];
-    let refs: Vec<&str> = leave.iter().map(String::as_str).collect();
-    let (code, out, err) = coop(&refs).unwrap();
+    let via = via_live(&replicas);
+    let (code, out, err) = coop(&[
+        "--rpc",
+        &via,
+        "cluster",
+        "leave",
+        "--data",
+        wiped.data.to_str().unwrap(),
+    ])
+    .unwrap();
     assert_eq!(code, 0, "{out}{err}");
     wiped.kill9().unwrap();
     std::fs::remove_dir_all(&wiped.data).unwrap();
