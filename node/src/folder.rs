@@ -3,7 +3,8 @@
 //!
 //! Layout: `node.key` (the node's signing key, 0600), `ledger/` (RocksDB), `node.addr` (the
 //! address the running node bound, rewritten at each start), and for a demo co-op `demo-keys/`
-//! with the founders' key files. A ledger being created lives in `ledger.creating/` until its
+//! with the founders' key files. A replica of a cluster also has `cluster.json` (its id and
+//! addresses, `cluster::membership::ClusterFile`) and `raft-snapshots/` (its current snapshot). A ledger being created lives in `ledger.creating/` until its
 //! genesis entry is durable and checkpointed, then is renamed into place: a crash during
 //! creation never leaves a ledger without genesis.
 
