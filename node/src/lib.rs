@@ -236,13 +236,19 @@ impl Node {
                     cluster::network::Network(setup.calls),
                 )
                 .await?;
-                if setup.initialize {
+                let fresh = !replica
+                    .raft
+                    .is_initialized()
+                    .await
+                    .map_err(|e| cluster::replica::ReplicaError::Raft(e.to_string()))?;
+                if setup.initialize && fresh {
                     let members = std::collections::BTreeMap::from([(setup.id, setup.me)]);
-                    // Refused when this replica is in a cluster already: nothing to do then.
-                    match replica.raft.initialize(members).await {
-                        Ok(()) => replica.seal_history().await?,
-                        Err(e) => tracing::info!(reason = %e, "cluster already initialised"),
-                    }
+                    replica
+                        .raft
+                        .initialize(members)
+                        .await
+                        .map_err(|e| cluster::replica::ReplicaError::Raft(e.to_string()))?;
+                    replica.seal_history().await?;
                 }
                 cluster_serving = Some(
                     setup

@@ -119,3 +119,119 @@ async fn the_log_vote_and_purge_point_survive_a_reopen_without_holes() {
         .collect();
     assert_eq!(got, vec![4, 5, 6, 7]);
 }
+
+/// A signed note for these tests' co-op.
+fn note_entry(key: &ed25519_dalek::SigningKey, seq: u64) -> coopledger_ledger::Envelope {
+    let mut payload = serde_json::Map::new();
+    payload.insert("n".into(), seq.into());
+    coopledger_ledger::Body {
+        coop: "suite.example/log".into(),
+        kind: "test.note".into(),
+        version: 1,
+        signer: key.verifying_key().to_bytes(),
+        seq,
+        ts: coopledger_ledger::log::now_ms(),
+        payload,
+    }
+    .sign(key)
+    .unwrap()
+}
+
+/// Applies `n` batches of one note each to `machine` as committed Raft entries 1..=n.
+async fn apply_notes(machine: &mut LedgerMachine<Notes>, n: u64) {
+    use openraft::storage::RaftStateMachine;
+    let member = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+    let entries: Vec<Entry<Cluster>> = (1..=n)
+        .map(|i| Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Normal(super::Command::Batch(super::BatchCommand {
+                proposer: 0,
+                ticket: 0,
+                items: vec![super::Item::Signed(coopledger_ledger::codec::b64_encode(
+                    note_entry(&member, i).bytes(),
+                ))],
+                batch_time_ms: coopledger_ledger::log::now_ms(),
+            })),
+        })
+        .collect();
+    machine.apply(entries).await.unwrap();
+}
+
+/// Installs `data` on `machine` as a received snapshot with `meta`.
+async fn install(
+    machine: &mut LedgerMachine<Notes>,
+    dir: &std::path::Path,
+    meta: &openraft::SnapshotMeta<u64, super::ReplicaAddr>,
+    data: Vec<u8>,
+) -> Result<(), StorageError<u64>> {
+    use openraft::storage::RaftStateMachine;
+    let path = dir.join(format!("test-{}.snap", rand::random::<u64>()));
+    std::fs::write(&path, data).unwrap();
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .await
+        .unwrap();
+    machine.install_snapshot(meta, Box::new(file)).await
+}
+
+/// A snapshot is checked before anything of it is applied: a flipped byte in an entry, a
+/// wrong header or a foreign file is refused and the receiving ledger is unchanged; the real
+/// snapshot installs the same tree, state and note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use tokio::io::AsyncReadExt;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = ledger(da.path());
+    let mut ma = LedgerMachine::new(a.clone(), da.path().join("snapshots")).unwrap();
+    apply_notes(&mut ma, 5).await;
+    let mut snap = ma
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    snap.snapshot.read_to_end(&mut bytes).await.unwrap();
+    assert_eq!(a.checkpoint().checkpoint.size, 10);
+
+    let b = ledger(db.path());
+    let mut mb = LedgerMachine::new(b.clone(), db.path().join("snapshots")).unwrap();
+    let dir = db.path().join("snapshots");
+    let meta = snap.meta.clone();
+    // A byte flipped inside the last entry (its JSON still parses or not: either way refused).
+    let mut flipped = bytes.clone();
+    let at = bytes.windows(4).rposition(|w| w == b"\"n\":").unwrap() + 4;
+    flipped[at] ^= 0x01;
+    assert!(install(&mut mb, &dir, &meta, flipped).await.is_err());
+    // Not a snapshot at all.
+    assert!(install(&mut mb, &dir, &meta, b"hello".to_vec())
+        .await
+        .is_err());
+    // A record that claims to be larger than any allowed.
+    let mut huge = bytes[..27].to_vec();
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert!(install(&mut mb, &dir, &meta, huge).await.is_err());
+    assert_eq!(b.written_size().unwrap(), 0);
+    assert_eq!(b.state_get(b"count").unwrap(), None);
+
+    // The real one.
+    install(&mut mb, &dir, &meta, bytes).await.unwrap();
+    for _ in 0..200 {
+        if b.checkpoint().checkpoint.size == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.checkpoint().note, a.checkpoint().note);
+    assert_eq!(
+        b.state_get(b"count").unwrap(),
+        a.state_get(b"count").unwrap()
+    );
+    assert_eq!(
+        mb.applied_state().await.unwrap().0,
+        ma.applied_state().await.unwrap().0
+    );
+}
