@@ -16,56 +16,17 @@
 
 mod common;
 
-use common::{after, key, ok, ride_hail_bylaws, tally_when_closed};
+use common::{after, init_secret_ballot_coop, ok, tally_when_closed};
 use coopledger_e2e::cluster::{caught_up, leader, three};
-use coopledger_governance::bylaws::{Bylaws, DecisionKind};
 use coopledger_rpc::client::http_client;
 use coopledger_rpc::LedgerApiClient;
-
-fn secret_bylaws() -> Bylaws {
-    let mut b = ride_hail_bylaws();
-    let special = b.decisions.get_mut(&DecisionKind::Special).unwrap();
-    special.secret = true;
-    special.revote = false;
-    special.proxies.allowed = false;
-    b
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_ballot_straddling_a_failover_counts_every_ballot_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let bylaws_file = d.join("bylaws.json");
-    std::fs::write(
-        &bylaws_file,
-        serde_json::to_string(&secret_bylaws()).unwrap(),
-    )
-    .unwrap();
-    let names = ["board", "driver", "rider", "rider2"];
-    let keys: Vec<String> = names.iter().map(|n| key(d, n)).collect();
-    let classes = [
-        "board,class=drivers",
-        "class=drivers",
-        "class=riders",
-        "class=riders",
-    ];
     let data = d.join("r1");
-    let mut init = vec![
-        "init".to_string(),
-        "--data".into(),
-        data.to_str().unwrap().into(),
-        "--origin".into(),
-        "rides.example.coop/ledger".into(),
-        "--name".into(),
-        "Ride-hail Data Co-op".into(),
-        "--bylaws".into(),
-        bylaws_file.to_str().unwrap().into(),
-    ];
-    for (k, c) in keys.iter().zip(classes) {
-        init.push("--founder".into());
-        init.push(format!("@{k}:{c}"));
-    }
-    ok(&init.iter().map(String::as_str).collect::<Vec<_>>());
+    let (names, keys) = init_secret_ballot_coop(d, &data);
     let mut replicas = three(d).await.unwrap();
     let (leader_id, _) = leader(&replicas).await.unwrap();
     // Members use a follower: it forwards every call to the leader.

@@ -15,59 +15,20 @@
 
 mod common;
 
-use common::{after, key, member_id, ok, refused, ride_hail_bylaws, tally_when_closed};
+use common::{after, init_secret_ballot_coop, member_id, ok, refused, tally_when_closed};
 use coopledger_e2e::{coop, read_key, sign, Node};
-use coopledger_governance::bylaws::{Bylaws, DecisionKind};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_rpc::client::http_client;
 use coopledger_rpc::{GovApiClient, LedgerApiClient};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 
-fn secret_bylaws() -> Bylaws {
-    let mut b = ride_hail_bylaws();
-    let special = b.decisions.get_mut(&DecisionKind::Special).unwrap();
-    special.secret = true;
-    special.revote = false;
-    special.proxies.allowed = false;
-    b
-}
-
 #[test]
 fn secret_ballot_publishes_unlinkable_ballots_at_the_close_and_members_can_recount() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = d.join("coop");
-    let bylaws_file = d.join("bylaws.json");
-    std::fs::write(
-        &bylaws_file,
-        serde_json::to_string(&secret_bylaws()).unwrap(),
-    )
-    .unwrap();
-    let names = ["board", "driver", "rider", "rider2"];
-    let keys: Vec<String> = names.iter().map(|n| key(d, n)).collect();
-    let classes = [
-        "board,class=drivers",
-        "class=drivers",
-        "class=riders",
-        "class=riders",
-    ];
-    let mut init = vec![
-        "init".to_string(),
-        "--data".into(),
-        data.to_str().unwrap().into(),
-        "--origin".into(),
-        "rides.example.coop/ledger".into(),
-        "--name".into(),
-        "Ride-hail Data Co-op".into(),
-        "--bylaws".into(),
-        bylaws_file.to_str().unwrap().into(),
-    ];
-    for (k, c) in keys.iter().zip(classes) {
-        init.push("--founder".into());
-        init.push(format!("@{k}:{c}"));
-    }
-    ok(&init.iter().map(String::as_str).collect::<Vec<_>>());
+    let (names, keys) = init_secret_ballot_coop(d, &data);
     let mut node = Node::start(&data, &[]).unwrap();
     let run = |rpc: &str, args: &[&str]| {
         let mut v = vec!["--rpc", rpc];

@@ -125,6 +125,48 @@ pub fn init_quick_vote_coop_with(
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
+/// The ride-hail co-op of the secret-ballot tests in `data`: special resolutions by secret
+/// ballot (no revotes, no proxies), founders board (a driver), driver, rider, rider2 with key
+/// files in `dir`. Returns (names, key files).
+pub fn init_secret_ballot_coop(dir: &Path, data: &Path) -> ([&'static str; 4], Vec<String>) {
+    let mut bylaws = ride_hail_bylaws();
+    if let Some(special) = bylaws
+        .decisions
+        .get_mut(&coopledger_governance::bylaws::DecisionKind::Special)
+    {
+        special.secret = true;
+        special.revote = false;
+        special.proxies.allowed = false;
+    }
+    let bylaws_file = dir.join("bylaws.json");
+    std::fs::write(&bylaws_file, serde_json::to_string(&bylaws).unwrap()).unwrap();
+    let names = ["board", "driver", "rider", "rider2"];
+    let keys: Vec<String> = names.iter().map(|n| key(dir, n)).collect();
+    let classes = [
+        "board,class=drivers",
+        "class=drivers",
+        "class=riders",
+        "class=riders",
+    ];
+    let mut init = vec![
+        "init".to_string(),
+        "--data".into(),
+        data.to_str().unwrap().into(),
+        "--origin".into(),
+        "rides.example.coop/ledger".into(),
+        "--name".into(),
+        "Ride-hail Data Co-op".into(),
+        "--bylaws".into(),
+        bylaws_file.to_str().unwrap().into(),
+    ];
+    for (k, c) in keys.iter().zip(classes) {
+        init.push("--founder".into());
+        init.push(format!("@{k}:{c}"));
+    }
+    ok(&init.iter().map(String::as_str).collect::<Vec<_>>());
+    (names, keys)
+}
+
 /// The repository's root.
 pub fn repo() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
