@@ -37,6 +37,143 @@ pub fn coop_bin() -> Result<PathBuf> {
     )
 }
 
+/// `coop init` in `data` with every member of `w` a founder (the first on the board).
+fn init_coop(data: &Path, w: &Workload) -> Result<()> {
+    let bin = coop_bin()?;
+    let mut init = Command::new(&bin);
+    init.arg("init")
+        .arg("--data")
+        .arg(data)
+        .args(["--origin", ORIGIN, "--name", "Bench Co-op"]);
+    for (i, key) in w.members.iter().enumerate() {
+        let pk = b64_encode(key.verifying_key().to_bytes());
+        let founder = if i == 0 { format!("{pk}:board") } else { pk };
+        init.arg("--founder").arg(founder);
+    }
+    let out = init.output().context("cannot run coop init")?;
+    if !out.status.success() {
+        bail!(
+            "coop init failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// A loopback port free right now.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Runs `coop ARGS…`, insisting on success; returns what it printed.
+fn coop(args: &[&str]) -> Result<String> {
+    let out = Command::new(coop_bin()?)
+        .args(args)
+        .output()
+        .context("cannot run coop")?;
+    if !out.status.success() {
+        bail!(
+            "coop {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Three replicas of one co-op on this machine (`coop cluster init` and `join`), each a
+/// `coop serve`; the clients use the leader. Stopped when dropped.
+#[derive(Debug)]
+pub struct CoopCluster {
+    /// The replicas, the leader first.
+    pub nodes: Vec<CoopNode>,
+}
+
+impl CoopCluster {
+    /// The co-op of `w` in `root/r1`, made the first replica, then two more joining it; returns
+    /// once all three vote.
+    pub fn start(root: &Path, w: &Workload, clients: usize) -> Result<CoopCluster> {
+        let r1 = root.join("r1");
+        init_coop(&r1, w)?;
+        let vault_key = root.join("vault.key");
+        let vault = vault_key
+            .to_str()
+            .ok_or_else(|| anyhow!("path not UTF-8"))?;
+        let mut nodes = Vec::new();
+        for id in 1..=3u64 {
+            let data = root.join(format!("r{id}"));
+            let d = data.to_str().ok_or_else(|| anyhow!("path not UTF-8"))?;
+            let (port, cport) = (free_port()?, free_port()?);
+            let public = format!("http://127.0.0.1:{port}");
+            let cluster = format!("127.0.0.1:{cport}");
+            let id_text = id.to_string();
+            let via = nodes.first().map(|n: &CoopNode| n.url.clone());
+            let verb = if via.is_some() { "join" } else { "init" };
+            let mut args = vec![
+                "cluster",
+                verb,
+                "--data",
+                d,
+                "--id",
+                &id_text,
+                "--public",
+                &public,
+                "--cluster",
+                &cluster,
+            ];
+            let key = r1.join("node.key");
+            let key = key
+                .to_str()
+                .ok_or_else(|| anyhow!("path not UTF-8"))?
+                .to_owned();
+            if let Some(via) = &via {
+                args.extend(["--via", via.as_str(), "--node-key", key.as_str()]);
+            }
+            coop(&args)?;
+            let listen = format!("127.0.0.1:{port}");
+            nodes.push(CoopNode::serve_with(
+                &data,
+                clients,
+                &listen,
+                &["--vault-key", vault],
+            )?);
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let first = nodes
+            .first()
+            .map(|n| n.url.clone())
+            .ok_or_else(|| anyhow!("no replica started"))?;
+        let leader = loop {
+            let status = coop(&["--rpc", &first, "cluster", "status"])?;
+            let v: Value = serde_json::from_str(&status)?;
+            let voters = v.get("replicas").and_then(Value::as_array).map_or(0, |r| {
+                r.iter()
+                    .filter(|r| r.get("voter") == Some(&Value::Bool(true)))
+                    .count()
+            });
+            let leader = v
+                .get("leaderPublic")
+                .and_then(Value::as_str)
+                .and_then(|l| nodes.iter().position(|n| n.url == l));
+            if let (3, Some(at)) = (voters, leader) {
+                break at;
+            }
+            if Instant::now() > deadline {
+                bail!("the cluster did not form in 120 s: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        nodes.swap(0, leader);
+        Ok(CoopCluster { nodes })
+    }
+
+    /// The leader.
+    pub fn leader(&self) -> Result<&CoopNode> {
+        self.nodes.first().ok_or_else(|| anyhow!("no replica"))
+    }
+}
+
 /// A running `coop serve` on its own data folder; stopped when dropped.
 #[derive(Debug)]
 pub struct CoopNode {
@@ -50,39 +187,26 @@ impl CoopNode {
     /// `coop serve` on 127.0.0.1 with connection limits for `clients` clients. Entries' signed
     /// timestamps must stay valid for the whole run, so the clock window is a day.
     pub fn start(data: &Path, w: &Workload, clients: usize) -> Result<CoopNode> {
-        let bin = coop_bin()?;
-        let mut init = Command::new(&bin);
-        init.arg("init").arg("--data").arg(data).args([
-            "--origin",
-            ORIGIN,
-            "--name",
-            "Bench Co-op",
-        ]);
-        for (i, key) in w.members.iter().enumerate() {
-            let pk = b64_encode(key.verifying_key().to_bytes());
-            let founder = if i == 0 { format!("{pk}:board") } else { pk };
-            init.arg("--founder").arg(founder);
-        }
-        let out = init.output().context("cannot run coop init")?;
-        if !out.status.success() {
-            bail!(
-                "coop init failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        init_coop(data, w)?;
         CoopNode::serve(data, clients)
     }
 
     /// `coop serve` on an existing data folder.
     fn serve(data: &Path, clients: usize) -> Result<CoopNode> {
+        CoopNode::serve_with(data, clients, "127.0.0.1:0", &[])
+    }
+
+    /// `coop serve` on `data` listening on `listen`, with `extra` arguments.
+    fn serve_with(data: &Path, clients: usize, listen: &str, extra: &[&str]) -> Result<CoopNode> {
         let bin = coop_bin()?;
         let limit = (clients * 2 + 16).to_string();
         let mut child = Command::new(&bin)
             .arg("serve")
             .arg("--data")
             .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--ts-window-secs", "86400"])
+            .args(["--listen", listen, "--ts-window-secs", "86400"])
             .args(["--max-connections", &limit, "--max-per-peer", &limit])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

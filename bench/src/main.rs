@@ -55,7 +55,7 @@ struct Args {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Which systems to run (all by default; a subset is for profiling one of them).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [System::Coop, System::Postgres, System::Anvil])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [System::Coop, System::Postgres, System::Anvil, System::Cluster])]
     systems: Vec<System>,
     /// Keep the data folders of the systems under test (their path is printed) for inspection.
     #[arg(long)]
@@ -73,6 +73,8 @@ enum System {
     Coop,
     Postgres,
     Anvil,
+    /// coopledger on three replicas (Raft), against one node (`Coop`).
+    Cluster,
 }
 
 #[tokio::main]
@@ -147,6 +149,25 @@ async fn run(args: Args) -> Result<()> {
                 disk as f64 / raw.max(1) as f64
             );
         }
+        runs.push(m);
+    }
+
+    if args.systems.contains(&System::Cluster) {
+        // The same workload as the first single-node run, on three replicas: every entry is
+        // acknowledged once a majority holds it.
+        let cluster = coop::CoopCluster::start(&root.path().join("cluster"), &w, args.clients)?;
+        let leader = cluster.leader()?;
+        let plan = w.plan(all, args.clients, 1);
+        let conns = (0..plan.len())
+            .map(|_| coop::CoopClient::connect(&leader.url, w.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let pid = leader.pid();
+        let m = drive::measure(report::COOP_REPLICATED, plan, conns, || {
+            host::cpu_times(pid, false)
+        })
+        .await?;
+        eprintln!("{}", report::line(&m));
+        eprintln!("  the leader's account: {}", leader.account().await?);
         runs.push(m);
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub const COOP: &str = "coopledger ledger_submit";
 pub const COOP_BULK: &str = "coopledger ledger_submitBatch";
 pub const COOP_ALONE: &str = "coopledger ledger_submit, one client";
+pub const COOP_REPLICATED: &str = "coopledger ledger_submit, 3 replicas";
 pub const PG: &str = "PostgreSQL, INSERT per entry";
 pub const PG_CHAINED: &str = "PostgreSQL, prev-hash chain";
 pub const PG_BULK: &str = "PostgreSQL, bulk INSERT";
@@ -109,6 +110,16 @@ impl Summary {
             if let Some(r) = self.ratio(a, b) {
                 out.push((format!("{a} ÷ {b}"), r));
             }
+        }
+        // Replication's goals (issue 17): throughput ≥ 0.5 of one node, p99 ≤ 2× one node's.
+        if let Some(r) = self.ratio(COOP_REPLICATED, COOP) {
+            out.push((format!("{COOP_REPLICATED} ÷ {COOP}"), r));
+        }
+        if let (Some(a), Some(b)) = (self.run(COOP_REPLICATED), self.run(COOP)) {
+            out.push((
+                format!("p99 of {COOP_REPLICATED} ÷ p99 of {COOP}"),
+                a.quantile(0.99).as_secs_f64() / b.quantile(0.99).as_secs_f64().max(1e-9),
+            ));
         }
         if let Some(bulk) = self.run(COOP_BULK) {
             out.push((

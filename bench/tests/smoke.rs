@@ -1,5 +1,5 @@
-//! `coop-bench --smoke` end to end at a small size: a real `coop serve`, a PostgreSQL cluster
-//! and anvil are started, every entry of the workload is acknowledged by each (the run fails on
+//! `coop-bench --smoke` end to end at a small size: a real `coop serve`, three replicas of a
+//! co-op, a PostgreSQL cluster and anvil are started, every entry of the workload is acknowledged by each (the run fails on
 //! any refusal or missing row), and the table, JSON and ratios come out. No speed is asserted.
 
 #![allow(
@@ -44,6 +44,7 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
         ("coopledger ledger_submit", 400, 1),
         ("coopledger ledger_submitBatch", 400, 25),
         ("coopledger ledger_submit, one client", 40, 1),
+        ("coopledger ledger_submit, 3 replicas", 400, 1),
         ("PostgreSQL, INSERT per entry", 400, 1),
         ("PostgreSQL, prev-hash chain", 400, 1),
         ("PostgreSQL, bulk INSERT", 400, 25),
@@ -69,6 +70,12 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
             .any(|r| r["what"] == "coopledger ledger_submit ÷ PostgreSQL, INSERT per entry"),
         "{report}"
     );
+    for what in [
+        "coopledger ledger_submit, 3 replicas ÷ coopledger ledger_submit",
+        "p99 of coopledger ledger_submit, 3 replicas ÷ p99 of coopledger ledger_submit",
+    ] {
+        assert!(ratios.iter().any(|r| r["what"] == what), "{what}: {report}");
+    }
     assert!(report["signatureCeiling"].as_f64().unwrap() > 0.0);
     // coopledger's folder measured after the single-submit run: every entry's signed bytes
     // are in it, so it cannot be smaller than them.
