@@ -224,6 +224,14 @@ impl<M> Shared<M> {
         };
     }
 
+    /// Proposals in flight (parked: proposed, not yet applied here or abandoned).
+    pub(crate) fn in_flight(&self) -> usize {
+        match self.proposals.lock() {
+            Ok(g) => g.len(),
+            Err(p) => p.into_inner().len(),
+        }
+    }
+
     /// Takes a proposal's items back (`None`: applied or abandoned already).
     pub(crate) fn unpark(&self, ticket: u64) -> Option<Vec<sequencer::Admitted>> {
         match self.proposals.lock() {
