@@ -507,7 +507,11 @@ fn run_replicated<M: crate::state::StateMachine>(
                 other => held.push(other),
             }
             taken += 1;
-            next = if taken < max { rx.try_recv().ok() } else { None };
+            next = if taken < max {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
         for item in work {
             if !apply_work(shared, &mut st, item, release) {
@@ -579,7 +583,9 @@ fn apply_work<M: crate::state::StateMachine>(
                 Err(e) => {
                     let _ = w
                         .written
-                        .send(Err(crate::log::replication::ImportError::Storage(e.clone())));
+                        .send(Err(crate::log::replication::ImportError::Storage(
+                            e.clone(),
+                        )));
                     Err(e)
                 }
             }
