@@ -101,6 +101,17 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# iproute2's `ip`, with which the replication test makes network namespaces of its own to cut
+# a replica off (tests/tests/cluster_partition.rs).
+if ! command -v ip >/dev/null 2>&1; then
+  echo "installing iproute2 (the partition test makes network namespaces)…" >&2
+  apt_install iproute2
+  if ! command -v ip >/dev/null 2>&1; then
+    echo "iproute2 was installed but ip is not on the PATH" >&2
+    exit 1
+  fi
+fi
+
 # PostgreSQL's server programs, which the benchmark starts on a cluster of its own (Debian keeps
 # them out of the PATH, under /usr/lib/postgresql/VERSION/bin).
 pgroot="${COOP_SETUP_PGROOT:-/usr/lib/postgresql}"

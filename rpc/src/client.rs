@@ -94,6 +94,8 @@ pub fn failure(e: &jsonrpsee::core::ClientError) -> Option<Failure> {
                 crate::error::code::OVERLOADED
                     | crate::error::code::UNAVAILABLE
                     | crate::error::code::STORAGE
+                    | crate::error::code::NO_QUORUM
+                    | crate::error::code::NOT_LEADER
             ) {
                 return Some(Failure::Unavailable { cause: message });
             }

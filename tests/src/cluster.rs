@@ -18,8 +18,12 @@ pub struct Replica {
     pub id: u64,
     /// Its data folder.
     pub data: PathBuf,
-    /// Its public port on 127.0.0.1.
+    /// Where it is reached: `127.0.0.1`, or its address in its network namespace.
+    pub host: String,
+    /// Its public port.
     pub port: u16,
+    /// The network namespace it runs in, if any (`crate::netns`).
+    pub netns: Option<String>,
     /// The running `coop serve`, if it runs.
     pub node: Option<Node>,
 }
@@ -27,19 +31,29 @@ pub struct Replica {
 impl Replica {
     /// Its public URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
-    /// Starts `coop serve` on its folder and port, with the cluster's vault key file.
+    /// Starts `coop serve` on its folder and port, with the cluster's vault key file (in its
+    /// namespace, listening on every address there, when it has one).
     pub fn start(&mut self, vault_key: &Path) -> Result<()> {
-        let listen = format!("127.0.0.1:{}", self.port);
         let key = vault_key
             .to_str()
             .ok_or_else(|| anyhow!("vault key path is not UTF-8"))?;
-        self.node = Some(Node::start(
-            &self.data,
-            &["--listen", &listen, "--vault-key", key],
-        )?);
+        self.node = Some(match &self.netns {
+            None => {
+                let listen = format!("127.0.0.1:{}", self.port);
+                Node::start(&self.data, &["--listen", &listen, "--vault-key", key])?
+            }
+            Some(ns) => {
+                let listen = format!("0.0.0.0:{}", self.port);
+                Node::start_in(
+                    Some(ns),
+                    &self.data,
+                    &["--listen", &listen, "--insecure-listen", "--vault-key", key],
+                )?
+            }
+        });
         Ok(())
     }
 
@@ -61,43 +75,89 @@ fn run_coop(args: &[String]) -> Result<String> {
     Ok(out)
 }
 
-fn place(data: &Path, id: u64, port: u16, cluster_port: u16) -> Vec<String> {
-    vec![
-        "--data".into(),
-        data.display().to_string(),
-        "--id".into(),
-        id.to_string(),
-        "--public".into(),
-        format!("http://127.0.0.1:{port}"),
-        "--cluster".into(),
-        format!("127.0.0.1:{cluster_port}"),
-    ]
+/// Where a replica will be reached.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// Its host (`127.0.0.1`, or its address in its namespace).
+    pub host: String,
+    /// Its public port.
+    pub port: u16,
+    /// Its cluster port.
+    pub cluster_port: u16,
+    /// Its network namespace, if any.
+    pub netns: Option<String>,
+}
+
+impl Place {
+    /// Free ports on 127.0.0.1.
+    pub fn loopback() -> Result<Place> {
+        Ok(Place {
+            host: "127.0.0.1".into(),
+            port: free_port()?,
+            cluster_port: free_port()?,
+            netns: None,
+        })
+    }
+
+    fn args(&self, data: &Path, id: u64) -> Vec<String> {
+        vec![
+            "--data".into(),
+            data.display().to_string(),
+            "--id".into(),
+            id.to_string(),
+            "--public".into(),
+            format!("http://{}:{}", self.host, self.port),
+            "--cluster".into(),
+            format!("{}:{}", self.host, self.cluster_port),
+        ]
+    }
+
+    fn replica(&self, id: u64, data: PathBuf) -> Replica {
+        Replica {
+            id,
+            data,
+            host: self.host.clone(),
+            port: self.port,
+            netns: self.netns.clone(),
+            node: None,
+        }
+    }
 }
 
 /// Makes `data` (a co-op's folder, or new: a demo co-op) replica 1 of a new cluster and starts
-/// it.
+/// it on free loopback ports.
 pub fn init(data: &Path, vault_key: &Path) -> Result<Replica> {
-    let (port, cluster_port) = (free_port()?, free_port()?);
+    init_at(data, vault_key, &Place::loopback()?)
+}
+
+/// [`init`] at `place`.
+pub fn init_at(data: &Path, vault_key: &Path, place: &Place) -> Result<Replica> {
     let mut args = vec!["cluster".to_owned(), "init".to_owned()];
-    args.extend(place(data, 1, port, cluster_port));
+    args.extend(place.args(data, 1));
     run_coop(&args)?;
-    let mut r = Replica {
-        id: 1,
-        data: data.to_owned(),
-        port,
-        node: None,
-    };
+    let mut r = place.replica(1, data.to_owned());
     r.start(vault_key)?;
     Ok(r)
 }
 
 /// Makes `dir/r<id>` a replica joining via the member at `via` with the node key `node_key`,
-/// and starts it (it asks to join as it starts).
+/// and starts it on free loopback ports (it asks to join as it starts).
 pub fn join(dir: &Path, id: u64, via: &str, node_key: &Path, vault_key: &Path) -> Result<Replica> {
+    join_at(dir, id, via, node_key, vault_key, &Place::loopback()?)
+}
+
+/// [`join`] at `place`.
+pub fn join_at(
+    dir: &Path,
+    id: u64,
+    via: &str,
+    node_key: &Path,
+    vault_key: &Path,
+    place: &Place,
+) -> Result<Replica> {
     let data = dir.join(format!("r{id}"));
-    let (port, cluster_port) = (free_port()?, free_port()?);
     let mut args = vec!["cluster".to_owned(), "join".to_owned()];
-    args.extend(place(&data, id, port, cluster_port));
+    args.extend(place.args(&data, id));
     args.extend([
         "--via".to_owned(),
         via.to_owned(),
@@ -105,12 +165,7 @@ pub fn join(dir: &Path, id: u64, via: &str, node_key: &Path, vault_key: &Path) -
         node_key.display().to_string(),
     ]);
     run_coop(&args)?;
-    let mut r = Replica {
-        id,
-        data,
-        port,
-        node: None,
-    };
+    let mut r = place.replica(id, data);
     r.start(vault_key)?;
     Ok(r)
 }

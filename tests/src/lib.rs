@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod netns;
 
 use anyhow::{anyhow, bail, Context, Result};
 use coopledger_ledger::codec::{b64_decode, b64_encode};
@@ -52,12 +53,26 @@ impl Node {
     /// Starts `coop serve --data DATA --listen 127.0.0.1:0 [extra…]` and waits until it listens
     /// (`extra` may give its own `--listen`).
     pub fn start(data: &Path, extra: &[&str]) -> Result<Node> {
+        Node::start_in(None, data, extra)
+    }
+
+    /// [`Node::start`] inside the network namespace `netns` (`ip netns exec NETNS coop serve
+    /// …`), when given.
+    pub fn start_in(netns: Option<&str>, data: &Path, extra: &[&str]) -> Result<Node> {
         let listen: &[&str] = if extra.contains(&"--listen") {
             &[]
         } else {
             &["--listen", "127.0.0.1:0"]
         };
-        let mut child = Command::new(coop_bin()?)
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(coop_bin()?);
+                c
+            }
+            None => Command::new(coop_bin()?),
+        };
+        let mut child = command
             .arg("serve")
             .arg("--data")
             .arg(data)

@@ -73,6 +73,7 @@ impl Machine {
                  npm) cat > {bin}/npm <<'EOS'\n{npm_stub}EOS\n chmod +x {bin}/npm ;;\n\
                  nodejs) printf '#!/bin/sh\\nexit 0\\n' > {bin}/node; chmod +x {bin}/node ;;\n\
                  chromium) printf '#!/bin/sh\\n' > {bin}/chromium; chmod +x {bin}/chromium ;;\n\
+                 iproute2) printf '#!/bin/sh\\n' > {bin}/ip; chmod +x {bin}/ip ;;\n\
                  postgresql) mkdir -p {pg}/15/bin; printf '#!/bin/sh\\n' > {pg}/15/bin/postgres; chmod +x {pg}/15/bin/postgres ;;\n\
                esac\n\
              done\n",
@@ -88,6 +89,7 @@ impl Machine {
             // A Node.js that passes the version check, and a Chromium.
             script(&bin.join("node"), "#!/bin/sh\nexit 0\n")?;
             script(&bin.join("chromium"), "#!/bin/sh\n")?;
+            script(&bin.join("ip"), "#!/bin/sh\n")?;
             // And PostgreSQL where Debian puts it.
             fs::create_dir_all(pg.join("15/bin"))?;
             script(&pg.join("15/bin/postgres"), "#!/bin/sh\n")?;
@@ -163,6 +165,7 @@ fn anvil_is_installed_and_npm_first_when_missing() -> TestResult {
     assert!(ok, "setup failed: {err}");
     assert!(log.contains("apt-get install -y -qq nodejs npm"), "{log:?}");
     assert!(log.contains("apt-get install -y -qq chromium"), "{log:?}");
+    assert!(log.contains("apt-get install -y -qq iproute2"), "{log:?}");
     assert!(log.contains("apt-get install -y -qq postgresql"), "{log:?}");
     assert!(m.pg.join("15/bin/postgres").exists());
     assert!(log.contains("npm install --prefix tools"), "{log:?}");
