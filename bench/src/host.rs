@@ -84,6 +84,15 @@ pub fn cpu_times(pid: u32, children: bool) -> Result<CpuTimes> {
     ))
 }
 
+/// [`cpu_times`] of several processes together (the replicas of a cluster).
+pub fn cpu_times_of(pids: &[u32]) -> Result<CpuTimes> {
+    let mut all = std::collections::BTreeMap::new();
+    for &pid in pids {
+        all.extend(cpu_times(pid, false)?.0);
+    }
+    Ok(CpuTimes(all))
+}
+
 /// Nanoseconds process `pid`'s live threads have spent on a CPU: the scheduler's exact
 /// `se.sum_exec_runtime` (milliseconds with six decimals) from `/proc/PID/task/*/sched`, where
 /// `stat`'s 10 ms ticks would round away the few milliseconds of each short-lived backend.

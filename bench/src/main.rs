@@ -161,12 +161,13 @@ async fn run(args: Args) -> Result<()> {
         let conns = (0..plan.len())
             .map(|_| coop::CoopClient::connect(&leader.url, w.clone()))
             .collect::<Result<Vec<_>>>()?;
-        let pid = leader.pid();
+        // Server cores: the three replicas together (each applies every batch).
+        let pids: Vec<u32> = cluster.nodes.iter().map(coop::CoopNode::pid).collect();
         let m = drive::measure(report::COOP_REPLICATED, plan, conns, || {
-            host::cpu_times(pid, false)
+            host::cpu_times_of(&pids)
         })
         .await?;
-        eprintln!("{}", report::line(&m));
+        eprintln!("{} (server: all three replicas)", report::line(&m));
         eprintln!("  the leader's account: {}", leader.account().await?);
         runs.push(m);
     }
