@@ -429,11 +429,55 @@ pub fn public_module(
 /// JSON-RPC middleware: a call a follower answers `NOT_LEADER` is sent on to the leader
 /// `data.leader` names, once, and the leader's answer returned (`docs/replication.md` §6), so
 /// members, the portal and the CLI can use any replica. When the leader cannot be reached, the
-/// `NOT_LEADER` answer stands (with the leader's address for the caller to try).
+/// `NOT_LEADER` answer stands (with the leader's address for the caller to try). Before
+/// answering, the follower waits (briefly) to hold what the leader held when it answered, so a
+/// caller who reads here next sees its own write.
 #[derive(Clone, Debug)]
 pub struct ForwardToLeader<S> {
     pub(crate) service: S,
     pub(crate) leaders: Arc<Mutex<HashMap<String, HttpClient>>>,
+    pub(crate) node: Arc<coopledger_node::Node>,
+}
+
+/// How long a follower waits, after the leader answered a forwarded call, to have applied and
+/// released what the leader had (so the caller's next read here sees its own write).
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+/// After a forwarded call succeeded: waits until this replica has applied every Raft entry the
+/// leader had applied, and released a checkpoint as large as the leader's, when the leader
+/// answered — read-your-writes for a caller that reads from this replica next.
+async fn catch_up(node: &coopledger_node::Node, leader: &HttpClient) {
+    let Some(replica) = &node.replica else {
+        return;
+    };
+    let Ok(status) = leader
+        .request::<Value, _>("cluster_status", jsonrpsee::rpc_params![])
+        .await
+    else {
+        return;
+    };
+    let applied = status.get("applied").and_then(Value::as_u64);
+    let size = status
+        .get("ledgerSize")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let deadline = std::time::Instant::now() + CATCH_UP;
+    loop {
+        let here = replica
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map(|l| l.index);
+        if here >= applied && node.log.checkpoint().checkpoint.size >= size {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            tracing::debug!("a forwarded write is not applied here yet");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Params passed on exactly as they came.
@@ -512,11 +556,14 @@ where
                 .request::<Box<serde_json::value::RawValue>, _>(&method, RawParams(params))
                 .await
             {
-                Ok(result) => jsonrpsee::MethodResponse::response(
-                    id,
-                    jsonrpsee::ResponsePayload::success(result),
-                    MAX_CLUSTER_MESSAGE as usize,
-                ),
+                Ok(result) => {
+                    catch_up(&this.node, &client).await;
+                    jsonrpsee::MethodResponse::response(
+                        id,
+                        jsonrpsee::ResponsePayload::success(result),
+                        MAX_CLUSTER_MESSAGE as usize,
+                    )
+                }
                 Err(jsonrpsee::core::ClientError::Call(e)) => {
                     jsonrpsee::MethodResponse::error(id, e)
                 }

@@ -544,6 +544,7 @@ impl Frontend for JsonRpc {
             methods.method_names(),
         ));
         let timed = metrics.clone();
+        let forward_node = node.clone();
         let leaders: Arc<
             std::sync::Mutex<std::collections::HashMap<String, jsonrpsee::http_client::HttpClient>>,
         > = Arc::default();
@@ -558,6 +559,7 @@ impl Frontend for JsonRpc {
                     .layer_fn(move |service| crate::cluster::ForwardToLeader {
                         service,
                         leaders: leaders.clone(),
+                        node: forward_node.clone(),
                     }),
             )
             .set_http_middleware(
