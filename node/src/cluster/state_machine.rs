@@ -124,8 +124,8 @@ pub struct SnapshotWriter<M: StateMachine> {
     applied: Option<LogId<u64>>,
     membership: Membership,
     size: u64,
-    /// The off-log records at the applied point, or why they could not be read (then no
-    /// snapshot is built: one without them would wipe a receiving replica's).
+    /// The off-log records at the applied point, or why they, the applied state or the size
+    /// could not be read (then no snapshot is built: a wrong one would be installed).
     offlog: Result<Vec<OfflogRecord>, String>,
 }
 
@@ -328,21 +328,34 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         // Called between applies: what is applied now is written, so this size and applied id
         // go together.
+        // A state or size that cannot be read fails the build rather than describe a snapshot
+        // that is not the applied one (a receiver would install it).
+        let mut unreadable = None;
         let (applied, membership) = match self.applied_state().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the applied state for a snapshot");
+                unreadable = Some(format!("the applied state: {e}"));
                 (None, Membership::default())
             }
         };
+        let size = match self.log.written_size() {
+            Ok(n) => n,
+            Err(e) => {
+                unreadable.get_or_insert(format!("the ledger's size: {e}"));
+                0
+            }
+        };
         // The off-log records as of this applied point (they change with later batches).
-        let offlog = self.log.offlog_scan(b"").map_err(|e| e.to_string());
+        let offlog = match unreadable {
+            Some(why) => Err(why),
+            None => self.log.offlog_scan(b"").map_err(|e| e.to_string()),
+        };
         SnapshotWriter {
             log: self.log.clone(),
             dir: self.dir.clone(),
             applied,
             membership,
-            size: self.log.written_size().unwrap_or(0),
+            size,
             offlog,
         }
     }
