@@ -9,6 +9,7 @@
 
 pub mod anchor;
 pub mod audit;
+pub mod batch;
 pub mod bundle;
 pub mod codec;
 pub mod cosignature;
@@ -30,13 +31,12 @@ pub mod store_error;
 pub mod verify;
 pub mod witness;
 
+pub use batch::OwnEntry;
 pub use entry::{Body, Envelope, Rejection, Verified};
 pub use hash::Hash;
 #[cfg(feature = "storage")]
 pub use log::{Log, LogConfig, QueryError, Receipt, StateAt, SubmitError};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier, SignedCheckpoint};
-#[cfg(feature = "storage")]
-pub use sequencer::OwnEntry;
 pub use state::{
     ApplyContext, ApplyError, StateCommitment, StateMachine, StateRead, StateView, STATE_ENTRY_TYPE,
 };

@@ -51,16 +51,7 @@ use tokio::sync::oneshot;
 /// Where the pipeline answers a submitter.
 pub(crate) type Reply = oneshot::Sender<Result<Ack, SubmitError>>;
 
-/// A node entry before the sequencer numbers and signs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OwnEntry {
-    /// Entry type (registered with the state machine, never under `log.`).
-    pub kind: String,
-    /// Payload schema version.
-    pub version: u64,
-    /// The payload.
-    pub payload: serde_json::Map<String, serde_json::Value>,
-}
+pub use crate::batch::OwnEntry;
 
 /// What a submitter hands the pipeline (stage 2's input).
 pub(crate) enum Pending {

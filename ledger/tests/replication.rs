@@ -389,3 +389,26 @@ async fn off_log_writes_travel_with_the_batches_and_reach_every_replica() {
     assert_eq!(lost.await.unwrap(), Err(SubmitError::NoQuorum));
     assert!(a.offlog_get(b"box/1").unwrap().is_some());
 }
+
+#[tokio::test]
+async fn an_own_entry_whose_payload_is_not_ledger_json_is_refused_before_it_is_proposed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, mut proposals) = replica(dir.path());
+    let mut payload = serde_json::Map::new();
+    payload.insert("share".into(), serde_json::json!(0.5));
+    let refused = a
+        .submit_own(OwnEntry {
+            kind: "test.note".into(),
+            version: 1,
+            payload,
+        })
+        .await;
+    match refused {
+        Err(SubmitError::Rejected(Rejection::Malformed { field, .. })) => {
+            assert_eq!(field, "payload.share")
+        }
+        other => panic!("a float payload gave {other:?}"),
+    }
+    // Nothing went to replication: a replica could not have read the same number back.
+    assert!(proposals.try_recv().is_err());
+}

@@ -721,6 +721,10 @@ impl<M: StateMachine> Log<M> {
                 version: own.version,
             }));
         }
+        // Its payload must be the ledger's JSON before it is queued: a replica proposes it
+        // unsigned, and every replica must read back exactly these numbers.
+        crate::codec::canonical_json(&serde_json::Value::Object(own.payload.clone()), "payload")
+            .map_err(|e| SubmitError::Rejected(e.into()))?;
         let (reply, rx) = oneshot::channel();
         // The node's own entries wait for room rather than being refused as overload: they are
         // few, and a refused tally or anchor receipt would only be retried later.

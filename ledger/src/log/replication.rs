@@ -5,62 +5,14 @@
 //! tree, state and checkpoints.
 
 use super::{Log, SubmitError};
+pub use crate::batch::{BatchItem, OfflogOp, ProposedBatch};
 use crate::entry::{Envelope, Verified};
 use crate::merkle::Frontier;
 use crate::note::SignedCheckpoint;
-use crate::sequencer::{self, CommittedItems, CommittedWork, ImportWork, OwnEntry, Pending};
+use crate::sequencer::{self, CommittedItems, CommittedWork, ImportWork, Pending};
 use crate::state::{StateCommitment, StateMachine, STATE_ENTRY_TYPE};
 use crate::store::StoreError;
 use tokio::sync::oneshot;
-
-/// A write to the off-log records beside the log (ballot box, vault, witness state…).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OfflogOp {
-    /// Store `value` under `key`.
-    Put {
-        /// The key.
-        key: Vec<u8>,
-        /// The value.
-        value: Vec<u8>,
-    },
-    /// Delete the record under `key`.
-    Delete {
-        /// The key.
-        key: Vec<u8>,
-    },
-    /// Delete the records under `keys` so that their bytes are in no file of the data folder
-    /// (`Store::offlog_shred`): crypto-shredding.
-    Shred {
-        /// The keys.
-        keys: Vec<Vec<u8>>,
-    },
-}
-
-/// One item of a batch as it travels between replicas.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BatchItem {
-    /// Off-log writes, applied by every replica with the batch, after its entries.
-    Offlog(Vec<OfflogOp>),
-    /// A signed entry's canonical bytes (checked again by every replica that applies it).
-    Signed(Vec<u8>),
-    /// One of the node's own entries, signed with the log key by each replica when it is
-    /// sequenced (Ed25519 is deterministic, so every replica makes the same bytes).
-    Own(OwnEntry),
-}
-
-/// A batch a replicated log hands to replication: nothing of it is applied until replication
-/// commits it and gives it back through [`Log::apply_committed`] on every replica.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProposedBatch {
-    /// Which log proposed it (random per opening), so only the proposer answers submitters.
-    pub proposer: u64,
-    /// The proposer's number for it.
-    pub ticket: u64,
-    /// The entries, in order.
-    pub items: Vec<BatchItem>,
-    /// The proposer's batch time; replicas apply `max(previous batch time, this)`.
-    pub batch_time_ms: u64,
-}
 
 /// Where a replicated log sends its proposals (the node's replication task receives them).
 pub type Proposals = tokio::sync::mpsc::UnboundedSender<ProposedBatch>;

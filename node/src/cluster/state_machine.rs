@@ -4,17 +4,8 @@
 //! history up to the applied point, which a replica that fell behind imports — re-applied
 //! under its own rules and checked against the log key's checkpoint notes, never copied blind.
 //!
-//! Snapshot file (`<dir>/current.snap`, written to a temporary name and renamed):
-//!
-//! ```text
-//! "coopledger-raft-snapshot/1\n"
-//! u32 BE length ‖ header JSON {"meta": openraft SnapshotMeta, "size": S}
-//! then segments until S entries are given, each:
-//!   u32 BE length ‖ segment JSON {"start": s, "count": n, "note": checkpoint note at s + n}
-//!   n × (u32 BE length ‖ canonical entry bytes)
-//! then the off-log records ("offlog" in the header of them), each:
-//!   u32 BE length ‖ key, u32 BE length ‖ value
-//! ```
+//! Snapshot file: `<dir>/current.snap`, written to a temporary name and renamed; its format
+//! and reader are `coopledger_cluster_formats::snapshot`.
 //!
 //! Segments end on sizes the log key signed (batch boundaries), about [`SEGMENT_ENTRIES`]
 //! entries each, so a replica imports and checks a segment at a time. The off-log records (ballot
@@ -23,50 +14,29 @@
 //! erasure (`docs/replication.md` §4), so neither holds an erased member's key afterwards.
 
 use super::{Applied, Cluster, Command, ReplicaAddr};
+pub use coopledger_cluster_formats::snapshot::SEGMENT_ENTRIES;
+use coopledger_cluster_formats::snapshot::{
+    record_prefix, Header, Meta, Segment, SnapshotReader, MAGIC,
+};
 use coopledger_ledger::log::replication::{CommittedBatch, ProposedBatch};
 use coopledger_ledger::{Log, StateMachine};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::{
-    AnyError, Entry, EntryPayload, LogId, SnapshotMeta, StorageError, StorageIOError,
-    StoredMembership,
+    AnyError, Entry, EntryPayload, LogId, StorageError, StorageIOError, StoredMembership,
 };
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// Side-meta key of the last applied Raft log id (JSON), written with the batch it applied.
 pub const APPLIED: &[u8] = b"raft/applied";
 /// Side-meta key of the last applied membership (JSON).
 pub const MEMBERSHIP: &[u8] = b"raft/membership";
 
-const MAGIC: &[u8] = b"coopledger-raft-snapshot/1\n";
-/// Entries a snapshot segment holds at least (it ends on the next signed size).
-pub const SEGMENT_ENTRIES: u64 = 4096;
-/// Largest header, segment header or entry a snapshot may declare.
-const MAX_RECORD: u32 = 16 * 1024 * 1024;
-
-type Meta = SnapshotMeta<u64, ReplicaAddr>;
 /// An off-log record: key, value.
 type OfflogRecord = (Vec<u8>, Vec<u8>);
 type Membership = StoredMembership<u64, ReplicaAddr>;
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Header {
-    meta: Meta,
-    size: u64,
-    offlog: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Segment {
-    start: u64,
-    count: u64,
-    note: String,
-}
 
 /// The ledger of one replica, as Raft's state machine.
 pub struct LedgerMachine<M: StateMachine> {
@@ -155,25 +125,29 @@ fn snap_read(e: impl ToString) -> StorageError<u64> {
 }
 
 async fn put_record(out: &mut tokio::fs::File, bytes: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(bytes.len())
-        .map_err(|_| std::io::Error::other("snapshot record longer than 4 GiB"))?;
-    out.write_all(&len.to_be_bytes()).await?;
+    let len = record_prefix(bytes.len()).map_err(std::io::Error::other)?;
+    out.write_all(&len).await?;
     out.write_all(bytes).await
 }
 
-async fn get_record(input: &mut tokio::fs::File) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len);
-    if len > MAX_RECORD {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("snapshot record of {len} bytes is over the {MAX_RECORD}-byte limit"),
-        ));
-    }
-    let mut buf = vec![0u8; len as usize];
-    input.read_exact(&mut buf).await?;
-    Ok(buf)
+/// Runs a step of the (synchronous) snapshot reader on a blocking thread.
+async fn reading<T: Send + 'static>(
+    step: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StorageError<u64>> {
+    tokio::task::spawn_blocking(step).await.map_err(snap_read)
+}
+
+/// A reader over a snapshot file from its start.
+async fn open_snapshot(
+    file: &tokio::fs::File,
+) -> Result<SnapshotReader<std::io::BufReader<std::fs::File>>, StorageError<u64>> {
+    let mut file = file.try_clone().await.map_err(snap_read)?.into_std().await;
+    reading(move || {
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
+        SnapshotReader::open(std::io::BufReader::new(file))
+    })
+    .await?
+    .map_err(snap_read)
 }
 
 impl<M: StateMachine> SnapshotWriter<M> {
@@ -383,16 +357,8 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
     ) -> Result<(), StorageError<u64>> {
         let file = &mut *snapshot;
         file.flush().await.map_err(snap_read)?;
-        file.seek(std::io::SeekFrom::Start(0))
-            .await
-            .map_err(snap_read)?;
-        let mut magic = vec![0u8; MAGIC.len()];
-        file.read_exact(&mut magic).await.map_err(snap_read)?;
-        if magic != MAGIC {
-            return Err(snap_read("not a coopledger snapshot"));
-        }
-        let header: Header = serde_json::from_slice(&get_record(file).await.map_err(snap_read)?)
-            .map_err(snap_read)?;
+        let mut reader = open_snapshot(file).await?;
+        let header = reader.header().clone();
         if header.meta != *meta {
             return Err(snap_read(
                 "the snapshot's header is not the metadata it came with",
@@ -406,42 +372,28 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
                 header.size
             )));
         }
-        let mut start = 0;
-        while start < header.size {
-            let segment: Segment =
-                serde_json::from_slice(&get_record(file).await.map_err(snap_read)?)
-                    .map_err(snap_read)?;
-            if segment.start != start || segment.count == 0 {
-                return Err(snap_read(format!(
-                    "segment at {} of {} entries where {start} was due",
-                    segment.start, segment.count
-                )));
-            }
-            let end = start.saturating_add(segment.count);
-            let mut entries = Vec::new();
-            for index in start..end {
-                let entry = get_record(file).await.map_err(snap_read)?;
-                if index >= size {
-                    entries.push(entry);
-                }
-            }
-            if !entries.is_empty() {
+        loop {
+            let keep_from = size;
+            let (back, next) = reading(move || {
+                let next = reader.next_segment(keep_from);
+                (reader, next)
+            })
+            .await?;
+            reader = back;
+            let Some(read) = next.map_err(snap_read)? else {
+                break;
+            };
+            if !read.entries.is_empty() {
                 // Re-applied here under this replica's rules, and checked against the log
-                // key's note for `end`, before anything of it is written.
+                // key's note for the segment's end, before anything of it is written.
                 size = self
                     .log
-                    .import_history(size, entries, &segment.note)
+                    .import_history(read.first, read.entries, &read.segment.note)
                     .await
                     .map_err(sm_write)?;
             }
-            start = end;
         }
-        let mut offlog = Vec::with_capacity(header.offlog.min(1 << 20) as usize);
-        for _ in 0..header.offlog {
-            let k = get_record(file).await.map_err(snap_read)?;
-            let v = get_record(file).await.map_err(snap_read)?;
-            offlog.push((k, v));
-        }
+        let offlog = reading(move || reader.finish()).await?.map_err(snap_read)?;
         self.log.offlog_replace(&offlog).map_err(sm_write)?;
         // The applied point and membership, in one write after the imported batches.
         let side_meta = vec![
@@ -494,11 +446,7 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(snap_read(e)),
         };
-        let mut magic = vec![0u8; MAGIC.len()];
-        file.read_exact(&mut magic).await.map_err(snap_read)?;
-        let header: Header =
-            serde_json::from_slice(&get_record(&mut file).await.map_err(snap_read)?)
-                .map_err(snap_read)?;
+        let header = open_snapshot(&file).await?.header().clone();
         file.seek(std::io::SeekFrom::Start(0))
             .await
             .map_err(snap_read)?;
