@@ -152,6 +152,7 @@ async fn run(args: Args) -> Result<()> {
         runs.push(m);
     }
 
+    let mut replica_cpu_us = None;
     if args.systems.contains(&System::Cluster) {
         // The same workload as the first single-node run, on three replicas: every entry is
         // acknowledged once a majority holds it.
@@ -163,12 +164,33 @@ async fn run(args: Args) -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         // Server cores: the three replicas together (each applies every batch).
         let pids: Vec<u32> = cluster.nodes.iter().map(coop::CoopNode::pid).collect();
+        let each_before = pids
+            .iter()
+            .map(|p| host::cpu_times(*p, false))
+            .collect::<Result<Vec<_>>>()?;
         let m = drive::measure(report::COOP_REPLICATED, plan, conns, || {
             host::cpu_times_of(&pids)
         })
         .await?;
+        // Each replica's CPU per entry (the leader first): what one replica costs when it has
+        // a machine of its own.
+        let mut each = Vec::new();
+        for (pid, before) in pids.iter().zip(&each_before) {
+            let used = host::cpu_times(*pid, false)?.since(before);
+            each.push(used.as_secs_f64() * 1e6 / m.entries.max(1) as f64);
+        }
         eprintln!("{} (server: all three replicas)", report::line(&m));
         eprintln!("  the leader's account: {}", leader.account().await?);
+        if let Some((l, f)) = each.split_first() {
+            eprintln!(
+                "  CPU per entry: leader {l:.0} us, followers {} us",
+                f.iter()
+                    .map(|u| format!("{u:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            );
+            replica_cpu_us = Some((*l, f.to_vec()));
+        }
         runs.push(m);
     }
 
@@ -187,6 +209,7 @@ async fn run(args: Args) -> Result<()> {
         signature_ceiling: ceiling,
         disk: disk_per_entry,
         runs,
+        replica_cpu_us,
     };
     println!("{}", summary.markdown());
     if args.keep {

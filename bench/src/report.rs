@@ -84,6 +84,8 @@ pub struct Summary {
     /// the entries, entries).
     pub disk: Option<(u64, usize, usize)>,
     pub runs: Vec<Measured>,
+    /// The three-replica run's CPU per entry, µs: the leader's, then each follower's.
+    pub replica_cpu_us: Option<(f64, Vec<f64>)>,
 }
 
 impl Summary {
@@ -93,6 +95,11 @@ impl Summary {
 
     fn ratio(&self, a: &str, b: &str) -> Option<f64> {
         Some(self.run(a)?.per_sec() / self.run(b)?.per_sec())
+    }
+
+    /// A run's server CPU per entry, µs.
+    pub fn cpu_per_entry_us(m: &Measured) -> f64 {
+        m.server_cpu.as_secs_f64() * 1e6 / m.entries.max(1) as f64
     }
 
     /// `(what, value)` pairs: coopledger ÷ each peer in entries/s, and the bulk path against the
@@ -119,6 +126,14 @@ impl Summary {
             out.push((
                 format!("p99 of {COOP_REPLICATED} ÷ p99 of {COOP}"),
                 a.quantile(0.99).as_secs_f64() / b.quantile(0.99).as_secs_f64().max(1e-9),
+            ));
+        }
+        // What bounds replicas on machines of their own: the leader's CPU per entry against
+        // one node's (here all three share the cores).
+        if let (Some((leader, _)), Some(one)) = (&self.replica_cpu_us, self.run(COOP)) {
+            out.push((
+                format!("{COOP_REPLICATED} leader's CPU per entry ÷ {COOP}'s"),
+                leader / Summary::cpu_per_entry_us(one).max(1e-9),
             ));
         }
         if let Some(bulk) = self.run(COOP_BULK) {
@@ -185,6 +200,7 @@ impl Summary {
                 "serverCores": m.server_cores(),
                 "loadgenCores": m.loadgen_cores(),
             })).collect::<Vec<_>>(),
+            "replicaCpuPerEntryUs": self.replica_cpu_us.as_ref().map(|(l, f)| json!({"leader": l, "followers": f})),
             "ratios": self.ratios().into_iter().map(|(k, v)| json!({"what": k, "ratio": v})).collect::<Vec<_>>(),
         })
     }

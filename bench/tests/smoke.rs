@@ -73,9 +73,16 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
     for what in [
         "coopledger ledger_submit, 3 replicas ÷ coopledger ledger_submit",
         "p99 of coopledger ledger_submit, 3 replicas ÷ p99 of coopledger ledger_submit",
+        "coopledger ledger_submit, 3 replicas leader's CPU per entry ÷ coopledger ledger_submit's",
     ] {
         assert!(ratios.iter().any(|r| r["what"] == what), "{what}: {report}");
     }
+    // Each replica's CPU per entry: every replica applies every batch, so none is free.
+    let cpu = &report["replicaCpuPerEntryUs"];
+    assert!(cpu["leader"].as_f64().unwrap() > 0.0, "{cpu}");
+    let followers = cpu["followers"].as_array().unwrap();
+    assert_eq!(followers.len(), 2, "{cpu}");
+    assert!(followers.iter().all(|f| f.as_f64().unwrap() > 0.0), "{cpu}");
     assert!(report["signatureCeiling"].as_f64().unwrap() > 0.0);
     // coopledger's folder measured after the single-submit run: every entry's signed bytes
     // are in it, so it cannot be smaller than them.

@@ -42,7 +42,8 @@ pub enum OfflogOp {
 pub enum BatchItem {
     /// Off-log writes, applied by every replica with the batch, after its entries.
     Offlog(Vec<OfflogOp>),
-    /// A signed entry's canonical bytes (checked again by every replica that applies it).
+    /// A signed entry's canonical bytes (its signature checked by the proposer, not again by
+    /// the replicas applying it: `docs/replication.md` §1).
     Signed(Vec<u8>),
     /// One of the node's own entries, signed with the log key by each replica when it is
     /// sequenced (Ed25519 is deterministic, so every replica makes the same bytes).

@@ -348,6 +348,14 @@ impl Verified<Envelope> {
     pub(crate) fn signed_here(env: Envelope) -> Verified<Envelope> {
         Verified(env)
     }
+
+    /// An envelope of a batch replication committed, proposed by another replica of this log:
+    /// that replica checked its signature before proposing it, and only holders of this log's
+    /// key can propose (`docs/replication.md` §1). Not checked again, so every replica applies
+    /// exactly the entries the proposer admitted — the same verdicts, never a divergence.
+    pub(crate) fn committed(env: Envelope) -> Verified<Envelope> {
+        Verified(env)
+    }
 }
 
 /// The stateless admission rules of one ledger.

@@ -225,43 +225,24 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
     }
 }
 
-/// A committed batch proposed by another replica: each signed entry parsed and its signature
-/// checked here (a replica never signs a checkpoint over an entry it did not check itself);
-/// the node's own entries are signed when sequenced, as on the proposer. Nobody here waits for
-/// these entries, so their replies go nowhere.
+/// A committed batch proposed by another replica: each signed entry parsed, its signature not
+/// checked again (the proposer admitted it; [`Verified::committed`]); the node's own entries
+/// are signed when sequenced, as on the proposer. Nobody here waits for these entries, so their
+/// replies go nowhere.
 fn admit_remote(items: Vec<crate::log::replication::BatchItem>) -> Vec<Admitted> {
     use crate::log::replication::BatchItem;
-    let mut envs = Vec::new();
-    let mut order = Vec::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
     for item in items {
+        let nobody = oneshot::channel().0;
         match item {
             BatchItem::Signed(bytes) => match Envelope::from_bytes(&bytes) {
-                Ok(env) => {
-                    envs.push(env);
-                    order.push(None);
-                }
+                Ok(env) => out.push(Admitted::Verified(Verified::committed(env), nobody)),
                 Err(r) => {
                     tracing::warn!(rejection = %r, "a committed entry does not parse; left out");
                 }
             },
-            BatchItem::Own(own) => order.push(Some(Err(own))),
-            BatchItem::Offlog(ops) => order.push(Some(Ok(ops))),
-        }
-    }
-    let mut verdicts = crate::entry::admit(envs).into_iter();
-    let mut out = Vec::with_capacity(order.len());
-    for slot in order {
-        let nobody = oneshot::channel().0;
-        match slot {
-            Some(Err(own)) => out.push(Admitted::Own(own, nobody)),
-            Some(Ok(ops)) => out.push(Admitted::Offlog(ops, oneshot::channel().0)),
-            None => match verdicts.next() {
-                Some(Ok(env)) => out.push(Admitted::Verified(env, nobody)),
-                Some(Err(r)) => {
-                    tracing::warn!(rejection = %r, "a committed entry's signature fails; left out");
-                }
-                None => {}
-            },
+            BatchItem::Own(own) => out.push(Admitted::Own(own, nobody)),
+            BatchItem::Offlog(ops) => out.push(Admitted::Offlog(ops, oneshot::channel().0)),
         }
     }
     out

@@ -74,8 +74,8 @@ impl<M: StateMachine> Log<M> {
 
     /// Applies a batch replication committed, as exactly one batch at its batch time, after
     /// every batch given before. On the replica that proposed it, its submitters are answered
-    /// once it is durable and checkpointed; on the others its entries' signatures are checked
-    /// first. Resolves with the tree size once the batch is written — not yet durable: the
+    /// once it is durable and checkpointed; the others take the proposer's verdict on its
+    /// signatures (`docs/replication.md` §1). Resolves with the tree size once the batch is written — not yet durable: the
     /// write-ahead log is a prefix, so a crash can lose it only with everything after it,
     /// and the applied mark in `side_meta` goes with it.
     pub async fn apply_committed(
