@@ -1,7 +1,7 @@
 //! What replicas of one co-op's ledger send each other and keep on disk
 //! (`docs/replication.md`): the command one Raft entry carries (`command`), the signed join and
-//! leave requests, `cluster.json` and the cluster's status (`membership`), and the snapshot
-//! file (`snapshot`). Parsers only — no I/O runtime, no RocksDB — so each one is fuzzed
+//! leave requests, `cluster.json` and the cluster's status (`membership`), Raft's own messages
+//! read strictly (`raft`), and the snapshot file (`snapshot`). Parsers only — no I/O runtime, no RocksDB — so each one is fuzzed
 //! (`fuzz/fuzz_targets/raft_command.rs`, `cluster_request.rs`, `cluster_file.rs`,
 //! `snapshot_file.rs`, `raft_message.rs`). The node runs Raft on them (`node::cluster`); the
 //! `rpc` crate carries them.
@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod membership;
+pub mod raft;
 pub mod snapshot;
 
 pub use command::{Applied, BatchCommand, Command, Item, OfflogWire};

@@ -54,8 +54,10 @@ fn every_json_seed_parses() {
 
 #[test]
 fn every_raft_message_seed_parses_as_the_message_its_first_byte_names() {
-    fn parses<T: serde::de::DeserializeOwned>(name: &str, bytes: &[u8]) {
-        serde_json::from_slice::<T>(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    fn parses<T: serde::de::DeserializeOwned + serde::Serialize>(name: &str, bytes: &[u8]) {
+        let value: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        coopledger_cluster_formats::raft::strict::<T>(&value)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     for (name, bytes) in seeds("raft_message") {
         let (which, rest) = bytes.split_first().unwrap();

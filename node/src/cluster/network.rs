@@ -5,6 +5,7 @@
 //! routes the methods below to [`answer`].
 
 use super::{Cluster, ReplicaAddr};
+use coopledger_cluster_formats::raft::strict;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -81,13 +82,13 @@ impl RaftNetworkFactory<Cluster> for Network {
 type Answer<T, E> = Result<T, RaftError<u64, E>>;
 
 impl Peer {
-    async fn send<Q: Serialize, T: DeserializeOwned, E>(
+    async fn send<Q: Serialize, T: Serialize + DeserializeOwned, E>(
         &self,
         method: &'static str,
         request: &Q,
     ) -> Result<T, RPCError<u64, ReplicaAddr, RaftError<u64, E>>>
     where
-        E: std::error::Error + DeserializeOwned,
+        E: std::error::Error + Serialize + DeserializeOwned,
     {
         let params =
             serde_json::to_value(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
@@ -99,7 +100,7 @@ impl Peer {
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let answer: Answer<T, E> =
-            serde_json::from_value(value).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            strict(&value).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| {
             RPCError::RemoteError(RemoteError::new_with_node(self.id, self.addr.clone(), e))
         })
@@ -160,8 +161,8 @@ pub async fn answer(
     method: &str,
     params: serde_json::Value,
 ) -> Result<serde_json::Value, AnswerError> {
-    fn parse<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, AnswerError> {
-        serde_json::from_value(v).map_err(|e| AnswerError::Params(e.to_string()))
+    fn parse<T: Serialize + DeserializeOwned>(v: serde_json::Value) -> Result<T, AnswerError> {
+        strict(&v).map_err(|e| AnswerError::Params(e.to_string()))
     }
     fn out<T: Serialize>(v: &T) -> Result<serde_json::Value, AnswerError> {
         serde_json::to_value(v).map_err(|e| AnswerError::Params(e.to_string()))

@@ -1,0 +1,130 @@
+//! Raft's own messages between replicas (openraft's `AppendEntriesRequest`, `VoteRequest`,
+//! `InstallSnapshotRequest` and their answers), read strictly: openraft's types skip fields
+//! they do not know, so [`strict`] refuses any JSON that is not exactly what the type writes.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Why a message was refused: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{path}`: {reason}")]
+pub struct StrictError {
+    /// The field's path (`entries[0].payload`, or `$` for the whole message).
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Parses `value` as a `T`, refusing a field `T` does not have, and anything else `T` would
+/// not write back the same (the sender writes with the same types, so a message from a replica
+/// always comes back identical).
+pub fn strict<T: Serialize + DeserializeOwned>(value: &Value) -> Result<T, StrictError> {
+    let parsed = T::deserialize(value).map_err(|e| StrictError {
+        path: "$".into(),
+        reason: e.to_string(),
+    })?;
+    let back = serde_json::to_value(&parsed).map_err(|e| StrictError {
+        path: "$".into(),
+        reason: e.to_string(),
+    })?;
+    match first_difference(value, &back, "$") {
+        None => Ok(parsed),
+        Some(path) => Err(StrictError {
+            path,
+            reason: "not a field of this message, or not in the form it is written".into(),
+        }),
+    }
+}
+
+/// The path of the first place `given` differs from `written`, if any.
+fn first_difference(given: &Value, written: &Value, path: &str) -> Option<String> {
+    match (given, written) {
+        (Value::Object(g), Value::Object(w)) => {
+            if let Some(extra) = g.keys().find(|k| !w.contains_key(*k)) {
+                return Some(format!("{path}.{extra}"));
+            }
+            w.iter().find_map(|(k, wv)| match g.get(k) {
+                Some(gv) => first_difference(gv, wv, &format!("{path}.{k}")),
+                None => Some(format!("{path}.{k}")),
+            })
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            if g.len() != w.len() {
+                return Some(path.to_owned());
+            }
+            g.iter()
+                .zip(w)
+                .enumerate()
+                .find_map(|(i, (gv, wv))| first_difference(gv, wv, &format!("{path}[{i}]")))
+        }
+        (g, w) if g == w => None,
+        _ => Some(path.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        reason = "test code: a panic is a test failure with a message"
+    )]
+
+    use super::*;
+    use openraft::raft::{AppendEntriesRequest, VoteRequest};
+    use serde_json::json;
+
+    fn vote() -> Value {
+        json!({
+            "vote": {"leader_id": {"term": 3, "node_id": 2}, "committed": false},
+            "last_log_id": {"leader_id": {"term": 2, "node_id": 1}, "index": 40}
+        })
+    }
+
+    #[test]
+    fn a_message_as_written_parses() {
+        let v: VoteRequest<u64> = strict(&vote()).unwrap();
+        assert_eq!(v.vote.leader_id.term, 3);
+        assert_eq!(serde_json::to_value(&v).unwrap(), vote());
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_by_its_path() {
+        let mut extra = vote();
+        extra["vote"]["leader_id"]["weight"] = json!(9);
+        let e = strict::<VoteRequest<u64>>(&extra).unwrap_err();
+        assert_eq!(e.path, "$.vote.leader_id.weight");
+        let mut top = vote();
+        top["hint"] = json!("x");
+        assert_eq!(strict::<VoteRequest<u64>>(&top).unwrap_err().path, "$.hint");
+    }
+
+    #[test]
+    fn an_unknown_field_deep_in_an_entry_is_refused() {
+        let append = json!({
+            "vote": {"leader_id": {"term": 2, "node_id": 1}, "committed": true},
+            "prev_log_id": null,
+            "entries": [{
+                "log_id": {"leader_id": {"term": 2, "node_id": 1}, "index": 1},
+                "payload": "Blank",
+                "note": 1
+            }],
+            "leader_commit": null
+        });
+        let e = strict::<AppendEntriesRequest<crate::Cluster>>(&append).unwrap_err();
+        assert_eq!(e.path, "$.entries[0].note");
+        let mut clean = append;
+        clean["entries"][0].as_object_mut().unwrap().remove("note");
+        strict::<AppendEntriesRequest<crate::Cluster>>(&clean).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_type_is_refused() {
+        let mut bad = vote();
+        bad["vote"]["committed"] = json!("yes");
+        assert_eq!(strict::<VoteRequest<u64>>(&bad).unwrap_err().path, "$");
+    }
+}
