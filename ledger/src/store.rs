@@ -629,6 +629,23 @@ impl Store {
         Ok(())
     }
 
+    /// Makes side-log records already deleted leave every file of the database: flushes every
+    /// family (so no write-ahead log file still holds them; the log files whose records are all
+    /// in tables are then deleted) and rewrites the side log's tables without them. A purge of
+    /// the Raft log runs it, so entries carrying an erased member's records are in no file
+    /// afterwards (`docs/replication.md` §4).
+    pub fn side_scrub(&self) -> Result<(), StoreError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name)?)?;
+        }
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        opts.set_exclusive_manual_compaction(true);
+        self.db
+            .compact_range_cf_opt(self.cf(CF_SIDE_LOG)?, None::<&[u8]>, None::<&[u8]>, &opts);
+        Ok(())
+    }
+
     /// Reads a side-meta value.
     pub fn side_meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(CF_SIDE_META)?, key)?)

@@ -1,7 +1,8 @@
 //! The Raft log on the ledger's database (`docs/replication.md` §2): entries in the store's side
 //! log, the vote and the purge point in its side meta. Contracts kept: no holes (append after
 //! the last index, truncate and purge as one range delete each), writes serialised (one owner,
-//! `&mut self`), `append` acknowledged only once the write-ahead log holding it is synced.
+//! `&mut self`), `append` acknowledged only once the write-ahead log holding it is synced; a
+//! purge leaves no copy of the purged entries in any file (an erasure depends on it).
 
 use super::Cluster;
 use coopledger_ledger::store::{Store, StoreError};
@@ -156,6 +157,14 @@ impl RaftLogStorage<Cluster> for LogStore {
         self.store
             .side_delete(0, log_id.index.saturating_add(1))
             .and_then(|()| self.store.sync())
+            .map_err(write_err)?;
+        // Then out of every file: a purge follows every erasure, and the purged entries may
+        // carry the erased member's records (`Store::side_scrub`). Rare (after snapshots and
+        // erasures), and off the async workers.
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.side_scrub())
+            .await
+            .map_err(|e| write_err(StoreError::Corrupt(format!("scrub task: {e}"))))?
             .map_err(write_err)
     }
 }
