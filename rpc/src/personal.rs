@@ -33,12 +33,23 @@ pub struct Attribute {
 pub struct ErasureResult {
     /// The erasure entry's receipt.
     pub receipt: SubmitResult,
-    /// True once the member's key and data are in no file of the node.
+    /// True once the member's key and data are in no file of the node that answered — on a
+    /// replica, its Raft log and snapshots included (the other replicas purge theirs as they
+    /// apply the erasure).
     pub destroyed: bool,
 }
 
+/// How long an erasure's answer waits for the answering replica's snapshot and Raft-log purge.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(crate) struct PersonalRpc {
     pub(crate) vault: Vault,
+    /// This node as a replica, if it is one (an erasure then also purges its Raft log).
+    pub(crate) replica: Option<
+        std::sync::Arc<
+            coopledger_node::cluster::replica::Replica<coopledger_governance::CoopRules>,
+        >,
+    >,
 }
 
 fn vault_error(e: VaultError) -> ErrorObjectOwned {
@@ -114,7 +125,14 @@ impl PersonalApiServer for PersonalRpc {
 
     async fn erase(&self, entry: Value) -> RpcResult<ErasureResult> {
         let env = parse_entry(&entry)?;
-        let (receipt, destroyed) = self.vault.erase(env).await.map_err(vault_error)?;
+        let (receipt, mut destroyed) = self.vault.erase(env).await.map_err(vault_error)?;
+        if let (true, Some(replica)) = (destroyed, &self.replica) {
+            // The vault's records are gone; the Raft entries that carried them go next.
+            if let Err(e) = replica.purge_applied(PURGE_WAIT).await {
+                tracing::warn!(error = %e, "an erasure's Raft-log purge did not complete");
+                destroyed = false;
+            }
+        }
         Ok(ErasureResult {
             receipt: SubmitResult::from(&receipt),
             destroyed,

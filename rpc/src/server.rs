@@ -323,6 +323,7 @@ pub fn module(
     m.merge(
         crate::personal::PersonalRpc {
             vault: node.vault.clone(),
+            replica: node.replica.clone(),
         }
         .into_rpc(),
     )?;

@@ -2,8 +2,9 @@
 //! snapshots"): a member's personal data travels to every replica in Raft entries (base64 in
 //! the Raft log, raw in the vault's records); after `coop personal erase`, no file of any
 //! replica's data folder — ledger database, Raft log, snapshots — holds the member's data key
-//! or ciphertext, raw or in base64. The search is shown to find them before, so its silence
-//! after means something; the plaintext is in no file at any time.
+//! or ciphertext, raw or in base64 — the answering replica's files at the moment it answers,
+//! the others' within seconds. The search is shown to find them before, so its silence after
+//! means something; the plaintext is in no file at any time.
 
 #![allow(
     clippy::unwrap_used,
@@ -135,8 +136,15 @@ async fn after_an_erasure_no_file_of_any_replica_holds_the_data_or_its_key() {
     let out = on(&["personal", "erase", "--key", member_key]);
     assert!(out.contains("destroyed on the node"), "{out}");
 
-    // After: on every replica, in no file. The answer came once the erasure was applied on a
-    // quorum; each replica then snapshots and purges its Raft log on its own.
+    // At the answer: in no file of the replica that answered (its vault records shredded,
+    // its snapshot rebuilt, its Raft log purged and scrubbed) — checked at once, no waiting.
+    let answering = replicas.iter().find(|r| r.id == lead).unwrap();
+    assert_eq!(
+        holding(&answering.data, &needles),
+        Vec::<String>::new(),
+        "the answering replica still holds the erased member's data"
+    );
+    // The others purge as they apply the erasure, on their own: in no file within seconds.
     let deadline = Instant::now() + Duration::from_secs(30);
     for r in &replicas {
         loop {

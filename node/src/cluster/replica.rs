@@ -136,6 +136,20 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
         })
     }
 
+    /// Snapshots this replica and purges its Raft log through everything it has applied, and
+    /// waits for both (up to `within`): after an erasure was applied here, no file of this
+    /// replica holds the erased records any more. The other replicas do the same on their own
+    /// as they apply the erasure (`purge_after_erasures`).
+    pub async fn purge_applied(&self, within: Duration) -> Result<(), ReplicaError> {
+        let applied = self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index);
+        snapshot_and_purge(&self.raft, applied, within).await
+    }
+
     /// Makes this replica, just initialised as a cluster over a ledger that already holds
     /// history (a co-op made before it was replicated), send that history to every replica
     /// that joins: a snapshot is taken at the membership entry and the Raft log purged through
@@ -238,26 +252,47 @@ async fn purge_after_erasures(
         while let Ok(later) = shredded.try_recv() {
             index = index.max(later);
         }
-        if let Err(e) = raft.trigger().snapshot().await {
-            tracing::error!(error = %e, "cannot snapshot after an erasure");
-            return;
+        if let Err(e) = snapshot_and_purge(&raft, index, Duration::from_secs(60)).await {
+            tracing::error!(index, error = %e, "cannot snapshot and purge after an erasure");
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let at = raft.metrics().borrow().snapshot.map(|s| s.index);
-            if at.is_some_and(|at| at >= index) {
-                break;
-            }
+    }
+}
+
+/// Takes a snapshot covering Raft index `index` and purges the Raft log through it, so that
+/// no file holds an entry up to `index` (`LogStore::purge` scrubs); waits for both, up to
+/// `within`.
+async fn snapshot_and_purge(
+    raft: &Raft<Cluster>,
+    index: u64,
+    within: Duration,
+) -> Result<(), ReplicaError> {
+    let deadline = std::time::Instant::now() + within;
+    let raft_err = |e: &dyn std::fmt::Display| ReplicaError::Raft(e.to_string());
+    let reached = |at: Option<openraft::LogId<u64>>| at.is_some_and(|l| l.index >= index);
+    if !reached(raft.metrics().borrow().snapshot) {
+        raft.trigger().snapshot().await.map_err(|e| raft_err(&e))?;
+        while !reached(raft.metrics().borrow().snapshot) {
             if std::time::Instant::now() > deadline {
-                tracing::error!(index, "no snapshot after an erasure within a minute");
-                break;
+                return Err(ReplicaError::Raft(format!("no snapshot through {index}")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Err(e) = raft.trigger().purge_log(index).await {
-            tracing::error!(error = %e, "cannot purge the Raft log after an erasure");
+    }
+    if !reached(raft.metrics().borrow().purged) {
+        raft.trigger()
+            .purge_log(index)
+            .await
+            .map_err(|e| raft_err(&e))?;
+        while !reached(raft.metrics().borrow().purged) {
+            if std::time::Instant::now() > deadline {
+                return Err(ReplicaError::Raft(format!(
+                    "Raft log not purged through {index}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    Ok(())
 }
 
 /// Hands each proposed batch to Raft in the order proposed, then waits for its outcome apart,
