@@ -17,50 +17,27 @@
 mod common;
 
 use base64::Engine;
-use common::{member_id, ok};
+use common::{files_holding, member_id, ok};
 use coopledger_e2e::cluster::{caught_up, leader, three, Replica};
 use coopledger_ledger::store::Store;
 use coopledger_rpc::client::http_client;
 use coopledger_rpc::LedgerApiClient;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const NAME: &str = "Grace Replicated-Patient 9c41";
 const EMAIL: &str = "grace.9c41.private@example.org";
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        // Files come and go while a replica runs (compaction, snapshots): skip what vanished.
-        let Ok(list) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in list.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The files under `dir` holding any of `needles`, with which.
+/// Which of `needles` the files under `dir` hold, and where.
 fn holding(dir: &Path, needles: &[(&str, Vec<u8>)]) -> Vec<String> {
-    let mut found = Vec::new();
-    for f in files(dir) {
-        let bytes = std::fs::read(&f).unwrap_or_default();
-        for (what, n) in needles {
-            assert!(n.len() >= 16, "search for something distinctive");
-            if bytes.windows(n.len()).any(|w| w == n.as_slice()) {
-                found.push(format!("{what} in {}", f.display()));
-            }
-        }
-    }
-    found
+    needles
+        .iter()
+        .flat_map(|(what, n)| {
+            files_holding(dir, n)
+                .into_iter()
+                .map(move |f| format!("{what} in {}", f.display()))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,42 +15,13 @@
 
 mod common;
 
-use common::{member_id, ok, refused};
+use common::{files_holding, member_id, ok, refused};
 use coopledger_e2e::Node;
 use coopledger_ledger::store::Store;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const NAME: &str = "Ada Quintessa Patient-7f3e";
 const EMAIL: &str = "ada.7f3e.private@example.org";
-
-/// Every regular file under `dir`.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The files under `dir` that contain `needle`.
-fn holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    assert!(needle.len() >= 16, "search for something distinctive");
-    files(dir)
-        .into_iter()
-        .filter(|f| {
-            let bytes = std::fs::read(f).unwrap_or_default();
-            bytes.windows(needle.len()).any(|w| w == needle)
-        })
-        .collect()
-}
 
 #[test]
 fn after_erasure_no_file_of_the_node_holds_the_data_and_proofs_still_verify() {
@@ -131,16 +102,16 @@ fn after_erasure_no_file_of_the_node_holds_the_data_and_proofs_still_verify() {
         (k, c)
     };
     assert!(
-        !holding(&data, &data_key).is_empty(),
+        !files_holding(&data, &data_key).is_empty(),
         "key not found before erasure"
     );
     assert!(
-        !holding(&data, &sealed).is_empty(),
+        !files_holding(&data, &sealed).is_empty(),
         "data not found before erasure"
     );
     for plain in [NAME, EMAIL] {
         assert!(
-            holding(&data, plain.as_bytes()).is_empty(),
+            files_holding(&data, plain.as_bytes()).is_empty(),
             "{plain} in clear on disk"
         );
     }
@@ -184,17 +155,20 @@ fn after_erasure_no_file_of_the_node_holds_the_data_and_proofs_still_verify() {
 
     // After erasure: nothing of it in any file of the data folder.
     assert_eq!(
-        holding(&data, &data_key),
+        files_holding(&data, &data_key),
         Vec::<PathBuf>::new(),
         "data key survived"
     );
     assert_eq!(
-        holding(&data, &sealed),
+        files_holding(&data, &sealed),
         Vec::<PathBuf>::new(),
         "ciphertext survived"
     );
     for plain in [NAME, EMAIL] {
-        assert_eq!(holding(&data, plain.as_bytes()), Vec::<PathBuf>::new());
+        assert_eq!(
+            files_holding(&data, plain.as_bytes()),
+            Vec::<PathBuf>::new()
+        );
     }
     // …and the log still proves what it held: the profile entry (commitments only), offline.
     let out = ok(&["verify", proof.to_str().unwrap(), "--vkey", &vkey]);

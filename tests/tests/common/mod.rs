@@ -40,6 +40,31 @@ pub fn after(out: &str, label: &str) -> String {
         .to_owned()
 }
 
+/// Every regular file under `dir` (files that vanish while a node runs are skipped), and the
+/// ones among them holding `needle` — for "in no file of the data folder" checks.
+pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    assert!(needle.len() >= 16, "search for something distinctive");
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(list) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for p in list.flatten().map(|e| e.path()) {
+            if p.is_dir() {
+                todo.push(p);
+            } else if std::fs::read(&p)
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 pub fn key(dir: &Path, name: &str) -> String {
     let p = dir.join(format!("{name}.key"));
     ok(&["key", "new", "-o", p.to_str().unwrap()]);
