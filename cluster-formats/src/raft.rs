@@ -37,6 +37,39 @@ pub fn strict<T: Serialize + DeserializeOwned>(value: &Value) -> Result<T, Stric
     }
 }
 
+/// [`strict`] on the text of a message, as it arrived: the common case — the text is exactly
+/// what `T` writes back — costs one parse and one write, with no JSON tree built; any other
+/// text is judged as [`strict`] judges its tree (so spacing and key order do not matter, and a
+/// refusal names the path).
+pub fn strict_text<T: Serialize + DeserializeOwned>(text: &str) -> Result<T, StrictError> {
+    let parsed: T = serde_json::from_str(text).map_err(|e| StrictError {
+        path: "$".into(),
+        reason: e.to_string(),
+    })?;
+    let back = serde_json::to_string(&parsed).map_err(|e| StrictError {
+        path: "$".into(),
+        reason: e.to_string(),
+    })?;
+    if back == text {
+        return Ok(parsed);
+    }
+    let given: Value = serde_json::from_str(text).map_err(|e| StrictError {
+        path: "$".into(),
+        reason: e.to_string(),
+    })?;
+    let written: Value = serde_json::from_str(&back).map_err(|e| StrictError {
+        path: "$".into(),
+        reason: e.to_string(),
+    })?;
+    match first_difference(&given, &written, "$") {
+        None => Ok(parsed),
+        Some(path) => Err(StrictError {
+            path,
+            reason: "not a field of this message, or not in the form it is written".into(),
+        }),
+    }
+}
+
 /// The path of the first place `given` differs from `written`, if any.
 fn first_difference(given: &Value, written: &Value, path: &str) -> Option<String> {
     match (given, written) {
@@ -119,6 +152,33 @@ mod tests {
         let mut clean = append;
         clean["entries"][0].as_object_mut().unwrap().remove("note");
         strict::<AppendEntriesRequest<crate::Cluster>>(&clean).unwrap();
+    }
+
+    #[test]
+    fn text_is_judged_as_its_tree_is() {
+        let v: VoteRequest<u64> = strict(&vote()).unwrap();
+        let exact = serde_json::to_string(&v).unwrap();
+        assert_eq!(strict_text::<VoteRequest<u64>>(&exact).unwrap(), v);
+        // Key order and spacing are not differences (`vote()` has its keys sorted); an unknown
+        // field is, by its path; so is a wrong type.
+        let sorted = vote().to_string();
+        assert_ne!(sorted, exact);
+        assert_eq!(strict_text::<VoteRequest<u64>>(&sorted).unwrap(), v);
+        let spaced = serde_json::to_string_pretty(&vote()).unwrap();
+        assert_eq!(strict_text::<VoteRequest<u64>>(&spaced).unwrap(), v);
+        let mut extra = vote();
+        extra["vote"]["leader_id"]["weight"] = json!(9);
+        let e = strict_text::<VoteRequest<u64>>(&extra.to_string()).unwrap_err();
+        assert_eq!(e.path, "$.vote.leader_id.weight");
+        let mut bad = vote();
+        bad["vote"]["committed"] = json!("yes");
+        assert_eq!(
+            strict_text::<VoteRequest<u64>>(&bad.to_string())
+                .unwrap_err()
+                .path,
+            "$"
+        );
+        assert!(strict_text::<VoteRequest<u64>>("{").is_err());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Raft's calls and answers between replicas as the `rpc` crate reads them off the cluster
 //! listener (`raft_appendEntries`, `raft_vote`, `raft_installSnapshot`) and off a peer's
-//! answer (`cluster_formats::raft::strict`, which refuses what the type would not write back):
-//! decoding arbitrary JSON as each never panics, and what it accepts is exactly the type's own
-//! JSON. The first byte picks the message.
+//! answer (`cluster_formats::raft::strict_text`, which refuses what the type would not write
+//! back): decoding arbitrary text as each never panics, what it accepts is exactly the type's
+//! own JSON, and it gives the same verdict as `strict` on the same JSON's tree. The first byte
+//! picks the message.
 #![no_main]
 
-use coopledger_cluster_formats::raft::strict;
+use coopledger_cluster_formats::raft::{strict, strict_text};
 use coopledger_cluster_formats::Cluster;
 use libfuzzer_sys::fuzz_target;
 use openraft::raft::{
@@ -14,10 +15,17 @@ use openraft::raft::{
 };
 
 fn reads<T: serde::de::DeserializeOwned + serde::Serialize>(bytes: &[u8]) {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+    let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };
-    if let Ok(message) = strict::<T>(&value) {
+    let from_text = strict_text::<T>(text);
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        assert!(from_text.is_err(), "accepted text that is not JSON");
+        return;
+    };
+    let from_tree = strict::<T>(&value);
+    assert_eq!(from_text.is_ok(), from_tree.is_ok(), "text and tree disagree");
+    if let Ok(message) = from_text {
         assert_eq!(serde_json::to_value(&message).expect("encodes"), value);
     }
 }

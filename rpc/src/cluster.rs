@@ -17,6 +17,7 @@ use jsonrpsee::server::Server;
 use rustls_pki_types::{
     CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime,
 };
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -236,14 +237,21 @@ fn raft_module(
         m.register_async_method(method, move |params, _, _| {
             let raft = raft.clone();
             async move {
-                let request: Value = params.one()?;
-                network::answer(&raft, method, request).await.map_err(|e| {
+                let refuse = |why: String| {
                     jsonrpsee::types::ErrorObjectOwned::owned(
                         crate::error::code::INVALID_PARAMS,
-                        e.to_string(),
+                        why,
                         None::<()>,
                     )
-                })
+                };
+                // The request's text as it came (`[request]`), read once by `answer`.
+                let text = params.as_str().unwrap_or("null");
+                let (request,): (&RawValue,) = serde_json::from_str(text)
+                    .map_err(|e| refuse(format!("params: one Raft request expected: {e}")))?;
+                let answer = network::answer(&raft, method, request.get())
+                    .await
+                    .map_err(|e| refuse(e.to_string()))?;
+                RawValue::from_string(answer).map_err(|e| refuse(e.to_string()))
             }
         })?;
     }
@@ -330,16 +338,26 @@ impl PeerClient {
 }
 
 impl PeerCalls for PeerClient {
-    fn call(&self, peer: &str, method: &'static str, params: Value) -> CallFuture {
+    fn call(&self, peer: &str, method: &'static str, params: String) -> CallFuture {
         let client = self.client(peer);
         let peer = peer.to_owned();
         Box::pin(async move {
             let client = client?;
-            client
-                .request::<Value, _>(method, jsonrpsee::rpc_params![params])
+            let answer: Box<RawValue> = client
+                .request(method, OneRequest(params))
                 .await
-                .map_err(|e| CallFailed(format!("{peer} {method}: {e}")))
+                .map_err(|e| CallFailed(format!("{peer} {method}: {e}")))?;
+            Ok(String::from(Box::<str>::from(answer)))
         })
+    }
+}
+
+/// A Raft request's JSON text as the call's params, `[request]`, sent as it is.
+struct OneRequest(String);
+
+impl jsonrpsee::core::traits::ToRpcParams for OneRequest {
+    fn to_rpc_params(self) -> Result<Option<Box<RawValue>>, serde_json::Error> {
+        RawValue::from_string(format!("[{}]", self.0)).map(Some)
     }
 }
 

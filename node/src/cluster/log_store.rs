@@ -3,29 +3,143 @@
 //! the last index, truncate and purge as one range delete each), writes serialised (one owner,
 //! `&mut self`), `append` acknowledged only once the write-ahead log holding it is synced; a
 //! purge leaves no copy of the purged entries in any file (an erasure depends on it).
+//!
+//! The newest entries are also kept in memory ([`Recent`]): Raft reads every entry back soon
+//! after appending it — once per follower to send it, once to apply it — and would otherwise
+//! read and parse it from the database each time.
 
 use super::Cluster;
 use coopledger_ledger::store::{Store, StoreError};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const VOTE: &[u8] = b"raft/vote";
 const COMMITTED: &[u8] = b"raft/committed";
 const PURGED: &[u8] = b"raft/purged";
 
+/// How much of the newest entries [`Recent`] keeps (their stored size): several seconds of
+/// batches at full load, so a follower that is a little behind is still sent them from memory.
+const RECENT_BYTES: usize = 32 * 1024 * 1024;
+
+/// The newest entries of the log, in order and without gaps, each with its stored size.
+///
+/// Invariant: they are a suffix of the log — every entry the log holds from the first one
+/// kept here on is kept here. Appends add to it before writing (and empty it if the write
+/// fails), truncation and purge take from it before deleting, and eviction only ever drops
+/// the oldest; so a read from an index at or after the first one kept is answered from here
+/// alone.
+#[derive(Debug)]
+struct Recent {
+    entries: VecDeque<(Entry<Cluster>, usize)>,
+    bytes: usize,
+    /// At most this many stored bytes are kept.
+    limit: usize,
+}
+
+impl Recent {
+    fn first(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.log_id.index)
+    }
+
+    fn push(&mut self, entry: Entry<Cluster>, size: usize) {
+        let follows = self
+            .entries
+            .back()
+            .is_none_or(|(last, _)| last.log_id.index.checked_add(1) == Some(entry.log_id.index));
+        if !follows {
+            self.clear();
+        }
+        self.bytes = self.bytes.saturating_add(size);
+        self.entries.push_back((entry, size));
+        while self.bytes > self.limit {
+            match self.entries.pop_front() {
+                Some((_, size)) => self.bytes = self.bytes.saturating_sub(size),
+                None => break,
+            }
+        }
+    }
+
+    /// Drops the entries from `index` on.
+    fn truncate(&mut self, index: u64) {
+        while self.entries.back().is_some_and(|(e, _)| e.log_id.index >= index) {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.bytes = self.bytes.saturating_sub(size);
+            }
+        }
+    }
+
+    /// Drops the entries up to and including `index`.
+    fn purge(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|(e, _)| e.log_id.index <= index) {
+            if let Some((_, size)) = self.entries.pop_front() {
+                self.bytes = self.bytes.saturating_sub(size);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// The entries in `[from, to)`, if `from` is at or after the first one kept.
+    fn range(&self, from: u64, to: u64) -> Option<Vec<Entry<Cluster>>> {
+        let first = self.first()?;
+        if from < first {
+            return None;
+        }
+        let skip = usize::try_from(from - first).unwrap_or(usize::MAX);
+        Some(
+            self.entries
+                .iter()
+                .skip(skip)
+                .map(|(e, _)| e)
+                .take_while(|e| e.log_id.index < to)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
 /// The Raft log of one replica.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     store: Arc<Store>,
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl LogStore {
     /// The log kept in `store`.
     pub fn new(store: Arc<Store>) -> LogStore {
-        LogStore { store }
+        LogStore::keeping(store, RECENT_BYTES)
+    }
+
+    /// The log kept in `store`, keeping up to `bytes` of the newest entries in memory.
+    pub(crate) fn keeping(store: Arc<Store>, bytes: usize) -> LogStore {
+        LogStore {
+            store,
+            recent: Arc::new(Mutex::new(Recent {
+                entries: VecDeque::new(),
+                bytes: 0,
+                limit: bytes,
+            })),
+        }
+    }
+
+    /// The database it is kept in.
+    #[cfg(test)]
+    pub(crate) fn store_for_tests(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    fn recent(&self) -> MutexGuard<'_, Recent> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -65,6 +179,9 @@ impl RaftLogReader<Cluster> for LogStore {
             Bound::Excluded(&i) => i,
             Bound::Unbounded => u64::MAX,
         };
+        if let Some(kept) = self.recent().range(from, to) {
+            return Ok(kept);
+        }
         let mut out = Vec::new();
         for (_, bytes) in self.store.side_range(from, to).map_err(read_err)? {
             out.push(serde_json::from_slice(&bytes).map_err(read_err)?);
@@ -128,12 +245,25 @@ impl RaftLogStorage<Cluster> for LogStore {
         I: IntoIterator<Item = Entry<Cluster>> + Send,
         I::IntoIter: Send,
     {
-        let records = entries
-            .into_iter()
-            .map(|e| serde_json::to_vec(&e).map(|b| (e.log_id.index, b)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(write_err)?;
-        self.store.side_append(&records).map_err(write_err)?;
+        let mut records = Vec::new();
+        let mut kept = Vec::new();
+        for e in entries {
+            let bytes = serde_json::to_vec(&e).map_err(write_err)?;
+            kept.push((e.clone(), bytes.len()));
+            records.push((e.log_id.index, bytes));
+        }
+        {
+            // Kept before they are written, so they are never in the database and missing
+            // here (`Recent`'s invariant); a failed write empties it.
+            let mut recent = self.recent();
+            for (e, size) in kept {
+                recent.push(e, size);
+            }
+        }
+        if let Err(e) = self.store.side_append(&records) {
+            self.recent().clear();
+            return Err(write_err(e));
+        }
         // Readable now; acknowledged once the write-ahead log holding it is on disk.
         let synced = self
             .store
@@ -144,16 +274,22 @@ impl RaftLogStorage<Cluster> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        self.recent().truncate(log_id.index);
         self.store
             .side_delete(log_id.index, u64::MAX)
             .and_then(|()| self.store.sync())
-            .map_err(write_err)
+            .map_err(|e| {
+                // The database may still hold the tail: what is kept would not be a suffix.
+                self.recent().clear();
+                write_err(e)
+            })
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         // The purge point first (synced): a crash before the delete leaves entries the state
         // says are purged, which is harmless; the reverse would leave a hole.
         self.put_meta(PURGED, &log_id).map_err(write_err)?;
+        self.recent().purge(log_id.index);
         self.store
             .side_delete(0, log_id.index.saturating_add(1))
             .and_then(|()| self.store.sync())

@@ -1,11 +1,12 @@
 //! openraft's network over calls between replicas (`docs/replication.md` §6): each Raft RPC is
 //! one call of a named method with the request as JSON, answered with openraft's own
-//! `Result<response, RaftError>` as JSON. How a call travels (the cluster listener, mutual TLS
+//! `Result<response, RaftError>` as JSON. Both travel as text, written once and read once
+//! (`strict_text`): no JSON tree is built on the way. How a call travels (the cluster listener, mutual TLS
 //! with the co-op's log key) is the caller's [`PeerCalls`]; the `rpc` crate provides it and
 //! routes the methods below to [`answer`].
 
 use super::{Cluster, ReplicaAddr};
-use coopledger_cluster_formats::raft::strict;
+use coopledger_cluster_formats::raft::strict_text;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -34,12 +35,13 @@ pub const SNAPSHOT: &str = "raft_installSnapshot";
 pub struct CallFailed(pub String);
 
 /// A boxed call in flight.
-pub type CallFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, CallFailed>> + Send>>;
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<String, CallFailed>> + Send>>;
 
 /// Calls one method on a peer replica's cluster address.
 pub trait PeerCalls: Send + Sync + 'static {
-    /// Sends `params` to `method` at `peer` (its cluster address) and returns the answer.
-    fn call(&self, peer: &str, method: &'static str, params: serde_json::Value) -> CallFuture;
+    /// Sends `params` (the request's JSON text) to `method` at `peer` (its cluster address)
+    /// and returns the answer's JSON text.
+    fn call(&self, peer: &str, method: &'static str, params: String) -> CallFuture;
 }
 
 /// The network factory Raft gets: every connection uses the same calls.
@@ -91,16 +93,16 @@ impl Peer {
         E: std::error::Error + Serialize + DeserializeOwned,
     {
         let params =
-            serde_json::to_value(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            serde_json::to_string(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         // A peer that does not answer is unreachable: Raft backs off before calling it again,
         // rather than retrying at once.
-        let value = self
+        let text = self
             .calls
             .call(&self.addr.cluster, method, params)
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let answer: Answer<T, E> =
-            strict(&value).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            strict_text(&text).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| {
             RPCError::RemoteError(RemoteError::new_with_node(self.id, self.addr.clone(), e))
         })
@@ -155,17 +157,18 @@ pub enum AnswerError {
     Method(String),
 }
 
-/// Answers one Raft call on this replica: `Ok(JSON of Result<response, RaftError>)`.
+/// Answers one Raft call on this replica, given the request's JSON text:
+/// `Ok(JSON text of Result<response, RaftError>)`.
 pub async fn answer(
     raft: &Raft<Cluster>,
     method: &str,
-    params: serde_json::Value,
-) -> Result<serde_json::Value, AnswerError> {
-    fn parse<T: Serialize + DeserializeOwned>(v: serde_json::Value) -> Result<T, AnswerError> {
-        strict(&v).map_err(|e| AnswerError::Params(e.to_string()))
+    params: &str,
+) -> Result<String, AnswerError> {
+    fn parse<T: Serialize + DeserializeOwned>(text: &str) -> Result<T, AnswerError> {
+        strict_text(text).map_err(|e| AnswerError::Params(e.to_string()))
     }
-    fn out<T: Serialize>(v: &T) -> Result<serde_json::Value, AnswerError> {
-        serde_json::to_value(v).map_err(|e| AnswerError::Params(e.to_string()))
+    fn out<T: Serialize>(v: &T) -> Result<String, AnswerError> {
+        serde_json::to_string(v).map_err(|e| AnswerError::Params(e.to_string()))
     }
     match method {
         APPEND => out(&raft.append_entries(parse(params)?).await),

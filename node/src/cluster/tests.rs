@@ -120,6 +120,57 @@ async fn the_log_vote_and_purge_point_survive_a_reopen_without_holes() {
     assert_eq!(got, vec![4, 5, 6, 7]);
 }
 
+/// The entries kept in memory answer every read exactly as the database does, through
+/// appends, truncations, purges and the oldest ones being dropped for room.
+#[tokio::test]
+async fn the_entries_kept_in_memory_read_as_the_database_does() {
+    use openraft::storage::RaftLogStorageExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::create(&dir.path().join("ledger"), "o", "k").unwrap());
+    // Room for about six blank entries, so the oldest are dropped as the log grows.
+    let one = serde_json::to_vec(&entry(1, 1)).unwrap().len();
+    let mut kept = LogStore::keeping(store.clone(), one * 6);
+    let id = |term, index| LogId::new(openraft::CommittedLeaderId::new(term, 1), index);
+    let same = |kept: LogStore| async move {
+        let mut kept = kept;
+        let mut fresh = LogStore::keeping(kept_store(&kept), 0);
+        for from in 0..25 {
+            for to in [from, from + 1, from + 3, 30, u64::MAX] {
+                let a = kept.try_get_log_entries(from..to).await.unwrap();
+                let b = fresh.try_get_log_entries(from..to).await.unwrap();
+                assert_eq!(a, b, "entries {from}..{to}");
+            }
+        }
+        assert_eq!(
+            kept.get_log_state().await.unwrap(),
+            fresh.get_log_state().await.unwrap()
+        );
+    };
+    kept.blocking_append((1..=10).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    same(kept.clone()).await;
+    kept.truncate(id(1, 8)).await.unwrap();
+    same(kept.clone()).await;
+    kept.blocking_append((8..=20).map(|i| entry(2, i)))
+        .await
+        .unwrap();
+    same(kept.clone()).await;
+    kept.purge(id(2, 17)).await.unwrap();
+    same(kept.clone()).await;
+    kept.truncate(id(2, 18)).await.unwrap();
+    kept.blocking_append((18..=19).map(|i| entry(3, i)))
+        .await
+        .unwrap();
+    same(kept.clone()).await;
+    let last = kept.try_get_log_entries(19..20).await.unwrap();
+    assert_eq!(last[0].log_id, id(3, 19));
+}
+
+fn kept_store(log: &LogStore) -> Arc<Store> {
+    log.store_for_tests()
+}
+
 /// A signed note for these tests' co-op.
 fn note_entry(key: &ed25519_dalek::SigningKey, seq: u64) -> coopledger_ledger::Envelope {
     let mut payload = serde_json::Map::new();
