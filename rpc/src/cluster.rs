@@ -228,6 +228,15 @@ impl Serving for Running {
     }
 }
 
+/// The text of the one Raft request in a call's params (`[request]`), as it came: `answer`
+/// reads it once.
+fn one_request(params: Option<&str>) -> Result<&str, String> {
+    let text = params.ok_or("params: one Raft request expected, got none")?;
+    let (request,): (&RawValue,) = serde_json::from_str(text)
+        .map_err(|e| format!("params: one Raft request expected: {e}"))?;
+    Ok(request.get())
+}
+
 fn raft_module(
     raft: openraft::Raft<Cluster>,
 ) -> Result<jsonrpsee::RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
@@ -244,11 +253,8 @@ fn raft_module(
                         None::<()>,
                     )
                 };
-                // The request's text as it came (`[request]`), read once by `answer`.
-                let text = params.as_str().unwrap_or("null");
-                let (request,): (&RawValue,) = serde_json::from_str(text)
-                    .map_err(|e| refuse(format!("params: one Raft request expected: {e}")))?;
-                let answer = network::answer(&raft, method, request.get())
+                let request = one_request(params.as_str()).map_err(refuse)?;
+                let answer = network::answer(&raft, method, request)
                     .await
                     .map_err(|e| refuse(e.to_string()))?;
                 RawValue::from_string(answer).map_err(|e| refuse(e.to_string()))
@@ -605,5 +611,33 @@ where
         n: jsonrpsee::core::middleware::Notification<'a>,
     ) -> impl std::future::Future<Output = Self::NotificationResponse> + Send + 'a {
         self.service.notification(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        reason = "test code: a panic is a test failure with a message"
+    )]
+
+    use super::*;
+
+    #[test]
+    fn a_raft_call_carries_exactly_one_request_passed_on_as_it_came() {
+        let request = r#"{"vote":{"leader_id":{"term":1,"node_id":1},"committed":false}, "x":1}"#;
+        assert_eq!(one_request(Some(&format!("[{request}]"))).unwrap(), request);
+        assert_eq!(one_request(Some(" [ 7 ] ")).unwrap(), "7");
+        for bad in ["[]", "[1,2]", "{}", "null", "[", "[1] x", ""] {
+            let e = one_request(Some(bad)).unwrap_err();
+            assert!(
+                e.starts_with("params: one Raft request expected"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(one_request(None).is_err());
     }
 }

@@ -65,7 +65,11 @@ impl Recent {
 
     /// Drops the entries from `index` on.
     fn truncate(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|(e, _)| e.log_id.index >= index) {
+        while self
+            .entries
+            .back()
+            .is_some_and(|(e, _)| e.log_id.index >= index)
+        {
             if let Some((_, size)) = self.entries.pop_back() {
                 self.bytes = self.bytes.saturating_sub(size);
             }
@@ -74,7 +78,11 @@ impl Recent {
 
     /// Drops the entries up to and including `index`.
     fn purge(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|(e, _)| e.log_id.index <= index) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(e, _)| e.log_id.index <= index)
+        {
             if let Some((_, size)) = self.entries.pop_front() {
                 self.bytes = self.bytes.saturating_sub(size);
             }
