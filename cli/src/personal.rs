@@ -119,13 +119,36 @@ pub async fn personal(c: &HttpClient, cmd: PersonalCmd) -> Result<()> {
             println!(
                 "member.erase accepted at index {}; personal data of {member} {}",
                 r.receipt.index,
-                if r.destroyed {
-                    "destroyed on the node (key and data in no file)"
-                } else {
-                    "NOT yet destroyed"
-                }
+                erasure_outcome(&r)
             );
         }
     }
     Ok(())
+}
+
+/// What an erasure's answer says of where the data is gone.
+fn erasure_outcome(r: &coopledger_rpc::personal::ErasureResult) -> String {
+    let ids = |v: &[u64]| {
+        v.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (r.destroyed, r.replicas_purged.is_empty() && r.replicas_pending.is_empty()) {
+        (true, true) => "destroyed on the node (key and data in no file)".to_owned(),
+        (true, false) => format!(
+            "destroyed on every replica ({}: key and data in no file)",
+            ids(&r.replicas_purged)
+        ),
+        (false, true) => "NOT yet destroyed".to_owned(),
+        (false, false) => format!(
+            "destroyed on replica(s) {}; NOT yet on {} (each purges when it applies the erasure)",
+            if r.replicas_purged.is_empty() {
+                "none".to_owned()
+            } else {
+                ids(&r.replicas_purged)
+            },
+            ids(&r.replicas_pending)
+        ),
+    }
 }

@@ -188,3 +188,19 @@ mod tests {
         assert_eq!(strict::<VoteRequest<u64>>(&bad).unwrap_err().path, "$");
     }
 }
+
+/// `raft_purged`: a replica asks another how far it has purged its Raft log — after an
+/// erasure, the answering replica waits until every other one has purged through the
+/// erasure's Raft index (`docs/replication.md` §4). No parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeQuery {}
+
+/// The answer to [`PurgeQuery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeMark {
+    /// The Raft index through which this replica's Raft log is purged and scrubbed, after a
+    /// snapshot at or past it was built from the state it reached (0: nothing purged).
+    pub purged: u64,
+}

@@ -11,6 +11,7 @@
 )]
 
 use coopledger_cluster_formats::membership::{ClusterFile, ClusterRequest, ClusterStatus};
+use coopledger_cluster_formats::raft::{PurgeMark, PurgeQuery};
 use coopledger_cluster_formats::snapshot::SnapshotReader;
 use coopledger_cluster_formats::{Cluster, Command};
 use openraft::raft::{
@@ -61,13 +62,15 @@ fn every_raft_message_seed_parses_as_the_message_its_first_byte_names() {
     }
     for (name, bytes) in seeds("raft_message") {
         let (which, rest) = bytes.split_first().unwrap();
-        match which % 6 {
+        match which % 8 {
             0 => parses::<AppendEntriesRequest<Cluster>>(&name, rest),
             1 => parses::<AppendEntriesResponse<u64>>(&name, rest),
             2 => parses::<VoteRequest<u64>>(&name, rest),
             3 => parses::<VoteResponse<u64>>(&name, rest),
             4 => parses::<InstallSnapshotRequest<Cluster>>(&name, rest),
-            _ => parses::<InstallSnapshotResponse<u64>>(&name, rest),
+            5 => parses::<InstallSnapshotResponse<u64>>(&name, rest),
+            6 => parses::<PurgeQuery>(&name, rest),
+            _ => parses::<PurgeMark>(&name, rest),
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Raft's calls and answers between replicas as the `rpc` crate reads them off the cluster
-//! listener (`raft_appendEntries`, `raft_vote`, `raft_installSnapshot`) and off a peer's
+//! listener (`raft_appendEntries`, `raft_vote`, `raft_installSnapshot`, `raft_purged`) and off a peer's
 //! answer (`cluster_formats::raft::strict_text`, which refuses what the type would not write
 //! back): decoding arbitrary text as each never panics, what it accepts is exactly the type's
 //! own JSON, and it gives the same verdict as `strict` on the same JSON's tree. The first byte
 //! picks the message.
 #![no_main]
 
-use coopledger_cluster_formats::raft::{strict, strict_text};
+use coopledger_cluster_formats::raft::{strict, strict_text, PurgeMark, PurgeQuery};
 use coopledger_cluster_formats::Cluster;
 use libfuzzer_sys::fuzz_target;
 use openraft::raft::{
@@ -34,12 +34,14 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 6 {
+    match which % 8 {
         0 => reads::<AppendEntriesRequest<Cluster>>(bytes),
         1 => reads::<AppendEntriesResponse<u64>>(bytes),
         2 => reads::<VoteRequest<u64>>(bytes),
         3 => reads::<VoteResponse<u64>>(bytes),
         4 => reads::<InstallSnapshotRequest<Cluster>>(bytes),
-        _ => reads::<InstallSnapshotResponse<u64>>(bytes),
+        5 => reads::<InstallSnapshotResponse<u64>>(bytes),
+        6 => reads::<PurgeQuery>(bytes),
+        _ => reads::<PurgeMark>(bytes),
     }
 });

@@ -233,9 +233,10 @@ impl Node {
                     tuning,
                     log.clone(),
                     proposals,
-                    cluster::network::Network(setup.calls),
+                    cluster::network::Network(setup.calls.clone()),
                 )
-                .await?;
+                .await?
+                .with_peer_calls(setup.calls);
                 let fresh = !replica
                     .raft
                     .is_initialized()

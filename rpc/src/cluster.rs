@@ -241,7 +241,7 @@ fn raft_module(
     raft: openraft::Raft<Cluster>,
 ) -> Result<jsonrpsee::RpcModule<()>, jsonrpsee::core::RegisterMethodError> {
     let mut m = jsonrpsee::RpcModule::new(());
-    for method in [network::APPEND, network::VOTE, network::SNAPSHOT] {
+    for method in network::METHODS {
         let raft = raft.clone();
         m.register_async_method(method, move |params, _, _| {
             let raft = raft.clone();

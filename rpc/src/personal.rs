@@ -7,6 +7,7 @@ use crate::error;
 use crate::server::parse_entry;
 use crate::wire::SubmitResult;
 use coopledger_ledger::codec::b64_decode;
+use coopledger_node::cluster::replica::PurgeReport;
 use coopledger_node::vault::{self, Vault, VaultError};
 use jsonrpsee::core::async_trait;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -33,14 +34,23 @@ pub struct Attribute {
 pub struct ErasureResult {
     /// The erasure entry's receipt.
     pub receipt: SubmitResult,
-    /// True once the member's key and data are in no file of the node that answered — on a
-    /// replica, its Raft log and snapshots included (the other replicas purge theirs as they
-    /// apply the erasure).
+    /// True once the member's key and data are in no file of the node — of a replicated
+    /// co-op, in no file of any replica (vault records, Raft logs and snapshots): every one
+    /// in `replicasPurged`, none in `replicasPending`.
     pub destroyed: bool,
+    /// Replica ids that confirmed no file of theirs holds the erased records (empty on a
+    /// single node).
+    pub replicas_purged: Vec<u64>,
+    /// Replica ids that did not confirm in time (down, behind or unreachable): each purges
+    /// when it applies the erasure or receives a snapshot taken after it. Empty on a single
+    /// node.
+    pub replicas_pending: Vec<u64>,
 }
 
 /// How long an erasure's answer waits for the answering replica's snapshot and Raft-log purge.
 const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long it then waits for the other replicas to confirm theirs.
+const PEER_PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub(crate) struct PersonalRpc {
     pub(crate) vault: Vault,
@@ -126,16 +136,18 @@ impl PersonalApiServer for PersonalRpc {
     async fn erase(&self, entry: Value) -> RpcResult<ErasureResult> {
         let env = parse_entry(&entry)?;
         let (receipt, mut destroyed) = self.vault.erase(env).await.map_err(vault_error)?;
+        let mut report = PurgeReport::default();
         if let (true, Some(replica)) = (destroyed, &self.replica) {
-            // The vault's records are gone; the Raft entries that carried them go next.
-            if let Err(e) = replica.purge_applied(PURGE_WAIT).await {
-                tracing::warn!(error = %e, "an erasure's Raft-log purge did not complete");
-                destroyed = false;
-            }
+            // The vault's records are gone here; the Raft entries that carried them go next,
+            // here and on every other replica.
+            report = replica.erasure_purged(PURGE_WAIT, PEER_PURGE_WAIT).await;
+            destroyed = report.pending.is_empty();
         }
         Ok(ErasureResult {
             receipt: SubmitResult::from(&receipt),
             destroyed,
+            replicas_purged: report.purged,
+            replicas_pending: report.pending,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! routes the methods below to [`answer`].
 
 use super::{Cluster, ReplicaAddr};
+pub use coopledger_cluster_formats::raft::{PurgeMark, PurgeQuery};
 use coopledger_cluster_formats::raft::strict_text;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -28,6 +29,11 @@ pub const APPEND: &str = "raft_appendEntries";
 pub const VOTE: &str = "raft_vote";
 /// See [`APPEND`].
 pub const SNAPSHOT: &str = "raft_installSnapshot";
+/// Not one of Raft's own: how far a replica has purged its Raft log ([`PurgeQuery`] →
+/// [`PurgeMark`]), asked after an erasure (`docs/replication.md` §4).
+pub const PURGED: &str = "raft_purged";
+/// Every method the cluster listener answers (through [`answer`]).
+pub const METHODS: [&str; 4] = [APPEND, VOTE, SNAPSHOT, PURGED];
 
 /// Why a call to a peer failed before it answered.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +164,7 @@ pub enum AnswerError {
 }
 
 /// Answers one Raft call on this replica, given the request's JSON text:
-/// `Ok(JSON text of Result<response, RaftError>)`.
+/// `Ok(JSON text of Result<response, RaftError>)` ([`PURGED`]: of a [`PurgeMark`]).
 pub async fn answer(
     raft: &Raft<Cluster>,
     method: &str,
@@ -174,6 +180,20 @@ pub async fn answer(
         APPEND => out(&raft.append_entries(parse(params)?).await),
         VOTE => out(&raft.vote(parse(params)?).await),
         SNAPSHOT => out(&raft.install_snapshot(parse(params)?).await),
+        PURGED => {
+            let PurgeQuery {} = parse(params)?;
+            let purged = raft.metrics().borrow().purged.map_or(0, |l| l.index);
+            out(&PurgeMark { purged })
+        }
         other => Err(AnswerError::Method(other.to_owned())),
     }
+}
+
+/// Asks the replica at `addr` (its cluster address) how far it has purged its Raft log.
+pub async fn purged_at(calls: &dyn PeerCalls, addr: &ReplicaAddr) -> Result<u64, CallFailed> {
+    let params = serde_json::to_string(&PurgeQuery {}).map_err(|e| CallFailed(e.to_string()))?;
+    let text = calls.call(&addr.cluster, PURGED, params).await?;
+    let mark: PurgeMark =
+        strict_text(&text).map_err(|e| CallFailed(format!("{PURGED} answer: {e}")))?;
+    Ok(mark.purged)
 }

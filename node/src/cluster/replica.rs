@@ -5,12 +5,14 @@
 
 use super::log_store::LogStore;
 use super::state_machine::LedgerMachine;
-use super::{BatchCommand, Cluster, Command};
+use super::network::{self, PeerCalls};
+use super::{BatchCommand, Cluster, Command, ReplicaAddr};
 use coopledger_ledger::log::replication::ProposedBatch;
 use coopledger_ledger::{Log, StateMachine, SubmitError};
 use openraft::error::ClientWriteError;
 use openraft::{Raft, RaftNetworkFactory};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -75,7 +77,23 @@ pub struct Replica<M: StateMachine> {
     pub log: Arc<Log<M>>,
     proposer: tokio::task::JoinHandle<()>,
     purger: tokio::task::JoinHandle<()>,
+    /// The highest Raft index of an applied (or applying) erasure.
+    shred_mark: Arc<AtomicU64>,
+    /// How to reach the other replicas outside Raft (`None`: this replica cannot ask them).
+    peers: Option<Arc<dyn PeerCalls>>,
 }
+
+/// Which replicas have purged an erasure's records from every file ([`Replica::erasure_purged`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Replica ids that confirmed.
+    pub purged: Vec<u64>,
+    /// Replica ids that did not confirm in time.
+    pub pending: Vec<u64>,
+}
+
+/// How often a peer is asked again whether it purged.
+const PURGE_POLL: Duration = Duration::from_millis(100);
 
 impl<M: StateMachine> std::fmt::Debug for Replica<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,8 +128,9 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
         .map_err(|e| ReplicaError::Config(e.to_string()))?;
         let log_store = LogStore::new(log.shared_store());
         let (shred_tx, shred_rx) = tokio::sync::mpsc::unbounded_channel();
-        let machine =
-            LedgerMachine::new(log.clone(), config.snapshot_dir.clone())?.on_shred(shred_tx);
+        let shred_mark = Arc::new(AtomicU64::new(0));
+        let machine = LedgerMachine::new(log.clone(), config.snapshot_dir.clone())?
+            .on_shred(shred_tx, shred_mark.clone());
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
@@ -133,7 +152,77 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
             log,
             proposer,
             purger,
+            shred_mark,
+            peers: None,
         })
+    }
+
+    /// Lets this replica ask the others how far they purged (`Replica::erasure_purged`).
+    pub fn with_peer_calls(mut self, calls: Arc<dyn PeerCalls>) -> Replica<M> {
+        self.peers = Some(calls);
+        self
+    }
+
+    /// After an erasure was applied here: purges this replica's Raft log through everything
+    /// it applied (as [`Replica::purge_applied`], up to `within`), then waits — up to
+    /// `within_peers` more — until every other replica in the membership, learners included,
+    /// has purged its own through the erasure's Raft index, asking each over the cluster
+    /// listener ([`network::PURGED`]). Says which replicas no file holds the erased records
+    /// of any more, and which it could not confirm (down, behind, or unreachable: they purge
+    /// when they apply the erasure, or receive a snapshot taken after it).
+    pub async fn erasure_purged(&self, within: Duration, within_peers: Duration) -> PurgeReport {
+        // Raised before the erasure's entry reached the ledger, so it covers this erasure.
+        let through = self.shred_mark.load(Ordering::SeqCst);
+        let (me, members) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let members: Vec<(u64, ReplicaAddr)> = m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, addr)| (*id, addr.clone()))
+                .collect();
+            (m.id, members)
+        };
+        let mut report = PurgeReport::default();
+        match self.purge_applied(within).await {
+            Ok(()) => report.purged.push(me),
+            Err(e) => {
+                tracing::warn!(error = %e, "an erasure's Raft-log purge did not complete here");
+                report.pending.push(me);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + within_peers;
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, addr) in members.into_iter().filter(|(id, _)| *id != me) {
+            let Some(calls) = self.peers.clone() else {
+                report.pending.push(id);
+                continue;
+            };
+            asks.spawn(async move {
+                loop {
+                    match network::purged_at(&*calls, &addr).await {
+                        Ok(purged) if purged >= through => return (id, true),
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(replica = id, error = %e, "purge not confirmed"),
+                    }
+                    if tokio::time::Instant::now() + PURGE_POLL > deadline {
+                        return (id, false);
+                    }
+                    tokio::time::sleep(PURGE_POLL).await;
+                }
+            });
+        }
+        while let Some(asked) = asks.join_next().await {
+            match asked {
+                Ok((id, true)) => report.purged.push(id),
+                Ok((id, false)) => report.pending.push(id),
+                Err(e) => tracing::warn!(error = %e, "a purge confirmation task failed"),
+            }
+        }
+        report.purged.sort_unstable();
+        report.pending.sort_unstable();
+        report
     }
 
     /// Snapshots this replica and purges its Raft log through everything it has applied, and

@@ -13,7 +13,8 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use super::replica::{Replica, ReplicaConfig};
+use super::network::{self, CallFailed, CallFuture, PeerCalls};
+use super::replica::{PurgeReport, Replica, ReplicaConfig};
 use super::tests::Notes;
 use super::{Cluster, ReplicaAddr};
 use coopledger_ledger::log::{now_ms, LogConfig};
@@ -57,6 +58,30 @@ impl Net {
 struct From {
     net: Net,
     me: u64,
+}
+
+/// Calls outside Raft (`network::PURGED`) over the same loopback, by cluster address.
+struct Calls {
+    net: Net,
+    me: u64,
+}
+
+impl PeerCalls for Calls {
+    fn call(&self, peer: &str, method: &'static str, params: String) -> CallFuture {
+        let to = (1..=9).find(|&id| addr(id).cluster == peer);
+        let target = to
+            .ok_or_else(|| CallFailed(format!("no replica at {peer}")))
+            .and_then(|to| {
+                self.net
+                    .target(self.me, to)
+                    .map_err(|e| CallFailed(e.to_string()))
+            });
+        Box::pin(async move {
+            network::answer(&target?, method, &params)
+                .await
+                .map_err(|e| CallFailed(e.to_string()))
+        })
+    }
 }
 
 struct Conn {
@@ -151,7 +176,11 @@ impl Cluster3 {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .with_peer_calls(Arc::new(Calls {
+            net: self.net.clone(),
+            me: id,
+        }));
         self.net
             .rafts
             .lock()
@@ -415,5 +444,83 @@ async fn a_replica_joining_after_the_log_was_purged_catches_up_by_snapshot() {
     assert_eq!(
         c.log(3).state_get(b"count").unwrap(),
         c.log(leader).state_get(b"count").unwrap()
+    );
+}
+
+/// An erasure's answer speaks for every replica: each one confirms over the network that it
+/// purged its Raft log through the erasure; one that is cut off is named as pending, and
+/// confirms once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_replica_confirms_an_erasure_purged_and_a_cut_off_one_is_named_pending() {
+    use coopledger_ledger::log::replication::OfflogOp;
+    let c = Cluster3::new(&[1, 2, 3], 10_000).await;
+    let leader = c.leader().await;
+    let follower = *c.replicas.keys().find(|&&id| id != leader).unwrap();
+    let erase = |key: &'static [u8]| {
+        let log = c.arc(leader);
+        async move {
+            log.offlog_write(vec![OfflogOp::Put {
+                key: key.to_vec(),
+                value: vec![7; 32],
+            }])
+            .await
+            .unwrap();
+            log.offlog_write(vec![OfflogOp::Shred {
+                keys: vec![key.to_vec()],
+            }])
+            .await
+            .unwrap();
+        }
+    };
+    load(&c.arc(leader), 10, 5).await;
+    erase(b"pii-key/first").await;
+    // The erasure's Raft index: the last one applied when its write returned.
+    let erased_at = c.replicas[&leader]
+        .raft
+        .metrics()
+        .borrow()
+        .last_applied
+        .unwrap()
+        .index;
+    let report = c.replicas[&leader]
+        .erasure_purged(Duration::from_secs(30), Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        report,
+        PurgeReport {
+            purged: vec![1, 2, 3],
+            pending: vec![]
+        }
+    );
+    // Confirmed means done: each replica's log is purged through the erasure already.
+    for (id, r) in &c.replicas {
+        let purged = r.raft.metrics().borrow().purged.map_or(0, |l| l.index);
+        assert!(purged >= erased_at, "replica {id}: purged {purged} < {erased_at}");
+    }
+    // A malformed question gets no answer.
+    let raft = c.replicas[&leader].raft.clone();
+    assert!(network::answer(&raft, network::PURGED, r#"{"x":1}"#)
+        .await
+        .is_err());
+
+    c.net.cut.lock().unwrap().insert(follower);
+    erase(b"pii-key/second").await;
+    let report = c.replicas[&leader]
+        .erasure_purged(Duration::from_secs(30), Duration::from_millis(500))
+        .await;
+    assert_eq!(report.pending, vec![follower]);
+    assert_eq!(report.purged.len(), 2);
+    assert!(!report.purged.contains(&follower));
+
+    c.net.cut.lock().unwrap().remove(&follower);
+    let report = c.replicas[&leader]
+        .erasure_purged(Duration::from_secs(30), Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        report,
+        PurgeReport {
+            purged: vec![1, 2, 3],
+            pending: vec![]
+        }
     );
 }

@@ -46,6 +46,10 @@ pub struct LedgerMachine<M: StateMachine> {
     /// Told the Raft index of every applied entry that shredded off-log records, so the
     /// replica rebuilds its snapshot and purges its Raft log through it.
     shredded: Option<tokio::sync::mpsc::UnboundedSender<u64>>,
+    /// The highest Raft index of an entry that shreds off-log records, raised before that
+    /// entry is handed to the ledger — so whoever sees the erasure applied finds its index
+    /// here (or a later erasure's).
+    shred_mark: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<M: StateMachine> std::fmt::Debug for LedgerMachine<M> {
@@ -65,12 +69,18 @@ impl<M: StateMachine> LedgerMachine<M> {
             log,
             dir,
             shredded: None,
+            shred_mark: Arc::default(),
         })
     }
 
-    /// Tells `to` the Raft index of each applied erasure.
-    pub fn on_shred(mut self, to: tokio::sync::mpsc::UnboundedSender<u64>) -> LedgerMachine<M> {
+    /// Tells `to` the Raft index of each applied erasure, and keeps the highest in `mark`.
+    pub fn on_shred(
+        mut self,
+        to: tokio::sync::mpsc::UnboundedSender<u64>,
+        mark: Arc<std::sync::atomic::AtomicU64>,
+    ) -> LedgerMachine<M> {
         self.shredded = Some(to);
+        self.shred_mark = mark;
         self
     }
 
@@ -263,6 +273,10 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
             let batch = match entry.payload {
                 EntryPayload::Normal(Command::Batch(b)) => {
                     shreds = b.shreds();
+                    if shreds {
+                        self.shred_mark
+                            .fetch_max(log_id.index, std::sync::atomic::Ordering::SeqCst);
+                    }
                     b.into_batch()
                 }
                 EntryPayload::Blank => nothing(),
