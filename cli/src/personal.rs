@@ -128,13 +128,11 @@ pub async fn personal(c: &HttpClient, cmd: PersonalCmd) -> Result<()> {
 
 /// What an erasure's answer says of where the data is gone.
 fn erasure_outcome(r: &coopledger_rpc::personal::ErasureResult) -> String {
-    let ids = |v: &[u64]| {
-        v.iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match (r.destroyed, r.replicas_purged.is_empty() && r.replicas_pending.is_empty()) {
+    let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    match (
+        r.destroyed,
+        r.replicas_purged.is_empty() && r.replicas_pending.is_empty(),
+    ) {
         (true, true) => "destroyed on the node (key and data in no file)".to_owned(),
         (true, false) => format!(
             "destroyed on every replica ({}: key and data in no file)",

@@ -717,17 +717,31 @@ impl Store {
     }
 
     /// Replaces every off-log record with `records` in one atomic write, fsync'd (a replica
-    /// installing a snapshot).
+    /// installing a snapshot). A record the replacement drops or changes may be one an erasure
+    /// shredded while this replica was away, so its old bytes are then rewritten out of every
+    /// file as [`Store::offlog_shred`] does (the same crash-safe marker).
     pub fn offlog_replace(&self, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
         let offlog = self.cf(CF_OFFLOG)?;
+        let kept: std::collections::HashMap<&[u8], &[u8]> = records
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
         let mut b = WriteBatch::default();
-        for (k, _) in self.prefix_scan(CF_OFFLOG, b"")? {
+        let mut dropped = false;
+        for (k, v) in self.prefix_scan(CF_OFFLOG, b"")? {
+            dropped |= kept.get(k.as_slice()) != Some(&v.as_slice());
             b.delete_cf(offlog, k);
         }
         for (k, v) in records {
             b.put_cf(offlog, k, v);
         }
+        if dropped {
+            b.put_cf(self.cf(CF_META)?, META_SHRED_PENDING, []);
+        }
         self.db.write_opt(b, &synced())?;
+        if dropped {
+            self.rewrite_offlog()?;
+        }
         Ok(())
     }
 
@@ -867,7 +881,9 @@ mod tests {
                 let store = &store;
                 s.spawn(move || {
                     for i in 0..50u64 {
-                        store.side_append(&[(100 + t * 50 + i, vec![1; 64])]).unwrap();
+                        store
+                            .side_append(&[(100 + t * 50 + i, vec![1; 64])])
+                            .unwrap();
                         let before = store.durable_through();
                         let written = store.db.latest_sequence_number();
                         store.sync().unwrap();
@@ -876,7 +892,11 @@ mod tests {
                 });
             }
         });
-        assert!(store.fsyncs() > 2 && store.fsyncs() <= 202, "{}", store.fsyncs());
+        assert!(
+            store.fsyncs() > 2 && store.fsyncs() <= 202,
+            "{}",
+            store.fsyncs()
+        );
     }
 
     fn log_file_bytes(dir: &Path) -> u64 {
@@ -953,6 +973,29 @@ mod tests {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// A replica installing a snapshot taken after an erasure it missed: the replacement drops
+    /// the erased record, and its old bytes must leave every file, not only the live view.
+    #[test]
+    fn a_replacement_that_drops_a_record_leaves_its_bytes_in_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = b"0123456789abcdef-a-data-key-missed-by-a-replica".to_vec();
+        let store = Store::create(dir.path(), "o", "v").unwrap();
+        store.offlog_put(b"pii-key/m", &secret).unwrap();
+        store.offlog_put(b"vault/other", b"kept").unwrap();
+        store.db.flush_cf(store.cf(CF_OFFLOG).unwrap()).unwrap();
+        assert!(files_holding(dir.path(), &secret) > 0);
+        store
+            .offlog_replace(&[(b"vault/other".to_vec(), b"kept".to_vec())])
+            .unwrap();
+        assert_eq!(files_holding(dir.path(), &secret), 0);
+        assert_eq!(store.offlog_get(b"pii-key/m").unwrap(), None);
+        assert_eq!(
+            store.offlog_get(b"vault/other").unwrap(),
+            Some(b"kept".to_vec())
+        );
+        assert_eq!(store.meta(META_SHRED_PENDING).unwrap(), None);
     }
 
     /// A crash after the deletes of `offlog_shred` and before storage is rewritten: the old

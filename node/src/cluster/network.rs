@@ -6,8 +6,8 @@
 //! routes the methods below to [`answer`].
 
 use super::{Cluster, ReplicaAddr};
-pub use coopledger_cluster_formats::raft::{PurgeMark, PurgeQuery};
 use coopledger_cluster_formats::raft::strict_text;
+pub use coopledger_cluster_formats::raft::{PurgeMark, PurgeQuery};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };

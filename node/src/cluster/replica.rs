@@ -4,8 +4,8 @@
 //! answered here (not the leader, no quorum in time).
 
 use super::log_store::LogStore;
-use super::state_machine::LedgerMachine;
 use super::network::{self, PeerCalls};
+use super::state_machine::LedgerMachine;
 use super::{BatchCommand, Cluster, Command, ReplicaAddr};
 use coopledger_ledger::log::replication::ProposedBatch;
 use coopledger_ledger::{Log, StateMachine, SubmitError};

@@ -495,7 +495,10 @@ async fn every_replica_confirms_an_erasure_purged_and_a_cut_off_one_is_named_pen
     // Confirmed means done: each replica's log is purged through the erasure already.
     for (id, r) in &c.replicas {
         let purged = r.raft.metrics().borrow().purged.map_or(0, |l| l.index);
-        assert!(purged >= erased_at, "replica {id}: purged {purged} < {erased_at}");
+        assert!(
+            purged >= erased_at,
+            "replica {id}: purged {purged} < {erased_at}"
+        );
     }
     // A malformed question gets no answer.
     let raft = c.replicas[&leader].raft.clone();
