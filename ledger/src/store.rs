@@ -102,12 +102,6 @@ pub struct BatchWrite {
 /// The ledger's RocksDB database.
 pub struct Store {
     db: DB,
-    /// The highest write sequence number a finished fsync of the write-ahead log covers
-    /// (0 until the first [`Store::sync`] of this process). Held while syncing, so concurrent
-    /// syncs queue and a write an earlier fsync covered is not synced twice.
-    durable: std::sync::Mutex<u64>,
-    /// Fsyncs [`Store::sync`] made (not those it found done already).
-    fsyncs: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -258,8 +252,6 @@ impl Store {
         db_opts.set_allow_concurrent_memtable_write(false);
         Ok(Store {
             db: DB::open_cf_descriptors(&db_opts, path, cfs)?,
-            durable: std::sync::Mutex::new(0),
-            fsyncs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -443,46 +435,10 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every write that returned before this call durable (fsync of the write-ahead
-    /// log). Group commit: the ledger's release thread and the Raft log's `append` both sync
-    /// this database; a caller whose writes an fsync already covered — one that started after
-    /// they returned, perhaps while this caller waited for it — returns without another.
-    ///
-    /// Why that is exact: a write's sequence number is published once its write-ahead-log
-    /// record is written, and records are appended in sequence order; so every write that
-    /// returned before `latest_sequence_number` was read has a number at most that one and its
-    /// bytes in the log file, and an fsync begun after the read makes them durable. The first
-    /// sync of a process always runs (`durable` starts at 0), so nothing a previous process
-    /// left unsynced is taken for durable.
+    /// Makes every write so far durable (fsync of the write-ahead log).
     pub fn sync(&self) -> Result<(), StoreError> {
-        let wanted = self.db.latest_sequence_number();
-        let mut durable = self
-            .durable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *durable >= wanted && *durable > 0 {
-            return Ok(());
-        }
-        let through = self.db.latest_sequence_number();
         self.db.flush_wal(true)?;
-        *durable = through;
-        self.fsyncs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
-    }
-
-    /// The highest write sequence number a finished fsync covers.
-    #[cfg(test)]
-    fn durable_through(&self) -> u64 {
-        *self
-            .durable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// How many fsyncs [`Store::sync`] made in this process.
-    pub fn fsyncs(&self) -> u64 {
-        self.fsyncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn batch_of(&self, batch: &BatchWrite) -> Result<WriteBatch, StoreError> {
@@ -856,47 +812,6 @@ mod tests {
         }
         assert!(!err.is_transient(), "a held lock is not retried blindly");
         assert!(!StoreError::Corrupt("x".into()).is_transient());
-    }
-
-    /// A sync covers every write that returned before it: one that finds them covered by an
-    /// earlier fsync makes none, and any write after the last fsync gets a new one.
-    #[test]
-    fn a_sync_fsyncs_only_what_no_earlier_fsync_covered() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(dir.path(), "o", "k").unwrap();
-        store.sync().unwrap();
-        assert_eq!(store.fsyncs(), 1, "the first sync of a process always runs");
-        store.sync().unwrap();
-        assert_eq!(store.fsyncs(), 1, "nothing written since");
-        store.side_append(&[(1, b"one".to_vec())]).unwrap();
-        store.sync().unwrap();
-        assert_eq!(store.fsyncs(), 2, "a write after the last fsync is synced");
-        store.sync().unwrap();
-        store.sync().unwrap();
-        assert_eq!(store.fsyncs(), 2);
-        // Writers and syncers on several threads: every sync after a write returns only once an
-        // fsync that began after that write has finished, so the count never falls behind.
-        std::thread::scope(|s| {
-            for t in 0..4u64 {
-                let store = &store;
-                s.spawn(move || {
-                    for i in 0..50u64 {
-                        store
-                            .side_append(&[(100 + t * 50 + i, vec![1; 64])])
-                            .unwrap();
-                        let before = store.durable_through();
-                        let written = store.db.latest_sequence_number();
-                        store.sync().unwrap();
-                        assert!(store.durable_through() >= written.max(before));
-                    }
-                });
-            }
-        });
-        assert!(
-            store.fsyncs() > 2 && store.fsyncs() <= 202,
-            "{}",
-            store.fsyncs()
-        );
     }
 
     fn log_file_bytes(dir: &Path) -> u64 {
