@@ -33,6 +33,10 @@ use tokio_rustls::rustls::{DigitallySignedStruct, DistinguishedName, SignatureSc
 pub const MAX_CLUSTER_MESSAGE: u32 = 128 * 1024 * 1024;
 /// How long one Raft call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one `raft_installSnapshot` call may take: the last piece's answer waits for the
+/// receiver's import of the history. Raft's own limit (`ReplicaConfig::snapshot_install_timeout`,
+/// 60 s) ends it first; this one only keeps the client from cutting it short.
+const SNAPSHOT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `SubjectPublicKeyInfo` of an Ed25519 key (RFC 8410 §4): this prefix, then the 32 key bytes.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
@@ -311,7 +315,8 @@ impl ClusterFrontend for RaftListener {
 #[derive(Debug)]
 pub struct PeerClient {
     tls: rustls::ClientConfig,
-    clients: Mutex<HashMap<String, HttpClient>>,
+    /// Per peer, and whether for snapshot calls (their longer timeout).
+    clients: Mutex<HashMap<(String, bool), HttpClient>>,
 }
 
 impl PeerClient {
@@ -323,29 +328,34 @@ impl PeerClient {
         }
     }
 
-    fn client(&self, peer: &str) -> Result<HttpClient, CallFailed> {
+    fn client(&self, peer: &str, snapshot: bool) -> Result<HttpClient, CallFailed> {
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = clients.get(peer) {
+        let key = (peer.to_owned(), snapshot);
+        if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
         let client = HttpClientBuilder::default()
             .with_custom_cert_store(self.tls.clone())
-            .request_timeout(CALL_TIMEOUT)
+            .request_timeout(if snapshot {
+                SNAPSHOT_CALL_TIMEOUT
+            } else {
+                CALL_TIMEOUT
+            })
             .max_request_size(MAX_CLUSTER_MESSAGE)
             .max_response_size(MAX_CLUSTER_MESSAGE)
             .build(format!("https://{peer}"))
             .map_err(|e| CallFailed(format!("{peer}: {e}")))?;
-        clients.insert(peer.to_owned(), client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
     }
 }
 
 impl PeerCalls for PeerClient {
     fn call(&self, peer: &str, method: &'static str, params: String) -> CallFuture {
-        let client = self.client(peer);
+        let client = self.client(peer, method == network::SNAPSHOT);
         let peer = peer.to_owned();
         Box::pin(async move {
             let client = client?;

@@ -117,7 +117,19 @@ impl LedgerApiServer for LedgerRpc {
             slots.push(i);
             answers.push(None);
         }
-        for (i, r) in slots.into_iter().zip(self.log.submit_many(group).await) {
+        let results = self.log.submit_many(group).await;
+        // A follower refuses the whole batch at once (Raft wrote none of it): answered as one
+        // call-level `NOT_LEADER`, the forwarding middleware sends the call to the leader, as
+        // for `ledger_submit`, instead of handing the caller one refusal per entry.
+        if let Some(Err(e @ coopledger_ledger::SubmitError::NotLeader { .. })) = results.first() {
+            if results
+                .iter()
+                .all(|r| matches!(r, Err(coopledger_ledger::SubmitError::NotLeader { .. })))
+            {
+                return Err(error::submit(e));
+            }
+        }
+        for (i, r) in slots.into_iter().zip(results) {
             if let Some(slot) = answers.get_mut(i) {
                 *slot = Some(match r {
                     Ok(receipt) => BatchAnswer {

@@ -28,6 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Entries added before a wiped replica rejoins, so its snapshot is long to import.
+const BULK: u64 = 10_000;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_forks() {
     let rounds: u64 = std::env::var("COOP_CLUSTER_ROUNDS")
@@ -259,9 +262,58 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
     );
 
     // A replica wiped and rejoined (under a new id) catches up by snapshot and audits clean.
+    // The history it must import is made longer first (BULK entries more): the last piece of
+    // a snapshot is answered only once the receiver imported it, and with openraft's default
+    // 200 ms for that call a replica joining a log of 15,000 entries never caught up
+    // (`ReplicaConfig::snapshot_install_timeout`).
     let gone = replicas.iter().position(|r| r.id == 3).unwrap();
     let mut wiped = replicas.remove(gone);
     let via = via_live(&replicas);
+    let bulk = http_client(&via).unwrap();
+    let member = &keys[2];
+    let mut seq = bulk
+        .next_seq(b64_encode(member.verifying_key().to_bytes()))
+        .await
+        .unwrap();
+    for _ in 0..BULK / 250 {
+        let batch: Vec<Value> = (0..250)
+            .map(|_| {
+                seq += 1;
+                sign(
+                    member,
+                    &origin,
+                    "coop.attest",
+                    seq - 1,
+                    now_ms(),
+                    attest(seq - 1),
+                )
+                .unwrap()
+                .to_value()
+            })
+            .collect();
+        for answer in bulk.submit_batch(batch).await.unwrap() {
+            assert!(answer.receipt.is_some(), "{:?}", answer.error);
+        }
+    }
+    // An erasure makes every replica snapshot and purge its Raft log through it (§4), so the
+    // newcomer can only catch up by snapshot.
+    let member_key = data1.join("demo-keys/member.key");
+    let member_key = member_key.to_str().unwrap();
+    for args in [
+        &[
+            "personal",
+            "submit",
+            "--key",
+            member_key,
+            "--attr",
+            "full_name=Rejoin Test",
+        ][..],
+        &["personal", "erase", "--key", member_key][..],
+    ] {
+        let (code, out, err) = coop(&[&["--rpc", via.as_str()][..], args].concat()).unwrap();
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let size = bulk.checkpoint().await.unwrap().size;
     let (code, out, err) = coop(&[
         "--rpc",
         &via,
@@ -275,10 +327,15 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
     wiped.kill9().unwrap();
     std::fs::remove_dir_all(&wiped.data).unwrap();
     voters(&via_live(&replicas), 2).await.unwrap();
+    let joining = Instant::now();
     let fresh = join(dir.path(), 4, &via_live(&replicas), &node_key, &vault_key).unwrap();
     replicas.push(fresh);
     voters(&via_live(&replicas), 3).await.unwrap();
     caught_up(&replicas, size).await.unwrap();
+    println!(
+        "a wiped replica rejoined a log of {size} entries and caught up in {:?}",
+        joining.elapsed()
+    );
     let (code, out, err) = coop(&[
         "--rpc",
         &replicas.last().unwrap().url(),

@@ -35,6 +35,14 @@ pub struct ReplicaConfig {
     pub keep_after_snapshot: u64,
     /// Where snapshots are kept.
     pub snapshot_dir: PathBuf,
+    /// How long one call sending a piece of a snapshot may take. The call carrying the last
+    /// piece returns only once the receiver imported the history (re-applying every batch it
+    /// lacked), so this bounds an install, not a transfer. A call that runs out is sent again
+    /// from the start; the receiver keeps what it imported and imports only the rest, so each
+    /// try makes progress — but with openraft's 200 ms default the tries came every 200 ms, each
+    /// queueing another whole install on the receiver, and a replica joining a log of 15,000
+    /// entries never caught up (session 14).
+    pub snapshot_install_timeout: Duration,
 }
 
 impl ReplicaConfig {
@@ -48,6 +56,7 @@ impl ReplicaConfig {
             snapshot_every: 10_000,
             keep_after_snapshot: 1000,
             snapshot_dir,
+            snapshot_install_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -122,6 +131,7 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
             election_timeout_max: config.election_timeout.1.as_millis() as u64,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: config.keep_after_snapshot,
+            install_snapshot_timeout: config.snapshot_install_timeout.as_millis() as u64,
             ..openraft::Config::default()
         }
         .validate()
