@@ -266,10 +266,18 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
     // a snapshot is answered only once the receiver imported it, and with openraft's default
     // 200 ms for that call a replica joining a log of 15,000 entries never caught up
     // (`ReplicaConfig::snapshot_install_timeout`).
+    // The bulk goes to a follower that stays: a batch is forwarded to the leader as a single
+    // submission is.
+    let (leader_now, _) = leader(&replicas).await.unwrap();
+    let bulk_via = replicas
+        .iter()
+        .find(|r| r.id != leader_now && r.id != 3)
+        .unwrap()
+        .url();
     let gone = replicas.iter().position(|r| r.id == 3).unwrap();
     let mut wiped = replicas.remove(gone);
     let via = via_live(&replicas);
-    let bulk = http_client(&via).unwrap();
+    let bulk = http_client(&bulk_via).unwrap();
     let member = &keys[2];
     let mut seq = bulk
         .next_seq(b64_encode(member.verifying_key().to_bytes()))
