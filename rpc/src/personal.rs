@@ -138,9 +138,15 @@ impl PersonalApiServer for PersonalRpc {
         let (receipt, mut destroyed) = self.vault.erase(env).await.map_err(vault_error)?;
         let mut report = PurgeReport::default();
         if let (true, Some(replica)) = (destroyed, &self.replica) {
-            // The vault's records are gone here; the Raft entries that carried them go next,
-            // here and on every other replica.
-            report = replica.erasure_purged(PURGE_WAIT, PEER_PURGE_WAIT).await;
+            report = if receipt.duplicate {
+                // Sent again (anyone can: the entry is public). Its purge followed the first
+                // time on every replica; asking them is all a replay may cost.
+                replica.erasure_confirmed().await
+            } else {
+                // The vault's records are gone here; the Raft entries that carried them go
+                // next, here and on every other replica.
+                replica.erasure_purged(PURGE_WAIT, PEER_PURGE_WAIT).await
+            };
             destroyed = report.pending.is_empty();
         }
         Ok(ErasureResult {

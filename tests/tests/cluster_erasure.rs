@@ -22,7 +22,7 @@ use common::{files_holding, member_id, ok};
 use coopledger_e2e::cluster::{caught_up, leader, three, Replica};
 use coopledger_ledger::store::Store;
 use coopledger_rpc::client::http_client;
-use coopledger_rpc::LedgerApiClient;
+use coopledger_rpc::{LedgerApiClient, PersonalApiClient};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -157,6 +157,42 @@ async fn after_an_erasure_no_file_of_any_replica_holds_the_data_or_its_key() {
         .unwrap()
         .size;
     caught_up(&replicas, size).await.unwrap();
+
+    // Anyone can send the erasure again (its entry is public on the ledger): the answer is
+    // the first one's, every replica still confirmed, and it costs no replica a snapshot
+    // (with entries applied since the last one, a "snapshot through everything applied"
+    // would be a new one).
+    let client = http_client(&lead_url).unwrap();
+    let mut replayed = None;
+    for i in (0..size).rev() {
+        let e = client.get_entry(i).await.unwrap();
+        if e.decoded["body"]["type"] == "member.erase" {
+            replayed = Some(e.decoded);
+            break;
+        }
+    }
+    let replayed = replayed.expect("the erasure's entry is on the ledger");
+    let snapshots = || -> Vec<(u64, u64, std::time::SystemTime)> {
+        replicas
+            .iter()
+            .map(|r| {
+                let m = std::fs::metadata(r.data.join("raft-snapshots/current.snap")).unwrap();
+                (r.id, m.len(), m.modified().unwrap())
+            })
+            .collect()
+    };
+    let before = snapshots();
+    for _ in 0..3 {
+        let answer = PersonalApiClient::erase(&client, replayed.clone())
+            .await
+            .unwrap();
+        assert!(answer.receipt.duplicate, "{answer:?}");
+        assert!(answer.destroyed, "{answer:?}");
+        assert_eq!(answer.replicas_purged, ids, "{answer:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(snapshots(), before, "a replayed erasure rebuilt a snapshot");
+
     replicas[follower].kill9().unwrap();
     let down = replicas[follower].id;
     let needles = {

@@ -138,9 +138,11 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
         .map_err(|e| ReplicaError::Config(e.to_string()))?;
         let log_store = LogStore::new(log.shared_store());
         let (shred_tx, shred_rx) = tokio::sync::mpsc::unbounded_channel();
-        let shred_mark = Arc::new(AtomicU64::new(0));
-        let machine = LedgerMachine::new(log.clone(), config.snapshot_dir.clone())?
-            .on_shred(shred_tx, shred_mark.clone());
+        let machine = LedgerMachine::new(log.clone(), config.snapshot_dir.clone())?;
+        let shred_mark = Arc::new(AtomicU64::new(
+            machine.stored_shred_mark().map_err(ReplicaError::Raft)?,
+        ));
+        let machine = machine.on_shred(shred_tx, shred_mark.clone());
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
@@ -183,6 +185,49 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
     pub async fn erasure_purged(&self, within: Duration, within_peers: Duration) -> PurgeReport {
         // Raised before the erasure's entry reached the ledger, so it covers this erasure.
         let through = self.shred_mark.load(Ordering::SeqCst);
+        let me = self.raft.metrics().borrow().id;
+        let mut report = PurgeReport::default();
+        match self.purge_applied(within).await {
+            Ok(()) => report.purged.push(me),
+            Err(e) => {
+                tracing::warn!(error = %e, "an erasure's Raft-log purge did not complete here");
+                report.pending.push(me);
+            }
+        }
+        self.peers_purged(through, within_peers, report).await
+    }
+
+    /// For an erasure sent again (its entry was already in the log, so nothing new was
+    /// applied): says which replicas have purged their Raft logs through the latest erasure
+    /// applied here — which covers the replayed one — without taking a snapshot or purging
+    /// anything (those followed the first erasure on every replica, `purge_after_erasures`).
+    /// Each replica is asked once. A replay costs the replicas a question each, not a
+    /// snapshot: erasure entries are public on the ledger, so anyone can send one again.
+    pub async fn erasure_confirmed(&self) -> PurgeReport {
+        let through = self.shred_mark.load(Ordering::SeqCst);
+        let (me, purged) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.id, m.purged.map_or(0, |l| l.index))
+        };
+        let mut report = PurgeReport::default();
+        if purged >= through {
+            report.purged.push(me);
+        } else {
+            report.pending.push(me);
+        }
+        self.peers_purged(through, Duration::ZERO, report).await
+    }
+
+    /// Adds to `report` every other replica in the membership, learners included: purged
+    /// once it says its Raft log is purged through `through`, pending if it does not within
+    /// `within` (asked every [`PURGE_POLL`]; at least once).
+    async fn peers_purged(
+        &self,
+        through: u64,
+        within: Duration,
+        mut report: PurgeReport,
+    ) -> PurgeReport {
         let (me, members) = {
             let m = self.raft.metrics();
             let m = m.borrow();
@@ -194,15 +239,7 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
                 .collect();
             (m.id, members)
         };
-        let mut report = PurgeReport::default();
-        match self.purge_applied(within).await {
-            Ok(()) => report.purged.push(me),
-            Err(e) => {
-                tracing::warn!(error = %e, "an erasure's Raft-log purge did not complete here");
-                report.pending.push(me);
-            }
-        }
-        let deadline = tokio::time::Instant::now() + within_peers;
+        let deadline = tokio::time::Instant::now() + within;
         let mut asks = tokio::task::JoinSet::new();
         for (id, addr) in members.into_iter().filter(|(id, _)| *id != me) {
             let Some(calls) = self.peers.clone() else {

@@ -38,9 +38,20 @@ const ORIGIN: &str = "cluster.example/log";
 struct Net {
     rafts: Arc<Mutex<HashMap<u64, Raft<Cluster>>>>,
     cut: Arc<Mutex<HashSet<u64>>>,
+    /// Replicas Raft cannot reach, but calls outside Raft can (they fall behind, and say so).
+    behind: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl Net {
+    fn raft_target(&self, from: u64, to: u64) -> Result<Raft<Cluster>, Unreachable> {
+        let behind = self.behind.lock().unwrap();
+        if behind.contains(&from) || behind.contains(&to) {
+            return Err(Unreachable::new(&std::io::Error::other("held behind")));
+        }
+        drop(behind);
+        self.target(from, to)
+    }
+
     fn target(&self, from: u64, to: u64) -> Result<Raft<Cluster>, Unreachable> {
         let cut = self.cut.lock().unwrap();
         if cut.contains(&from) || cut.contains(&to) {
@@ -110,7 +121,7 @@ impl RaftNetwork<Cluster> for Conn {
         rpc: AppendEntriesRequest<Cluster>,
         _: RPCOption,
     ) -> Rpc<AppendEntriesResponse<u64>> {
-        let raft = self.net.target(self.me, self.to)?;
+        let raft = self.net.raft_target(self.me, self.to)?;
         raft.append_entries(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
@@ -121,14 +132,14 @@ impl RaftNetwork<Cluster> for Conn {
         rpc: InstallSnapshotRequest<Cluster>,
         _: RPCOption,
     ) -> Rpc<InstallSnapshotResponse<u64>, InstallSnapshotError> {
-        let raft = self.net.target(self.me, self.to)?;
+        let raft = self.net.raft_target(self.me, self.to)?;
         raft.install_snapshot(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
     }
 
     async fn vote(&mut self, rpc: VoteRequest<u64>, _: RPCOption) -> Rpc<VoteResponse<u64>> {
-        let raft = self.net.target(self.me, self.to)?;
+        let raft = self.net.raft_target(self.me, self.to)?;
         raft.vote(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
@@ -526,4 +537,111 @@ async fn every_replica_confirms_an_erasure_purged_and_a_cut_off_one_is_named_pen
             pending: vec![]
         }
     );
+}
+
+/// Erasure entries are public, so anyone can send one again: the replay is answered from the
+/// replicas' purge marks, with no snapshot and no purge, and against the index of the latest
+/// erasure — kept across a restart, so a replica that has not purged is never called done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_erasure_takes_no_snapshot_and_is_answered_across_a_restart() {
+    use coopledger_ledger::log::replication::OfflogOp;
+    let mut c = Cluster3::new(&[1, 2, 3], 10_000).await;
+    let leader = c.leader().await;
+    let erase = |log: Arc<Log<Notes>>, key: &'static [u8]| async move {
+        log.offlog_write(vec![OfflogOp::Put {
+            key: key.to_vec(),
+            value: vec![7; 32],
+        }])
+        .await
+        .unwrap();
+        log.offlog_write(vec![OfflogOp::Shred {
+            keys: vec![key.to_vec()],
+        }])
+        .await
+        .unwrap();
+    };
+    load(&c.arc(leader), 10, 5).await;
+    erase(c.arc(leader), b"pii-key/first").await;
+    let all = PurgeReport {
+        purged: vec![1, 2, 3],
+        pending: vec![],
+    };
+    let report = c.replicas[&leader]
+        .erasure_purged(Duration::from_secs(30), Duration::from_secs(20))
+        .await;
+    assert_eq!(report, all);
+    // Later entries: a snapshot "through everything applied" would be a new one now.
+    load(&c.arc(leader), 40, 5).await;
+    c.converged(&[1, 2, 3]).await;
+    let marks = |c: &Cluster3| -> Vec<(u64, Option<u64>, Option<u64>)> {
+        c.replicas
+            .iter()
+            .map(|(id, r)| {
+                let m = r.raft.metrics().borrow().clone();
+                (*id, m.snapshot.map(|l| l.index), m.purged.map(|l| l.index))
+            })
+            .collect()
+    };
+    let before = marks(&c);
+    for _ in 0..5 {
+        assert_eq!(c.replicas[&leader].erasure_confirmed().await, all);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        marks(&c),
+        before,
+        "a replayed erasure took a snapshot or purged"
+    );
+
+    // A later erasure a follower has not applied (Raft cannot reach it; it answers questions):
+    // a replay is answered against the later erasure's index, so it is named pending.
+    let follower = *c.replicas.keys().find(|&&id| id != leader).unwrap();
+    c.net.behind.lock().unwrap().insert(follower);
+    erase(c.arc(leader), b"pii-key/second").await;
+    let report = c.replicas[&leader]
+        .erasure_purged(Duration::from_secs(30), Duration::from_millis(300))
+        .await;
+    assert_eq!(report.pending, vec![follower]);
+    assert_eq!(
+        c.replicas[&leader].erasure_confirmed().await.pending,
+        vec![follower]
+    );
+
+    // The third replica restarts: it still knows the latest erasure's index.
+    let third = *c
+        .replicas
+        .keys()
+        .find(|&&id| id != leader && id != follower)
+        .unwrap();
+    let old = c.replicas.remove(&third).unwrap();
+    old.shutdown().await;
+    drop(old);
+    c.start_replica(third, 10_000).await;
+    // (Until Raft has loaded its state, a replay is answered "pending" for all.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = c.replicas[&third].raft.metrics().borrow().clone();
+        if m.membership_config.membership().nodes().count() == 3 && m.purged.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica {third} did not load: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = c.replicas[&third].erasure_confirmed().await;
+    assert_eq!(report.pending, vec![follower], "{report:?}");
+
+    // Back, the follower applies the erasure and purges on its own; replays then say so.
+    c.net.behind.lock().unwrap().remove(&follower);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let report = c.replicas[&third].erasure_confirmed().await;
+        if report == all {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never confirmed: {report:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -33,6 +33,11 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 pub const APPLIED: &[u8] = b"raft/applied";
 /// Side-meta key of the last applied membership (JSON).
 pub const MEMBERSHIP: &[u8] = b"raft/membership";
+/// Side-meta key of the highest Raft index (JSON number) of an applied entry that shredded
+/// off-log records — written with that entry's batch, or, when a snapshot is installed, its
+/// index (the snapshot may cover erasures this replica never applied itself). Survives a
+/// restart, so a replayed erasure is answered against the right index.
+pub const SHREDDED: &[u8] = b"raft/shredded";
 
 /// An off-log record: key, value.
 type OfflogRecord = (Vec<u8>, Vec<u8>);
@@ -82,6 +87,11 @@ impl<M: StateMachine> LedgerMachine<M> {
         self.shredded = Some(to);
         self.shred_mark = mark;
         self
+    }
+
+    /// The stored [`SHREDDED`] mark (0: no erasure applied).
+    pub fn stored_shred_mark(&self) -> Result<u64, String> {
+        Ok(self.read_meta::<u64>(SHREDDED)?.unwrap_or(0))
     }
 
     fn current(&self) -> PathBuf {
@@ -276,6 +286,10 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
                     if shreds {
                         self.shred_mark
                             .fetch_max(log_id.index, std::sync::atomic::Ordering::SeqCst);
+                        side_meta.push((
+                            SHREDDED.to_vec(),
+                            serde_json::to_vec(&log_id.index).map_err(sm_write)?,
+                        ));
                     }
                     b.into_batch()
                 }
@@ -409,8 +423,21 @@ impl<M: StateMachine> RaftStateMachine<Cluster> for LedgerMachine<M> {
         }
         let offlog = reading(move || reader.finish()).await?.map_err(snap_read)?;
         self.log.offlog_replace(&offlog).map_err(sm_write)?;
-        // The applied point and membership, in one write after the imported batches.
+        // The snapshot may hold erasures this replica never applied: its index stands for
+        // them (higher than theirs, so a replayed erasure is confirmed only by replicas that
+        // purged at least that far — never too early).
+        let snapshot_index = meta.last_log_id.map_or(0, |l| l.index);
+        let mark = self
+            .shred_mark
+            .fetch_max(snapshot_index, std::sync::atomic::Ordering::SeqCst)
+            .max(snapshot_index);
+        // The applied point, membership and erasure mark, in one write after the imported
+        // batches.
         let side_meta = vec![
+            (
+                SHREDDED.to_vec(),
+                serde_json::to_vec(&mark).map_err(sm_write)?,
+            ),
             (
                 APPLIED.to_vec(),
                 serde_json::to_vec(&meta.last_log_id).map_err(sm_write)?,
