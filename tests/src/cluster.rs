@@ -246,6 +246,19 @@ pub async fn caught_up(replicas: &[Replica], size: u64) -> Result<()> {
     Ok(())
 }
 
+/// The size of the newest checkpoint of the replica at `url`.
+pub async fn size_at(url: &str) -> Result<u64> {
+    Ok(http_client(url)?.checkpoint().await?.size)
+}
+
+/// Waits until every running replica released as many entries as the one at `url` has now;
+/// returns that size.
+pub async fn caught_up_with(replicas: &[Replica], url: &str) -> Result<u64> {
+    let size = size_at(url).await?;
+    caught_up(replicas, size).await?;
+    Ok(size)
+}
+
 /// A three-replica cluster over the co-op in `dir/r1` (made first by the caller, or a demo
 /// co-op), the vault key file in `dir/vault.key`; returns once all three vote.
 pub async fn three(dir: &Path) -> Result<Vec<Replica>> {

@@ -15,7 +15,9 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use coopledger_e2e::cluster::{caught_up, join, leader, status, three, voters, Replica};
+use coopledger_e2e::cluster::{
+    caught_up, caught_up_with, join, leader, status, three, voters, Replica,
+};
 use coopledger_e2e::{attest, coop, now_ms, read_key, sign};
 use coopledger_ledger::codec::b64_encode;
 use coopledger_ledger::verify::verify_consistency;
@@ -192,13 +194,7 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
 
     // Everyone converges on the leader's size.
     let (_, leader_url) = leader(&replicas).await.unwrap();
-    let size = http_client(&leader_url)
-        .unwrap()
-        .checkpoint()
-        .await
-        .unwrap()
-        .size;
-    caught_up(&replicas, size).await.unwrap();
+    let size = caught_up_with(&replicas, &leader_url).await.unwrap();
     let acked = acked.lock().unwrap().clone();
     let seen = seen.lock().unwrap().clone();
     assert!(!acked.is_empty());

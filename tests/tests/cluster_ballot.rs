@@ -17,9 +17,7 @@
 mod common;
 
 use common::{after, init_secret_ballot_coop, ok, tally_when_closed};
-use coopledger_e2e::cluster::{caught_up, leader, three};
-use coopledger_rpc::client::http_client;
-use coopledger_rpc::LedgerApiClient;
+use coopledger_e2e::cluster::{caught_up_with, leader, three};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_ballot_straddling_a_failover_counts_every_ballot_once() {
@@ -108,13 +106,7 @@ async fn a_secret_ballot_straddling_a_failover_counts_every_ballot_once() {
         assert!(out.contains("is published in entry"), "{out}");
     }
     // Every running replica holds the same log and audits clean.
-    let size = http_client(&new_url)
-        .unwrap()
-        .checkpoint()
-        .await
-        .unwrap()
-        .size;
-    caught_up(&replicas, size).await.unwrap();
+    caught_up_with(&replicas, &new_url).await.unwrap();
     let vkey = run(&new_url, &["vkey"]).trim().to_owned();
     for r in replicas.iter().filter(|r| r.node.is_some()) {
         let out = run(&r.url(), &["audit", "--vkey", &vkey]);

@@ -16,10 +16,9 @@
 mod common;
 
 use common::{after, key, member_id, ok, refused};
-use coopledger_e2e::cluster::{caught_up, leader, three};
+use coopledger_e2e::cluster::{caught_up_with, leader, three};
 use coopledger_e2e::coop;
 use coopledger_rpc::client::http_client;
-use coopledger_rpc::LedgerApiClient;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,13 +167,7 @@ async fn a_withdrawal_on_the_new_leader_stops_uses_as_on_one_node() {
     assert_eq!(text, "We share your records only as you choose.");
 
     // The same regulator bundle from two replicas, VALID offline; every replica audits clean.
-    let size = http_client(&new_url)
-        .unwrap()
-        .checkpoint()
-        .await
-        .unwrap()
-        .size;
-    caught_up(&replicas, size).await.unwrap();
+    caught_up_with(&replicas, &new_url).await.unwrap();
     let vkey = on(&new_url, &["vkey"]).trim().to_owned();
     let member = member_id(&patient);
     let mut bundles = Vec::new();

@@ -19,7 +19,7 @@ mod common;
 
 use base64::Engine;
 use common::{files_holding, member_id, ok};
-use coopledger_e2e::cluster::{caught_up, leader, three, Replica};
+use coopledger_e2e::cluster::{caught_up, caught_up_with, leader, three, Replica};
 use coopledger_ledger::store::Store;
 use coopledger_rpc::client::http_client;
 use coopledger_rpc::{LedgerApiClient, PersonalApiClient};
@@ -66,13 +66,7 @@ async fn after_an_erasure_no_file_of_any_replica_holds_the_data_or_its_key() {
         "--attr",
         &format!("email={EMAIL}"),
     ]);
-    let size = http_client(&lead_url)
-        .unwrap()
-        .checkpoint()
-        .await
-        .unwrap()
-        .size;
-    caught_up(&replicas, size).await.unwrap();
+    let size = caught_up_with(&replicas, &lead_url).await.unwrap();
 
     // The stored key and ciphertext, read from a follower's database while it is down.
     let follower = replicas.iter().position(|r| r.id != lead).unwrap();
@@ -150,13 +144,7 @@ async fn after_an_erasure_no_file_of_any_replica_holds_the_data_or_its_key() {
         "--attr",
         &format!("full_name={NAME} Treasurer"),
     ]);
-    let size = http_client(&lead_url)
-        .unwrap()
-        .checkpoint()
-        .await
-        .unwrap()
-        .size;
-    caught_up(&replicas, size).await.unwrap();
+    let size = caught_up_with(&replicas, &lead_url).await.unwrap();
 
     // Anyone can send the erasure again (its entry is public on the ledger): the answer is
     // the first one's, every replica still confirmed, and it costs no replica a snapshot

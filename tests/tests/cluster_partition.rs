@@ -14,7 +14,7 @@
     reason = "test code: a panic is a test failure with a message and a backtrace"
 )]
 
-use coopledger_e2e::cluster::{caught_up, init_at, join_at, leader, voters, Place};
+use coopledger_e2e::cluster::{caught_up, caught_up_with, init_at, join_at, leader, voters, Place};
 use coopledger_e2e::netns::Lan;
 use coopledger_e2e::{attest, coop, now_ms, read_key, sign};
 use coopledger_ledger::codec::b64_encode;
@@ -156,8 +156,7 @@ async fn a_cut_off_leader_acknowledges_nothing_and_its_tail_reaches_no_ledger() 
     // Healed: the old leader follows; its uncommitted entry is in no ledger.
     lan.heal(old as usize).unwrap();
     let (_, url) = leader(&replicas).await.unwrap();
-    let size = http_client(&url).unwrap().checkpoint().await.unwrap().size;
-    caught_up(&replicas, size).await.unwrap();
+    let size = caught_up_with(&replicas, &url).await.unwrap();
     let lonely_leaf = coopledger_ledger::hash::leaf_hash(lonely.bytes());
     let vkey = http_client(&url).unwrap().verifier_key().await.unwrap();
     let mut note = None;

@@ -17,9 +17,7 @@
 mod common;
 
 use common::{after, init_quick_vote_coop, key, ok, refused, tally_when_closed};
-use coopledger_e2e::cluster::{caught_up, leader, three};
-use coopledger_rpc::client::http_client;
-use coopledger_rpc::LedgerApiClient;
+use coopledger_e2e::cluster::{caught_up_with, leader, three};
 use serde_json::{json, Value};
 
 const SELL: &str = "dpv:SellInsightsFromData";
@@ -246,13 +244,7 @@ async fn a_distribution_on_the_new_leader_is_the_preview_made_before_the_failove
         "EUR",
     ]);
     assert!(refused(&again).contains("revenue.closed"));
-    let size = http_client(&new_url)
-        .unwrap()
-        .checkpoint()
-        .await
-        .unwrap()
-        .size;
-    caught_up(&replicas, size).await.unwrap();
+    caught_up_with(&replicas, &new_url).await.unwrap();
     let vkey = on(&new_url, &["vkey"]).trim().to_owned();
     for r in replicas.iter().filter(|r| r.node.is_some()) {
         let shown: Value = serde_json::from_str(&on(

@@ -615,7 +615,18 @@ async fn a_replayed_erasure_takes_no_snapshot_and_is_answered_across_a_restart()
         .unwrap();
     let old = c.replicas.remove(&third).unwrap();
     old.shutdown().await;
+    let log = old.log.clone();
     drop(old);
+    // Raft's tasks let go of the ledger as they end; then its database can be opened again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&log) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the stopped replica's ledger is still held"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(log);
     c.start_replica(third, 10_000).await;
     // (Until Raft has loaded its state, a replay is answered "pending" for all.)
     let deadline = Instant::now() + Duration::from_secs(10);
