@@ -449,6 +449,18 @@ async fn a_replica_joining_after_the_log_was_purged_catches_up_by_snapshot() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     c.converged(&[1, 2, 3]).await;
+    // The snapshot may cover erasures it never applied: its erasure mark is raised to the
+    // snapshot's index (kept in its ledger), so a replayed erasure is not confirmed early.
+    let installed = c.replicas[&3]
+        .raft
+        .metrics()
+        .borrow()
+        .snapshot
+        .unwrap()
+        .index;
+    let probe =
+        super::state_machine::LedgerMachine::new(c.arc(3), c.dir.path().join("probe")).unwrap();
+    assert!(probe.stored_shred_mark().unwrap() >= installed);
     // And it keeps up afterwards.
     load(&c.arc(leader), 90, 3).await;
     c.converged(&[1, 2, 3]).await;
