@@ -297,6 +297,22 @@ fn note(key: &SigningKey, seq: u64) -> Envelope {
     .unwrap()
 }
 
+/// Stores an off-log record under `key` through `log`, then shreds it (an erasure).
+async fn store_and_erase(log: Arc<Log<Notes>>, key: &'static [u8]) {
+    use coopledger_ledger::log::replication::OfflogOp;
+    log.offlog_write(vec![OfflogOp::Put {
+        key: key.to_vec(),
+        value: vec![7; 32],
+    }])
+    .await
+    .unwrap();
+    log.offlog_write(vec![OfflogOp::Shred {
+        keys: vec![key.to_vec()],
+    }])
+    .await
+    .unwrap();
+}
+
 /// Submits `count` notes from distinct members concurrently; returns their receipts.
 async fn load(
     log: &Arc<Log<Notes>>,
@@ -475,26 +491,10 @@ async fn a_replica_joining_after_the_log_was_purged_catches_up_by_snapshot() {
 /// confirms once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_replica_confirms_an_erasure_purged_and_a_cut_off_one_is_named_pending() {
-    use coopledger_ledger::log::replication::OfflogOp;
     let c = Cluster3::new(&[1, 2, 3], 10_000).await;
     let leader = c.leader().await;
     let follower = *c.replicas.keys().find(|&&id| id != leader).unwrap();
-    let erase = |key: &'static [u8]| {
-        let log = c.arc(leader);
-        async move {
-            log.offlog_write(vec![OfflogOp::Put {
-                key: key.to_vec(),
-                value: vec![7; 32],
-            }])
-            .await
-            .unwrap();
-            log.offlog_write(vec![OfflogOp::Shred {
-                keys: vec![key.to_vec()],
-            }])
-            .await
-            .unwrap();
-        }
-    };
+    let erase = |key: &'static [u8]| store_and_erase(c.arc(leader), key);
     load(&c.arc(leader), 10, 5).await;
     erase(b"pii-key/first").await;
     // The erasure's Raft index: the last one applied when its write returned.
@@ -556,22 +556,9 @@ async fn every_replica_confirms_an_erasure_purged_and_a_cut_off_one_is_named_pen
 /// erasure — kept across a restart, so a replica that has not purged is never called done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replayed_erasure_takes_no_snapshot_and_is_answered_across_a_restart() {
-    use coopledger_ledger::log::replication::OfflogOp;
     let mut c = Cluster3::new(&[1, 2, 3], 10_000).await;
     let leader = c.leader().await;
-    let erase = |log: Arc<Log<Notes>>, key: &'static [u8]| async move {
-        log.offlog_write(vec![OfflogOp::Put {
-            key: key.to_vec(),
-            value: vec![7; 32],
-        }])
-        .await
-        .unwrap();
-        log.offlog_write(vec![OfflogOp::Shred {
-            keys: vec![key.to_vec()],
-        }])
-        .await
-        .unwrap();
-    };
+    let erase = store_and_erase;
     load(&c.arc(leader), 10, 5).await;
     erase(c.arc(leader), b"pii-key/first").await;
     let all = PurgeReport {
