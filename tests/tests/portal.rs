@@ -377,11 +377,43 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = d.join("coop");
+    let (board, other) = drivers_coop(d, &data);
+    let node = Node::start(&data, &[]).unwrap();
+    member_journey(d, &node.http_url(), &board, &other);
+    node.terminate().unwrap();
+}
+
+/// The same way in on a replicated co-op (issue 17: "the portal and the CLI work against any
+/// node"), every page served by a follower of three replicas: what the browser signs there is
+/// forwarded to the leader, the secret ballot reaches the leader's box, and the receipts, the
+/// result and the consent bundle the page checks are the follower's reads. Afterwards every
+/// replica holds it all, and the leader shows the person as a member.
+#[test]
+fn the_same_way_in_through_a_follower_of_three_replicas() {
+    use coopledger_e2e::cluster::{caught_up_with, leader, three};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (board, other) = drivers_coop(d, &d.join("r1"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let replicas = rt.block_on(three(d)).unwrap();
+    let (lead, lead_url) = rt.block_on(leader(&replicas)).unwrap();
+    let follower = replicas.iter().find(|r| r.id != lead).unwrap().url();
+    let member = member_journey(d, &follower, &board, &other);
+    rt.block_on(caught_up_with(&replicas, &follower)).unwrap();
+    let (code, shown, err) = coop(&["member", "show", "--rpc", &lead_url, &member]).unwrap();
+    assert_eq!(code, 0, "{shown}{err}");
+    assert!(shown.contains("active"), "{shown}");
+    drop(replicas);
+}
+
+/// The drivers' co-op of the way-in tests in `data` (special resolutions by secret ballot);
+/// returns the board's and the other founder's key files.
+fn drivers_coop(d: &Path, data: &Path) -> (String, String) {
     let board = key(d, "board");
     let other = key(d, "founder");
     // Special resolutions are secret ballots (no revotes, no proxies).
     init_quick_vote_coop_with(
-        &data,
+        data,
         "drivers.example.coop/ledger",
         "Drivers' Data Co-op",
         &[format!("@{board}:board"), format!("@{other}")],
@@ -393,8 +425,14 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
             }
         },
     );
-    let node = Node::start(&data, &[]).unwrap();
-    let url = node.http_url();
+    (board, other)
+}
+
+/// A person's way in through the portal at `url` (`portal/e2e/member.mjs`), and what the CLI
+/// sees of it there; returns the new member's id.
+fn member_journey(d: &Path, url: &str, board: &str, other: &str) -> String {
+    let url = url.to_owned();
+    let (board, other) = (board.to_owned(), other.to_owned());
     let work = d.join("work");
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("url"), &url).unwrap();
@@ -616,7 +654,7 @@ fn a_person_applies_is_admitted_votes_and_sees_the_result_in_the_browser() {
     let tally = tally_when_closed(&url, proposal);
     assert_eq!(tally["outcome"], "adopted", "{tally}");
     assert_eq!(tally["ballots"], 1, "{tally}");
-    node.terminate().unwrap();
+    member.to_owned()
 }
 
 #[test]
