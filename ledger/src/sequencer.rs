@@ -39,7 +39,8 @@ use crate::merkle::{Frontier, NodeId, NodeSource};
 use crate::note::{Checkpoint, SignedCheckpoint};
 use crate::smt;
 use crate::state::{
-    last_seq, seq_key, ApplyContext, ApplyError, Overlay, StateCommitment, StateView,
+    last_seq, seq_key, ApplyContext, ApplyError, Overlay, StateCommitment, StateSource, StateView,
+    NS_APP,
 };
 use crate::store::{BatchWrite, StoreError};
 use std::collections::HashMap;
@@ -895,6 +896,21 @@ fn sequence_batch<M: crate::state::StateMachine>(
             st.smt_cache.clear();
             return Err(failed(e));
         }
+        // Queries see the released checkpoint's state: before the write, hold back what this
+        // batch's state writes replace, until its checkpoint is released (`Shared::release`).
+        let keys: Vec<&[u8]> = overlay
+            .keys()
+            .filter(|k| k.first() == Some(&NS_APP))
+            .map(Vec::as_slice)
+            .collect();
+        let replaced = store.state_values(&keys).map_err(failed)?;
+        shared.hold_back(
+            next.size(),
+            keys.iter()
+                .map(|k| k.to_vec())
+                .zip(replaced)
+                .collect::<Overlay>(),
+        );
         write.state = overlay;
         write.new_size = next.size();
         write.batch_time_ms = batch_time_ms;

@@ -114,6 +114,11 @@ pub trait StateSource {
 
     /// Every committed `(key, value)` whose key starts with `prefix`, in key order.
     fn state_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+
+    /// The committed values of `keys`, in order (one read of all of them where the source can).
+    fn state_values(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.state_get(k)).collect()
+    }
 }
 
 /// Read access to the state machine's namespace (keys without the namespace byte), the same
@@ -132,8 +137,22 @@ pub(crate) fn scan_app(
     overlays: &[&Overlay],
     prefix: &[u8],
 ) -> Result<Vec<KeyValue>, StoreError> {
+    Ok(merge_app(
+        base.state_scan(&app_key(prefix))?,
+        overlays,
+        prefix,
+    ))
+}
+
+/// `read`, the full-key result of a state scan of the app namespace under `prefix`, read through
+/// `overlays` (later overlays win), with the namespace byte taken off the keys.
+pub(crate) fn merge_app(
+    read: Vec<KeyValue>,
+    overlays: &[&Overlay],
+    prefix: &[u8],
+) -> Vec<KeyValue> {
     let full = app_key(prefix);
-    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.state_scan(&full)?.into_iter().collect();
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = read.into_iter().collect();
     for overlay in overlays {
         for (k, v) in overlay.range(full.clone()..) {
             if !k.starts_with(&full) {
@@ -145,10 +164,10 @@ pub(crate) fn scan_app(
             };
         }
     }
-    Ok(merged
+    merged
         .into_iter()
         .map(|(k, v)| (k.get(1..).map(<[u8]>::to_vec).unwrap_or_default(), v))
-        .collect())
+        .collect()
 }
 
 /// One state key and its value.

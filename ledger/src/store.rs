@@ -788,6 +788,15 @@ impl StateSource for Store {
         Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
     }
 
+    fn state_values(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let cf = self.cf(CF_STATE)?;
+        self.db
+            .multi_get_cf(keys.iter().map(|k| (cf, *k)))
+            .into_iter()
+            .map(|r| r.map_err(StoreError::from))
+            .collect()
+    }
+
     fn state_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.prefix_scan(CF_STATE, prefix)
     }

@@ -17,7 +17,7 @@ use coopledger_ledger::log::{now_ms, LogConfig};
 use coopledger_ledger::merkle::MemoryTree;
 use coopledger_ledger::store::StoreError;
 use coopledger_ledger::verify::{verify_consistency, verify_inclusion};
-use coopledger_ledger::{Body, Envelope, FaultPoint, Log, Rejection, SubmitError};
+use coopledger_ledger::{Body, Envelope, FaultPoint, Log, Rejection, StateRead, SubmitError};
 use ed25519_dalek::SigningKey;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -490,7 +490,7 @@ async fn a_written_checkpoint_is_invisible_until_durable_recorded_and_released()
     });
     let log =
         Arc::new(Log::create(dir.path(), ORIGIN, node.clone(), Notes, config(Some(hook))).unwrap());
-    log.submit(note(&member, 1, serde_json::json!({})))
+    log.submit(note(&member, 1, serde_json::json!({"tag": "a"})))
         .await
         .unwrap();
     let before = log.checkpoint();
@@ -498,7 +498,7 @@ async fn a_written_checkpoint_is_invisible_until_durable_recorded_and_released()
 
     armed.store(true, Ordering::SeqCst);
     let l = log.clone();
-    let env = note(&member, 2, serde_json::json!({}));
+    let env = note(&member, 2, serde_json::json!({"tag": "b"}));
     let pending = tokio::spawn(async move { l.submit(env).await });
     tokio::task::spawn_blocking(move || reached_rx.recv_timeout(Duration::from_secs(20)))
         .await
@@ -518,12 +518,29 @@ async fn a_written_checkpoint_is_invisible_until_durable_recorded_and_released()
         "an entry beyond the released checkpoint"
     );
     assert!(!pending.is_finished(), "acknowledged before release");
+    // Nor does its effect on the state show: a changed key reads as before, a new one is absent.
+    let tags = || {
+        log.scan(b"tag/")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(count(&log), 1, "the held batch's write is visible");
+    assert_eq!(tags(), vec!["tag/a"]);
+    assert_eq!(log.get(b"tag/b").unwrap(), None);
 
     go_tx.send(()).unwrap();
     let receipt = pending.await.unwrap().unwrap();
     assert_eq!(receipt.index, 2);
     assert_eq!(receipt.checkpoint.checkpoint.size, 4);
     assert_eq!(log.checkpoint().note, receipt.checkpoint.note);
+    assert_eq!(count(&log), 2);
+    assert_eq!(tags(), vec!["tag/a", "tag/b"]);
+    assert_eq!(
+        log.get(b"tag/b").unwrap(),
+        Some(2u64.to_be_bytes().to_vec())
+    );
     assert_eq!(
         log.checkpoint_at(4).unwrap().as_deref(),
         Some(receipt.checkpoint.note.as_str())
@@ -535,6 +552,45 @@ async fn a_written_checkpoint_is_invisible_until_durable_recorded_and_released()
             .as_deref(),
         Some(receipt.checkpoint.note.as_str())
     );
+}
+
+/// Eight members submitting notes one after another until stopped: the pipeline kept full.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<u64>>,
+}
+
+impl Writers {
+    fn start(log: &Arc<Log<Notes>>) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..8u8)
+            .map(|w| {
+                let (log, stop) = (log.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let key = SigningKey::from_bytes(&[10 + w; 32]);
+                    let mut seq = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        seq += 1;
+                        log.submit(note(&key, seq, serde_json::json!({})))
+                            .await
+                            .unwrap();
+                    }
+                    seq
+                })
+            })
+            .collect();
+        Writers { stop, tasks }
+    }
+
+    /// Stops them; the number of notes they had acknowledged.
+    async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut total = 0;
+        for t in self.tasks {
+            total += t.await.unwrap();
+        }
+        total
+    }
 }
 
 /// Under steady load the durable state runs ahead of the released checkpoint (the pipeline
@@ -550,22 +606,7 @@ async fn state_proofs_stay_exact_while_batches_keep_committing() {
     log.submit(note(&first, 1, serde_json::json!({})))
         .await
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..8u8 {
-        let (log, stop) = (log.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let key = SigningKey::from_bytes(&[10 + w; 32]);
-            let mut seq = 0;
-            while !stop.load(Ordering::SeqCst) {
-                seq += 1;
-                log.submit(note(&key, seq, serde_json::json!({})))
-                    .await
-                    .unwrap();
-            }
-            seq
-        }));
-    }
+    let writers = Writers::start(&log);
     let reader = log.clone();
     let proofs = tokio::task::spawn_blocking(move || {
         let mut seen = 0u64;
@@ -598,11 +639,57 @@ async fn state_proofs_stay_exact_while_batches_keep_committing() {
     })
     .await
     .unwrap();
-    stop.store(true, Ordering::SeqCst);
-    let mut total = 0;
-    for w in writers {
-        total += w.await.unwrap();
-    }
+    let total = writers.stop().await;
     assert!(proofs > 0 && total + 1 >= proofs, "{proofs} of {total}");
     assert_eq!(count(&log), total + 1);
+}
+
+/// Queries read the state of the released checkpoint, never of a batch still waiting for its
+/// fsync and release: with eight writers keeping the pipeline full, the notes counted in the
+/// state are always between the notes covered by the checkpoint released before the read and
+/// those covered by the one released after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_read_the_released_state_while_batches_keep_committing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SigningKey::from_bytes(&[1; 32]);
+    let log = Arc::new(Log::create(dir.path(), ORIGIN, node, Notes, config(None)).unwrap());
+    let writers = Writers::start(&log);
+    let reader = log.clone();
+    let (reads, moved) = tokio::task::spawn_blocking(move || {
+        // notes[i]: the notes among the first i entries.
+        let mut notes = vec![0u64];
+        let mut notes_in = |size: u64| {
+            while (notes.len() as u64) <= size {
+                let i = notes.len() as u64 - 1;
+                let e = Envelope::from_bytes(&reader.entry(i).unwrap()).unwrap();
+                let last = *notes.last().unwrap();
+                notes.push(last + u64::from(e.body().kind == "test.note"));
+            }
+            notes[size as usize]
+        };
+        let (mut reads, mut moved) = (0, 0);
+        for _ in 0..3000 {
+            let before = reader.checkpoint().checkpoint.size;
+            let counted = count(&reader);
+            let after = reader.checkpoint().checkpoint.size;
+            let (low, high) = (notes_in(before), notes_in(after));
+            assert!(
+                (low..=high).contains(&counted),
+                "the state counts {counted} notes; the released checkpoints around the read \
+                 cover {low} and {high}"
+            );
+            reads += 1;
+            moved += u64::from(after > before);
+        }
+        (reads, moved)
+    })
+    .await
+    .unwrap();
+    let total = writers.stop().await;
+    assert_eq!(count(&log), total);
+    // The log kept moving during the reads (else the test proved nothing).
+    assert!(
+        moved > 0 && reads == 3000,
+        "{moved} of {reads} reads saw the log move"
+    );
 }

@@ -107,9 +107,10 @@ impl Rig {
         ok(&["--rpc", &self.rpc, "vkey"]).trim().to_owned()
     }
 
-    /// `coop anchor verify` of the receipt at `index` (or a receipt file).
+    /// `coop anchor verify` of the receipt at `index` (or a receipt file): exit code, and what
+    /// it printed (standard output, then standard error).
     fn verify(&self, confirmations: &str, receipt: &str) -> (i32, String) {
-        let (code, out, _) = coop(&[
+        let (code, out, err) = coop(&[
             "--rpc",
             &self.rpc,
             "anchor",
@@ -123,7 +124,7 @@ impl Rig {
             receipt,
         ])
         .unwrap();
-        (code, out)
+        (code, format!("{out}{err}"))
     }
 
     /// Waits for the loop's pending transaction.

@@ -16,7 +16,7 @@ use crate::sequencer::{self, FaultPoint, OwnEntry, SequencerState};
 use crate::signed::{SignedFile, SignedFileError};
 use crate::smt::{self, StateProof};
 use crate::state::{
-    scan_app, KeyValue, Overlay, StateCommitment, StateMachine, StateRead, StateSource, NS_APP,
+    KeyValue, Overlay, StateCommitment, StateMachine, StateRead, StateSource, NS_APP,
 };
 use crate::store::{Store, StoreError};
 use ed25519_dalek::SigningKey;
@@ -207,6 +207,11 @@ pub(crate) struct Shared<M> {
     /// Replicated mode: proposed batches' admitted items (with their submitters' replies), by
     /// ticket, until the batch is applied here or abandoned.
     proposals: Mutex<HashMap<u64, Vec<sequencer::Admitted>>>,
+    /// Batches written to the database but whose checkpoint is not released yet, oldest first:
+    /// each batch's size and the values its state writes replaced (`None`: the key was absent).
+    /// Readers of the state see the database through these, so they see exactly the state of
+    /// the released checkpoint — never a batch that a power cut could still take away.
+    held_back: Mutex<std::collections::VecDeque<(u64, Arc<Overlay>)>>,
 }
 
 impl<M> Shared<M> {
@@ -238,6 +243,40 @@ impl<M> Shared<M> {
             Ok(mut g) => g.remove(&ticket),
             Err(p) => p.into_inner().remove(&ticket),
         }
+    }
+
+    /// Holds back the state writes of the batch ending at `size` from readers until its
+    /// checkpoint is released: `replaced` holds the values they overwrite. Called before the
+    /// batch is written, so no reader sees a write without what it replaced.
+    pub(crate) fn hold_back(&self, size: u64, replaced: Overlay) {
+        let mut held = match self.held_back.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        held.push_back((size, Arc::new(replaced)));
+    }
+
+    /// What the unreleased batches replaced, oldest batch first.
+    fn held(&self) -> Vec<Arc<Overlay>> {
+        let held = match self.held_back.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        held.iter().map(|(_, o)| o.clone()).collect()
+    }
+
+    /// The released value of the full state key `key`, given `stored`, the value read from the
+    /// database *before* this call: the oldest unreleased batch that wrote the key says what
+    /// it was at the released checkpoint. (Read in this order, a batch written between the two
+    /// steps is already held back; one released between them was released when the read began.)
+    pub(crate) fn released_value(&self, key: &[u8], stored: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        released_value(&self.held(), key, stored)
+    }
+
+    /// The released state under the app-namespace `prefix`, given `stored`, the full-key scan
+    /// read from the database *before* this call.
+    pub(crate) fn released_scan(&self, stored: Vec<KeyValue>, prefix: &[u8]) -> Vec<KeyValue> {
+        released_scan(&self.held(), stored, prefix)
     }
 
     pub fn latest(&self) -> Arc<SignedCheckpoint> {
@@ -321,7 +360,101 @@ impl<M> Shared<M> {
             Ok(mut g) => *g = signed.clone(),
             Err(p) => *p.into_inner() = signed.clone(),
         }
+        // Its batch's state (and every earlier one's) is now the released state.
+        {
+            let mut held = match self.held_back.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            while held
+                .front()
+                .is_some_and(|(size, _)| *size <= signed.checkpoint.size)
+            {
+                held.pop_front();
+            }
+        }
         let _ = self.checkpoints.send(signed);
+    }
+}
+
+/// `stored` (a full key's value in the database) as of the released checkpoint, given what the
+/// unreleased batches replaced, oldest first: the oldest batch that wrote the key knows.
+fn released_value(held: &[Arc<Overlay>], key: &[u8], stored: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    held.iter()
+        .find_map(|replaced| replaced.get(key))
+        .map_or(stored, Clone::clone)
+}
+
+/// [`released_value`] for a scan of the app namespace under `prefix`.
+fn released_scan(held: &[Arc<Overlay>], stored: Vec<KeyValue>, prefix: &[u8]) -> Vec<KeyValue> {
+    // Later overlays win in the merge, and the oldest batch's replaced value must win.
+    let newest_first: Vec<&Overlay> = held.iter().rev().map(|o| o.as_ref()).collect();
+    crate::state::merge_app(stored, &newest_first, prefix)
+}
+
+#[cfg(test)]
+mod held_back_tests {
+    use super::*;
+    use crate::state::app_key;
+
+    fn overlay(writes: &[(&str, Option<&str>)]) -> Arc<Overlay> {
+        Arc::new(
+            writes
+                .iter()
+                .map(|(k, v)| (app_key(k.as_bytes()), v.map(|v| v.as_bytes().to_vec())))
+                .collect(),
+        )
+    }
+
+    /// Released state: a = "0", b = "0", no c. Batch 1 set a = "1" and created c; batch 2 set
+    /// a = "2" and deleted b. Neither is released; the database holds a = "2", c, no b.
+    fn two_unreleased() -> (Vec<Arc<Overlay>>, Vec<KeyValue>) {
+        let held = vec![
+            overlay(&[("a", Some("0")), ("c", None)]),
+            overlay(&[("a", Some("1")), ("b", Some("0"))]),
+        ];
+        let stored = vec![
+            (app_key(b"a"), b"2".to_vec()),
+            (app_key(b"c"), b"1".to_vec()),
+            (app_key(b"d"), b"0".to_vec()),
+        ];
+        (held, stored)
+    }
+
+    #[test]
+    fn a_key_reads_as_the_oldest_unreleased_batch_found_it() {
+        let (held, _) = two_unreleased();
+        let get = |k: &str, stored: Option<&str>| {
+            released_value(&held, &app_key(k.as_bytes()), stored.map(|s| s.into()))
+                .map(|v| String::from_utf8(v).unwrap_or_default())
+        };
+        assert_eq!(get("a", Some("2")).as_deref(), Some("0"));
+        assert_eq!(get("b", None).as_deref(), Some("0"));
+        assert_eq!(get("c", Some("1")), None);
+        assert_eq!(get("d", Some("0")).as_deref(), Some("0"));
+        assert_eq!(
+            released_value(&[], b"x", Some(b"y".to_vec())),
+            Some(b"y".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_scan_reads_as_the_released_checkpoint_left_it() {
+        let (held, stored) = two_unreleased();
+        let got: Vec<(String, String)> = released_scan(&held, stored, b"")
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8(k).unwrap_or_default(),
+                    String::from_utf8(v).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let want = [("a", "0"), ("b", "0"), ("d", "0")];
+        assert_eq!(
+            got,
+            want.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec()
+        );
     }
 }
 
@@ -533,6 +666,7 @@ impl<M: StateMachine> Log<M> {
             instance: rand::random(),
             next_ticket: std::sync::atomic::AtomicU64::new(1),
             proposals: Mutex::new(HashMap::new()),
+            held_back: Mutex::new(std::collections::VecDeque::new()),
         });
         shared.metrics.durable(size);
         let released = shared.latest().checkpoint.size;

@@ -138,11 +138,9 @@ impl<M: StateMachine> Log<M> {
         Ok(crate::state::last_seq(&*self.shared.store, &Overlay::new(), signer)? + 1)
     }
 
-    /// Reads the state machine's committed state (for queries).
+    /// Reads the state machine's state at the released checkpoint (for queries).
     pub fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, QueryError> {
-        let mut k = vec![NS_APP];
-        k.extend_from_slice(key);
-        Ok(self.shared.store.state_get(&k)?)
+        Ok(StateRead::get(self, key)?)
     }
 }
 
@@ -317,14 +315,22 @@ impl<M: StateMachine> Log<M> {
     }
 }
 
+/// Queries read the state of the released checkpoint, like every other read: the database may
+/// already hold later batches (written, not yet durable), whose changes are read through what
+/// they replaced (`Shared::released_value`). So a query never shows an entry's effect before
+/// its receipt could be given, nor one a power cut could still take away.
 impl<M: StateMachine> StateRead for Log<M> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut k = vec![NS_APP];
-        k.extend_from_slice(key);
-        self.shared.store.state_get(&k)
+        let full = crate::state::app_key(key);
+        let stored = self.shared.store.state_get(&full)?;
+        Ok(self.shared.released_value(&full, stored))
     }
     fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        scan_app(&*self.shared.store, &[], prefix)
+        let stored = self
+            .shared
+            .store
+            .state_scan(&crate::state::app_key(prefix))?;
+        Ok(self.shared.released_scan(stored, prefix))
     }
 }
 

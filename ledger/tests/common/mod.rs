@@ -9,7 +9,8 @@ use coopledger_ledger::{
     ApplyContext, ApplyError, Envelope, Rejection, StateMachine, StateView, Verified,
 };
 
-/// Accepts `test.note` v1; refuses payloads with `"refuse": true`; counts notes in its state.
+/// Accepts `test.note` v1; refuses payloads with `"refuse": true`; counts notes in its state
+/// and records tagged ones.
 pub struct Notes;
 
 impl StateMachine for Notes {
@@ -34,6 +35,13 @@ impl StateMachine for Notes {
             .map(|v| u64::from_be_bytes(v.try_into().unwrap_or([0; 8])))
             .unwrap_or(0);
         state.put(b"count", (n + 1).to_be_bytes().to_vec());
+        // `"tag": "x"` also records the note's sequence number under `tag/x`.
+        if let Some(tag) = e.body().payload.get("tag").and_then(|t| t.as_str()) {
+            state.put(
+                format!("tag/{tag}").as_bytes(),
+                e.body().seq.to_be_bytes().to_vec(),
+            );
+        }
         Ok(())
     }
 }
