@@ -11,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(file) = ClusterFile::parse(text) {
         let json = serde_json::to_string_pretty(&file).expect("encodes");
-        assert_eq!(ClusterFile::parse(&json).expect("its own JSON reads back"), file);
+        assert_eq!(
+            ClusterFile::parse(&json).expect("its own JSON reads back"),
+            file
+        );
     }
 });

@@ -36,6 +36,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(next, size);
     if let Ok(offlog) = reader.finish() {
         assert_eq!(kept, size - keep_from.min(size));
-        assert!(offlog.windows(2).all(|w| w[0].0 < w[1].0), "keys increasing");
+        assert!(
+            offlog.windows(2).all(|w| w[0].0 < w[1].0),
+            "keys increasing"
+        );
     }
 });

@@ -7,7 +7,8 @@ use coopledger_governance::tally_bundle::TallyBundle;
 use coopledger_ledger::note::NoteVerifier;
 use libfuzzer_sys::fuzz_target;
 
-const LOG: &str = "assembly.example.coop/ledger+9ead4a71+AbFsVsFmn/Oeanjjn9LychmrpcX4dR8mzSIBEMEZwKLp";
+const LOG: &str =
+    "assembly.example.coop/ledger+9ead4a71+AbFsVsFmn/Oeanjjn9LychmrpcX4dR8mzSIBEMEZwKLp";
 
 fuzz_target!(|data: &[u8]| {
     if let (Ok(b), Ok(key)) = (
