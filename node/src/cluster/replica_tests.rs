@@ -3,7 +3,8 @@
 //! every replica signs the same notes over the same entries; a follower refuses submissions
 //! with the leader's address; the leader's death elects another that acknowledges; a cut-off
 //! leader acknowledges nothing and its uncommitted tail never reaches any ledger; a replica
-//! that joins after the log was purged catches up by snapshot.
+//! that joins after the log was purged catches up by snapshot, even when installing it outlasts
+//! one try.
 
 #![allow(
     clippy::unwrap_used,
@@ -40,6 +41,8 @@ struct Net {
     cut: Arc<Mutex<HashSet<u64>>>,
     /// Replicas Raft cannot reach, but calls outside Raft can (they fall behind, and say so).
     behind: Arc<Mutex<HashSet<u64>>>,
+    /// Calls carrying a snapshot's last piece (the ones that install it), by receiver.
+    installs: Arc<Mutex<HashMap<u64, usize>>>,
 }
 
 impl Net {
@@ -133,6 +136,15 @@ impl RaftNetwork<Cluster> for Conn {
         _: RPCOption,
     ) -> Rpc<InstallSnapshotResponse<u64>, InstallSnapshotError> {
         let raft = self.net.raft_target(self.me, self.to)?;
+        if rpc.done {
+            *self
+                .net
+                .installs
+                .lock()
+                .unwrap()
+                .entry(self.to)
+                .or_default() += 1;
+        }
         raft.install_snapshot(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
@@ -157,6 +169,8 @@ struct Cluster3 {
     net: Net,
     dir: tempfile::TempDir,
     replicas: BTreeMap<u64, Replica<Notes>>,
+    /// `ReplicaConfig::snapshot_install_timeout` of the replicas started from now on.
+    install_timeout: Duration,
 }
 
 impl Cluster3 {
@@ -177,6 +191,7 @@ impl Cluster3 {
         rc.submit_timeout = Duration::from_secs(1);
         rc.snapshot_every = snapshot_every;
         rc.keep_after_snapshot = 0;
+        rc.snapshot_install_timeout = self.install_timeout;
         let replica = Replica::start(
             rc,
             Arc::new(log),
@@ -201,10 +216,19 @@ impl Cluster3 {
     }
 
     async fn new(ids: &[u64], snapshot_every: u64) -> Cluster3 {
+        Cluster3::with_install_timeout(ids, snapshot_every, Duration::from_secs(60)).await
+    }
+
+    async fn with_install_timeout(
+        ids: &[u64],
+        snapshot_every: u64,
+        install_timeout: Duration,
+    ) -> Cluster3 {
         let mut c = Cluster3 {
             net: Net::default(),
             dir: tempfile::tempdir().unwrap(),
             replicas: BTreeMap::new(),
+            install_timeout,
         };
         for &id in ids {
             c.start_replica(id, snapshot_every).await;
@@ -233,6 +257,48 @@ impl Cluster3 {
                 }
             }
             assert!(Instant::now() < deadline, "no leader agreed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The leader takes a snapshot and purges its Raft log below it.
+    async fn snapshot_and_purge(&self, leader: u64) {
+        self.replicas[&leader]
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.replicas[&leader].raft.metrics().borrow().clone();
+            if m.purged.is_some() && m.snapshot.is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no snapshot or purge: {m:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Replica 3 starts empty and joins (1, 2); waits, at most `within`, until it installed a
+    /// snapshot and released the leader's checkpoint.
+    async fn join_third(&mut self, leader: u64, within: Duration) {
+        self.start_replica(3, 5).await;
+        let raft = self.replicas[&leader].raft.clone();
+        raft.add_learner(3, addr(3), false).await.unwrap();
+        raft.change_membership([1, 2, 3], false).await.unwrap();
+        let size = self.log(leader).checkpoint().checkpoint.size;
+        let deadline = Instant::now() + within;
+        loop {
+            let m = self.replicas[&3].raft.metrics().borrow().clone();
+            if m.snapshot.is_some() && self.log(3).checkpoint().checkpoint.size >= size {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica 3 did not catch up by snapshot: at {} of {size}; {m:?}",
+                self.log(3).checkpoint().checkpoint.size
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -429,41 +495,8 @@ async fn a_replica_joining_after_the_log_was_purged_catches_up_by_snapshot() {
         load(&c.arc(leader), 10 + round * 10, 4).await;
     }
     c.converged(&[1, 2]).await;
-    c.replicas[&leader].raft.trigger().snapshot().await.unwrap();
-    // The leader's log is purged below its snapshot.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = c.replicas[&leader].raft.metrics().borrow().clone();
-        if m.purged.is_some() && m.snapshot.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no snapshot or purge: {m:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-
-    c.start_replica(3, 5).await;
-    c.replicas[&leader]
-        .raft
-        .add_learner(3, addr(3), true)
-        .await
-        .unwrap();
-    c.replicas[&leader]
-        .raft
-        .change_membership([1, 2, 3], false)
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = c.replicas[&3].raft.metrics().borrow().clone();
-        if m.snapshot.is_some() && m.last_applied.is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica 3 has no snapshot: {m:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    c.snapshot_and_purge(leader).await;
+    c.join_third(leader, Duration::from_secs(10)).await;
     c.converged(&[1, 2, 3]).await;
     // The snapshot may cover erasures it never applied: its erasure mark is raised to the
     // snapshot's index (kept in its ledger), so a replayed erasure is not confirmed early.
@@ -483,6 +516,45 @@ async fn a_replica_joining_after_the_log_was_purged_catches_up_by_snapshot() {
     assert_eq!(
         c.log(3).state_get(b"count").unwrap(),
         c.log(leader).state_get(b"count").unwrap()
+    );
+}
+
+/// A snapshot whose install outlasts the sender's limit: the call installing it runs out, is
+/// sent again, and the receiver — which kept importing — imports only what it still lacks. A
+/// history longer than one try converges (here 1,000 notes against a 300 ms limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_snapshot_install_longer_than_one_try_still_converges() {
+    let mut c = Cluster3::with_install_timeout(&[1, 2], 5, Duration::from_millis(300)).await;
+    let leader = c.leader().await;
+    for seq in 1..=10u64 {
+        let log = c.arc(leader);
+        let tasks: Vec<_> = (0..100u8)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let key = SigningKey::from_bytes(&[i; 32]);
+                    log.submit(note(&key, seq)).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+    c.converged(&[1, 2]).await;
+    c.snapshot_and_purge(leader).await;
+    let started = Instant::now();
+    c.join_third(leader, Duration::from_secs(120)).await;
+    let tries = c.net.installs.lock().unwrap().get(&3).copied().unwrap_or(0);
+    eprintln!(
+        "caught up by snapshot in {:?}, {tries} tries",
+        started.elapsed()
+    );
+    assert!(tries >= 2, "the install never outlasted a try ({tries})");
+    c.converged(&[1, 2, 3]).await;
+    assert_eq!(
+        c.log(3).state_get(b"count").unwrap(),
+        Some(1000u64.to_be_bytes().to_vec())
     );
 }
 
