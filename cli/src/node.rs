@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// Largest entry accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_entry_bytes: usize,
+    /// A replica only: seconds it gives one call sending a piece of a snapshot to another
+    /// replica (default 60). The last piece is answered once the receiver imported the
+    /// history; an import that takes longer goes on, and is waited for again on the next try
+    /// (`docs/replication.md` §6).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    snapshot_install_secs: Option<u64>,
     /// Act as a witness (C2SP tlog-witness, `POST /add-checkpoint` on the same port) for the
     /// log with this verifier key; repeatable.
     #[arg(long = "witness-for")]
@@ -206,6 +212,15 @@ fn print_created(data: &Path, origin: &str, c: &folder::Created) {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
+    // Refused before anything is made: a flag that would change nothing is not ignored.
+    if args.snapshot_install_secs.is_some()
+        && coopledger_node::cluster::membership::ClusterFile::read(&args.data)?.is_none()
+    {
+        bail!(
+            "--snapshot-install-secs applies to a replica, and {} has no cluster.json",
+            args.data.display()
+        );
+    }
     if !folder::exists(&args.data) {
         println!(
             "no ledger in {}; creating a demo co-op",
@@ -274,6 +289,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let cluster_file = coopledger_node::cluster::membership::ClusterFile::read(&args.data)?;
     let cluster = match &cluster_file {
         Some(f) => {
+            let mut tuning =
+                coopledger_node::cluster::replica::ReplicaConfig::new(f.id, PathBuf::new());
+            if let Some(secs) = args.snapshot_install_secs {
+                tuning.snapshot_install_timeout = Duration::from_secs(secs);
+            }
             let key = keyfile::read(&folder::node_key_path(&args.data))?;
             let tls = coopledger_rpc::cluster::ClusterTls::new(&key)
                 .map_err(|e| anyhow!("cluster TLS: {e}"))?;
@@ -287,9 +307,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
                     tls: tls.server.clone(),
                     max_connections: 64,
                 }),
-                calls: Arc::new(coopledger_rpc::cluster::PeerClient::new(tls.client)),
+                calls: Arc::new(coopledger_rpc::cluster::PeerClient::new(
+                    tls.client,
+                    tuning.snapshot_install_timeout,
+                )),
                 initialize: f.initialize,
-                tuning: coopledger_node::cluster::replica::ReplicaConfig::new(f.id, PathBuf::new()),
+                tuning,
             })
         }
         None => None,

@@ -134,6 +134,26 @@ fn serving_off_loopback_without_tls_is_refused_unless_asked_for() {
 }
 
 #[test]
+fn a_snapshot_install_limit_is_refused_off_a_replica_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coop");
+    let d = data.to_str().unwrap();
+    let (code, _, err) = coop(&["serve", "--data", d, "--snapshot-install-secs", "5"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--snapshot-install-secs applies to a replica"),
+        "{err}"
+    );
+    assert!(!data.exists(), "a folder was made");
+    for bad in ["0", "3601", "ten"] {
+        let (code, _, err) = coop(&["serve", "--data", d, "--snapshot-install-secs", bad]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("--snapshot-install-secs"), "{bad}: {err}");
+    }
+    assert!(!data.exists(), "a folder was made");
+}
+
+#[test]
 fn bylaws_schema_is_the_published_one_and_check_names_a_misspelt_field() {
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bylaws");
     let (code, out, _) = coop(&["bylaws", "schema"]);

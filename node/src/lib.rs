@@ -229,14 +229,13 @@ impl Node {
                 let mut tuning = setup.tuning;
                 tuning.id = setup.id;
                 tuning.snapshot_dir = config.data.join("raft-snapshots");
-                let replica = cluster::replica::Replica::start(
-                    tuning,
-                    log.clone(),
-                    proposals,
-                    cluster::network::Network(setup.calls.clone()),
-                )
-                .await?
-                .with_peer_calls(setup.calls);
+                let network = cluster::network::Network::new(setup.calls.clone());
+                let sends = network.snapshot_sends();
+                let replica =
+                    cluster::replica::Replica::start(tuning, log.clone(), proposals, network)
+                        .await?
+                        .with_peer_calls(setup.calls)
+                        .with_snapshot_sends(sends);
                 let fresh = !replica
                     .raft
                     .is_initialized()

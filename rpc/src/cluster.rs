@@ -33,10 +33,11 @@ use tokio_rustls::rustls::{DigitallySignedStruct, DistinguishedName, SignatureSc
 pub const MAX_CLUSTER_MESSAGE: u32 = 128 * 1024 * 1024;
 /// How long one Raft call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one `raft_installSnapshot` call may take: the last piece's answer waits for the
-/// receiver's import of the history. Raft's own limit (`ReplicaConfig::snapshot_install_timeout`,
-/// 60 s) ends it first; this one only keeps the client from cutting it short.
-const SNAPSHOT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How much longer than Raft's own limit for a `raft_installSnapshot` call
+/// (`ReplicaConfig::snapshot_install_timeout`) the client waits: the last piece's answer waits
+/// for the receiver's import of the history, and Raft's limit must end it first — the
+/// client's only keeps a call from hanging.
+const SNAPSHOT_CALL_MARGIN: Duration = Duration::from_secs(60);
 
 /// `SubjectPublicKeyInfo` of an Ed25519 key (RFC 8410 §4): this prefix, then the 32 key bytes.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
@@ -315,15 +316,19 @@ impl ClusterFrontend for RaftListener {
 #[derive(Debug)]
 pub struct PeerClient {
     tls: rustls::ClientConfig,
+    /// The client's limit for a snapshot call.
+    snapshot_timeout: Duration,
     /// Per peer, and whether for snapshot calls (their longer timeout).
     clients: Mutex<HashMap<(String, bool), HttpClient>>,
 }
 
 impl PeerClient {
-    /// Calls authenticated with `tls` (`ClusterTls::client`).
-    pub fn new(tls: rustls::ClientConfig) -> PeerClient {
+    /// Calls authenticated with `tls` (`ClusterTls::client`), from a replica whose Raft gives
+    /// a snapshot call `snapshot_install` (`ReplicaConfig::snapshot_install_timeout`).
+    pub fn new(tls: rustls::ClientConfig, snapshot_install: Duration) -> PeerClient {
         PeerClient {
             tls,
+            snapshot_timeout: snapshot_install.saturating_add(SNAPSHOT_CALL_MARGIN),
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -340,7 +345,7 @@ impl PeerClient {
         let client = HttpClientBuilder::default()
             .with_custom_cert_store(self.tls.clone())
             .request_timeout(if snapshot {
-                SNAPSHOT_CALL_TIMEOUT
+                self.snapshot_timeout
             } else {
                 CALL_TIMEOUT
             })

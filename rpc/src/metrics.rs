@@ -14,6 +14,7 @@ use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpRequest, HttpResponse};
 use jsonrpsee::types::Request;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -56,6 +57,10 @@ struct RaftGauges {
     leader: Gauge,
     applied: Gauge,
     lag: Family<Replica, Gauge>,
+    /// Last pieces of snapshots this replica sent, and those whose answer (the receiver's
+    /// import) ran out of time: counters brought up to the replica's counts at each scrape.
+    snapshot_last_pieces: Counter,
+    snapshot_abandoned: Counter,
 }
 
 /// A replica id, as a label.
@@ -133,6 +138,8 @@ impl NodeMetrics {
                 leader: Gauge::default(),
                 applied: Gauge::default(),
                 lag: Family::default(),
+                snapshot_last_pieces: Counter::default(),
+                snapshot_abandoned: Counter::default(),
             };
             r.register(
                 "raft_term",
@@ -153,6 +160,19 @@ impl NodeMetrics {
                 "raft_replica_lag_entries",
                 "On the leader: Raft entries each replica is behind its last one",
                 g.lag.clone(),
+            );
+            r.register(
+                "raft_snapshot_last_pieces_sent",
+                "Last pieces of snapshots this replica sent to others (each answered once the \
+                 receiver imported the history)",
+                g.snapshot_last_pieces.clone(),
+            );
+            r.register(
+                "raft_snapshot_installs_outlasted",
+                "Last pieces of snapshots whose answer outlasted the install limit \
+                 (--snapshot-install-secs): the receiver goes on importing and the snapshot is \
+                 sent again",
+                g.snapshot_abandoned.clone(),
             );
             g
         });
@@ -227,11 +247,23 @@ impl NodeMetrics {
                         .set(gauge(lag));
                 }
             }
+            if let Some(sends) = replica.snapshot_sends() {
+                catch_up(&g.snapshot_last_pieces, sends.last_pieces());
+                catch_up(&g.snapshot_abandoned, sends.abandoned());
+            }
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+/// Brings `counter` up to `count` (a count kept elsewhere that only grows); two scrapes at
+/// once cannot add it twice.
+fn catch_up(counter: &Counter, count: u64) {
+    counter
+        .inner()
+        .fetch_max(count, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// `tower` layer answering `GET /metrics` and passing everything else on.

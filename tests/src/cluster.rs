@@ -26,6 +26,8 @@ pub struct Replica {
     pub netns: Option<String>,
     /// The running `coop serve`, if it runs.
     pub node: Option<Node>,
+    /// More `coop serve` arguments, given at every start.
+    pub serve: Vec<String>,
 }
 
 impl Replica {
@@ -40,18 +42,24 @@ impl Replica {
         let key = vault_key
             .to_str()
             .ok_or_else(|| anyhow!("vault key path is not UTF-8"))?;
+        let extra = self.serve.iter().map(String::as_str);
         self.node = Some(match &self.netns {
             None => {
                 let listen = format!("127.0.0.1:{}", self.port);
-                Node::start(&self.data, &["--listen", &listen, "--vault-key", key])?
+                let args: Vec<&str> = ["--listen", &listen, "--vault-key", key]
+                    .into_iter()
+                    .chain(extra)
+                    .collect();
+                Node::start(&self.data, &args)?
             }
             Some(ns) => {
                 let listen = format!("0.0.0.0:{}", self.port);
-                Node::start_in(
-                    Some(ns),
-                    &self.data,
-                    &["--listen", &listen, "--insecure-listen", "--vault-key", key],
-                )?
+                let args: Vec<&str> =
+                    ["--listen", &listen, "--insecure-listen", "--vault-key", key]
+                        .into_iter()
+                        .chain(extra)
+                        .collect();
+                Node::start_in(Some(ns), &self.data, &args)?
             }
         });
         Ok(())
@@ -86,6 +94,8 @@ pub struct Place {
     pub cluster_port: u16,
     /// Its network namespace, if any.
     pub netns: Option<String>,
+    /// More `coop serve` arguments, given at every start.
+    pub serve: Vec<String>,
 }
 
 impl Place {
@@ -96,6 +106,7 @@ impl Place {
             port: free_port()?,
             cluster_port: free_port()?,
             netns: None,
+            serve: Vec::new(),
         })
     }
 
@@ -120,6 +131,7 @@ impl Place {
             port: self.port,
             netns: self.netns.clone(),
             node: None,
+            serve: self.serve.clone(),
         }
     }
 }
@@ -262,13 +274,24 @@ pub async fn caught_up_with(replicas: &[Replica], url: &str) -> Result<u64> {
 /// A three-replica cluster over the co-op in `dir/r1` (made first by the caller, or a demo
 /// co-op), the vault key file in `dir/vault.key`; returns once all three vote.
 pub async fn three(dir: &Path) -> Result<Vec<Replica>> {
+    three_serving(dir, &[]).await
+}
+
+/// [`three`], each replica started with the `coop serve` arguments `serve` as well.
+pub async fn three_serving(dir: &Path, serve: &[&str]) -> Result<Vec<Replica>> {
     let vault_key = dir.join("vault.key");
-    let first = init(&dir.join("r1"), &vault_key)?;
+    let place = || -> Result<Place> {
+        Ok(Place {
+            serve: serve.iter().map(|s| (*s).to_owned()).collect(),
+            ..Place::loopback()?
+        })
+    };
+    let first = init_at(&dir.join("r1"), &vault_key, &place()?)?;
     let via = first.url();
     let node_key = dir.join("r1/node.key");
     let mut replicas = vec![first];
     for id in [2, 3] {
-        replicas.push(join(dir, id, &via, &node_key, &vault_key)?);
+        replicas.push(join_at(dir, id, &via, &node_key, &vault_key, &place()?)?);
     }
     voters(&via, 3).await?;
     Ok(replicas)

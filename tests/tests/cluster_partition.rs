@@ -36,6 +36,7 @@ async fn a_cut_off_leader_acknowledges_nothing_and_its_tail_reaches_no_ledger() 
         port: 7341,
         cluster_port: 7441,
         netns: Some(lan.netns(i)),
+        serve: Vec::new(),
     };
     let mut replicas = vec![init_at(&d.join("r1"), &vault_key, &place(1)).unwrap()];
     let via = replicas[0].url();

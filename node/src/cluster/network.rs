@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The Raft methods on the cluster listener.
@@ -50,9 +51,69 @@ pub trait PeerCalls: Send + Sync + 'static {
     fn call(&self, peer: &str, method: &'static str, params: String) -> CallFuture;
 }
 
-/// The network factory Raft gets: every connection uses the same calls.
+/// The network factory Raft gets: every connection uses the same calls, and counts the
+/// snapshots it sends in the same [`SnapshotSends`].
 #[derive(Clone)]
-pub struct Network(pub Arc<dyn PeerCalls>);
+pub struct Network {
+    calls: Arc<dyn PeerCalls>,
+    sends: Arc<SnapshotSends>,
+}
+
+impl Network {
+    /// Raft's network over `calls`.
+    pub fn new(calls: Arc<dyn PeerCalls>) -> Network {
+        Network {
+            calls,
+            sends: Arc::default(),
+        }
+    }
+
+    /// The counts of snapshot pieces this network sent (shared: they keep counting).
+    pub fn snapshot_sends(&self) -> Arc<SnapshotSends> {
+        self.sends.clone()
+    }
+}
+
+/// How many last pieces of snapshots this replica sent, and how many of them Raft gave up
+/// waiting for. The last piece is answered only once the receiver imported the history
+/// (`docs/replication.md` §6), so an abandoned one is an install that outlasted
+/// `ReplicaConfig::snapshot_install_timeout`: the receiver goes on importing, and Raft sends
+/// the snapshot again.
+#[derive(Debug, Default)]
+pub struct SnapshotSends {
+    last_pieces: AtomicU64,
+    abandoned: AtomicU64,
+}
+
+impl SnapshotSends {
+    /// Last pieces sent (answered or not).
+    pub fn last_pieces(&self) -> u64 {
+        self.last_pieces.load(Ordering::Relaxed)
+    }
+
+    /// Last pieces whose answer Raft stopped waiting for (the call was dropped unanswered).
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one last piece as abandoned unless [`LastPiece::answered`] is called: Raft ends a
+/// call that runs out of time by dropping it.
+struct LastPiece<'a>(Option<&'a SnapshotSends>);
+
+impl LastPiece<'_> {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for LastPiece<'_> {
+    fn drop(&mut self) {
+        if let Some(sends) = self.0 {
+            sends.abandoned.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 impl std::fmt::Debug for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,6 +124,7 @@ impl std::fmt::Debug for Network {
 /// A connection to one peer.
 pub struct Peer {
     calls: Arc<dyn PeerCalls>,
+    sends: Arc<SnapshotSends>,
     id: u64,
     addr: ReplicaAddr,
 }
@@ -80,7 +142,8 @@ impl RaftNetworkFactory<Cluster> for Network {
     type Network = Peer;
     async fn new_client(&mut self, target: u64, node: &ReplicaAddr) -> Peer {
         Peer {
-            calls: self.0.clone(),
+            calls: self.calls.clone(),
+            sends: self.sends.clone(),
             id: target,
             addr: node.clone(),
         }
@@ -132,7 +195,14 @@ impl RaftNetwork<Cluster> for Peer {
         InstallSnapshotResponse<u64>,
         RPCError<u64, ReplicaAddr, RaftError<u64, InstallSnapshotError>>,
     > {
-        self.send(SNAPSHOT, &rpc).await
+        if !rpc.done {
+            return self.send(SNAPSHOT, &rpc).await;
+        }
+        self.sends.last_pieces.fetch_add(1, Ordering::Relaxed);
+        let waiting = LastPiece(Some(&self.sends));
+        let answer = self.send(SNAPSHOT, &rpc).await;
+        waiting.answered();
+        answer
     }
 
     async fn vote(
@@ -196,4 +266,83 @@ pub async fn purged_at(calls: &dyn PeerCalls, addr: &ReplicaAddr) -> Result<u64,
     let mark: PurgeMark =
         strict_text(&text).map_err(|e| CallFailed(format!("{PURGED} answer: {e}")))?;
     Ok(mark.purged)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "test code: a panic is a test failure with a message and a backtrace"
+    )]
+
+    use super::*;
+    use openraft::{SnapshotMeta, Vote};
+
+    /// A peer that answers every piece at once, except a last piece: that one only when
+    /// `answer_last` says so, and otherwise never.
+    struct Pieces {
+        answer_last: bool,
+    }
+
+    impl PeerCalls for Pieces {
+        fn call(&self, _: &str, _: &'static str, params: String) -> CallFuture {
+            let hang = params.contains("\"done\":true") && !self.answer_last;
+            Box::pin(async move {
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                let answer: Answer<InstallSnapshotResponse<u64>, InstallSnapshotError> =
+                    Ok(InstallSnapshotResponse {
+                        vote: Vote::new(1, 1),
+                    });
+                serde_json::to_string(&answer).map_err(|e| CallFailed(e.to_string()))
+            })
+        }
+    }
+
+    fn piece(done: bool) -> InstallSnapshotRequest<Cluster> {
+        InstallSnapshotRequest {
+            vote: Vote::new(1, 1),
+            meta: SnapshotMeta::default(),
+            offset: 0,
+            data: vec![1, 2, 3],
+            done,
+        }
+    }
+
+    async fn peer(answer_last: bool, net: &Network) -> Peer {
+        let mut factory = Network {
+            calls: Arc::new(Pieces { answer_last }),
+            sends: net.snapshot_sends(),
+        };
+        factory.new_client(2, &ReplicaAddr::default()).await
+    }
+
+    #[tokio::test]
+    async fn a_last_piece_raft_stops_waiting_for_is_counted_as_outlasted() {
+        let net = Network::new(Arc::new(Pieces { answer_last: true }));
+        let option = || RPCOption::new(std::time::Duration::from_secs(1));
+        // Pieces before the last are not counted; an answered last piece is.
+        let mut quick = peer(true, &net).await;
+        quick
+            .install_snapshot(piece(false), option())
+            .await
+            .unwrap();
+        quick.install_snapshot(piece(true), option()).await.unwrap();
+        let sends = net.snapshot_sends();
+        assert_eq!((sends.last_pieces(), sends.abandoned()), (1, 0));
+        // Raft ends a call that runs out by dropping it.
+        let mut slow = peer(false, &net).await;
+        let ran_out = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            slow.install_snapshot(piece(true), option()),
+        )
+        .await;
+        assert!(ran_out.is_err(), "the last piece was answered");
+        assert_eq!((sends.last_pieces(), sends.abandoned()), (2, 1));
+        slow.install_snapshot(piece(false), option()).await.unwrap();
+        assert_eq!((sends.last_pieces(), sends.abandoned()), (2, 1));
+    }
 }

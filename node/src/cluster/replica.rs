@@ -4,7 +4,7 @@
 //! answered here (not the leader, no quorum in time).
 
 use super::log_store::LogStore;
-use super::network::{self, PeerCalls};
+use super::network::{self, PeerCalls, SnapshotSends};
 use super::state_machine::LedgerMachine;
 use super::{BatchCommand, Cluster, Command, ReplicaAddr};
 use coopledger_ledger::log::replication::ProposedBatch;
@@ -35,14 +35,19 @@ pub struct ReplicaConfig {
     pub keep_after_snapshot: u64,
     /// Where snapshots are kept.
     pub snapshot_dir: PathBuf,
-    /// How long one call sending a piece of a snapshot may take. The call carrying the last
-    /// piece returns only once the receiver imported the history (re-applying every batch it
-    /// lacked), so this bounds an install, not a transfer. A call that runs out is sent again
-    /// from the start; the receiver keeps what it imported and imports only the rest, so each
-    /// try makes progress — but with openraft's 200 ms default the tries came every 200 ms, each
-    /// queueing another whole install on the receiver, and a replica joining a log of 15,000
-    /// entries never caught up (session 14).
+    /// How long one call sending a piece of a snapshot may take (`coop serve
+    /// --snapshot-install-secs`). The call carrying the last piece returns only once the
+    /// receiver imported the history (re-applying every batch it lacked), so this bounds one
+    /// wait for an install, not the install: when it runs out, Raft drops the call and tries
+    /// again later from the first piece, while the receiver goes on importing; the new try's
+    /// pieces wait behind that import, and once it ends the leader finds the replica at the
+    /// snapshot's index and sends it the rest of the log (`docs/replication.md` §6). Every
+    /// piece but the last must fit in it.
     pub snapshot_install_timeout: Duration,
+    /// Bytes of snapshot in one piece (openraft's default is 3 MiB). A piece travels as a JSON
+    /// array of numbers, about 3.6 characters a byte: 1 MiB is some 3.7 MB of text, far inside
+    /// the cluster listener's message limit, and what one call holds in memory stays small.
+    pub snapshot_piece_bytes: u64,
 }
 
 impl ReplicaConfig {
@@ -57,6 +62,7 @@ impl ReplicaConfig {
             keep_after_snapshot: 1000,
             snapshot_dir,
             snapshot_install_timeout: Duration::from_secs(60),
+            snapshot_piece_bytes: 1024 * 1024,
         }
     }
 }
@@ -90,6 +96,8 @@ pub struct Replica<M: StateMachine> {
     shred_mark: Arc<AtomicU64>,
     /// How to reach the other replicas outside Raft (`None`: this replica cannot ask them).
     peers: Option<Arc<dyn PeerCalls>>,
+    /// What its network counted of the snapshots it sent (`None`: not given).
+    snapshot_sends: Option<Arc<SnapshotSends>>,
 }
 
 /// Which replicas have purged an erasure's records from every file ([`Replica::erasure_purged`]).
@@ -132,6 +140,7 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: config.keep_after_snapshot,
             install_snapshot_timeout: config.snapshot_install_timeout.as_millis() as u64,
+            snapshot_max_chunk_size: config.snapshot_piece_bytes,
             ..openraft::Config::default()
         }
         .validate()
@@ -166,6 +175,7 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
             purger,
             shred_mark,
             peers: None,
+            snapshot_sends: None,
         })
     }
 
@@ -173,6 +183,19 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
     pub fn with_peer_calls(mut self, calls: Arc<dyn PeerCalls>) -> Replica<M> {
         self.peers = Some(calls);
         self
+    }
+
+    /// Gives the replica the counts its network ([`super::network::Network::snapshot_sends`])
+    /// keeps of the snapshots it sends, for [`Replica::snapshot_sends`].
+    pub fn with_snapshot_sends(mut self, sends: Arc<SnapshotSends>) -> Replica<M> {
+        self.snapshot_sends = Some(sends);
+        self
+    }
+
+    /// How many last pieces of snapshots this replica sent and how many ran out of time
+    /// (`None`: its network's counts were not given).
+    pub fn snapshot_sends(&self) -> Option<&SnapshotSends> {
+        self.snapshot_sends.as_deref()
     }
 
     /// After an erasure was applied here: purges this replica's Raft log through everything
