@@ -291,7 +291,7 @@ impl CoopNode {
             (count > 0.0).then(|| sum / count)
         };
         let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.2} ms", s * 1000.0));
-        Ok(format!(
+        let mut account = format!(
             "batches of {:.1} entries on average ({} batches); fsync: database {}, record {}; \
              arrival to receipt {}",
             mean("coop_batch_entries").unwrap_or(0.0),
@@ -299,7 +299,18 @@ impl CoopNode {
             ms(mean("coop_fsync_seconds{file=\"database\"}")),
             ms(mean("coop_fsync_seconds{file=\"record\"}")),
             ms(mean("coop_ack_seconds")),
-        ))
+        );
+        // A replica: how many of its own batches it had sequenced while Raft replicated them.
+        let used = sample("coop_proposals_applied_total{outcome=\"used\"}");
+        let again = sample("coop_proposals_applied_total{outcome=\"sequenced_again\"}");
+        if used.is_some() || again.is_some() {
+            account.push_str(&format!(
+                "; own batches sequenced during replication: {} used, {} sequenced again",
+                used.unwrap_or(0.0),
+                again.unwrap_or(0.0)
+            ));
+        }
+        Ok(account)
     }
 }
 

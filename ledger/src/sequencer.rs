@@ -96,6 +96,10 @@ pub(crate) enum CommittedItems {
 /// A committed batch on its way through the pipeline.
 pub(crate) struct CommittedWork<I> {
     pub items: I,
+    /// The ticket under which this node proposed the batch, when its items are this node's
+    /// own (`CommittedItems::Local`): the sequencer may have sequenced it already (see
+    /// [`Speculation`]).
+    pub local_ticket: Option<u64>,
     pub batch_time_ms: u64,
     pub side_meta: Vec<(Vec<u8>, Vec<u8>)>,
     /// Told the tree size once the batch is written (not yet durable).
@@ -180,6 +184,7 @@ pub(crate) fn run_verifier(rx: Receiver<Pending>, tx: SyncSender<Admitted>, max:
                     slots.push(Slot::Ready(Box::new(Admitted::Committed(Box::new(
                         CommittedWork {
                             items,
+                            local_ticket: work.local_ticket,
                             batch_time_ms: work.batch_time_ms,
                             side_meta: work.side_meta,
                             written: work.written,
@@ -454,6 +459,7 @@ fn run_replicated<M: crate::state::StateMachine>(
 ) {
     let max = shared.config.batch_max_entries;
     let mut held: Vec<Admitted> = Vec::new();
+    let mut spec: Option<Speculation> = None;
     loop {
         let first = if held.is_empty() {
             match rx.recv() {
@@ -487,13 +493,18 @@ fn run_replicated<M: crate::state::StateMachine>(
             };
         }
         for item in work {
-            if !apply_work(shared, &mut st, item, release) {
+            if !apply_work(shared, &mut st, item, release, &mut spec) {
                 held.into_iter().for_each(refuse);
                 return;
             }
         }
         if !held.is_empty() && shared.in_flight() < PROPOSALS_IN_FLIGHT {
-            propose(shared, &mut st, std::mem::take(&mut held));
+            let shadow = Shadow::of(&held);
+            if let Some(proposed) = propose(shared, &mut st, std::mem::take(&mut held)) {
+                // Raft replicates the batch from here on; meanwhile this thread, which would
+                // otherwise wait for the commit, sequences it.
+                spec = speculate(shared, &st, proposed, shadow);
+            }
         }
     }
     held.into_iter().for_each(refuse);
@@ -505,16 +516,50 @@ fn apply_work<M: crate::state::StateMachine>(
     st: &mut SequencerState,
     item: Admitted,
     release: &SyncSender<Release>,
+    spec: &mut Option<Speculation>,
 ) -> bool {
     let outcome = match item {
         Admitted::Committed(c) => {
             let c = *c;
-            let terms = BatchTerms {
-                batch_time_ms: Some(c.batch_time_ms),
-                side_meta: c.side_meta,
-                expect: None,
+            // Out of flight once applied here (whatever the outcome), so the next proposal is
+            // sequenced against the state this batch leaves.
+            let _applied = c.local_ticket.map(|t| Applied(shared, t));
+            // This node's own batch, sequenced while it was replicated, against the state it
+            // is applied to: write what was computed. Anything else leaves a speculation for a
+            // later batch (a blank or membership entry moves neither the tree nor the state).
+            let ours = spec.as_ref().is_some_and(|p| {
+                c.local_ticket == Some(p.ticket)
+                    && p.batch_time_ms == c.batch_time_ms
+                    && p.base == (st.frontier.size(), st.batch_time_ms)
+            });
+            let (items, adopted) = match spec.take() {
+                Some(p) if ours => match p.adopt(c.items) {
+                    Ok(sequenced) => (Vec::new(), Some(sequenced)),
+                    Err(items) => (items, None),
+                },
+                other => {
+                    *spec = other;
+                    (c.items, None)
+                }
             };
-            match sequence_batch(shared, st, c.items, terms) {
+            let applied = match adopted {
+                Some(sequenced) => {
+                    shared.metrics.speculation(true);
+                    integrate(shared, st, sequenced, c.side_meta).map(Ok)
+                }
+                None => {
+                    if c.local_ticket.is_some() {
+                        shared.metrics.speculation(false);
+                    }
+                    let terms = BatchTerms {
+                        batch_time_ms: Some(c.batch_time_ms),
+                        side_meta: c.side_meta,
+                        expect: None,
+                    };
+                    sequence_batch(shared, st, items, terms)
+                }
+            };
+            match applied {
                 Ok(Ok(batch)) => {
                     let _ = c.written.send(Ok(st.frontier.size()));
                     Ok(batch)
@@ -532,6 +577,7 @@ fn apply_work<M: crate::state::StateMachine>(
         }
         Admitted::Import(w) => {
             let w = *w;
+            *spec = None;
             let items = w
                 .items
                 .into_iter()
@@ -586,11 +632,15 @@ fn apply_work<M: crate::state::StateMachine>(
 /// Hands this node's admitted submissions to replication as one batch. The submitters' replies
 /// wait in `Shared::proposals` under the batch's ticket until the batch is applied here
 /// (`Log::apply_committed` finds them) or replication gives up on it (`Log::abandon`).
-fn propose<M>(shared: &Shared<M>, st: &mut SequencerState, local: Vec<Admitted>) {
+fn propose<M>(
+    shared: &Shared<M>,
+    st: &mut SequencerState,
+    local: Vec<Admitted>,
+) -> Option<Proposed> {
     use crate::log::replication::{BatchItem, ProposedBatch};
     let Some(tx) = shared.config.replicate.as_ref() else {
         local.into_iter().for_each(refuse);
-        return;
+        return None;
     };
     // Proposal times never go backwards on one proposer; every replica applies
     // `max(previous batch time, proposed time)`.
@@ -622,6 +672,228 @@ fn propose<M>(shared: &Shared<M>, st: &mut SequencerState, local: Vec<Admitted>)
         // Nobody replicates any more (the node is stopping).
         if let Some(items) = shared.unpark(ticket) {
             items.into_iter().for_each(refuse);
+        }
+        return None;
+    }
+    Some(Proposed {
+        ticket,
+        batch_time_ms,
+    })
+}
+
+/// Takes a proposal out of flight when dropped (after its batch was applied or refused).
+struct Applied<'a, M>(&'a Shared<M>, u64);
+
+impl<M> Drop for Applied<'_, M> {
+    fn drop(&mut self) {
+        self.0.applied(self.1);
+    }
+}
+
+/// A batch this node handed to replication.
+struct Proposed {
+    ticket: u64,
+    batch_time_ms: u64,
+}
+
+/// This node's own batch, sequenced by the sequencer while Raft replicates it — time the
+/// sequencer would otherwise spend waiting for the commit (`docs/replication.md` §2). Nothing
+/// of it is signed or written, and no submitter hears of it, until the batch is committed and
+/// comes back to be applied: then, if the tree and batch time are still those it was sequenced
+/// against ([`Speculation::base`]), [`integrate`] writes it as [`sequence_batch`] would have
+/// (the same function computed it, from the same state and items); otherwise it is dropped and
+/// the batch is sequenced again.
+pub(crate) struct Speculation {
+    ticket: u64,
+    /// The batch time proposed.
+    batch_time_ms: u64,
+    /// `(tree size, batch time)` it was sequenced against.
+    base: (u64, u64),
+    sequenced: Sequenced,
+    /// Where its items' answers went, in their order.
+    stand_ins: Vec<StandIn>,
+}
+
+/// Copies of the items of a batch about to be proposed, each answer going to a stand-in.
+struct Shadow {
+    items: Vec<Admitted>,
+    stand_ins: Vec<StandIn>,
+}
+
+/// Where one item's answer went while it was sequenced speculatively (groups flattened).
+enum StandIn {
+    Reply(oneshot::Receiver<Result<Ack, SubmitError>>),
+    Barrier,
+    Done,
+}
+
+fn stand_in(stand_ins: &mut Vec<StandIn>) -> Reply {
+    let (tx, rx) = oneshot::channel();
+    stand_ins.push(StandIn::Reply(rx));
+    tx
+}
+
+impl Shadow {
+    fn of(items: &[Admitted]) -> Shadow {
+        let mut copies = Vec::with_capacity(items.len());
+        let mut stand_ins = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Admitted::Verified(env, _) => {
+                    copies.push(Admitted::Verified(env.clone(), stand_in(&mut stand_ins)));
+                }
+                Admitted::Own(own, _) => {
+                    copies.push(Admitted::Own(own.clone(), stand_in(&mut stand_ins)));
+                }
+                Admitted::Group(members) => {
+                    let copy = members
+                        .iter()
+                        .map(|(env, _)| (env.clone(), stand_in(&mut stand_ins)))
+                        .collect();
+                    copies.push(Admitted::Group(copy));
+                }
+                Admitted::Barrier(_) => {
+                    stand_ins.push(StandIn::Barrier);
+                    copies.push(Admitted::Barrier(oneshot::channel().0));
+                }
+                Admitted::Offlog(ops, _) => {
+                    stand_ins.push(StandIn::Done);
+                    copies.push(Admitted::Offlog(ops.clone(), oneshot::channel().0));
+                }
+                // Never held for a proposal; `Speculation::adopt` refuses a batch holding one.
+                Admitted::Committed(_) | Admitted::Import(_) => {}
+            }
+        }
+        Shadow {
+            items: copies,
+            stand_ins,
+        }
+    }
+}
+
+/// Sequences `shadow` (the batch just proposed) against the written state without writing it.
+fn speculate<M: crate::state::StateMachine>(
+    shared: &Shared<M>,
+    st: &SequencerState,
+    proposed: Proposed,
+    shadow: Shadow,
+) -> Option<Speculation> {
+    let terms = BatchTerms {
+        batch_time_ms: Some(proposed.batch_time_ms),
+        side_meta: Vec::new(),
+        expect: None,
+    };
+    // A storage failure here fails the log, as it would when the batch is applied.
+    match sequence_items(shared, st, shadow.items, &terms) {
+        Ok(Ok(sequenced)) => Some(Speculation {
+            ticket: proposed.ticket,
+            batch_time_ms: proposed.batch_time_ms,
+            base: (st.frontier.size(), st.batch_time_ms),
+            sequenced,
+            stand_ins: shadow.stand_ins,
+        }),
+        Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+impl Speculation {
+    /// The speculation with the committed batch's own answers in place of its stand-ins: a
+    /// refusal is passed on now, an acceptance waits for the release as usual. `Err(items)`
+    /// (untouched) when `items` are not shaped as the ones it was made from.
+    fn adopt(self, items: Vec<Admitted>) -> Result<Sequenced, Vec<Admitted>> {
+        if !same_shape(&items, &self.stand_ins) {
+            return Err(items);
+        }
+        let Speculation {
+            mut sequenced,
+            stand_ins,
+            ..
+        } = self;
+        let mut stand_ins = stand_ins.into_iter();
+        let mut waiting = Vec::with_capacity(sequenced.accepted.len());
+        let mut barriers = Vec::new();
+        let mut done = Vec::new();
+        for item in items {
+            match item {
+                Admitted::Verified(_, reply) | Admitted::Own(_, reply) => {
+                    pass_on(reply, stand_ins.next(), &mut waiting);
+                }
+                Admitted::Group(members) => {
+                    for (_, reply) in members {
+                        pass_on(reply, stand_ins.next(), &mut waiting);
+                    }
+                }
+                Admitted::Barrier(tx) => {
+                    stand_ins.next();
+                    barriers.push(tx);
+                }
+                Admitted::Offlog(_, d) => {
+                    stand_ins.next();
+                    done.push(d);
+                }
+                other @ (Admitted::Committed(_) | Admitted::Import(_)) => refuse(other),
+            }
+        }
+        // Every item the sequencing accepted kept its stand-in waiting, in order.
+        if waiting.len() != sequenced.accepted.len() {
+            tracing::error!(
+                waiting = waiting.len(),
+                accepted = sequenced.accepted.len(),
+                "a speculation's answers do not line up"
+            );
+        }
+        let mut waiting = waiting.into_iter();
+        for a in &mut sequenced.accepted {
+            match waiting.next() {
+                Some(reply) => a.reply = reply,
+                None => break,
+            }
+        }
+        for reply in waiting {
+            let _ = reply.send(Err(SubmitError::Stopped));
+        }
+        sequenced.barriers = barriers;
+        sequenced.done = done;
+        Ok(sequenced)
+    }
+}
+
+/// Whether `items` flatten to the stand-ins' kinds, in order.
+fn same_shape(items: &[Admitted], stand_ins: &[StandIn]) -> bool {
+    let mut kinds = Vec::with_capacity(stand_ins.len());
+    for item in items {
+        match item {
+            Admitted::Verified(..) | Admitted::Own(..) => kinds.push(0u8),
+            Admitted::Group(members) => kinds.extend(members.iter().map(|_| 0u8)),
+            Admitted::Barrier(_) => kinds.push(1),
+            Admitted::Offlog(..) => kinds.push(2),
+            Admitted::Committed(_) | Admitted::Import(_) => return false,
+        }
+    }
+    kinds.len() == stand_ins.len()
+        && kinds.iter().zip(stand_ins).all(|(k, s)| {
+            matches!(
+                (k, s),
+                (0, StandIn::Reply(_)) | (1, StandIn::Barrier) | (2, StandIn::Done)
+            )
+        })
+}
+
+/// Gives `reply` what its stand-in was told while sequencing (a refusal), or keeps it for an
+/// accepted entry's release when its stand-in is still waiting.
+fn pass_on(reply: Reply, stand_in: Option<StandIn>, waiting: &mut Vec<Reply>) {
+    match stand_in {
+        Some(StandIn::Reply(mut rx)) => match rx.try_recv() {
+            Ok(answer) => {
+                let _ = reply.send(answer);
+            }
+            Err(oneshot::error::TryRecvError::Empty) => waiting.push(reply),
+            Err(oneshot::error::TryRecvError::Closed) => {
+                let _ = reply.send(Err(SubmitError::Stopped));
+            }
+        },
+        _ => {
+            let _ = reply.send(Err(SubmitError::Stopped));
         }
     }
 }
@@ -702,12 +974,47 @@ struct Accepted {
     duplicate: bool,
 }
 
+/// Sequences one batch and writes it (steps 3–4): [`sequence_items`], then [`integrate`].
+/// `Ok(Err(why))`: an import's batch did not reproduce its entries; nothing was written.
 fn sequence_batch<M: crate::state::StateMachine>(
     shared: &Shared<M>,
     st: &mut SequencerState,
     items: Vec<Admitted>,
-    mut terms: BatchTerms,
+    terms: BatchTerms,
 ) -> Result<Result<Release, String>, StoreError> {
+    match sequence_items(shared, st, items, &terms)? {
+        Ok(sequenced) => integrate(shared, st, sequenced, terms.side_meta).map(Ok),
+        Err(why) => Ok(Err(why)),
+    }
+}
+
+/// A batch sequenced against the written state, not yet signed or written: what
+/// [`sequence_items`] computes and [`integrate`] makes real. Holding one changes nothing.
+pub(crate) struct Sequenced {
+    batch_time_ms: u64,
+    /// The tree after the batch.
+    next: Frontier,
+    /// The tree's edge before it (proof nodes for the receipts).
+    old_peaks: Vec<(NodeId, Hash)>,
+    /// State changes.
+    overlay: Overlay,
+    /// Entries (the closing `log.state` last), tree nodes and state-tree nodes.
+    write: BatchWrite,
+    accepted: Vec<Accepted>,
+    barriers: Vec<oneshot::Sender<()>>,
+    done: Vec<Done>,
+    offlog: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    shred: Vec<Vec<u8>>,
+}
+
+/// Step 3: sequences `items` in arrival order against the written state and `st`, which it
+/// does not change; refusals are answered at once, and the rest is returned to be integrated.
+fn sequence_items<M: crate::state::StateMachine>(
+    shared: &Shared<M>,
+    st: &SequencerState,
+    items: Vec<Admitted>,
+    terms: &BatchTerms,
+) -> Result<Result<Sequenced, String>, StoreError> {
     let store = &*shared.store;
     // Record a storage failure *before* `?` drops any waiting reply, so a submitter that sees
     // `Stopped` always finds the cause in `Log::failure`.
@@ -857,7 +1164,6 @@ fn sequence_batch<M: crate::state::StateMachine>(
         });
     }
 
-    let mut signed_now = None;
     if !write.entries.is_empty() {
         // Step 3b — state commitment: the batch's state changes go into the state tree, and the
         // batch closes with the node's `log.state` entry recording the new root and the batch
@@ -879,12 +1185,53 @@ fn sequence_batch<M: crate::state::StateMachine>(
             .push((next.size(), env.bytes().to_vec(), leaf_hash, env.entry_id()));
         next.push(leaf_hash, &mut write.nodes);
         write.smt = smt_writes;
-        if let Some(expect) = &terms.expect {
-            if let Some(why) = differs(expect, &write.entries) {
-                return Ok(Err(why));
-            }
+    }
+    if let Some(expect) = &terms.expect {
+        if let Some(why) = differs(expect, &write.entries) {
+            return Ok(Err(why));
         }
+    }
+    Ok(Ok(Sequenced {
+        batch_time_ms,
+        next,
+        old_peaks,
+        overlay,
+        write,
+        accepted,
+        barriers,
+        done,
+        offlog,
+        shred,
+    }))
+}
 
+/// Step 4: signs the sequenced batch's checkpoint and writes it with `side_meta` (unsynced;
+/// the release thread makes it durable), then moves `st` forward.
+fn integrate<M: crate::state::StateMachine>(
+    shared: &Shared<M>,
+    st: &mut SequencerState,
+    sequenced: Sequenced,
+    mut side_meta: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<Release, StoreError> {
+    let Sequenced {
+        batch_time_ms,
+        next,
+        old_peaks,
+        overlay,
+        mut write,
+        accepted,
+        barriers,
+        done,
+        mut offlog,
+        shred,
+    } = sequenced;
+    let store = &*shared.store;
+    let failed = |e: StoreError| -> StoreError {
+        shared.fail(e.clone());
+        e
+    };
+    let mut signed_now = None;
+    if !write.entries.is_empty() {
         // Step 4 — checkpoint and integration: sign the new tree's checkpoint (in memory; no
         // one sees it before step 6), then one WriteBatch with entries, nodes, indexes, state,
         // state tree, the new size and that note, written with sync=true. Until it returns,
@@ -915,7 +1262,7 @@ fn sequence_batch<M: crate::state::StateMachine>(
         write.new_size = next.size();
         write.batch_time_ms = batch_time_ms;
         write.checkpoint = Some(signed.note.clone());
-        write.side_meta = std::mem::take(&mut terms.side_meta);
+        write.side_meta = std::mem::take(&mut side_meta);
         write.offlog = std::mem::take(&mut offlog);
         if let Err(e) = store.write_unsynced(&write) {
             st.smt_cache.clear();
@@ -929,16 +1276,12 @@ fn sequence_batch<M: crate::state::StateMachine>(
         st.batch_time_ms = batch_time_ms;
         shared.fault(FaultPoint::AfterCommit).map_err(failed)?;
         signed_now = Some(Arc::new(signed));
-    } else if let Some(expect) = &terms.expect {
-        if let Some(why) = differs(expect, &write.entries) {
-            return Ok(Err(why));
-        }
     }
-    if write.entries.is_empty() && (!terms.side_meta.is_empty() || !offlog.is_empty()) {
+    if write.entries.is_empty() && (!side_meta.is_empty() || !offlog.is_empty()) {
         // A replicated batch that added no entry still records how far replication applied,
         // and its off-log writes.
         let side = BatchWrite {
-            side_meta: terms.side_meta,
+            side_meta,
             offlog,
             ..BatchWrite::default()
         };
@@ -959,13 +1302,13 @@ fn sequence_batch<M: crate::state::StateMachine>(
             .copied()
             .collect(),
     );
-    Ok(Ok(Release {
+    Ok(Release {
         signed: signed_now,
         accepted,
         batch_nodes,
         barriers,
         done,
-    }))
+    })
 }
 
 /// Why an imported batch's entries are not the ones it had to reproduce (`None`: they are).

@@ -107,6 +107,19 @@ async fn released(log: &Log<Notes>, size: u64) {
     panic!("size {size} never released");
 }
 
+/// `receipt`'s inclusion proof verifies for the entry `log` holds at its index.
+fn included(log: &Log<Notes>, receipt: &coopledger_ledger::Receipt) {
+    let leaf = coopledger_ledger::hash::leaf_hash(&log.entry(receipt.index).unwrap());
+    coopledger_ledger::verify::verify_inclusion(
+        &leaf,
+        receipt.index,
+        receipt.checkpoint.checkpoint.size,
+        &receipt.inclusion_proof,
+        &receipt.checkpoint.checkpoint.root,
+    )
+    .unwrap();
+}
+
 fn entries(log: &Log<Notes>) -> Vec<Vec<u8>> {
     let size = log.checkpoint().checkpoint.size;
     (0..size).map(|i| log.entry(i).unwrap()).collect()
@@ -188,16 +201,52 @@ async fn replicas_applying_the_same_batches_sign_the_same_notes_over_the_same_en
             Some(n.to_be_bytes().to_vec())
         );
     }
+    // A sequenced each of its own batches while it was being replicated and wrote that
+    // (the same bytes as B, which sequenced them only when they were committed).
+    let (used, again) = a.metrics().speculations();
+    assert_eq!((used, again), (n, 0));
+    assert_eq!(b.metrics().speculations(), (0, 0));
     // The receipt A gave verifies against the note both replicas sign.
-    let leaf = coopledger_ledger::hash::leaf_hash(&b.entry(first.index).unwrap());
-    coopledger_ledger::verify::verify_inclusion(
-        &leaf,
-        first.index,
-        first.checkpoint.checkpoint.size,
-        &first.inclusion_proof,
-        &first.checkpoint.checkpoint.root,
-    )
-    .unwrap();
+    included(&b, &first);
+}
+
+#[tokio::test]
+async fn a_batch_committed_before_the_proposers_own_is_applied_first_and_its_own_sequenced_again() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, mut a_proposals) = replica(da.path());
+    let (b, mut b_proposals) = replica(db.path());
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    let bob = SigningKey::from_bytes(&[2; 32]);
+    // A proposes alice's note (and sequences it against the empty log meanwhile)…
+    let from_a = {
+        let a = a.clone();
+        let env = note(&alice, 1, serde_json::json!({}));
+        tokio::spawn(async move { a.submit(env).await })
+    };
+    let a_batch = a_proposals.recv().await.unwrap();
+    // …but B's batch (bob's note, the same rules) is committed first.
+    let from_b = {
+        let b = b.clone();
+        let env = note(&bob, 1, serde_json::json!({}));
+        tokio::spawn(async move { b.submit(env).await })
+    };
+    let b_batch = b_proposals.recv().await.unwrap();
+    commit(&[&a, &b], &b_batch, 1).await;
+    commit(&[&a, &b], &a_batch, 2).await;
+    let (from_a, from_b) = (
+        from_a.await.unwrap().unwrap(),
+        from_b.await.unwrap().unwrap(),
+    );
+    // B's note and its log.state first, then A's: A's speculation (index 0) was dropped, B's
+    // own (its batch came back first, onto the state it was sequenced against) was used.
+    assert_eq!((from_b.index, from_a.index), (0, 2));
+    assert_eq!(a.metrics().speculations(), (0, 1));
+    assert_eq!(b.metrics().speculations(), (1, 0));
+    released(&a, 4).await;
+    released(&b, 4).await;
+    assert_eq!(entries(&a), entries(&b));
+    assert_eq!(a.checkpoint().note, b.checkpoint().note);
+    included(&b, &from_a);
 }
 
 #[tokio::test]

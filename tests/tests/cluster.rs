@@ -304,6 +304,19 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
             assert!(answer.receipt.is_some(), "{:?}", answer.error);
         }
     }
+    // The leader sequenced its own batches while Raft replicated them, and wrote what it had
+    // sequenced (`docs/replication.md` §2; counted since the leader's process started).
+    let at_leader = replicas.iter().find(|r| r.id == leader_now).unwrap();
+    let text = coopledger_e2e::metrics(&format!("127.0.0.1:{}", at_leader.port)).unwrap();
+    let count = |name| coopledger_e2e::metric(&text, name).unwrap_or(0.0);
+    let used = count("coop_proposals_applied_total{outcome=\"used\"}");
+    let again = count("coop_proposals_applied_total{outcome=\"sequenced_again\"}");
+    println!("the leader's own batches sequenced during replication: {used} used, {again} sequenced again");
+    // Only a batch overtaken by another proposer's (around a failover) is sequenced again.
+    assert!(
+        used >= 1.0 && used >= 0.9 * (used + again),
+        "used {used}, sequenced again {again}"
+    );
     // An erasure makes every replica snapshot and purge its Raft log through it (§4), so the
     // newcomer can only catch up by snapshot.
     let member_key = data1.join("demo-keys/member.key");

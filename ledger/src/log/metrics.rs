@@ -41,6 +41,14 @@ pub struct LogMetrics {
     tree_size: Gauge,
     checkpoint_size: Gauge,
     released_at_ms: Gauge,
+    speculated: Family<Speculated, Counter>,
+}
+
+/// Whether a batch this replica proposed was applied from its speculation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Speculated {
+    /// `used` (sequenced while Raft replicated it) or `sequenced_again`.
+    pub outcome: String,
 }
 
 fn seconds_buckets() -> Histogram {
@@ -60,6 +68,7 @@ impl Default for LogMetrics {
             tree_size: Gauge::default(),
             checkpoint_size: Gauge::default(),
             released_at_ms: Gauge::default(),
+            speculated: Family::default(),
         }
     }
 }
@@ -132,6 +141,11 @@ impl LogMetrics {
             "When the latest checkpoint was released (Unix ms)",
             self.released_at_ms.clone(),
         );
+        r.register(
+            "proposals_applied",
+            "Batches this replica proposed, by whether their sequencing during replication was used",
+            self.speculated.clone(),
+        );
     }
 
     /// One submission's outcome, `took` after it arrived.
@@ -166,6 +180,29 @@ impl LogMetrics {
     /// A batch of `entries` sequenced.
     pub(crate) fn batch(&self, entries: usize) {
         self.batch_entries.observe(entries as f64);
+    }
+
+    /// A batch this replica proposed was applied: from its speculation (`used`) or not.
+    pub(crate) fn speculation(&self, used: bool) {
+        let outcome = if used { "used" } else { "sequenced_again" };
+        self.speculated
+            .get_or_create(&Speculated {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// How many batches this replica proposed were applied from their speculation (`used`)
+    /// and how many were sequenced again.
+    pub fn speculations(&self) -> (u64, u64) {
+        let get = |o: &str| {
+            self.speculated
+                .get_or_create(&Speculated {
+                    outcome: o.to_owned(),
+                })
+                .get()
+        };
+        (get("used"), get("sequenced_again"))
     }
 
     /// An fsync of `file` took `took`.

@@ -204,14 +204,22 @@ pub(crate) struct Shared<M> {
     pub instance: u64,
     /// Replicated mode: the next proposal's ticket.
     next_ticket: std::sync::atomic::AtomicU64,
-    /// Replicated mode: proposed batches' admitted items (with their submitters' replies), by
-    /// ticket, until the batch is applied here or abandoned.
-    proposals: Mutex<HashMap<u64, Vec<sequencer::Admitted>>>,
+    /// Replicated mode: this log's proposals in flight, by ticket, until the sequencer has
+    /// applied the batch or replication gave up on it.
+    proposals: Mutex<HashMap<u64, Proposal>>,
     /// Batches written to the database but whose checkpoint is not released yet, oldest first:
     /// each batch's size and the values its state writes replaced (`None`: the key was absent).
     /// Readers of the state see the database through these, so they see exactly the state of
     /// the released checkpoint — never a batch that a power cut could still take away.
     held_back: Mutex<std::collections::VecDeque<(u64, Arc<Overlay>)>>,
+}
+
+/// One of this log's proposals in flight.
+pub(crate) enum Proposal {
+    /// Proposed: its admitted items, with their submitters' replies.
+    Parked(Vec<sequencer::Admitted>),
+    /// Committed, its items on their way through the sequencer.
+    Applying,
 }
 
 impl<M> Shared<M> {
@@ -221,28 +229,54 @@ impl<M> Shared<M> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
+    fn proposals(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Proposal>> {
+        match self.proposals.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
     /// Keeps a proposal's items until it is applied or abandoned.
     pub(crate) fn park(&self, ticket: u64, items: Vec<sequencer::Admitted>) {
-        match self.proposals.lock() {
-            Ok(mut g) => g.insert(ticket, items),
-            Err(p) => p.into_inner().insert(ticket, items),
-        };
+        self.proposals().insert(ticket, Proposal::Parked(items));
     }
 
-    /// Proposals in flight (parked: proposed, not yet applied here or abandoned).
+    /// Proposals in flight: proposed and not yet applied by the sequencer (a committed one
+    /// counts until the sequencer has applied it, so the next proposal is sequenced against
+    /// the state it will be applied to) or abandoned.
     pub(crate) fn in_flight(&self) -> usize {
-        match self.proposals.lock() {
-            Ok(g) => g.len(),
-            Err(p) => p.into_inner().len(),
+        self.proposals().len()
+    }
+
+    /// Takes a committed proposal's items for the sequencer; it stays in flight until
+    /// [`Shared::applied`]. `None`: abandoned already (or not this log's).
+    pub(crate) fn unpark_to_apply(&self, ticket: u64) -> Option<Vec<sequencer::Admitted>> {
+        let mut g = self.proposals();
+        match g.get_mut(&ticket) {
+            Some(p @ Proposal::Parked(_)) => match std::mem::replace(p, Proposal::Applying) {
+                Proposal::Parked(items) => Some(items),
+                Proposal::Applying => None,
+            },
+            _ => None,
         }
     }
 
-    /// Takes a proposal's items back (`None`: applied or abandoned already).
+    /// Takes back a proposal replication gave up on (`None`: committed, applied or abandoned
+    /// already — a committed one is left to the sequencer).
     pub(crate) fn unpark(&self, ticket: u64) -> Option<Vec<sequencer::Admitted>> {
-        match self.proposals.lock() {
-            Ok(mut g) => g.remove(&ticket),
-            Err(p) => p.into_inner().remove(&ticket),
+        let mut g = self.proposals();
+        match g.get(&ticket) {
+            Some(Proposal::Parked(_)) => match g.remove(&ticket) {
+                Some(Proposal::Parked(items)) => Some(items),
+                _ => None,
+            },
+            _ => None,
         }
+    }
+
+    /// The sequencer applied the proposal `ticket` (or refused it, stopping).
+    pub(crate) fn applied(&self, ticket: u64) {
+        self.proposals().remove(&ticket);
     }
 
     /// Holds back the state writes of the batch ending at `size` from readers until its

@@ -84,10 +84,11 @@ impl<M: StateMachine> Log<M> {
     ) -> Result<oneshot::Receiver<Result<u64, SubmitError>>, SubmitError> {
         let CommittedBatch { batch, side_meta } = committed;
         let local = if batch.proposer == self.shared.instance {
-            self.shared.unpark(batch.ticket)
+            self.shared.unpark_to_apply(batch.ticket)
         } else {
             None
         };
+        let local_ticket = local.as_ref().map(|_| batch.ticket);
         let items = match local {
             Some(items) => CommittedItems::Local(items),
             None => CommittedItems::Remote(batch.items),
@@ -95,11 +96,18 @@ impl<M: StateMachine> Log<M> {
         let (written, rx) = oneshot::channel();
         let work = CommittedWork {
             items,
+            local_ticket,
             batch_time_ms: batch.batch_time_ms,
             side_meta,
             written,
         };
-        self.enqueue(Pending::Committed(Box::new(work))).await?;
+        if let Err(e) = self.enqueue(Pending::Committed(Box::new(work))).await {
+            // Never reaches the sequencer (the log stopped): out of flight now.
+            if let Some(ticket) = local_ticket {
+                self.shared.applied(ticket);
+            }
+            return Err(e);
+        }
         Ok(rx)
     }
 

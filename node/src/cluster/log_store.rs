@@ -230,11 +230,20 @@ impl RaftLogStorage<Cluster> for LogStore {
             .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
     }
 
+    /// Not synced: openraft calls this on every commit, inside its core loop, so an fsync here
+    /// held the leader's next round up by about a millisecond each time. The mark is only a
+    /// hint for the restart (openraft re-applies up to it; the ledger is a persistent state
+    /// machine, `docs/replication.md` §2): a crash can lose it only with every write after it,
+    /// leaving an older mark that is still true, and the entries it names were written before
+    /// it into the same write-ahead log.
     async fn save_committed(
         &mut self,
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
-        self.put_meta(COMMITTED, &committed).map_err(write_err)
+        let bytes = serde_json::to_vec(&committed).map_err(write_err)?;
+        self.store
+            .side_meta_put_unsynced(COMMITTED, &bytes)
+            .map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
