@@ -306,7 +306,10 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_never_fork
     }
     // The leader sequenced its own batches while Raft replicated them, and wrote what it had
     // sequenced (`docs/replication.md` §2; counted since the leader's process started).
-    let at_leader = replicas.iter().find(|r| r.id == leader_now).unwrap();
+    let at_leader = std::iter::once(&wiped)
+        .chain(&replicas)
+        .find(|r| r.id == leader_now)
+        .unwrap();
     let text = coopledger_e2e::metrics(&format!("127.0.0.1:{}", at_leader.port)).unwrap();
     let count = |name| coopledger_e2e::metric(&text, name).unwrap_or(0.0);
     let used = count("coop_proposals_applied_total{outcome=\"used\"}");
