@@ -252,12 +252,9 @@ impl<M> Shared<M> {
     /// [`Shared::applied`]. `None`: abandoned already (or not this log's).
     pub(crate) fn unpark_to_apply(&self, ticket: u64) -> Option<Vec<sequencer::Admitted>> {
         let mut g = self.proposals();
-        match g.get_mut(&ticket) {
-            Some(p @ Proposal::Parked(_)) => match std::mem::replace(p, Proposal::Applying) {
-                Proposal::Parked(items) => Some(items),
-                Proposal::Applying => None,
-            },
-            _ => None,
+        match std::mem::replace(g.get_mut(&ticket)?, Proposal::Applying) {
+            Proposal::Parked(items) => Some(items),
+            Proposal::Applying => None,
         }
     }
 
@@ -265,12 +262,12 @@ impl<M> Shared<M> {
     /// already — a committed one is left to the sequencer).
     pub(crate) fn unpark(&self, ticket: u64) -> Option<Vec<sequencer::Admitted>> {
         let mut g = self.proposals();
-        match g.get(&ticket) {
-            Some(Proposal::Parked(_)) => match g.remove(&ticket) {
-                Some(Proposal::Parked(items)) => Some(items),
-                _ => None,
-            },
-            _ => None,
+        match g.remove(&ticket)? {
+            Proposal::Parked(items) => Some(items),
+            Proposal::Applying => {
+                g.insert(ticket, Proposal::Applying);
+                None
+            }
         }
     }
 
