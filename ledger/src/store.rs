@@ -178,6 +178,23 @@ fn family_options(cache: &Cache, filtered: bool) -> Options {
     o
 }
 
+/// RocksDB's shared environment with its background threads — memtable flushes ("high" pool)
+/// and compactions ("low") — at the lowest CPU priority (nice 19, set by each thread as it
+/// takes its next job). A flush is a burst of sorting, compressing and filter building:
+/// every ~32 MiB of write-ahead log (`MAX_WAL_BYTES`) every family flushes at once, and at
+/// normal priority that burst took the cores from the sequencer and Raft — three replicas on
+/// two cores flushed within 0.2 s of each other, and for ~0.75 s receipts took 2.5× as long
+/// (README § Benchmarks, session 19). At nice 19 the work runs in the cores' idle time instead.
+/// It cannot starve: a family whose memtables are all full stops its writers (RocksDB's write
+/// stall), which frees the cores for the flush. Process-wide (it is RocksDB's default
+/// environment), so every database this process opens shares it.
+fn background_env() -> Result<rocksdb::Env, StoreError> {
+    let mut env = rocksdb::Env::new()?;
+    env.lower_high_priority_thread_pool_cpu_priority();
+    env.lower_thread_pool_cpu_priority();
+    Ok(env)
+}
+
 /// The memtable's Bloom filter, as a share of the write buffer (see `family_options`).
 const MEMTABLE_BLOOM_RATIO: f64 = 0.02;
 
@@ -261,6 +278,7 @@ impl Store {
         let mut db_opts = db_options(&cache);
         // The hash memtable takes no concurrent inserts (there is one writer anyway).
         db_opts.set_allow_concurrent_memtable_write(false);
+        db_opts.set_env(&background_env()?);
         Ok(Store {
             db: DB::open_cf_descriptors(&db_opts, path, cfs)?,
         })
@@ -843,6 +861,44 @@ mod tests {
         }
         assert!(!err.is_transient(), "a held lock is not retried blindly");
         assert!(!StoreError::Corrupt("x".into()).is_transient());
+    }
+
+    /// The nice values of this process's threads named `name` (Linux `/proc`).
+    fn nice_of_threads(name: &str) -> Vec<i64> {
+        let mut out = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // After the `(comm)` field: state is field 3, nice field 19.
+            let after = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest)
+                .unwrap_or_default();
+            if let Some(nice) = after.split_whitespace().nth(16) {
+                out.push(nice.parse().unwrap());
+            }
+        }
+        out
+    }
+
+    /// A memtable flush runs at nice 19, so its burst of work waits for the cores' idle time
+    /// instead of taking them from the sequencer (`background_env`).
+    #[test]
+    fn a_memtable_flush_runs_at_the_lowest_cpu_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path(), "o", "k").unwrap();
+        let cf = store.cf(CF_STATE).unwrap();
+        store.db.put_cf(cf, b"key", b"value").unwrap();
+        // Waits for the flush job, which a "rocksdb:high" thread runs after lowering itself.
+        store.db.flush_cf(cf).unwrap();
+        let nices = nice_of_threads("rocksdb:high");
+        assert!(
+            nices.contains(&19),
+            "a flush thread at nice 19 among {nices:?}"
+        );
     }
 
     fn log_file_bytes(dir: &Path) -> u64 {
