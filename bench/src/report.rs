@@ -63,13 +63,27 @@ fn cells(m: &Measured) -> [String; 9] {
     ]
 }
 
-/// One run, one line (printed as each run ends).
+/// One run, one line (printed as each run ends), then its tail: p99.9, the slowest answer and
+/// the quarter-second whose answers waited longest.
 pub fn line(m: &Measured) -> String {
     let [system, entries, clients, per, rate, p50, p99, server, loadgen] = cells(m);
-    format!(
+    let mut out = format!(
         "{system}: {entries} entries, {clients} clients, {per} a request: {rate} entries/s, \
-         p50 {p50}, p99 {p99}, server {server} cores, load generator {loadgen} cores"
-    )
+         p50 {p50}, p99 {p99}, server {server} cores, load generator {loadgen} cores\n  \
+         tail: p99.9 {}, max {}",
+        ms(m.quantile(0.999)),
+        ms(m.quantile(1.0)),
+    );
+    if let Some(w) = &m.slowest {
+        out.push_str(&format!(
+            "; slowest {} ms of answers from {:.2} s: {} entries, mean {}",
+            crate::drive::WINDOW.as_millis(),
+            w.from.as_secs_f64(),
+            w.entries,
+            ms(w.mean)
+        ));
+    }
+    out
 }
 
 /// Everything one invocation measured.
@@ -197,6 +211,14 @@ impl Summary {
                 "entriesPerSec": m.per_sec(),
                 "p50Ms": m.quantile(0.50).as_secs_f64() * 1000.0,
                 "p99Ms": m.quantile(0.99).as_secs_f64() * 1000.0,
+                "p999Ms": m.quantile(0.999).as_secs_f64() * 1000.0,
+                "maxMs": m.quantile(1.0).as_secs_f64() * 1000.0,
+                "slowestWindow": m.slowest.map(|w| json!({
+                    "fromMs": w.from.as_secs_f64() * 1000.0,
+                    "widthMs": crate::drive::WINDOW.as_secs_f64() * 1000.0,
+                    "entries": w.entries,
+                    "meanMs": w.mean.as_secs_f64() * 1000.0,
+                })),
                 "serverCores": m.server_cores(),
                 "loadgenCores": m.loadgen_cores(),
             })).collect::<Vec<_>>(),

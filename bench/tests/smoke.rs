@@ -58,6 +58,16 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
         assert_eq!(run["perRequest"], per, "{run}");
         assert!(run["entriesPerSec"].as_f64().unwrap() > 0.0, "{run}");
         assert!(run["p99Ms"].as_f64().unwrap() >= run["p50Ms"].as_f64().unwrap());
+        assert!(run["p999Ms"].as_f64().unwrap() >= run["p99Ms"].as_f64().unwrap());
+        assert!(run["maxMs"].as_f64().unwrap() >= run["p999Ms"].as_f64().unwrap());
+        // The slowest quarter-second: its mean lies between the fastest and slowest answers.
+        let window = &run["slowestWindow"];
+        assert!(window["entries"].as_u64().unwrap() > 0, "{run}");
+        let mean = window["meanMs"].as_f64().unwrap();
+        assert!(
+            mean > 0.0 && mean <= run["maxMs"].as_f64().unwrap(),
+            "{run}"
+        );
         assert!(stdout.contains(&format!("| {system} |")), "{stdout}");
     }
     let one_client = runs[2]["clients"].as_u64().unwrap();
