@@ -1,12 +1,22 @@
 //! Drives one system with many concurrent clients and measures it: entries a second, latency
 //! percentiles, CPU used by the server and by this load generator.
+//!
+//! Two ways to drive it. *Closed*: every client sends its next request as soon as the last is
+//! answered, so the system runs flat out — the throughput figure. Its latencies are those of a
+//! saturated system: with `c` clients each waiting on one answer, the mean latency is `c` ÷ the
+//! throughput (Little's law), so a system half as fast shows latencies twice as long whatever
+//! its own delay. *Paced*: requests are due on a fixed schedule (an offered rate below both
+//! systems' capacity), and each answer's latency counts from when its request was due, not from
+//! when a busy client got round to sending it — so a stall is charged to every request it held
+//! up (the "coordinated omission" a closed loop hides). That is what a member waits at a given
+//! load.
 
 use crate::host;
 use anyhow::{anyhow, Result};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Barrier;
+use tokio::sync::{watch, Barrier};
 
 /// A connected client of the system under test. `send` submits the entries with these indexes
 /// in one request (one entry, or a bulk) and returns once the system acknowledges all of them
@@ -30,6 +40,32 @@ pub struct Measured {
     pub slowest: Option<Window>,
     pub server_cpu: Duration,
     pub loadgen_cpu: Duration,
+    /// A paced run: the rate offered, entries a second, and how many requests went out more
+    /// than [`LATE`] after they were due (their client was still waiting on an earlier answer:
+    /// the system fell behind the schedule).
+    pub paced: Option<Paced>,
+}
+
+/// How a paced run went against its schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paced {
+    /// Entries a second offered.
+    pub offered: f64,
+    /// Requests sent more than [`LATE`] after they were due.
+    pub late: usize,
+    /// Requests sent.
+    pub requests: usize,
+}
+
+/// A paced request sent later than this after it was due counts as late.
+pub const LATE: Duration = Duration::from_millis(1);
+
+/// When request `k` of client `i` (of `n`) is due, from the start of a paced run offering
+/// `per_sec` requests a second: the clients take turns, so requests are due every `1/per_sec`
+/// seconds, evenly.
+pub fn due(i: usize, k: usize, n: usize, per_sec: f64) -> Duration {
+    let slot = k.saturating_mul(n.max(1)).saturating_add(i) as f64;
+    Duration::from_secs_f64(slot / per_sec.max(1e-9))
 }
 
 /// Width of the windows answers are grouped in by when they arrived.
@@ -101,13 +137,42 @@ impl Measured {
     }
 }
 
-/// Runs `plan` (`plan[client][request] = entry indexes`) with one connected client each, all
-/// released at once; `server_cpu` samples the server's CPU time, before and after, while the
-/// clients' connections are still open.
+/// Runs `plan` (`plan[client][request] = entry indexes`) closed: one connected client each,
+/// all released at once, each sending its next request when the last is answered;
+/// `server_cpu` samples the server's CPU time, before and after, while the clients'
+/// connections are still open.
 pub async fn measure<C: Client>(
     system: &str,
     plan: Vec<Vec<Vec<usize>>>,
     clients: Vec<C>,
+    server_cpu: impl Fn() -> Result<host::CpuTimes>,
+) -> Result<Measured> {
+    drive(system, plan, clients, None, server_cpu).await
+}
+
+/// Runs `plan` paced: requests due [`due`] at `per_sec` entries a second in all, each latency
+/// counted from when its request was due. A client still waiting on an answer sends its next
+/// request late, and that wait is in the latency.
+pub async fn measure_paced<C: Client>(
+    system: &str,
+    plan: Vec<Vec<Vec<usize>>>,
+    clients: Vec<C>,
+    per_sec: f64,
+    server_cpu: impl Fn() -> Result<host::CpuTimes>,
+) -> Result<Measured> {
+    if !(per_sec.is_finite() && per_sec > 0.0) {
+        return Err(anyhow!(
+            "{system}: cannot pace at {per_sec} entries a second"
+        ));
+    }
+    drive(system, plan, clients, Some(per_sec), server_cpu).await
+}
+
+async fn drive<C: Client>(
+    system: &str,
+    plan: Vec<Vec<Vec<usize>>>,
+    clients: Vec<C>,
+    pace: Option<f64>,
     server_cpu: impl Fn() -> Result<host::CpuTimes>,
 ) -> Result<Measured> {
     if clients.len() != plan.len() {
@@ -125,36 +190,61 @@ pub async fn measure<C: Client>(
         .max()
         .unwrap_or_default();
     let n = clients.len();
-    let start = Arc::new(Barrier::new(n + 1));
+    let requests: usize = plan.iter().map(Vec::len).sum();
+    // Requests a second: the rate in entries spread over requests of `per_request` entries.
+    let requests_per_sec = pace.map(|p| p / per_request.max(1) as f64);
+    // Every client ready, then the clock starts and is handed to them.
+    let ready = Arc::new(Barrier::new(n + 1));
+    let (clock, _) = watch::channel(None::<Instant>);
     let mut tasks = Vec::with_capacity(n);
-    for (mut client, requests) in clients.into_iter().zip(plan) {
-        let start = start.clone();
+    for (i, (mut client, requests)) in clients.into_iter().zip(plan).enumerate() {
+        let ready = ready.clone();
+        let mut clock = clock.subscribe();
         tasks.push(tokio::spawn(async move {
             let mut answers = Vec::with_capacity(requests.len());
-            start.wait().await;
-            for request in &requests {
-                let t = Instant::now();
+            let mut late = 0usize;
+            ready.wait().await;
+            let t0 = match clock.wait_for(Option::is_some).await.map(|t| *t) {
+                Ok(Some(t0)) => t0,
+                _ => return (client, Err(anyhow!("the run was called off"))),
+            };
+            for (k, request) in requests.iter().enumerate() {
+                // Closed: from now. Paced: from when the request was due.
+                let t = match requests_per_sec {
+                    None => Instant::now(),
+                    Some(rate) => {
+                        let due = t0 + due(i, k, n, rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        if Instant::now().saturating_duration_since(due) > LATE {
+                            late += 1;
+                        }
+                        due
+                    }
+                };
                 if let Err(e) = client.send(request).await {
                     return (client, Err(e));
                 }
                 answers.push((Instant::now(), t.elapsed(), request.len()));
             }
-            (client, Ok(answers))
+            (client, Ok((answers, late)))
         }));
     }
     let server_before = server_cpu()?;
     let own_before = host::own_cpu_time()?;
-    start.wait().await;
+    ready.wait().await;
     let t0 = Instant::now();
+    clock.send_replace(Some(t0));
     let mut latencies = Vec::with_capacity(entries);
     let mut answers = Vec::new();
     let mut connected = Vec::with_capacity(n);
     let mut failure = None;
+    let mut late = 0;
     for task in tasks {
         let (client, result) = task.await?;
         connected.push(client);
         match result {
-            Ok(client_answers) => {
+            Ok((client_answers, client_late)) => {
+                late += client_late;
                 for (arrived, took, count) in client_answers {
                     latencies.extend(std::iter::repeat_n(took, count));
                     answers.push((arrived.saturating_duration_since(t0), took, count));
@@ -185,6 +275,11 @@ pub async fn measure<C: Client>(
         slowest,
         server_cpu,
         loadgen_cpu,
+        paced: pace.map(|offered| Paced {
+            offered,
+            late,
+            requests,
+        }),
     })
 }
 
@@ -221,5 +316,68 @@ mod tests {
         );
         assert_eq!(slowest_window(&answers, 1).unwrap().from, ms(750));
         assert_eq!(slowest_window(&[], 1), None);
+    }
+
+    /// Answers in 1 ms, except the request holding entry `stall`, which takes 110 ms.
+    struct Stalling {
+        stall: usize,
+    }
+
+    impl Client for Stalling {
+        async fn send(&mut self, entries: &[usize]) -> Result<()> {
+            let took = if entries.contains(&self.stall) {
+                110
+            } else {
+                1
+            };
+            tokio::time::sleep(ms(took)).await;
+            Ok(())
+        }
+    }
+
+    fn no_server() -> Result<host::CpuTimes> {
+        host::cpu_times(std::process::id(), false)
+    }
+
+    #[tokio::test]
+    async fn paced_a_stall_is_charged_to_every_request_it_held_up_closed_to_one() {
+        // One client, ten requests; paced at 50 a second they are due every 20 ms. Request 2
+        // (due at 40 ms) is answered at ~150 ms, so requests 3–7 (due at 60…140 ms) go out
+        // late and wait ~90, 70, 50, 30, 10 ms before they are even sent.
+        let plan = || vec![(0..10).map(|i| vec![i]).collect::<Vec<_>>()];
+        let paced = measure_paced(
+            "paced",
+            plan(),
+            vec![Stalling { stall: 2 }],
+            50.0,
+            no_server,
+        )
+        .await
+        .unwrap();
+        let p = paced.paced.unwrap();
+        assert_eq!((p.requests, p.offered), (10, 50.0));
+        assert!(p.late >= 5, "{p:?}");
+        // The second-slowest answer is request 3's: sent ~90 ms after it was due.
+        assert!(paced.latencies[8] >= ms(80), "{:?}", paced.latencies);
+        // Paced, the run lasts its schedule: the last request is due at 180 ms.
+        assert!(paced.wall >= ms(180), "{:?}", paced.wall);
+
+        // Closed, the stall shows once: every other request is timed from when it was sent.
+        let closed = measure("closed", plan(), vec![Stalling { stall: 2 }], no_server)
+            .await
+            .unwrap();
+        assert_eq!(closed.paced, None);
+        assert!(closed.latencies[9] >= ms(110), "{:?}", closed.latencies);
+        assert!(closed.latencies[8] < ms(50), "{:?}", closed.latencies);
+    }
+
+    #[test]
+    fn paced_requests_are_due_evenly_with_the_clients_taking_turns() {
+        // Three clients at 100 requests a second: one due every 10 ms, client 0 first.
+        assert_eq!(due(0, 0, 3, 100.0), ms(0));
+        assert_eq!(due(1, 0, 3, 100.0), ms(10));
+        assert_eq!(due(2, 0, 3, 100.0), ms(20));
+        assert_eq!(due(0, 1, 3, 100.0), ms(30));
+        assert_eq!(due(2, 4, 3, 100.0), ms(140));
     }
 }

@@ -60,12 +60,31 @@ struct Args {
     /// Keep the data folders of the systems under test (their path is printed) for inspection.
     #[arg(long)]
     keep: bool,
+    /// Paced runs after the closed ones: requests due on a fixed schedule, at these fractions
+    /// of one node's closed-loop rate in this run, on a fresh node and on three fresh replicas
+    /// (the whole workload each); latency counted from when each request was due. `--paced
+    /// none` for none.
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5", value_parser = parse_fraction)]
+    paced: Vec<Option<f64>>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
     /// A quick functional pass: skips the quiet-machine check; the figures are not measurements.
     #[arg(long)]
     smoke: bool,
+}
+
+/// A fraction of one node's rate in (0, 1], or `none`.
+fn parse_fraction(text: &str) -> Result<Option<f64>, String> {
+    if text == "none" {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(Some(f)),
+        _ => Err(format!(
+            "`{text}` is not a fraction of one node's rate in (0, 1] (nor `none`)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -194,6 +213,8 @@ async fn run(args: Args) -> Result<()> {
         runs.push(m);
     }
 
+    run_paced(&args, &w, root.path(), &mut runs).await?;
+
     if args.systems.contains(&System::Postgres) {
         run_postgres(&args, &w, root.path(), &mut runs).await?;
     }
@@ -218,6 +239,66 @@ async fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary.json())?)
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The paced runs: for each fraction of `--paced`, one node then three replicas, each fresh,
+/// offered that fraction of one node's closed-loop rate over the whole workload.
+async fn run_paced(
+    args: &Args,
+    w: &Arc<Workload>,
+    root: &std::path::Path,
+    runs: &mut Vec<Measured>,
+) -> Result<()> {
+    let fractions: Vec<f64> = args.paced.iter().flatten().copied().collect();
+    if fractions.is_empty() {
+        return Ok(());
+    }
+    let Some(base) = runs
+        .iter()
+        .find(|m| m.system == report::COOP)
+        .map(Measured::per_sec)
+    else {
+        eprintln!(
+            "paced runs skipped: they are paced by one node's closed-loop rate (--systems coop)"
+        );
+        return Ok(());
+    };
+    let all = args.entries;
+    for (n, fraction) in fractions.into_iter().enumerate() {
+        let rate = base * fraction;
+        if args.systems.contains(&System::Coop) {
+            let node = coop::CoopNode::start(&root.join(format!("paced-{n}")), w, args.clients)?;
+            let plan = w.plan(all, args.clients, 1);
+            let conns = (0..plan.len())
+                .map(|_| coop::CoopClient::connect(&node.url, w.clone()))
+                .collect::<Result<Vec<_>>>()?;
+            let pid = node.pid();
+            let label = report::paced(report::COOP, fraction);
+            let m = drive::measure_paced(&label, plan, conns, rate, || host::cpu_times(pid, false))
+                .await?;
+            eprintln!("{}", report::line(&m));
+            runs.push(m);
+        }
+        if args.systems.contains(&System::Cluster) {
+            let cluster = coop::CoopCluster::start(
+                &root.join(format!("paced-cluster-{n}")),
+                w,
+                args.clients,
+            )?;
+            let leader = cluster.leader()?;
+            let plan = w.plan(all, args.clients, 1);
+            let conns = (0..plan.len())
+                .map(|_| coop::CoopClient::connect(&leader.url, w.clone()))
+                .collect::<Result<Vec<_>>>()?;
+            let pids: Vec<u32> = cluster.nodes.iter().map(coop::CoopNode::pid).collect();
+            let label = report::paced(report::COOP_REPLICATED, fraction);
+            let m = drive::measure_paced(&label, plan, conns, rate, || host::cpu_times_of(&pids))
+                .await?;
+            eprintln!("{} (server: all three replicas)", report::line(&m));
+            runs.push(m);
+        }
     }
     Ok(())
 }

@@ -18,6 +18,11 @@ pub const PG_BULK: &str = "PostgreSQL, bulk INSERT";
 pub const PG_ALONE: &str = "PostgreSQL, INSERT per entry, one client";
 pub const ANVIL: &str = "anvil, entry as calldata, automine";
 
+/// The label of `system` paced at `fraction` of one node's closed-loop rate.
+pub fn paced(system: &str, fraction: f64) -> String {
+    format!("{system}, paced at {:.0}%", fraction * 100.0)
+}
+
 /// Signatures a second the ledger's own batched check does on all cores over the whole workload
 /// (parsing excluded): what no ingest path that checks every signature can beat here.
 pub fn signature_ceiling(w: &Workload) -> Result<f64> {
@@ -74,6 +79,16 @@ pub fn line(m: &Measured) -> String {
         ms(m.quantile(0.999)),
         ms(m.quantile(1.0)),
     );
+    if let Some(p) = &m.paced {
+        out.push_str(&format!(
+            "\n  paced: {:.0} entries/s offered, latency from when each request was due; {} of {} \
+             requests sent more than {} ms late",
+            p.offered,
+            p.late,
+            p.requests,
+            crate::drive::LATE.as_millis()
+        ));
+    }
     if let Some(w) = &m.slowest {
         out.push_str(&format!(
             "; slowest {} ms of answers from {:.2} s: {} entries, mean {}",
@@ -141,6 +156,22 @@ impl Summary {
                 format!("p99 of {COOP_REPLICATED} ÷ p99 of {COOP}"),
                 a.quantile(0.99).as_secs_f64() / b.quantile(0.99).as_secs_f64().max(1e-9),
             ));
+        }
+        // The same at the same offered load, below both capacities: each paced run of three
+        // replicas against one node's at that pace.
+        let paced_runs = |system: &str| {
+            let prefix = format!("{system}, paced");
+            self.runs.iter().filter_map(move |m| {
+                Some((m, m.paced?.offered)).filter(|_| m.system.starts_with(&prefix))
+            })
+        };
+        for (a, offered) in paced_runs(COOP_REPLICATED) {
+            if let Some((b, _)) = paced_runs(COOP).find(|(_, o)| *o == offered) {
+                out.push((
+                    format!("p99 of {} ÷ p99 of {}", a.system, b.system),
+                    a.quantile(0.99).as_secs_f64() / b.quantile(0.99).as_secs_f64().max(1e-9),
+                ));
+            }
         }
         // What bounds replicas on machines of their own: the leader's CPU per entry against
         // one node's (here all three share the cores).
@@ -218,6 +249,11 @@ impl Summary {
                     "widthMs": crate::drive::WINDOW.as_secs_f64() * 1000.0,
                     "entries": w.entries,
                     "meanMs": w.mean.as_secs_f64() * 1000.0,
+                })),
+                "paced": m.paced.map(|p| json!({
+                    "offeredPerSec": p.offered,
+                    "lateRequests": p.late,
+                    "requests": p.requests,
                 })),
                 "serverCores": m.server_cores(),
                 "loadgenCores": m.loadgen_cores(),

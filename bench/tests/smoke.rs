@@ -45,6 +45,10 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
         ("coopledger ledger_submitBatch", 400, 25),
         ("coopledger ledger_submit, one client", 40, 1),
         ("coopledger ledger_submit, 3 replicas", 400, 1),
+        ("coopledger ledger_submit, paced at 25%", 400, 1),
+        ("coopledger ledger_submit, 3 replicas, paced at 25%", 400, 1),
+        ("coopledger ledger_submit, paced at 50%", 400, 1),
+        ("coopledger ledger_submit, 3 replicas, paced at 50%", 400, 1),
         ("PostgreSQL, INSERT per entry", 400, 1),
         ("PostgreSQL, prev-hash chain", 400, 1),
         ("PostgreSQL, bulk INSERT", 400, 25),
@@ -70,6 +74,21 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
         );
         assert!(stdout.contains(&format!("| {system} |")), "{stdout}");
     }
+    // The paced runs: offered the stated fraction of one node's closed-loop rate, every request
+    // accounted for; the closed runs carry no pace.
+    let closed_rate = runs[0]["entriesPerSec"].as_f64().unwrap();
+    for (run, fraction) in runs[4..8].iter().zip([0.25, 0.25, 0.5, 0.5]) {
+        let paced = &run["paced"];
+        let offered = paced["offeredPerSec"].as_f64().unwrap();
+        assert!((offered - closed_rate * fraction).abs() < 1e-6, "{run}");
+        assert_eq!(paced["requests"], 400, "{run}");
+        assert!(paced["lateRequests"].as_u64().unwrap() <= 400, "{run}");
+    }
+    assert!(runs[0]["paced"].is_null(), "{}", runs[0]);
+    assert!(
+        stderr.contains("latency from when each request was due"),
+        "{stderr}"
+    );
     let one_client = runs[2]["clients"].as_u64().unwrap();
     assert_eq!(one_client, 1);
     assert_eq!(runs[0]["clients"], 6);
@@ -84,6 +103,8 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
         "coopledger ledger_submit, 3 replicas ÷ coopledger ledger_submit",
         "p99 of coopledger ledger_submit, 3 replicas ÷ p99 of coopledger ledger_submit",
         "coopledger ledger_submit, 3 replicas leader's CPU per entry ÷ coopledger ledger_submit's",
+        "p99 of coopledger ledger_submit, 3 replicas, paced at 25% ÷ p99 of coopledger ledger_submit, paced at 25%",
+        "p99 of coopledger ledger_submit, 3 replicas, paced at 50% ÷ p99 of coopledger ledger_submit, paced at 50%",
     ] {
         assert!(ratios.iter().any(|r| r["what"] == what), "{what}: {report}");
     }
