@@ -291,14 +291,27 @@ impl CoopNode {
             (count > 0.0).then(|| sum / count)
         };
         let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.2} ms", s * 1000.0));
+        // A histogram's mean, and the bound of its slowest sample (the smallest bucket holding
+        // every sample): a single stalled fsync shows in the second where a mean hides it.
+        let both = |name: &str, label: &str| {
+            let base = if label.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{name}{{{label}}}")
+            };
+            match slowest_bucket(&text, name, label) {
+                Some(le) => format!("{} (all ≤ {})", ms(mean(&base)), ms(Some(le))),
+                None => ms(mean(&base)),
+            }
+        };
         let mut account = format!(
             "batches of {:.1} entries on average ({} batches); fsync: database {}, record {}; \
              arrival to receipt {}",
             mean("coop_batch_entries").unwrap_or(0.0),
             sample("coop_batch_entries_count").unwrap_or(0.0),
-            ms(mean("coop_fsync_seconds{file=\"database\"}")),
-            ms(mean("coop_fsync_seconds{file=\"record\"}")),
-            ms(mean("coop_ack_seconds")),
+            both("coop_fsync_seconds", "file=\"database\""),
+            both("coop_fsync_seconds", "file=\"record\""),
+            both("coop_ack_seconds", ""),
         );
         // A replica: how many of its own batches it had sequenced while Raft replicated them.
         let used = sample("coop_proposals_applied_total{outcome=\"used\"}");
@@ -381,6 +394,41 @@ impl Client for CoopClient {
     }
 }
 
+/// The smallest bucket bound of histogram `name` (with `label`, if any, among its labels) that
+/// holds all its samples, from Prometheus text: `name_bucket{label,le="B"} N` against
+/// `name_count{label} N`.
+fn slowest_bucket(text: &str, name: &str, label: &str) -> Option<f64> {
+    let count_key = if label.is_empty() {
+        format!("{name}_count")
+    } else {
+        format!("{name}_count{{{label}}}")
+    };
+    let value = |line: &str| line.rsplit_once(' ')?.1.parse::<f64>().ok();
+    let count = text
+        .lines()
+        .find(|l| l.rsplit_once(' ').is_some_and(|(k, _)| k == count_key))
+        .and_then(value)?;
+    if count <= 0.0 {
+        return None;
+    }
+    text.lines()
+        .filter_map(|l| {
+            let labels = l.strip_prefix(name)?.strip_prefix("_bucket{")?;
+            let (labels, _) = labels.split_once('}')?;
+            if !label.is_empty() && !labels.split(',').any(|p| p == label) {
+                return None;
+            }
+            let le = labels
+                .split(',')
+                .find_map(|p| p.strip_prefix("le=\""))?
+                .strip_suffix('"')?
+                .parse::<f64>()
+                .ok()?;
+            (value(l)? >= count).then_some(le)
+        })
+        .reduce(f64::min)
+}
+
 /// Bytes allocated on disk to every file under `dir`.
 fn disk_bytes(dir: &Path) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;
@@ -395,4 +443,35 @@ fn disk_bytes(dir: &Path) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
+    use super::*;
+
+    #[test]
+    fn the_slowest_bucket_is_the_smallest_holding_every_sample_of_that_label() {
+        let text = "\
+coop_fsync_seconds_bucket{file=\"database\",le=\"0.0001\"} 3
+coop_fsync_seconds_bucket{file=\"database\",le=\"0.0002\"} 9
+coop_fsync_seconds_bucket{file=\"database\",le=\"0.4\"} 9
+coop_fsync_seconds_bucket{file=\"database\",le=\"0.8\"} 10
+coop_fsync_seconds_bucket{file=\"database\",le=\"+Inf\"} 10
+coop_fsync_seconds_count{file=\"database\"} 10
+coop_fsync_seconds_bucket{file=\"record\",le=\"0.0001\"} 2
+coop_fsync_seconds_bucket{file=\"record\",le=\"0.0002\"} 2
+coop_fsync_seconds_count{file=\"record\"} 2
+coop_ack_seconds_bucket{le=\"0.01\"} 0
+coop_ack_seconds_bucket{le=\"0.02\"} 4
+coop_ack_seconds_count 4
+";
+        let fsync = "coop_fsync_seconds";
+        // One fsync of ten took between 0.4 and 0.8 s.
+        assert_eq!(slowest_bucket(text, fsync, "file=\"database\""), Some(0.8));
+        assert_eq!(slowest_bucket(text, fsync, "file=\"record\""), Some(0.0001));
+        assert_eq!(slowest_bucket(text, "coop_ack_seconds", ""), Some(0.02));
+        assert_eq!(slowest_bucket(text, fsync, "file=\"other\""), None);
+    }
 }

@@ -40,9 +40,9 @@ pub struct Measured {
     pub slowest: Option<Window>,
     pub server_cpu: Duration,
     pub loadgen_cpu: Duration,
-    /// A paced run: the rate offered, entries a second, and how many requests went out more
-    /// than [`LATE`] after they were due (their client was still waiting on an earlier answer:
-    /// the system fell behind the schedule).
+    /// A paced run: the rate offered, entries a second, and how many requests went out late
+    /// (their client was still waiting on an earlier answer when they were due: the system
+    /// fell behind the schedule).
     pub paced: Option<Paced>,
 }
 
@@ -51,21 +51,17 @@ pub struct Measured {
 pub struct Paced {
     /// Entries a second offered.
     pub offered: f64,
-    /// Requests sent more than [`LATE`] after they were due.
+    /// Requests that were due while their client still waited on an earlier answer.
     pub late: usize,
     /// Requests sent.
     pub requests: usize,
 }
 
-/// A paced request sent later than this after it was due counts as late.
-pub const LATE: Duration = Duration::from_millis(1);
-
-/// When request `k` of client `i` (of `n`) is due, from the start of a paced run offering
-/// `per_sec` requests a second: the clients take turns, so requests are due every `1/per_sec`
-/// seconds, evenly.
-pub fn due(i: usize, k: usize, n: usize, per_sec: f64) -> Duration {
-    let slot = k.saturating_mul(n.max(1)).saturating_add(i) as f64;
-    Duration::from_secs_f64(slot / per_sec.max(1e-9))
+/// When a request is due, from the start of a paced run offering `per_sec` entries a second:
+/// entry `first` (the request's first) of the workload, in the workload's order — entries are
+/// offered evenly, one every `1/per_sec` seconds, whichever client owns their signer.
+pub fn due(first: usize, per_sec: f64) -> Duration {
+    Duration::from_secs_f64(first as f64 / per_sec.max(1e-9))
 }
 
 /// Width of the windows answers are grouped in by when they arrived.
@@ -150,7 +146,7 @@ pub async fn measure<C: Client>(
     drive(system, plan, clients, None, server_cpu).await
 }
 
-/// Runs `plan` paced: requests due [`due`] at `per_sec` entries a second in all, each latency
+/// Runs `plan` paced: requests due ([`due`]) at `per_sec` entries a second in all, each latency
 /// counted from when its request was due. A client still waiting on an answer sends its next
 /// request late, and that wait is in the latency.
 pub async fn measure_paced<C: Client>(
@@ -191,13 +187,11 @@ async fn drive<C: Client>(
         .unwrap_or_default();
     let n = clients.len();
     let requests: usize = plan.iter().map(Vec::len).sum();
-    // Requests a second: the rate in entries spread over requests of `per_request` entries.
-    let requests_per_sec = pace.map(|p| p / per_request.max(1) as f64);
     // Every client ready, then the clock starts and is handed to them.
     let ready = Arc::new(Barrier::new(n + 1));
     let (clock, _) = watch::channel(None::<Instant>);
     let mut tasks = Vec::with_capacity(n);
-    for (i, (mut client, requests)) in clients.into_iter().zip(plan).enumerate() {
+    for (mut client, requests) in clients.into_iter().zip(plan) {
         let ready = ready.clone();
         let mut clock = clock.subscribe();
         tasks.push(tokio::spawn(async move {
@@ -208,16 +202,21 @@ async fn drive<C: Client>(
                 Ok(Some(t0)) => t0,
                 _ => return (client, Err(anyhow!("the run was called off"))),
             };
-            for (k, request) in requests.iter().enumerate() {
+            for request in &requests {
                 // Closed: from now. Paced: from when the request was due.
-                let t = match requests_per_sec {
+                let t = match pace {
                     None => Instant::now(),
                     Some(rate) => {
-                        let due = t0 + due(i, k, n, rate);
-                        tokio::time::sleep_until(due.into()).await;
-                        if Instant::now().saturating_duration_since(due) > LATE {
+                        let due = t0 + due(request.first().copied().unwrap_or_default(), rate);
+                        // Late: the previous answer came after this request was due (a timer
+                        // waking a little after it is not the system's doing).
+                        if answers
+                            .last()
+                            .is_some_and(|(answered, _, _)| *answered > due)
+                        {
                             late += 1;
                         }
+                        tokio::time::sleep_until(due.into()).await;
                         due
                     }
                 };
@@ -372,12 +371,10 @@ mod tests {
     }
 
     #[test]
-    fn paced_requests_are_due_evenly_with_the_clients_taking_turns() {
-        // Three clients at 100 requests a second: one due every 10 ms, client 0 first.
-        assert_eq!(due(0, 0, 3, 100.0), ms(0));
-        assert_eq!(due(1, 0, 3, 100.0), ms(10));
-        assert_eq!(due(2, 0, 3, 100.0), ms(20));
-        assert_eq!(due(0, 1, 3, 100.0), ms(30));
-        assert_eq!(due(2, 4, 3, 100.0), ms(140));
+    fn paced_entries_are_due_evenly_in_the_workloads_order() {
+        // 100 entries a second: one due every 10 ms, whichever client sends it.
+        assert_eq!(due(0, 100.0), ms(0));
+        assert_eq!(due(1, 100.0), ms(10));
+        assert_eq!(due(14, 100.0), ms(140));
     }
 }

@@ -66,6 +66,11 @@ struct Args {
     /// none` for none.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5", value_parser = parse_fraction)]
     paced: Vec<Option<f64>>,
+    /// The rate, entries/s, `--paced` takes fractions of, instead of one node's closed-loop
+    /// rate in this run (to pace a subset of the systems, e.g. three replicas alone to profile
+    /// them).
+    #[arg(long)]
+    pace_base: Option<f64>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -198,7 +203,7 @@ async fn run(args: Args) -> Result<()> {
             let used = host::cpu_times(*pid, false)?.since(before);
             each.push(used.as_secs_f64() * 1e6 / m.entries.max(1) as f64);
         }
-        eprintln!("{} (server: all three replicas)", report::line(&m));
+        eprintln!("{}\n  (server: all three replicas)", report::line(&m));
         eprintln!("  the leader's account: {}", leader.account().await?);
         if let Some((l, f)) = each.split_first() {
             eprintln!(
@@ -255,16 +260,20 @@ async fn run_paced(
     if fractions.is_empty() {
         return Ok(());
     }
-    let Some(base) = runs
+    let closed = runs
         .iter()
         .find(|m| m.system == report::COOP)
-        .map(Measured::per_sec)
-    else {
+        .map(Measured::per_sec);
+    let Some(base) = args.pace_base.or(closed) else {
         eprintln!(
-            "paced runs skipped: they are paced by one node's closed-loop rate (--systems coop)"
+            "paced runs skipped: they are paced by one node's closed-loop rate (--systems coop) \
+             or --pace-base"
         );
         return Ok(());
     };
+    if !(base.is_finite() && base > 0.0) {
+        anyhow::bail!("--pace-base: {base} is not a rate in entries a second");
+    }
     let all = args.entries;
     for (n, fraction) in fractions.into_iter().enumerate() {
         let rate = base * fraction;
@@ -279,6 +288,7 @@ async fn run_paced(
             let m = drive::measure_paced(&label, plan, conns, rate, || host::cpu_times(pid, false))
                 .await?;
             eprintln!("{}", report::line(&m));
+            eprintln!("  the node's account: {}", node.account().await?);
             runs.push(m);
         }
         if args.systems.contains(&System::Cluster) {
@@ -296,7 +306,8 @@ async fn run_paced(
             let label = report::paced(report::COOP_REPLICATED, fraction);
             let m = drive::measure_paced(&label, plan, conns, rate, || host::cpu_times_of(&pids))
                 .await?;
-            eprintln!("{} (server: all three replicas)", report::line(&m));
+            eprintln!("{}\n  (server: all three replicas)", report::line(&m));
+            eprintln!("  the leader's account: {}", leader.account().await?);
             runs.push(m);
         }
     }

@@ -79,16 +79,6 @@ pub fn line(m: &Measured) -> String {
         ms(m.quantile(0.999)),
         ms(m.quantile(1.0)),
     );
-    if let Some(p) = &m.paced {
-        out.push_str(&format!(
-            "\n  paced: {:.0} entries/s offered, latency from when each request was due; {} of {} \
-             requests sent more than {} ms late",
-            p.offered,
-            p.late,
-            p.requests,
-            crate::drive::LATE.as_millis()
-        ));
-    }
     if let Some(w) = &m.slowest {
         out.push_str(&format!(
             "; slowest {} ms of answers from {:.2} s: {} entries, mean {}",
@@ -96,6 +86,13 @@ pub fn line(m: &Measured) -> String {
             w.from.as_secs_f64(),
             w.entries,
             ms(w.mean)
+        ));
+    }
+    if let Some(p) = &m.paced {
+        out.push_str(&format!(
+            "\n  paced: {:.0} entries/s offered, latency from when each request was due; {} of {} \
+             requests due while their client still waited on an earlier answer",
+            p.offered, p.late, p.requests,
         ));
     }
     out
