@@ -5,11 +5,11 @@
 //! answered, so the system runs flat out — the throughput figure. Its latencies are those of a
 //! saturated system: with `c` clients each waiting on one answer, the mean latency is `c` ÷ the
 //! throughput (Little's law), so a system half as fast shows latencies twice as long whatever
-//! its own delay. *Paced*: requests are due on a fixed schedule (an offered rate below both
-//! systems' capacity), and each answer's latency counts from when its request was due, not from
-//! when a busy client got round to sending it — so a stall is charged to every request it held
-//! up (the "coordinated omission" a closed loop hides). That is what a member waits at a given
-//! load.
+//! its own delay. *Paced*: requests are due on a fixed schedule (an offered rate), and an
+//! answer's latency counts from when its request was due whenever the system held it up (its
+//! client still waited on an earlier answer), not from when the client got round to sending it
+//! — so a stall is charged to every request it held up (the "coordinated omission" a closed
+//! loop hides). That is what a member waits at a given load.
 
 use crate::host;
 use anyhow::{anyhow, Result};
@@ -146,9 +146,9 @@ pub async fn measure<C: Client>(
     drive(system, plan, clients, None, server_cpu).await
 }
 
-/// Runs `plan` paced: requests due ([`due`]) at `per_sec` entries a second in all, each latency
-/// counted from when its request was due. A client still waiting on an answer sends its next
-/// request late, and that wait is in the latency.
+/// Runs `plan` paced: requests due ([`due`]) at `per_sec` entries a second in all. A client
+/// still waiting on an answer sends its next request late, and its latency counts from when it
+/// was due; any other counts from when it went out.
 pub async fn measure_paced<C: Client>(
     system: &str,
     plan: Vec<Vec<Vec<usize>>>,
@@ -203,21 +203,25 @@ async fn drive<C: Client>(
                 _ => return (client, Err(anyhow!("the run was called off"))),
             };
             for request in &requests {
-                // Closed: from now. Paced: from when the request was due.
+                // Closed: from now. Paced: from when the request was due if the system held
+                // it up, else from when it went out.
                 let t = match pace {
                     None => Instant::now(),
                     Some(rate) => {
                         let due = t0 + due(request.first().copied().unwrap_or_default(), rate);
-                        // Late: the previous answer came after this request was due (a timer
-                        // waking a little after it is not the system's doing).
+                        // Late: the previous answer came after this request was due, so the
+                        // wait since then counts. On time, the timer waking a little after
+                        // `due` is not the system's doing, so it does not.
                         if answers
                             .last()
                             .is_some_and(|(answered, _, _)| *answered > due)
                         {
                             late += 1;
+                            due
+                        } else {
+                            tokio::time::sleep_until(due.into()).await;
+                            Instant::now()
                         }
-                        tokio::time::sleep_until(due.into()).await;
-                        due
                     }
                 };
                 if let Err(e) = client.send(request).await {

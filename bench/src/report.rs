@@ -90,8 +90,8 @@ pub fn line(m: &Measured) -> String {
     }
     if let Some(p) = &m.paced {
         out.push_str(&format!(
-            "\n  paced: {:.0} entries/s offered, latency from when each request was due; {} of {} \
-             requests due while their client still waited on an earlier answer",
+            "\n  paced: {:.0} entries/s offered, {} of {} requests due while their client \
+             still waited on an earlier answer (their latency counts from when they were due)",
             p.offered, p.late, p.requests,
         ));
     }

@@ -86,7 +86,7 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
     }
     assert!(runs[0]["paced"].is_null(), "{}", runs[0]);
     assert!(
-        stderr.contains("latency from when each request was due"),
+        stderr.contains("their latency counts from when they were due"),
         "{stderr}"
     );
     let one_client = runs[2]["clients"].as_u64().unwrap();
