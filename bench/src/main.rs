@@ -62,8 +62,8 @@ struct Args {
     keep: bool,
     /// Paced runs after the closed ones: requests due on a fixed schedule, at these fractions
     /// of one node's closed-loop rate in this run, on a fresh node and on three fresh replicas
-    /// (the whole workload each); latency counted from when each request was due. `--paced
-    /// none` for none.
+    /// (the whole workload each); a request the system held up is timed from when it was due.
+    /// `--paced none` for none.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5", value_parser = parse_fraction)]
     paced: Vec<Option<f64>>,
     /// The rate, entries/s, `--paced` takes fractions of, instead of one node's closed-loop
