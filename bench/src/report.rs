@@ -154,8 +154,9 @@ impl Summary {
                 a.quantile(0.99).as_secs_f64() / b.quantile(0.99).as_secs_f64().max(1e-9),
             ));
         }
-        // The same at the same offered load, below both capacities: each paced run of three
-        // replicas against one node's at that pace.
+        // The p99 at the same offered load: each paced run of three replicas against one
+        // node's at that pace (at a pace past the replicas' capacity their queue grows, and
+        // the ratio says so).
         let paced_runs = |system: &str| {
             let prefix = format!("{system}, paced");
             self.runs.iter().filter_map(move |m| {
