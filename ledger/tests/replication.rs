@@ -98,7 +98,7 @@ async fn commit(logs: &[&Log<Notes>], batch: &ProposedBatch, n: u64) {
 
 /// Waits until `log` has released a checkpoint of `size`.
 async fn released(log: &Log<Notes>, size: u64) {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if log.checkpoint().checkpoint.size >= size {
             return;
         }
