@@ -281,22 +281,12 @@ impl RaftLogStorage<Cluster> for LogStore {
             self.recent().clear();
             return Err(write_err(e));
         }
-        // Readable now; acknowledged once the write-ahead log holding it is on disk. The fsync
-        // runs on a blocking thread, not on this async worker: openraft waits for the callback
-        // before its next step either way, but a worker held in an fsync (a millisecond, at
-        // times tens) is one of the node's few workers not serving members, peers or Raft's
-        // other tasks meanwhile. Only one append is ever in flight (openraft 0.9 awaits each
-        // callback before it issues the next log write), so acknowledgements keep their order.
-        let store = self.store.clone();
-        let syncing = tokio::task::spawn_blocking(move || {
-            let synced = store
-                .sync()
-                .map_err(|e| std::io::Error::other(e.to_string()));
-            callback.log_io_completed(synced);
-        });
-        // A runtime shutting down drops the task and with it the callback: openraft sees the
-        // append fail, which is what it is.
-        drop(syncing);
+        // Readable now; acknowledged once the write-ahead log holding it is on disk.
+        let synced = self
+            .store
+            .sync()
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        callback.log_io_completed(synced);
         Ok(())
     }
 
