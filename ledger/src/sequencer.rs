@@ -305,7 +305,29 @@ const RELEASE_GROUP: usize = 256;
 
 /// Steps 5–6, forever, until the sequencer closes the channel or the record cannot be written
 /// (then the node stops: fail-stop).
-pub(crate) fn run_release<M>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
+///
+/// A replicated log skips step 5 on the way to release: a committed batch is already durable
+/// on a quorum's Raft logs (each `append` fsync'd before it counted towards the commit), and
+/// this replica's tree is a deterministic function of those batches, so its checkpoints are
+/// released as soon as they are written; the [`Recorder`] makes the database durable and
+/// appends the notes to `COOP-SIGNED` behind the releases (`docs/replication.md` §2, "One
+/// fsync a round").
+pub(crate) fn run_release<M: Send + Sync + 'static>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
+    let recorder = if shared.config.replicate.is_some() {
+        match Recorder::start(shared.clone()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the recorder; the node stops");
+                shared.fail(e);
+                while let Ok(r) = rx.recv() {
+                    r.refuse();
+                }
+                return;
+            }
+        }
+    } else {
+        None
+    };
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < RELEASE_GROUP {
@@ -317,12 +339,13 @@ pub(crate) fn run_release<M>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
         // Step 5 — durability, then record: one fsync of the database's write-ahead log makes
         // every batch written so far durable (a prefix: this group's and any the sequencer
         // wrote since), then the notes of this group go to `COOP-SIGNED` with one more.
+        // Replicated: both behind the release, by the recorder.
         let notes: Vec<&str> = group
             .iter()
             .filter_map(|r| r.signed.as_ref().map(|s| s.note.as_str()))
             .collect();
         let waiting = group.iter().any(|r| !r.done.is_empty());
-        let synced = if notes.is_empty() && !waiting {
+        let synced = if recorder.is_some() || (notes.is_empty() && !waiting) {
             Ok(())
         } else {
             let t = Instant::now();
@@ -330,8 +353,15 @@ pub(crate) fn run_release<M>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
                 shared.metrics.synced("database", t.elapsed());
             })
         };
+        let synced = match &recorder {
+            Some(recorder) => synced.and_then(|()| recorder.behind(&notes)),
+            None => synced,
+        };
         let recorded = synced
-            .and_then(|()| shared.record(&notes))
+            .and_then(|()| match recorder {
+                Some(_) => Ok(()),
+                None => shared.record(&notes),
+            })
             .and_then(|()| shared.fault(FaultPoint::AfterCheckpoint));
         if let Err(e) = recorded {
             tracing::error!(error = %e, "cannot record signed checkpoints; the node stops");
@@ -365,6 +395,102 @@ pub(crate) fn run_release<M>(shared: Arc<Shared<M>>, rx: Receiver<Release>) {
             for d in r.done {
                 let _ = d.send(Ok(()));
             }
+        }
+    }
+}
+
+/// How long a replica's released checkpoints may wait for the recorder: at most one fsync of
+/// the database and one of `COOP-SIGNED` per period, off the path of every receipt.
+pub(crate) const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A replicated log's step 5, behind the releases (a thread of its own): every
+/// [`RECORD_EVERY`], one fsync of the database's write-ahead log, then the notes released
+/// since go to `COOP-SIGNED` with one more. A note is appended only after a sync that covers
+/// its batch (its batch was written before it was released, and released before it was
+/// handed here), so the record never gets ahead of the durable database and `Log::open`'s
+/// check still holds after a power cut. Closing the log records everything released
+/// ([`Recorder`]'s drop waits for the thread); a failure stops the node (fail-stop).
+struct Recorder {
+    tx: Option<std::sync::mpsc::Sender<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    fn start<M: Send + Sync + 'static>(shared: Arc<Shared<M>>) -> Result<Recorder, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
+        let thread = std::thread::Builder::new()
+            .name("coop-record".into())
+            .spawn(move || run_recorder(&shared, &rx))
+            .map_err(|e| StoreError::File {
+                what: format!("starting the recorder thread: {e}"),
+                kind: e.kind(),
+            })?;
+        Ok(Recorder {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands released notes to the recorder; `Err` once it has stopped (its failure is the
+    /// log's).
+    fn behind(&self, notes: &[&str]) -> Result<(), StoreError> {
+        if notes.is_empty() {
+            return Ok(());
+        }
+        let stopped = || StoreError::File {
+            what: "recording signed checkpoints: the recorder stopped".into(),
+            kind: std::io::ErrorKind::BrokenPipe,
+        };
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        tx.send(notes.iter().map(|n| (*n).to_owned()).collect())
+            .map_err(|_| stopped())
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_recorder<M>(shared: &Shared<M>, rx: &std::sync::mpsc::Receiver<Vec<String>>) {
+    let mut last = Instant::now();
+    let mut open = true;
+    while open {
+        let Ok(first) = rx.recv() else {
+            return;
+        };
+        let mut notes = first;
+        // Gather what is released until the period is over (or the log closes).
+        let due = last + RECORD_EVERY;
+        loop {
+            match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(more) => notes.extend(more),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        last = Instant::now();
+        let t = Instant::now();
+        let recorded = shared
+            .store
+            .sync()
+            .map(|()| shared.metrics.synced("database", t.elapsed()))
+            .and_then(|()| shared.fault(FaultPoint::BeforeRecord))
+            .and_then(|()| {
+                let notes: Vec<&str> = notes.iter().map(String::as_str).collect();
+                shared.record(&notes)
+            });
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "cannot record signed checkpoints; the node stops");
+            shared.fail(e);
+            return;
         }
     }
 }

@@ -13,6 +13,9 @@ pub enum FaultPoint {
     AfterCommit,
     /// After the checkpoint is stored, before any submitter is acknowledged.
     AfterCheckpoint,
+    /// Replicated mode: after the recorder's fsync of the database, before it appends the
+    /// notes released since to `COOP-SIGNED` (the releases do not wait for either).
+    BeforeRecord,
 }
 
 /// A storage failure. The node stops sequencing on any of these rather than guess.

@@ -461,3 +461,184 @@ async fn an_own_entry_whose_payload_is_not_ledger_json_is_refused_before_it_is_p
     // Nothing went to replication: a replica could not have read the same number back.
     assert!(proposals.try_recv().is_err());
 }
+
+/// Submits `count` notes to `log` one after another (sequence numbers from `first`), commits
+/// every proposal as the driver of these tests does, and keeps each committed batch (what a
+/// Raft log would hold) in `committed`.
+async fn submit_and_commit(
+    log: &Arc<Log<Notes>>,
+    proposals: &mut mpsc::UnboundedReceiver<ProposedBatch>,
+    first: u64,
+    count: u64,
+    committed: &mut Vec<ProposedBatch>,
+) {
+    let key = SigningKey::from_bytes(&[3; 32]);
+    for seq in first..first + count {
+        let sub = {
+            let log = log.clone();
+            let env = note(&key, seq, serde_json::json!({}));
+            tokio::spawn(async move { log.submit(env).await })
+        };
+        while !sub.is_finished() {
+            if let Ok(Some(batch)) =
+                tokio::time::timeout(Duration::from_millis(20), proposals.recv()).await
+            {
+                committed.push(batch.clone());
+                commit(&[log], &batch, committed.len() as u64).await;
+            }
+        }
+        sub.await.unwrap().unwrap();
+    }
+}
+
+/// Waits until the record of signed checkpoints in `dir` names a checkpoint of `size`.
+async fn recorded(dir: &std::path::Path, size: u64) {
+    for _ in 0..3000 {
+        if let Some(note) = coopledger_ledger::signed::SignedFile::read_latest(dir).unwrap() {
+            if note.lines().nth(1) == Some(size.to_string().as_str()) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("size {size} never recorded");
+}
+
+/// A replica releases checkpoints without waiting for its own fsync (its batches are durable in
+/// a quorum's Raft logs) and records them behind; a power cut may then take the unsynced tail
+/// of its database, never what its record names. Here the cut is made exactly: the database as
+/// it stood right after the recorder's last fsync (copied from inside that step), beside the
+/// record as the recorder left it. The replica opens on it, and the committed batches applied
+/// again sign byte for byte the notes it had released before the cut.
+#[tokio::test]
+async fn a_power_cut_takes_only_the_unrecorded_tail_and_the_same_batches_sign_the_same_notes() {
+    use coopledger_ledger::{FaultPoint, StoreError};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, Weak};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let cut = tempfile::tempdir().unwrap();
+    let durable = cut.path().join("durable");
+    let live: Arc<Mutex<Weak<Log<Notes>>>> = Arc::default();
+    let powered = Arc::new(AtomicBool::new(true));
+    let crashed = Arc::new(AtomicBool::new(false));
+    let hook: coopledger_ledger::log::FaultHook = {
+        let (live, durable) = (live.clone(), durable.clone());
+        let (powered, crashed) = (powered.clone(), crashed.clone());
+        Arc::new(move |p| {
+            if p != FaultPoint::BeforeRecord {
+                return Ok(());
+            }
+            // After the cut nothing more reaches the disk: the recorder's round stops here
+            // (waits, then fails, as the test says).
+            if !powered.load(Ordering::SeqCst) {
+                while !crashed.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                return Err(StoreError::Injected(p));
+            }
+            // The recorder has just synced: this copy is what a power cut now would leave.
+            if let Some(log) = live.lock().unwrap().upgrade() {
+                let _ = std::fs::remove_dir_all(&durable);
+                log.backup(&durable)?;
+            }
+            Ok(())
+        })
+    };
+    let (tx, mut proposals) = mpsc::unbounded_channel();
+    let config = LogConfig {
+        replicate: Some(tx),
+        fault_hook: Some(hook),
+        ..LogConfig::default()
+    };
+    let log = Arc::new(Log::create(&path, ORIGIN, node_key(), Notes, config).unwrap());
+    *live.lock().unwrap() = Arc::downgrade(&log);
+    let mut committed = Vec::new();
+
+    // Before the cut: the first notes are released and, behind them, recorded.
+    submit_and_commit(&log, &mut proposals, 1, 5, &mut committed).await;
+    let before = log.checkpoint();
+    recorded(&path, before.checkpoint.size).await;
+    assert!(durable.exists(), "the recorder never synced");
+
+    // The cut: from now on the recorder cannot write. Batches are still released — receipts
+    // do not wait for this replica's disk — and each released note is kept.
+    powered.store(false, Ordering::SeqCst);
+    let mut released_notes = Vec::new();
+    for seq in 6..=10 {
+        submit_and_commit(&log, &mut proposals, seq, 1, &mut committed).await;
+        released_notes.push(log.checkpoint());
+    }
+    let last = log.checkpoint();
+    assert!(last.checkpoint.size > before.checkpoint.size);
+    // The recorder's round fails, and the replica stops (fail-stop), refusing more work.
+    crashed.store(true, Ordering::SeqCst);
+    let mut stopped = false;
+    for _ in 0..300 {
+        if log.failure().is_some() {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stopped, "the recorder's failure did not stop the replica");
+    let record = std::fs::read(coopledger_ledger::signed::SignedFile::path(&path)).unwrap();
+    drop(log);
+    drop(proposals);
+
+    // What the disk holds after the cut: the database as synced, the record as written.
+    std::fs::write(
+        coopledger_ledger::signed::SignedFile::path(&durable),
+        &record,
+    )
+    .unwrap();
+    let (tx, mut proposals) = mpsc::unbounded_channel();
+    let config = LogConfig {
+        replicate: Some(tx),
+        ..LogConfig::default()
+    };
+    let log = Log::open(&durable, node_key(), Notes, config).unwrap();
+    let held = log.checkpoint();
+    assert!(held.checkpoint.size >= before.checkpoint.size);
+    assert!(
+        held.checkpoint.size < last.checkpoint.size,
+        "the cut took nothing: the test proves nothing"
+    );
+    // Raft gives the replica the committed batches after its applied mark again; applied,
+    // they sign exactly the notes released before the cut.
+    let applied = log
+        .side_meta_get(b"test/applied")
+        .unwrap()
+        .map(|b| u64::from_be_bytes(b.try_into().unwrap()))
+        .unwrap();
+    for (i, batch) in committed.iter().enumerate().skip(applied as usize) {
+        commit(&[&log], batch, i as u64 + 1).await;
+    }
+    released(&log, last.checkpoint.size).await;
+    assert_eq!(log.checkpoint().note, last.note);
+    for note in released_notes {
+        assert_eq!(
+            log.checkpoint_at(note.checkpoint.size).unwrap().as_deref(),
+            Some(note.note.as_str())
+        );
+    }
+    assert!(proposals.try_recv().is_err());
+}
+
+/// Closing a replica records every checkpoint it released, without waiting for the recorder's
+/// period: the next open finds the record at its database's size.
+#[tokio::test]
+async fn closing_a_replica_records_every_checkpoint_it_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut proposals) = replica(dir.path());
+    let mut committed = Vec::new();
+    submit_and_commit(&log, &mut proposals, 1, 3, &mut committed).await;
+    let last = log.checkpoint();
+    let log = Arc::try_unwrap(log).ok().unwrap();
+    drop(log);
+    assert_eq!(
+        coopledger_ledger::signed::SignedFile::read_latest(dir.path()).unwrap(),
+        Some(last.note.clone())
+    );
+}
