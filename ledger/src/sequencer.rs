@@ -30,6 +30,15 @@
 //!   at the durable size and records it before serving anything (it does not sign again);
 //! - after 5, before 6: the checkpoint covers entries nobody was told about; a resubmission gets
 //!   the same receipt (same index) because the entry id is already in the log.
+//!
+//! A replicated log (`docs/replication.md` §2, "One fsync a round") runs step 5 *behind* step 6:
+//! a batch it applies is committed, so it is already durable in a quorum's Raft logs, and the
+//! tree is a deterministic function of the committed batches. Its release thread releases and
+//! acknowledges as soon as a batch is written; the recorder thread then, at most once per
+//! [`RECORD_EVERY`], fsyncs the database and appends the notes released since to
+//! `COOP-SIGNED`. A power cut can take the unsynced tail of a replica's database (never below
+//! its record: a note is recorded only after a sync covering it); Raft gives the replica those
+//! committed batches again and it signs the same notes.
 
 use crate::entry::{Envelope, Rejection, Verified};
 use crate::hash::Hash;

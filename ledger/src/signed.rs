@@ -1,6 +1,9 @@
 //! The node's memory of what it has signed, kept outside the database: an append-only file,
 //! `COOP-SIGNED`, in the ledger folder, with every checkpoint note the node released, each
-//! appended and fsync'd before the checkpoint is given to anyone.
+//! appended and fsync'd before the checkpoint is given to anyone — on a single node. A replica
+//! appends its notes behind the releases, each only after an fsync of the database covering its
+//! batch (`crate::sequencer`, `docs/replication.md` §2): its checkpoints are re-derived from
+//! the committed Raft log, which a quorum holds on disk.
 //!
 //! Why outside RocksDB: a fault that damages the database's write-ahead log can make RocksDB
 //! recover silently to an earlier point (its default recovery stops at the first bad record).
