@@ -561,6 +561,14 @@ async fn a_power_cut_takes_only_the_unrecorded_tail_and_the_same_batches_sign_th
     let before = log.checkpoint();
     recorded(&path, before.checkpoint.size).await;
     assert!(durable.exists(), "the recorder never synced");
+    // The gauge is set just after the append the file shows.
+    for _ in 0..300 {
+        if log.metrics().recorded_size() == before.checkpoint.size {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(log.metrics().recorded_size(), before.checkpoint.size);
 
     // The cut: from now on the recorder cannot write. Batches are still released — receipts
     // do not wait for this replica's disk — and each released note is kept.
@@ -572,6 +580,8 @@ async fn a_power_cut_takes_only_the_unrecorded_tail_and_the_same_batches_sign_th
     }
     let last = log.checkpoint();
     assert!(last.checkpoint.size > before.checkpoint.size);
+    // Released, not recorded: the gauge an operator watches shows the gap.
+    assert_eq!(log.metrics().recorded_size(), before.checkpoint.size);
     // The recorder's round fails, and the replica stops (fail-stop), refusing more work.
     crashed.store(true, Ordering::SeqCst);
     let mut stopped = false;

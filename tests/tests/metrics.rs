@@ -95,6 +95,8 @@ async fn a_scrape_shows_what_the_node_did() {
     let cp = c.checkpoint().await.unwrap();
     assert_eq!(get("coop_checkpoint_size") as u64, cp.size);
     assert_eq!(get("coop_tree_size") as u64, cp.size);
+    // A single node records every checkpoint before it releases it.
+    assert_eq!(get("coop_checkpoint_recorded_size") as u64, cp.size);
     let age = get("coop_checkpoint_age_seconds");
     assert!((0.0..60.0).contains(&age), "{age}");
     assert!(get("coop_rpc_seconds_count{method=\"ledger_submit\"}") >= 6.0);

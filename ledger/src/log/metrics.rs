@@ -40,6 +40,7 @@ pub struct LogMetrics {
     fsync_seconds: Family<Synced, Histogram>,
     tree_size: Gauge,
     checkpoint_size: Gauge,
+    recorded_size: Gauge,
     released_at_ms: Gauge,
     speculated: Family<Speculated, Counter>,
 }
@@ -67,6 +68,7 @@ impl Default for LogMetrics {
             fsync_seconds: Family::new_with_constructor(seconds_buckets),
             tree_size: Gauge::default(),
             checkpoint_size: Gauge::default(),
+            recorded_size: Gauge::default(),
             released_at_ms: Gauge::default(),
             speculated: Family::default(),
         }
@@ -135,6 +137,12 @@ impl LogMetrics {
             "checkpoint_size",
             "Size of the latest released checkpoint",
             self.checkpoint_size.clone(),
+        );
+        r.register(
+            "checkpoint_recorded_size",
+            "Size of the newest checkpoint in COOP-SIGNED (a replica records behind its releases; \
+             a single node before each release)",
+            self.recorded_size.clone(),
         );
         r.register(
             "checkpoint_released_timestamp_ms",
@@ -217,6 +225,16 @@ impl LogMetrics {
     /// The durable tree now holds `size` entries.
     pub(crate) fn durable(&self, size: u64) {
         self.tree_size.set(gauge(size));
+    }
+
+    /// `COOP-SIGNED`'s newest checkpoint is now of `size`.
+    pub(crate) fn recorded(&self, size: u64) {
+        self.recorded_size.set(gauge(size));
+    }
+
+    /// Size of the newest checkpoint in `COOP-SIGNED`.
+    pub fn recorded_size(&self) -> u64 {
+        u64::try_from(self.recorded_size.get()).unwrap_or(0)
     }
 
     /// A checkpoint of `size` was released at `at_ms`.

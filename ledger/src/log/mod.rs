@@ -378,8 +378,12 @@ impl<M> Shared<M> {
             .map_err(|_| StoreError::Corrupt("signed-checkpoint record lock poisoned".into()))?;
         let t = std::time::Instant::now();
         record.append_all(notes).map_err(record_error)?;
-        if !notes.is_empty() {
+        if let Some(last) = notes.last() {
             self.metrics.synced("record", t.elapsed());
+            // A note's second line is its tree size (C2SP checkpoint); the notes are our own.
+            if let Some(size) = last.lines().nth(1).and_then(|l| l.parse().ok()) {
+                self.metrics.recorded(size);
+            }
         }
         Ok(())
     }
@@ -702,6 +706,8 @@ impl<M: StateMachine> Log<M> {
         shared.metrics.durable(size);
         let released = shared.latest().checkpoint.size;
         shared.metrics.released(released, now_ms());
+        // `open` recorded the latest checkpoint if the record did not hold it yet.
+        shared.metrics.recorded(released);
         let (submit_tx, submit_rx) = mpsc::sync_channel(shared.config.queue_capacity);
         let (seq_tx, seq_rx) = mpsc::sync_channel(shared.config.queue_capacity);
         // Batches sequenced and durable, waiting to be recorded and released: a few in flight
