@@ -38,6 +38,8 @@ pub struct Measured {
     /// The window of [`WINDOW`] whose answers waited longest on average (a stall — a flush,
     /// an election — shows here where a percentile blurs it).
     pub slowest: Option<Window>,
+    /// Every window's answers, in time order ([`windows`]).
+    pub windows: Vec<Window>,
     pub server_cpu: Duration,
     pub loadgen_cpu: Duration,
     /// A paced run: the rate offered, entries a second, and how many requests went out late
@@ -78,13 +80,10 @@ pub struct Window {
     pub mean: Duration,
 }
 
-/// The window whose answers' mean latency is the highest, from each answer's
-/// `(arrival since the start, latency, entries)`. Windows with fewer than `min_entries` entries
-/// are left out (the last, part-empty window of a run would otherwise win by chance).
-pub fn slowest_window(
-    answers: &[(Duration, Duration, usize)],
-    min_entries: usize,
-) -> Option<Window> {
+/// Every window of [`WINDOW`] that received answers, in time order, from each answer's
+/// `(arrival since the start, latency, entries)`: the run's latency over time (where a flush
+/// or a stall fell, how long a cold start lasted).
+pub fn windows(answers: &[(Duration, Duration, usize)]) -> Vec<Window> {
     let mut windows: std::collections::BTreeMap<u128, (usize, Duration)> =
         std::collections::BTreeMap::new();
     for (arrived, latency, entries) in answers {
@@ -96,12 +95,25 @@ pub fn slowest_window(
     }
     windows
         .into_iter()
-        .filter(|(_, (entries, _))| *entries >= min_entries.max(1))
+        .filter(|(_, (entries, _))| *entries > 0)
         .map(|(index, (entries, total))| Window {
             from: WINDOW.saturating_mul(u32::try_from(index).unwrap_or(u32::MAX)),
             entries,
             mean: total / u32::try_from(entries).unwrap_or(u32::MAX),
         })
+        .collect()
+}
+
+/// The window whose answers' mean latency is the highest (of [`windows`]). Windows with fewer
+/// than `min_entries` entries are left out (the last, part-empty window of a run would
+/// otherwise win by chance).
+pub fn slowest_window(
+    answers: &[(Duration, Duration, usize)],
+    min_entries: usize,
+) -> Option<Window> {
+    windows(answers)
+        .into_iter()
+        .filter(|w| w.entries >= min_entries.max(1))
         .max_by_key(|w| w.mean)
 }
 
@@ -265,9 +277,10 @@ async fn drive<C: Client>(
     }
     latencies.sort_unstable();
     // A window needs a tenth of the run's mean answers per window to count.
-    let windows = (wall.as_nanos() / WINDOW.as_nanos()).max(1);
-    let min_entries = usize::try_from(entries as u128 / windows / 10).unwrap_or(usize::MAX);
+    let spans = (wall.as_nanos() / WINDOW.as_nanos()).max(1);
+    let min_entries = usize::try_from(entries as u128 / spans / 10).unwrap_or(usize::MAX);
     let slowest = slowest_window(&answers, min_entries);
+    let windows = windows(&answers);
     Ok(Measured {
         system: system.to_owned(),
         entries,
@@ -276,6 +289,7 @@ async fn drive<C: Client>(
         wall,
         latencies,
         slowest,
+        windows,
         server_cpu,
         loadgen_cpu,
         paced: pace.map(|offered| Paced {
@@ -319,6 +333,13 @@ mod tests {
         );
         assert_eq!(slowest_window(&answers, 1).unwrap().from, ms(750));
         assert_eq!(slowest_window(&[], 1), None);
+        // The whole series, in time order, every window that had an answer.
+        let all = windows(&answers);
+        let from: Vec<Duration> = all.iter().map(|w| w.from).collect();
+        assert_eq!(from, [ms(0), ms(250), ms(500), ms(750)]);
+        assert_eq!((all[0].entries, all[0].mean), (20, ms(20)));
+        assert_eq!(all[1], w);
+        assert_eq!((all[3].entries, all[3].mean), (1, ms(200)));
     }
 
     /// Answers in 1 ms, except the request holding entry `stall`, which takes 110 ms.

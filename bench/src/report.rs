@@ -248,6 +248,11 @@ impl Summary {
                     "entries": w.entries,
                     "meanMs": w.mean.as_secs_f64() * 1000.0,
                 })),
+                "windows": m.windows.iter().map(|w| json!({
+                    "fromMs": w.from.as_secs_f64() * 1000.0,
+                    "entries": w.entries,
+                    "meanMs": w.mean.as_secs_f64() * 1000.0,
+                })).collect::<Vec<_>>(),
                 "paced": m.paced.map(|p| json!({
                     "offeredPerSec": p.offered,
                     "lateRequests": p.late,

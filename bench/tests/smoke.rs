@@ -72,6 +72,24 @@ fn every_system_acknowledges_the_whole_workload_and_the_report_compares_them() {
             mean > 0.0 && mean <= run["maxMs"].as_f64().unwrap(),
             "{run}"
         );
+        // The run over time: every entry answered in exactly one window, in time order.
+        let windows = run["windows"].as_array().unwrap();
+        let answered: u64 = windows.iter().map(|w| w["entries"].as_u64().unwrap()).sum();
+        assert_eq!(answered, entries, "{run}");
+        let starts: Vec<f64> = windows
+            .iter()
+            .map(|w| w["fromMs"].as_f64().unwrap())
+            .collect();
+        assert!(starts.windows(2).all(|p| p[0] < p[1]), "{run}");
+        assert!(
+            windows.iter().any(|w| w
+                == &{
+                    let mut slowest = window.clone();
+                    slowest.as_object_mut().unwrap().remove("widthMs");
+                    slowest
+                }),
+            "{run}"
+        );
         assert!(stdout.contains(&format!("| {system} |")), "{stdout}");
     }
     // The paced runs: offered the stated fraction of one node's closed-loop rate, every request
