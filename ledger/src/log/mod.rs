@@ -389,18 +389,26 @@ impl<M> Shared<M> {
     }
 
     /// Makes `signed` (durable and recorded) the latest checkpoint and tells subscribers.
+    ///
+    /// The checkpoint and its batch's state become visible together: both change under the
+    /// held-back lock, which a state read takes after reading the database. Published first
+    /// and released from hold after, a read in between saw the new checkpoint and the state
+    /// before its batch (CI caught `queries_read_the_released_state_while_batches_keep_committing`
+    /// counting 16 notes under a checkpoint of 24); the other order lets a read see the batch's
+    /// state under the checkpoint before it. Lock order: held-back, then `latest`; nothing
+    /// takes them the other way round (readers hold each alone, briefly).
     pub fn release(&self, signed: Arc<SignedCheckpoint>) {
         self.metrics.released(signed.checkpoint.size, now_ms());
-        match self.latest.write() {
-            Ok(mut g) => *g = signed.clone(),
-            Err(p) => *p.into_inner() = signed.clone(),
-        }
-        // Its batch's state (and every earlier one's) is now the released state.
         {
             let mut held = match self.held_back.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
+            match self.latest.write() {
+                Ok(mut g) => *g = signed.clone(),
+                Err(p) => *p.into_inner() = signed.clone(),
+            }
+            // Its batch's state (and every earlier one's) is now the released state.
             while held
                 .front()
                 .is_some_and(|(size, _)| *size <= signed.checkpoint.size)
