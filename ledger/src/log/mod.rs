@@ -388,7 +388,9 @@ impl<M> Shared<M> {
         Ok(())
     }
 
-    /// Makes `signed` (durable and recorded) the latest checkpoint and tells subscribers.
+    /// Makes `signed` the latest checkpoint and tells subscribers: on a single node once its
+    /// batch is durable and the note recorded; on a replica once the committed batch is written
+    /// (the recorder syncs and records behind, `docs/replication.md` §2).
     ///
     /// The checkpoint and its batch's state become visible together: both change under the
     /// held-back lock, which a state read takes after reading the database. Published first
