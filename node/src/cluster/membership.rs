@@ -57,7 +57,8 @@ fn leader_check(raft: &Raft<Cluster>) -> Result<(), MembershipError> {
 }
 
 /// Carries out a verified request on the leader: a join adds the replica as a learner, waits
-/// until it caught up (by snapshot first), then makes it a voter; a leave removes it.
+/// until it caught up (by snapshot first, [`caught_up`]), then makes it a voter; a leave
+/// removes it.
 pub async fn carry_out(raft: &Raft<Cluster>, req: &ClusterRequest) -> Result<(), MembershipError> {
     leader_check(raft)?;
     let raft_err = |e: &dyn std::fmt::Display| MembershipError::Raft(e.to_string());
@@ -67,9 +68,36 @@ pub async fn carry_out(raft: &Raft<Cluster>, req: &ClusterRequest) -> Result<(),
                 public: req.public.clone(),
                 cluster: req.cluster.clone(),
             };
-            raft.add_learner(req.id, addr, true)
+            // Not openraft's own wait (`blocking = true`): it counts a learner that holds
+            // nothing as caught up while the log is shorter than `replication_lag_threshold`
+            // (5,000 Raft entries), so on a young cluster it made a voter of a replica still
+            // installing its snapshot — one that could not help the quorum, and whose catch-up
+            // took the cores from the replicas that did (`docs/replication.md` §6).
+            let added = raft
+                .add_learner(req.id, addr, false)
                 .await
                 .map_err(|e| raft_err(&e))?;
+            let at = added.log_id.index;
+            let seen = raft
+                .wait(Some(CATCH_UP_TIMEOUT))
+                .metrics(
+                    |m| caught_up(m, req.id, at) || m.current_leader != Some(m.id),
+                    "the joining replica holds the log",
+                )
+                .await
+                .map_err(|_| {
+                    MembershipError::Raft(format!(
+                        "replica {} did not catch up within {} s; it stays a learner and \
+                         keeps catching up — ask again to make it a voter",
+                        req.id,
+                        CATCH_UP_TIMEOUT.as_secs()
+                    ))
+                })?;
+            if !caught_up(&seen, req.id, at) {
+                return Err(MembershipError::Raft(
+                    "this replica stopped leading while the new one caught up".into(),
+                ));
+            }
             raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([req.id])), false)
                 .await
                 .map_err(|e| raft_err(&e))?;
@@ -136,3 +164,28 @@ pub fn status(raft: &Raft<Cluster>, ledger_size: u64) -> ClusterStatus {
 
 /// How long a join may take on the leader (the newcomer's snapshot included).
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the leader waits for a joining replica to catch up before making it a voter
+/// (inside [`JOIN_TIMEOUT`], so the refusal names the reason).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(110);
+
+/// Raft entries a learner may still lack and be made a voter: a few rounds of batches, which
+/// it receives at line rate once it holds the log up to its own admission.
+pub const CAUGHT_UP_LAG: u64 = 64;
+
+/// Whether, in the leader's metrics `m`, replica `id` holds the Raft log up to `at` (the entry
+/// that admitted it, so the snapshot it needed is installed) and lacks at most
+/// [`CAUGHT_UP_LAG`] of the leader's entries: only then can it help a quorum.
+pub fn caught_up(m: &openraft::RaftMetrics<u64, ReplicaAddr>, id: u64, at: u64) -> bool {
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&id).copied().flatten())
+        .map(|l| l.index);
+    match (matched, m.last_log_index) {
+        (Some(matched), Some(last)) => {
+            matched >= at && last.saturating_sub(matched) <= CAUGHT_UP_LAG
+        }
+        _ => false,
+    }
+}

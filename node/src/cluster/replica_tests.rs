@@ -537,6 +537,68 @@ async fn a_replica_joining_after_the_log_was_purged_catches_up_by_snapshot() {
     );
 }
 
+/// A join (`membership::carry_out`, as `cluster_join` runs it) makes the newcomer a voter only
+/// once it holds the log — here a young one, well under openraft's own 5,000-entry "caught up"
+/// bound, that it can only get by snapshot: while the leader cannot reach it the join waits and
+/// it stays a learner; once it is reachable the join finishes, and by then it holds the snapshot
+/// and the log up to its own admission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_joining_replica_becomes_a_voter_only_once_it_holds_the_log() {
+    let mut c = Cluster3::new(&[1, 2], 5).await;
+    let leader = c.leader().await;
+    load(&c.arc(leader), 10, 4).await;
+    c.converged(&[1, 2]).await;
+    c.snapshot_and_purge(leader).await;
+    c.start_replica(3, 5).await;
+    c.net.behind.lock().unwrap().insert(3);
+    let raft = c.replicas[&leader].raft.clone();
+    let request = super::membership::ClusterRequest::sign(
+        &SigningKey::from_bytes(&[9; 32]),
+        "join",
+        3,
+        Some(&addr(3)),
+        now_ms(),
+    );
+    let join = tokio::spawn({
+        let raft = raft.clone();
+        async move { super::membership::carry_out(&raft, &request).await }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let m = raft.metrics().borrow().clone();
+    assert!(
+        !join.is_finished(),
+        "the join finished while replica 3 held nothing"
+    );
+    assert!(
+        !m.membership_config.membership().voter_ids().any(|v| v == 3),
+        "replica 3 was made a voter before it held the log: {m:?}"
+    );
+    assert!(
+        m.membership_config.membership().get_node(&3).is_some(),
+        "replica 3 is not even a learner"
+    );
+    let held_then = m.last_log_index.unwrap();
+    c.net.behind.lock().unwrap().remove(&3);
+    tokio::time::timeout(Duration::from_secs(20), join)
+        .await
+        .expect("the join did not finish once replica 3 was reachable")
+        .unwrap()
+        .unwrap();
+    let m = raft.metrics().borrow().clone();
+    assert!(m.membership_config.membership().voter_ids().any(|v| v == 3));
+    assert!(
+        c.replicas[&3].raft.metrics().borrow().snapshot.is_some(),
+        "a voter without the snapshot it needed"
+    );
+    let matched = m.replication.as_ref().unwrap()[&3].unwrap().index;
+    assert!(
+        matched >= held_then,
+        "replica 3 holds the log to {matched}, the leader held {held_then} before: {m:?}"
+    );
+    load(&c.arc(leader), 50, 3).await;
+    c.converged(&[1, 2, 3]).await;
+}
+
 /// A snapshot whose install outlasts the sender's limit: the call installing it runs out, is
 /// sent again, and the receiver — which kept importing — imports only what it still lacks. A
 /// history longer than one try converges (here 1,000 notes against a 300 ms limit).
