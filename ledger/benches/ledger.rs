@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the ingest ceiling's parts: signature verdicts (single vs batched),
-//! tree appends, and proofs served from RocksDB. Run: `cargo bench -p coopledger-ledger`.
+//! entries parsed (as submitted and as stored), tree appends, and proofs served from RocksDB.
+//! Run: `cargo bench -p coopledger-ledger`.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,6 +14,7 @@ use coopledger_ledger::hash::leaf_hash;
 use coopledger_ledger::merkle::{inclusion_plan, span_hashes, Frontier};
 use coopledger_ledger::sig::{verify_many, verify_one, SignedMessage};
 use coopledger_ledger::store::{BatchWrite, Store};
+use coopledger_ledger::{Body, Envelope};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -103,5 +105,49 @@ fn tree(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, signatures, tree);
+/// Parsing entries like the benchmark's `coop.attest` ones (~340 bytes): as a member submits
+/// them (a JSON value) and as a follower or an audit reads them (stored canonical bytes).
+fn entries(c: &mut Criterion) {
+    let n = 256u64;
+    let envs: Vec<Envelope> = (0..n)
+        .map(|i| {
+            let key = SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32]);
+            let payload = serde_json::json!({
+                "claim": format!("trip data batch {i} delivered to the city, 1,024 rows"),
+                "digest": format!("{:064x}", i * 7919),
+            });
+            Body {
+                coop: "bench.example/coop".into(),
+                kind: "coop.attest".into(),
+                version: 1,
+                signer: key.verifying_key().to_bytes(),
+                seq: i + 1,
+                ts: 1_800_000_000_000 + i,
+                payload: payload.as_object().cloned().unwrap_or_default(),
+            }
+            .sign(&key)
+            .unwrap()
+        })
+        .collect();
+    let values: Vec<serde_json::Value> = envs.iter().map(Envelope::to_value).collect();
+    let mut g = c.benchmark_group("entries");
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("from_value x256 (submitted)", |b| {
+        b.iter(|| {
+            for v in &values {
+                Envelope::from_value(v).unwrap();
+            }
+        })
+    });
+    g.bench_function("from_bytes x256 (stored)", |b| {
+        b.iter(|| {
+            for e in &envs {
+                Envelope::from_bytes(e.bytes()).unwrap();
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, signatures, entries, tree);
 criterion_main!(benches);

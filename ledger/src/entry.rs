@@ -233,9 +233,22 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// `body_bytes` must be the body's canonical form (`Body::canonical`; the same bytes as
+    /// the canonical form of the JSON it was parsed from, since every field it reads comes back
+    /// unchanged — strings and integers as they were, the signer's base64 decoded strictly).
     fn assemble(body: Body, body_bytes: Vec<u8>, sig: [u8; 64]) -> Result<Envelope, Rejection> {
-        let env = serde_json::json!({ "body": body.to_value(), "sig": b64_encode(sig) });
-        let bytes = canonical_json(&env, "")?;
+        // The canonical form of `{"body": body, "sig": base64(sig)}`, put together rather than
+        // built as a JSON tree and serialised again: RFC 8785 orders `body` before `sig` and
+        // writes no whitespace, and base64 has no character JSON escapes
+        // (`envelope_bytes_are_the_canonical_form_of_the_envelope` checks it against
+        // `canonical_json`).
+        let sig_b64 = b64_encode(sig);
+        let mut bytes = Vec::with_capacity(body_bytes.len() + sig_b64.len() + 18);
+        bytes.extend_from_slice(b"{\"body\":");
+        bytes.extend_from_slice(&body_bytes);
+        bytes.extend_from_slice(b",\"sig\":\"");
+        bytes.extend_from_slice(sig_b64.as_bytes());
+        bytes.extend_from_slice(b"\"}");
         Ok(Envelope {
             body,
             body_bytes,
@@ -488,6 +501,38 @@ mod tests {
             "{text}"
         );
         assert!(verify_stored(env.bytes()).is_ok());
+    }
+
+    /// The envelope's bytes are put together from the body's canonical bytes (`assemble`):
+    /// they must be exactly `canonical_json` of the whole envelope, for payloads with escapes,
+    /// control characters, non-ASCII text, nesting and large integers, whether the entry was
+    /// signed here or parsed from JSON written in another order.
+    #[test]
+    fn envelope_bytes_are_the_canonical_form_of_the_envelope() {
+        let payloads = [
+            json!({}),
+            json!({"digest": "abc", "n": 3}),
+            json!({"quote": "say \"hi\"", "slash": "a/b\\c", "ctl": "\u{1}\u{8}\t\n\u{c}\r\u{1f}"}),
+            json!({"text": "Zoë – 配当 🚲", "nested": {"z": [1, {"b": "x", "a": null}], "a": true}}),
+            json!({"max": 9_007_199_254_740_991u64, "zero": 0, "list": [[], {}, ""]}),
+        ];
+        for (seq, payload) in (1u64..).zip(payloads) {
+            let mut b = body(seq);
+            b.payload = payload.as_object().unwrap().clone();
+            let env = b.sign(&key()).unwrap();
+            let whole = json!({"body": env.body().to_value(), "sig": b64_encode(env.signature())});
+            assert_eq!(env.bytes(), canonical_json(&whole, "").unwrap().as_slice());
+            // The same entry as JSON with its members in another order and with whitespace.
+            let text = format!(
+                "{{ \"sig\" : {}, \"body\" : {} }}",
+                serde_json::to_string(&whole["sig"]).unwrap(),
+                serde_json::to_string_pretty(&whole["body"]).unwrap()
+            );
+            let parsed = Envelope::from_value(&serde_json::from_str(&text).unwrap()).unwrap();
+            assert_eq!(parsed.bytes(), env.bytes());
+            assert_eq!(parsed.entry_id(), env.entry_id());
+            assert_eq!(Envelope::from_bytes(env.bytes()).unwrap(), env);
+        }
     }
 
     #[test]
