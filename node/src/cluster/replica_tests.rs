@@ -4,7 +4,7 @@
 //! with the leader's address; the leader's death elects another that acknowledges; a cut-off
 //! leader acknowledges nothing and its uncommitted tail never reaches any ledger; a replica
 //! that joins after the log was purged catches up by snapshot, even when installing it outlasts
-//! one try.
+//! one try, and becomes a voter only once it holds the log.
 
 #![allow(
     clippy::unwrap_used,
