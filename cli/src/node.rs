@@ -290,7 +290,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let cluster = match &cluster_file {
         Some(f) => {
             let mut tuning =
-                coopledger_node::cluster::replica::ReplicaConfig::new(f.id, PathBuf::new());
+                coopledger_node::cluster::replica::ReplicaConfig::new(f.id, &args.data);
             if let Some(secs) = args.snapshot_install_secs {
                 tuning.snapshot_install_timeout = Duration::from_secs(secs);
             }

@@ -21,6 +21,8 @@ pub mod merkle;
 pub mod note;
 #[cfg(feature = "storage")]
 mod sequencer;
+#[cfg(feature = "storage")]
+pub mod side_log;
 pub mod sig;
 pub mod signed;
 pub mod smt;

@@ -55,11 +55,11 @@ const META_SHRED_PENDING: &[u8] = b"shred_pending";
 pub use crate::store_error::StoreError;
 
 /// Big-endian u64 keys sort in numeric order.
-fn be(n: u64) -> [u8; 8] {
+pub(crate) fn be(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }
 
-fn u64_of(v: &[u8], what: &str) -> Result<u64, StoreError> {
+pub(crate) fn u64_of(v: &[u8], what: &str) -> Result<u64, StoreError> {
     <[u8; 8]>::try_from(v)
         .map(u64::from_be_bytes)
         .map_err(|_| StoreError::Corrupt(format!("{what} is not 8 bytes")))
@@ -140,7 +140,7 @@ fn db_options(cache: &Cache) -> Options {
 /// their index blocks beside their table readers rather than in the shared cache: at 10^8
 /// entries those families' filters alone would be ~250 MB, twice the cache, and every proof
 /// would evict and reload them (`examples/proofs_at_scale.rs` measured it).
-fn family_options(cache: &Cache, filtered: bool) -> Options {
+pub(crate) fn family_options(cache: &Cache, filtered: bool) -> Options {
     let mut table = BlockBasedOptions::default();
     if filtered {
         table.set_bloom_filter(10.0, false);
@@ -188,7 +188,7 @@ fn family_options(cache: &Cache, filtered: bool) -> Options {
 /// It cannot starve: a family whose memtables are all full stops its writers (RocksDB's write
 /// stall), which frees the cores for the flush. Process-wide (it is RocksDB's default
 /// environment), so every database this process opens shares it.
-fn background_env() -> Result<rocksdb::Env, StoreError> {
+pub(crate) fn background_env() -> Result<rocksdb::Env, StoreError> {
     let mut env = rocksdb::Env::new()?;
     env.lower_high_priority_thread_pool_cpu_priority();
     env.lower_thread_pool_cpu_priority();
@@ -199,7 +199,7 @@ fn background_env() -> Result<rocksdb::Env, StoreError> {
 const MEMTABLE_BLOOM_RATIO: f64 = 0.02;
 
 /// Bound on the write-ahead log files kept (see `family_options`).
-const MAX_WAL_BYTES: u64 = 32 << 20;
+pub(crate) const MAX_WAL_BYTES: u64 = 32 << 20;
 
 /// Whether a family's reads can miss (and so gain from a Bloom filter).
 fn reads_can_miss(family: &str) -> bool {
@@ -209,7 +209,7 @@ fn reads_can_miss(family: &str) -> bool {
 /// Block cache size shared by all column families.
 const BLOCK_CACHE_BYTES: usize = 128 << 20;
 
-fn synced() -> WriteOptions {
+pub(crate) fn synced() -> WriteOptions {
     let mut w = WriteOptions::default();
     w.set_sync(true);
     w
@@ -595,10 +595,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Appends records to the side log: an ordered log of opaque records kept beside the ledger
-    /// in the same database (a replication protocol's log, `docs/replication.md`), keyed by
-    /// `u64` index. Written unsynced, readable at once; durable after the next [`Store::sync`]
-    /// (one write-ahead log carries both the side log and the ledger's batches).
+    /// Appends records to the side log: an ordered log of opaque records, keyed by `u64`
+    /// index, that this database's `side_log` family held for a replica's Raft log before it
+    /// moved to a database of its own ([`crate::side_log::SideLog`], `docs/replication.md` §2).
+    /// Kept to read, move and clear what such a folder holds (and to write one in tests).
+    /// Written unsynced, readable at once; durable after the next [`Store::sync`].
     pub fn side_append(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
         let cf = self.cf(CF_SIDE_LOG)?;
         let mut b = WriteBatch::default();
@@ -660,9 +661,9 @@ impl Store {
 
     /// Makes side-log records already deleted leave every file of the database: flushes every
     /// family (so no write-ahead log file still holds them; the log files whose records are all
-    /// in tables are then deleted) and rewrites the side log's tables without them. A purge of
-    /// the Raft log runs it, so entries carrying an erased member's records are in no file
-    /// afterwards (`docs/replication.md` §4).
+    /// in tables are then deleted) and rewrites the side log's tables without them. Moving a
+    /// Raft log out of this database runs it, so entries that may carry an erased member's
+    /// records are in no file of it afterwards (`docs/replication.md` §4).
     pub fn side_scrub(&self) -> Result<(), StoreError> {
         for name in ALL_CFS {
             self.db.flush_cf(self.cf(name)?)?;
@@ -687,14 +688,15 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a side-meta value without an fsync: readable at once, durable with the next
-    /// synced write of this database (one write-ahead log, recovered as a prefix), so a crash
-    /// can lose it only together with every write made after it — for a value whose loss
-    /// leaves an older one that is still true (Raft's committed mark).
-    pub fn side_meta_put_unsynced(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let mut w = WriteOptions::default();
-        w.set_sync(false);
-        self.db.put_cf_opt(self.cf(CF_SIDE_META)?, key, value, &w)?;
+    /// Deletes side-meta values in one atomic write, fsync'd (which also makes every earlier
+    /// write durable).
+    pub fn side_meta_delete(&self, keys: &[&[u8]]) -> Result<(), StoreError> {
+        let cf = self.cf(CF_SIDE_META)?;
+        let mut b = WriteBatch::default();
+        for k in keys {
+            b.delete_cf(cf, k);
+        }
+        self.db.write_opt(b, &synced())?;
         Ok(())
     }
 

@@ -228,7 +228,9 @@ impl Node {
             (Some(setup), Some(proposals)) => {
                 let mut tuning = setup.tuning;
                 tuning.id = setup.id;
-                tuning.snapshot_dir = config.data.join("raft-snapshots");
+                let placed = cluster::replica::ReplicaConfig::new(setup.id, &config.data);
+                tuning.snapshot_dir = placed.snapshot_dir;
+                tuning.log_dir = placed.log_dir;
                 let network = cluster::network::Network::new(setup.calls.clone());
                 let sends = network.snapshot_sends();
                 let replica =

@@ -1,25 +1,35 @@
-//! The Raft log on the ledger's database (`docs/replication.md` §2): entries in the store's side
-//! log, the vote and the purge point in its side meta. Contracts kept: no holes (append after
-//! the last index, truncate and purge as one range delete each), writes serialised (one owner,
-//! `&mut self`), `append` acknowledged only once the write-ahead log holding it is synced; a
-//! purge leaves no copy of the purged entries in any file (an erasure depends on it).
+//! The Raft log of a replica, in a database of its own beside the ledger's
+//! (`docs/replication.md` §2): entries in a [`SideLog`]'s records, the vote, commit mark and purge
+//! point in its meta. Contracts kept: no holes (append after the last index, truncate and purge
+//! as one range delete each), writes serialised (one owner, `&mut self`), `append` acknowledged
+//! only once its own write-ahead log is synced, a purge only once the ledger holding the purged
+//! entries' batches is synced; a purge leaves no copy of the purged entries in any file (an
+//! erasure depends on it).
 //!
 //! The newest entries are also kept in memory ([`Recent`]): Raft reads every entry back soon
 //! after appending it — once per follower to send it, once to apply it — and would otherwise
 //! read and parse it from the database each time.
 
 use super::Cluster;
+use coopledger_ledger::side_log::SideLog;
 use coopledger_ledger::store::{Store, StoreError};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const VOTE: &[u8] = b"raft/vote";
 const COMMITTED: &[u8] = b"raft/committed";
 const PURGED: &[u8] = b"raft/purged";
+/// Present once everything the ledger's own side families held (where the Raft log was kept
+/// before session 25) is in the side log: written last, with a synced write, by the move.
+const MOVED: &[u8] = b"raft/moved-from-ledger";
+
+/// Records read from the ledger and written to the side log at a time, when moving.
+const MOVE_RECORDS: u64 = 1024;
 
 /// How much of the newest entries [`Recent`] keeps (their stored size): several seconds of
 /// batches at full load, so a follower that is a little behind is still sent them from memory.
@@ -116,20 +126,27 @@ impl Recent {
 /// The Raft log of one replica.
 #[derive(Debug, Clone)]
 pub struct LogStore {
-    store: Arc<Store>,
+    side: Arc<SideLog>,
+    /// The ledger the committed entries are applied to: synced before a purge.
+    ledger: Arc<Store>,
     recent: Arc<Mutex<Recent>>,
 }
 
 impl LogStore {
-    /// The log kept in `store`.
-    pub fn new(store: Arc<Store>) -> LogStore {
-        LogStore::keeping(store, RECENT_BYTES)
+    /// Opens the Raft log kept in `dir` beside `ledger`, creating it if there is none. A
+    /// ledger that still holds a Raft log in its own side families (written by a build before
+    /// the log had a database of its own) has it moved here first.
+    pub fn open(dir: &Path, ledger: Arc<Store>) -> Result<LogStore, StoreError> {
+        let side = Arc::new(SideLog::open(dir)?);
+        move_out_of_the_ledger(&side, &ledger)?;
+        Ok(LogStore::keeping(side, ledger, RECENT_BYTES))
     }
 
-    /// The log kept in `store`, keeping up to `bytes` of the newest entries in memory.
-    pub(crate) fn keeping(store: Arc<Store>, bytes: usize) -> LogStore {
+    /// The log kept in `side`, keeping up to `bytes` of the newest entries in memory.
+    pub(crate) fn keeping(side: Arc<SideLog>, ledger: Arc<Store>, bytes: usize) -> LogStore {
         LogStore {
-            store,
+            side,
+            ledger,
             recent: Arc::new(Mutex::new(Recent {
                 entries: VecDeque::new(),
                 bytes: 0,
@@ -138,10 +155,10 @@ impl LogStore {
         }
     }
 
-    /// The database it is kept in.
+    /// The databases it is kept in and applied to.
     #[cfg(test)]
-    pub(crate) fn store_for_tests(&self) -> Arc<Store> {
-        self.store.clone()
+    pub(crate) fn stores_for_tests(&self) -> (Arc<SideLog>, Arc<Store>) {
+        (self.side.clone(), self.ledger.clone())
     }
 
     fn recent(&self) -> MutexGuard<'_, Recent> {
@@ -151,8 +168,8 @@ impl LogStore {
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        self.store
-            .side_meta_get(key)?
+        self.side
+            .meta_get(key)?
             .map(|b| serde_json::from_slice(&b))
             .transpose()
             .map_err(|e| StoreError::Corrupt(format!("raft meta: {e}")))
@@ -160,8 +177,46 @@ impl LogStore {
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], v: &T) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.store.side_meta_put(key, &bytes)
+        self.side.meta_put(&[(key, &bytes)])
     }
+}
+
+/// Moves a Raft log out of the ledger's side families into `side` (once; a no-op when the
+/// ledger holds none). Crash-safe at every step: the records are copied (again, after a crash
+/// part-way: the same records at the same indexes), then the vote, commit mark and purge point
+/// with the [`MOVED`] mark in one synced write, which makes the copied records durable too;
+/// only then are they deleted from the ledger, and its files rewritten without them (they may
+/// hold an erased member's records, `docs/replication.md` §4). A crash before the mark leaves
+/// the ledger's copy whole for the next open to move; after it, only the deletion is redone.
+fn move_out_of_the_ledger(side: &SideLog, ledger: &Store) -> Result<(), StoreError> {
+    let mut meta = Vec::new();
+    for key in [VOTE, COMMITTED, PURGED] {
+        if let Some(v) = ledger.side_meta_get(key)? {
+            meta.push((key, v));
+        }
+    }
+    let bounds = ledger.side_bounds()?;
+    if bounds.is_none() && meta.is_empty() {
+        return Ok(());
+    }
+    if side.meta_get(MOVED)?.is_none() {
+        if let Some((first, last)) = bounds {
+            let end = last.saturating_add(1);
+            let mut from = first;
+            while from < end {
+                let to = from.saturating_add(MOVE_RECORDS).min(end);
+                side.append(&ledger.side_range(from, to)?)?;
+                from = to;
+            }
+        }
+        let mut values: Vec<(&[u8], &[u8])> =
+            meta.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        values.push((MOVED, b"true"));
+        side.meta_put(&values)?;
+    }
+    ledger.side_delete(0, u64::MAX)?;
+    ledger.side_meta_delete(&[VOTE, COMMITTED, PURGED])?;
+    ledger.side_scrub()
 }
 
 fn write_err(e: impl std::error::Error + 'static) -> StorageError<u64> {
@@ -191,7 +246,7 @@ impl RaftLogReader<Cluster> for LogStore {
             return Ok(kept);
         }
         let mut out = Vec::new();
-        for (_, bytes) in self.store.side_range(from, to).map_err(read_err)? {
+        for (_, bytes) in self.side.range(from, to).map_err(read_err)? {
             out.push(serde_json::from_slice(&bytes).map_err(read_err)?);
         }
         Ok(out)
@@ -203,7 +258,7 @@ impl RaftLogStorage<Cluster> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<Cluster>, StorageError<u64>> {
         let purged: Option<LogId<u64>> = self.meta(PURGED).map_err(read_err)?;
-        let last = match self.store.side_bounds().map_err(read_err)? {
+        let last = match self.side.bounds().map_err(read_err)? {
             None => purged,
             Some((_, last)) => {
                 let mut got = self.try_get_log_entries(last..=last).await?;
@@ -232,17 +287,17 @@ impl RaftLogStorage<Cluster> for LogStore {
 
     /// Not synced: openraft calls this on every commit, inside its core loop, so an fsync here
     /// held the leader's next round up by about a millisecond each time. The mark is only a
-    /// hint for the restart (openraft re-applies up to it; the ledger is a persistent state
-    /// machine, `docs/replication.md` §2): a crash can lose it only with every write after it,
-    /// leaving an older mark that is still true, and the entries it names were written before
-    /// it into the same write-ahead log.
+    /// hint for the restart (openraft re-applies up to it, and takes the ledger's applied mark
+    /// when that is newer; the ledger is a persistent state machine, `docs/replication.md` §2):
+    /// a crash can lose it only with every write after it, leaving an older mark that is still
+    /// true, and the entries it names were written before it into the same write-ahead log.
     async fn save_committed(
         &mut self,
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
         let bytes = serde_json::to_vec(&committed).map_err(write_err)?;
-        self.store
-            .side_meta_put_unsynced(COMMITTED, &bytes)
+        self.side
+            .meta_put_unsynced(COMMITTED, &bytes)
             .map_err(write_err)
     }
 
@@ -277,13 +332,14 @@ impl RaftLogStorage<Cluster> for LogStore {
                 recent.push(e, size);
             }
         }
-        if let Err(e) = self.store.side_append(&records) {
+        if let Err(e) = self.side.append(&records) {
             self.recent().clear();
             return Err(write_err(e));
         }
-        // Readable now; acknowledged once the write-ahead log holding it is on disk.
+        // Readable now; acknowledged once the write-ahead log holding it is on disk. It is the
+        // side log's own: the fsync carries these entries, not the ledger's unsynced batches.
         let synced = self
-            .store
+            .side
             .sync()
             .map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(synced);
@@ -292,9 +348,9 @@ impl RaftLogStorage<Cluster> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         self.recent().truncate(log_id.index);
-        self.store
-            .side_delete(log_id.index, u64::MAX)
-            .and_then(|()| self.store.sync())
+        self.side
+            .delete(log_id.index, u64::MAX)
+            .and_then(|()| self.side.sync())
             .map_err(|e| {
                 // The database may still hold the tail: what is kept would not be a suffix.
                 self.recent().clear();
@@ -303,19 +359,24 @@ impl RaftLogStorage<Cluster> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        // The purge point first (synced): a crash before the delete leaves entries the state
+        // openraft purges only applied entries, whose batches the ledger has written — but its
+        // write-ahead log is synced by its recorder, behind the release (`docs/replication.md`
+        // §2, "One fsync a round"). Once these entries are gone nothing could give those batches
+        // back after a power cut, so the ledger is synced first.
+        self.ledger.sync().map_err(write_err)?;
+        // Then the purge point (synced): a crash before the delete leaves entries the state
         // says are purged, which is harmless; the reverse would leave a hole.
         self.put_meta(PURGED, &log_id).map_err(write_err)?;
         self.recent().purge(log_id.index);
-        self.store
-            .side_delete(0, log_id.index.saturating_add(1))
-            .and_then(|()| self.store.sync())
+        self.side
+            .delete(0, log_id.index.saturating_add(1))
+            .and_then(|()| self.side.sync())
             .map_err(write_err)?;
         // Then out of every file: a purge follows every erasure, and the purged entries may
-        // carry the erased member's records (`Store::side_scrub`). Rare (after snapshots and
+        // carry the erased member's records (`SideLog::scrub`). Rare (after snapshots and
         // erasures), and off the async workers.
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.side_scrub())
+        let side = self.side.clone();
+        tokio::task::spawn_blocking(move || side.scrub())
             .await
             .map_err(|e| write_err(StoreError::Corrupt(format!("scrub task: {e}"))))?
             .map_err(write_err)

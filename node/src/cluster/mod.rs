@@ -31,7 +31,7 @@ pub struct ClusterSetup {
     pub calls: std::sync::Arc<dyn network::PeerCalls>,
     /// Make this replica a one-replica cluster if it is in none yet (`coop cluster init`).
     pub initialize: bool,
-    /// Timeouts and snapshot policy (`snapshot_dir` is set by the node: `<data>/raft-snapshots`).
+    /// Timeouts and snapshot policy (`snapshot_dir` and `log_dir` are set by the node: `<data>/raft-snapshots`, `<data>/raft-log`).
     pub tuning: replica::ReplicaConfig,
 }
 

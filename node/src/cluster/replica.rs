@@ -11,7 +11,7 @@ use coopledger_ledger::log::replication::ProposedBatch;
 use coopledger_ledger::{Log, StateMachine, SubmitError};
 use openraft::error::ClientWriteError;
 use openraft::{Raft, RaftNetworkFactory};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,8 @@ pub struct ReplicaConfig {
     pub keep_after_snapshot: u64,
     /// Where snapshots are kept.
     pub snapshot_dir: PathBuf,
+    /// Where the Raft log's own database is kept (`docs/replication.md` §2).
+    pub log_dir: PathBuf,
     /// How long one call sending a piece of a snapshot may take (`coop serve
     /// --snapshot-install-secs`). The call carrying the last piece returns only once the
     /// receiver imported the history (re-applying every batch it lacked), so this bounds one
@@ -51,8 +53,9 @@ pub struct ReplicaConfig {
 }
 
 impl ReplicaConfig {
-    /// The defaults of `docs/replication.md` §9 for replica `id`, snapshots in `snapshot_dir`.
-    pub fn new(id: u64, snapshot_dir: PathBuf) -> ReplicaConfig {
+    /// The defaults of `docs/replication.md` §9 for replica `id`, its snapshots and Raft log in
+    /// the data folder `data` (`raft-snapshots`, `raft-log`).
+    pub fn new(id: u64, data: &Path) -> ReplicaConfig {
         ReplicaConfig {
             id,
             submit_timeout: Duration::from_secs(5),
@@ -60,7 +63,8 @@ impl ReplicaConfig {
             election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             snapshot_every: 10_000,
             keep_after_snapshot: 1000,
-            snapshot_dir,
+            snapshot_dir: data.join("raft-snapshots"),
+            log_dir: data.join("raft-log"),
             snapshot_install_timeout: Duration::from_secs(60),
             snapshot_piece_bytes: 1024 * 1024,
         }
@@ -145,7 +149,9 @@ impl<M: StateMachine + Send + Sync + 'static> Replica<M> {
         }
         .validate()
         .map_err(|e| ReplicaError::Config(e.to_string()))?;
-        let log_store = LogStore::new(log.shared_store());
+        let log_store = LogStore::open(&config.log_dir, log.shared_store()).map_err(|e| {
+            ReplicaError::Raft(format!("the Raft log in {}: {e}", config.log_dir.display()))
+        })?;
         let (shred_tx, shred_rx) = tokio::sync::mpsc::unbounded_channel();
         let machine = LedgerMachine::new(log.clone(), config.snapshot_dir.clone())?;
         let shred_mark = Arc::new(AtomicU64::new(

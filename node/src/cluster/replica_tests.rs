@@ -187,7 +187,7 @@ impl Cluster3 {
         } else {
             Log::create(&path.join("ledger"), ORIGIN, key, Notes, config).unwrap()
         };
-        let mut rc = ReplicaConfig::new(id, path.join("snapshots"));
+        let mut rc = ReplicaConfig::new(id, &path);
         rc.submit_timeout = Duration::from_secs(1);
         rc.snapshot_every = snapshot_every;
         rc.keep_after_snapshot = 0;

@@ -14,6 +14,7 @@ use super::log_store::LogStore;
 use super::state_machine::LedgerMachine;
 use super::Cluster;
 use coopledger_ledger::log::LogConfig;
+use coopledger_ledger::side_log::SideLog;
 use coopledger_ledger::store::Store;
 use coopledger_ledger::{
     ApplyContext, ApplyError, Envelope, Log, StateMachine, StateView, Verified,
@@ -67,7 +68,7 @@ impl StoreBuilder<Cluster, LogStore, LedgerMachine<Notes>, tempfile::TempDir> fo
     ) -> Result<(tempfile::TempDir, LogStore, LedgerMachine<Notes>), StorageError<u64>> {
         let dir = tempfile::tempdir().unwrap();
         let log = ledger(dir.path());
-        let store = LogStore::new(log.shared_store());
+        let store = LogStore::open(&dir.path().join("raft-log"), log.shared_store()).unwrap();
         let machine = LedgerMachine::new(log, dir.path().join("snapshots")).unwrap();
         Ok((dir, store, machine))
     }
@@ -92,8 +93,10 @@ async fn the_log_vote_and_purge_point_survive_a_reopen_without_holes() {
     use openraft::storage::RaftLogStorageExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger");
+    let raft = dir.path().join("raft-log");
     {
-        let mut log = LogStore::new(Arc::new(Store::create(&path, "o", "k").unwrap()));
+        let ledger = Arc::new(Store::create(&path, "o", "k").unwrap());
+        let mut log = LogStore::open(&raft, ledger).unwrap();
         log.blocking_append((1..=10).map(|i| entry(1, i)))
             .await
             .unwrap();
@@ -105,7 +108,7 @@ async fn the_log_vote_and_purge_point_survive_a_reopen_without_holes() {
             .await
             .unwrap();
     }
-    let mut log = LogStore::new(Arc::new(Store::open(&path).unwrap()));
+    let mut log = LogStore::open(&raft, Arc::new(Store::open(&path).unwrap())).unwrap();
     assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(2, 1)));
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(3));
@@ -126,14 +129,16 @@ async fn the_log_vote_and_purge_point_survive_a_reopen_without_holes() {
 async fn the_entries_kept_in_memory_read_as_the_database_does() {
     use openraft::storage::RaftLogStorageExt;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::create(&dir.path().join("ledger"), "o", "k").unwrap());
+    let ledger = Arc::new(Store::create(&dir.path().join("ledger"), "o", "k").unwrap());
+    let side = Arc::new(SideLog::open(&dir.path().join("raft-log")).unwrap());
     // Room for about six blank entries, so the oldest are dropped as the log grows.
     let one = serde_json::to_vec(&entry(1, 1)).unwrap().len();
-    let mut kept = LogStore::keeping(store.clone(), one * 6);
+    let mut kept = LogStore::keeping(side, ledger, one * 6);
     let id = |term, index| LogId::new(openraft::CommittedLeaderId::new(term, 1), index);
     let same = |kept: LogStore| async move {
         let mut kept = kept;
-        let mut fresh = LogStore::keeping(kept_store(&kept), 0);
+        let (side, ledger) = kept.stores_for_tests();
+        let mut fresh = LogStore::keeping(side, ledger, 0);
         for from in 0..25 {
             for to in [from, from + 1, from + 3, 30, u64::MAX] {
                 let a = kept.try_get_log_entries(from..to).await.unwrap();
@@ -167,8 +172,92 @@ async fn the_entries_kept_in_memory_read_as_the_database_does() {
     assert_eq!(last[0].log_id, id(3, 19));
 }
 
-fn kept_store(log: &LogStore) -> Arc<Store> {
-    log.store_for_tests()
+/// A Raft log a build before session 25 kept in the ledger's own side families is moved to its
+/// own database when the replica opens: every entry, the vote, the commit mark and the purge
+/// point, and afterwards the ledger holds none of it in any file. A crash after the copy but
+/// before the ledger was cleared (simulated by writing the old layout again over a moved one)
+/// moves nothing twice and loses nothing.
+#[tokio::test]
+async fn a_raft_log_kept_in_the_ledger_moves_to_its_own_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let raft = dir.path().join("raft-log");
+    let marker = "an-erased-members-record-in-a-raft-entry";
+    let old_entry = |i: u64| {
+        let mut e = entry(3, i);
+        if i == 5 {
+            e.payload = EntryPayload::Normal(super::Command::Batch(super::BatchCommand {
+                proposer: 0,
+                ticket: 0,
+                items: vec![super::Item::Signed(marker.to_owned())],
+                batch_time_ms: 0,
+            }));
+        }
+        (i, serde_json::to_vec(&e).unwrap())
+    };
+    let write_old_layout = |store: &Store| {
+        store
+            .side_append(&(4..=2100).map(old_entry).collect::<Vec<_>>())
+            .unwrap();
+        store
+            .side_meta_put(b"raft/vote", &serde_json::to_vec(&Vote::new(3, 2)).unwrap())
+            .unwrap();
+        let purged = LogId::new(openraft::CommittedLeaderId::new(2, 1), 3);
+        store
+            .side_meta_put(b"raft/purged", &serde_json::to_vec(&purged).unwrap())
+            .unwrap();
+        let committed = Some(LogId::new(openraft::CommittedLeaderId::new(3, 1), 2000));
+        store
+            .side_meta_put(b"raft/committed", &serde_json::to_vec(&committed).unwrap())
+            .unwrap();
+        // Left where they are: they belong to the ledger's batches.
+        store.side_meta_put(b"raft/applied", b"\"kept\"").unwrap();
+    };
+    let raft = raft.as_path();
+    let check = |ledger: Arc<Store>| async move {
+        let mut log = LogStore::open(raft, ledger.clone()).unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 2)));
+        assert_eq!(
+            log.read_committed().await.unwrap().map(|l| l.index),
+            Some(2000)
+        );
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(3));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(2100));
+        let got = log.try_get_log_entries(0..u64::MAX).await.unwrap();
+        assert_eq!(got.len(), 2097);
+        for (i, e) in (4..).zip(&got) {
+            assert_eq!(serde_json::to_vec(e).unwrap(), old_entry(i).1, "entry {i}");
+        }
+        assert_eq!(ledger.side_bounds().unwrap(), None);
+        for key in [&b"raft/vote"[..], b"raft/committed", b"raft/purged"] {
+            assert_eq!(ledger.side_meta_get(key).unwrap(), None);
+        }
+        assert_eq!(
+            ledger.side_meta_get(b"raft/applied").unwrap(),
+            Some(b"\"kept\"".to_vec())
+        );
+    };
+    let ledger = Arc::new(Store::create(&path, "o", "k").unwrap());
+    write_old_layout(&ledger);
+    check(ledger.clone()).await;
+    // The ledger's files no longer hold the moved entries.
+    let in_ledger_files = || {
+        std::fs::read_dir(&path).unwrap().any(|f| {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+        })
+    };
+    assert!(
+        !in_ledger_files(),
+        "a moved entry is still in a ledger file"
+    );
+    // Interrupted after the move was marked, before the ledger was cleared.
+    write_old_layout(&ledger);
+    check(ledger.clone()).await;
+    drop(ledger);
+    // And again after a reopen of both, with nothing left to move.
+    check(Arc::new(Store::open(&path).unwrap())).await;
 }
 
 /// A signed note for these tests' co-op.
