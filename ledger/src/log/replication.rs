@@ -272,8 +272,8 @@ impl<M: StateMachine> Log<M> {
         self.shared.store.side_meta_get(key)
     }
 
-    /// The database, shared with replication's log store, which keeps the Raft log in the
-    /// side families only (`docs/replication.md` §2).
+    /// The database, shared with replication's log store, which syncs it before a purge and
+    /// moves an older folder's Raft log out of its side families (`docs/replication.md` §2).
     pub fn shared_store(&self) -> std::sync::Arc<crate::store::Store> {
         self.shared.store.clone()
     }
