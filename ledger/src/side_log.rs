@@ -9,7 +9,9 @@
 //! [`SideLog::sync`] or synced write, and the write-ahead log is recovered as a prefix, so a
 //! crash loses at most a suffix of the unsynced writes, never an earlier one.
 
-use crate::store::{background_env, be, family_options, synced, u64_of, StoreError};
+use crate::store::{
+    background_env, be, family_options, indexed_bounds, indexed_range, synced, StoreError,
+};
 use rocksdb::{Cache, ColumnFamily, ColumnFamilyDescriptor, WriteBatch, WriteOptions, DB};
 use std::path::Path;
 
@@ -77,34 +79,12 @@ impl SideLog {
 
     /// Records with index in `[from, to)`, in index order.
     pub fn range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let it = self.db.iterator_cf(
-            self.cf(CF_RECORDS)?,
-            rocksdb::IteratorMode::From(&be(from), rocksdb::Direction::Forward),
-        );
-        let mut out = Vec::new();
-        for item in it {
-            let (k, v) = item?;
-            let i = u64_of(&k, "side log key")?;
-            if i >= to {
-                break;
-            }
-            out.push((i, v.to_vec()));
-        }
-        Ok(out)
+        indexed_range(&self.db, self.cf(CF_RECORDS)?, from, to)
     }
 
     /// The first and last records' indexes (`None` when there is none).
     pub fn bounds(&self) -> Result<Option<(u64, u64)>, StoreError> {
-        let cf = self.cf(CF_RECORDS)?;
-        let first = self.db.iterator_cf(cf, rocksdb::IteratorMode::Start).next();
-        let last = self.db.iterator_cf(cf, rocksdb::IteratorMode::End).next();
-        match (first, last) {
-            (Some(f), Some(l)) => Ok(Some((
-                u64_of(&f?.0, "side log key")?,
-                u64_of(&l?.0, "side log key")?,
-            ))),
-            _ => Ok(None),
-        }
+        indexed_bounds(&self.db, self.cf(CF_RECORDS)?)
     }
 
     /// Deletes the records with index in `[from, to)` in one atomic write, unsynced.

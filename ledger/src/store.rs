@@ -59,6 +59,42 @@ pub(crate) fn be(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }
 
+/// Records of a family keyed by u64 BE index with index in `[from, to)`, in index order.
+pub(crate) fn indexed_range(
+    db: &DB,
+    cf: &ColumnFamily,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let it = db.iterator_cf(
+        cf,
+        rocksdb::IteratorMode::From(&be(from), rocksdb::Direction::Forward),
+    );
+    let mut out = Vec::new();
+    for item in it {
+        let (k, v) = item?;
+        let i = u64_of(&k, "side log key")?;
+        if i >= to {
+            break;
+        }
+        out.push((i, v.to_vec()));
+    }
+    Ok(out)
+}
+
+/// The first and last indexes of a family keyed by u64 BE index (`None` when empty).
+pub(crate) fn indexed_bounds(db: &DB, cf: &ColumnFamily) -> Result<Option<(u64, u64)>, StoreError> {
+    let first = db.iterator_cf(cf, rocksdb::IteratorMode::Start).next();
+    let last = db.iterator_cf(cf, rocksdb::IteratorMode::End).next();
+    match (first, last) {
+        (Some(f), Some(l)) => Ok(Some((
+            u64_of(&f?.0, "side log key")?,
+            u64_of(&l?.0, "side log key")?,
+        ))),
+        _ => Ok(None),
+    }
+}
+
 pub(crate) fn u64_of(v: &[u8], what: &str) -> Result<u64, StoreError> {
     <[u8; 8]>::try_from(v)
         .map(u64::from_be_bytes)
@@ -614,35 +650,12 @@ impl Store {
 
     /// Side-log records with index in `[from, to)`, in index order.
     pub fn side_range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let cf = self.cf(CF_SIDE_LOG)?;
-        let mut out = Vec::new();
-        let it = self.db.iterator_cf(
-            cf,
-            rocksdb::IteratorMode::From(&be(from), rocksdb::Direction::Forward),
-        );
-        for item in it {
-            let (k, v) = item?;
-            let i = u64_of(&k, "side log key")?;
-            if i >= to {
-                break;
-            }
-            out.push((i, v.to_vec()));
-        }
-        Ok(out)
+        indexed_range(&self.db, self.cf(CF_SIDE_LOG)?, from, to)
     }
 
     /// The first and last side-log records' indexes (`None` when empty).
     pub fn side_bounds(&self) -> Result<Option<(u64, u64)>, StoreError> {
-        let cf = self.cf(CF_SIDE_LOG)?;
-        let first = self.db.iterator_cf(cf, rocksdb::IteratorMode::Start).next();
-        let last = self.db.iterator_cf(cf, rocksdb::IteratorMode::End).next();
-        match (first, last) {
-            (Some(f), Some(l)) => Ok(Some((
-                u64_of(&f?.0, "side log key")?,
-                u64_of(&l?.0, "side log key")?,
-            ))),
-            _ => Ok(None),
-        }
+        indexed_bounds(&self.db, self.cf(CF_SIDE_LOG)?)
     }
 
     /// Deletes side-log records with index in `[from, to)` in one atomic write, unsynced
