@@ -10,7 +10,8 @@
 //! crash loses at most a suffix of the unsynced writes, never an earlier one.
 
 use crate::store::{
-    background_env, be, family_options, indexed_bounds, indexed_range, synced, StoreError,
+    background_env, family_options, indexed_append, indexed_bounds, indexed_delete, indexed_range,
+    synced, StoreError,
 };
 use rocksdb::{Cache, ColumnFamily, ColumnFamilyDescriptor, WriteBatch, WriteOptions, DB};
 use std::path::Path;
@@ -68,13 +69,7 @@ impl SideLog {
     /// Writes records (an index may be written again: the new record replaces the old),
     /// unsynced: readable at once, durable after the next [`SideLog::sync`].
     pub fn append(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
-        let cf = self.cf(CF_RECORDS)?;
-        let mut b = WriteBatch::default();
-        for (i, r) in records {
-            b.put_cf(cf, be(*i), r);
-        }
-        self.db.write_opt(b, &unsynced())?;
-        Ok(())
+        indexed_append(&self.db, self.cf(CF_RECORDS)?, records)
     }
 
     /// Records with index in `[from, to)`, in index order.
@@ -89,13 +84,7 @@ impl SideLog {
 
     /// Deletes the records with index in `[from, to)` in one atomic write, unsynced.
     pub fn delete(&self, from: u64, to: u64) -> Result<(), StoreError> {
-        if from >= to {
-            return Ok(());
-        }
-        let mut b = WriteBatch::default();
-        b.delete_range_cf(self.cf(CF_RECORDS)?, be(from), be(to));
-        self.db.write_opt(b, &unsynced())?;
-        Ok(())
+        indexed_delete(&self.db, self.cf(CF_RECORDS)?, from, to)
     }
 
     /// Makes records already deleted leave every file: flushes both families (so no

@@ -59,6 +59,41 @@ pub(crate) fn be(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }
 
+/// Writes records of a family keyed by u64 BE index in one atomic write, unsynced.
+pub(crate) fn indexed_append(
+    db: &DB,
+    cf: &ColumnFamily,
+    records: &[(u64, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let mut b = WriteBatch::default();
+    for (i, r) in records {
+        b.put_cf(cf, be(*i), r);
+    }
+    let mut w = WriteOptions::default();
+    w.set_sync(false);
+    db.write_opt(b, &w)?;
+    Ok(())
+}
+
+/// Deletes the records of a family keyed by u64 BE index with index in `[from, to)` in one
+/// atomic write, unsynced.
+pub(crate) fn indexed_delete(
+    db: &DB,
+    cf: &ColumnFamily,
+    from: u64,
+    to: u64,
+) -> Result<(), StoreError> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut b = WriteBatch::default();
+    b.delete_range_cf(cf, be(from), be(to));
+    let mut w = WriteOptions::default();
+    w.set_sync(false);
+    db.write_opt(b, &w)?;
+    Ok(())
+}
+
 /// Records of a family keyed by u64 BE index with index in `[from, to)`, in index order.
 pub(crate) fn indexed_range(
     db: &DB,
@@ -637,15 +672,7 @@ impl Store {
     /// Kept to read, move and clear what such a folder holds (and to write one in tests).
     /// Written unsynced, readable at once; durable after the next [`Store::sync`].
     pub fn side_append(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
-        let cf = self.cf(CF_SIDE_LOG)?;
-        let mut b = WriteBatch::default();
-        for (i, r) in records {
-            b.put_cf(cf, be(*i), r);
-        }
-        let mut w = WriteOptions::default();
-        w.set_sync(false);
-        self.db.write_opt(b, &w)?;
-        Ok(())
+        indexed_append(&self.db, self.cf(CF_SIDE_LOG)?, records)
     }
 
     /// Side-log records with index in `[from, to)`, in index order.
@@ -661,15 +688,7 @@ impl Store {
     /// Deletes side-log records with index in `[from, to)` in one atomic write, unsynced
     /// (durable after the next [`Store::sync`]).
     pub fn side_delete(&self, from: u64, to: u64) -> Result<(), StoreError> {
-        if from >= to {
-            return Ok(());
-        }
-        let mut b = WriteBatch::default();
-        b.delete_range_cf(self.cf(CF_SIDE_LOG)?, be(from), be(to));
-        let mut w = WriteOptions::default();
-        w.set_sync(false);
-        self.db.write_opt(b, &w)?;
-        Ok(())
+        indexed_delete(&self.db, self.cf(CF_SIDE_LOG)?, from, to)
     }
 
     /// Makes side-log records already deleted leave every file of the database: flushes every
