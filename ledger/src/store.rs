@@ -173,6 +173,8 @@ pub struct BatchWrite {
 /// The ledger's RocksDB database.
 pub struct Store {
     db: DB,
+    /// Fault injection for durability tests (`LogConfig::fault_hook`); `None` in production.
+    hook: Option<crate::log::FaultHook>,
 }
 
 impl std::fmt::Debug for Store {
@@ -352,6 +354,7 @@ impl Store {
         db_opts.set_env(&background_env()?);
         Ok(Store {
             db: DB::open_cf_descriptors(&db_opts, path, cfs)?,
+            hook: None,
         })
     }
 
@@ -538,7 +541,16 @@ impl Store {
     /// Makes every write so far durable (fsync of the write-ahead log).
     pub fn sync(&self) -> Result<(), StoreError> {
         self.db.flush_wal(true)?;
-        Ok(())
+        match &self.hook {
+            Some(hook) => hook(crate::FaultPoint::Synced),
+            None => Ok(()),
+        }
+    }
+
+    /// The store with `hook` called at its fault points ([`crate::FaultPoint::Synced`]).
+    pub(crate) fn with_fault_hook(mut self, hook: Option<crate::log::FaultHook>) -> Store {
+        self.hook = hook;
+        self
     }
 
     fn batch_of(&self, batch: &BatchWrite) -> Result<WriteBatch, StoreError> {

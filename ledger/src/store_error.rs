@@ -16,6 +16,10 @@ pub enum FaultPoint {
     /// Replicated mode: after the recorder's fsync of the database, before it appends the
     /// notes released since to `COOP-SIGNED` (the releases do not wait for either).
     BeforeRecord,
+    /// After `Store::sync` made the database's write-ahead log durable, whoever called it (the
+    /// recorder's round, a single node's release, a replica's purge of its Raft log). What the
+    /// database holds here is what a power cut right after would leave.
+    Synced,
 }
 
 /// A storage failure. The node stops sequencing on any of these rather than guess.

@@ -635,7 +635,7 @@ impl<M: StateMachine> Log<M> {
         machine: M,
         config: LogConfig,
     ) -> Result<Log<M>, OpenError> {
-        let store = Store::open(path)?;
+        let store = Store::open(path)?.with_fault_hook(config.fault_hook.clone());
         let origin = store.origin()?;
         let signer = NoteSigner::new(&origin, node_key.clone())?;
         let expected = store.vkey()?;

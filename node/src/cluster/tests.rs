@@ -50,14 +50,40 @@ impl StateMachine for Notes {
 /// A fresh replicated ledger in `dir` (its proposals go nowhere: the suite drives the storage
 /// traits directly).
 fn ledger(dir: &std::path::Path) -> Arc<Log<Notes>> {
+    ledger_with(dir, None)
+}
+
+/// [`ledger`], with `hook` called at its fault points.
+fn ledger_with(
+    dir: &std::path::Path,
+    hook: Option<coopledger_ledger::log::FaultHook>,
+) -> Arc<Log<Notes>> {
+    Arc::new(
+        Log::create(
+            &dir.join("ledger"),
+            ORIGIN,
+            node_key(),
+            Notes,
+            replicated(hook),
+        )
+        .unwrap(),
+    )
+}
+
+const ORIGIN: &str = "suite.example/log";
+
+fn node_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+}
+
+fn replicated(hook: Option<coopledger_ledger::log::FaultHook>) -> LogConfig {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::mem::forget(rx);
-    let config = LogConfig {
+    LogConfig {
         replicate: Some(tx),
+        fault_hook: hook,
         ..LogConfig::default()
-    };
-    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
-    Arc::new(Log::create(&dir.join("ledger"), "suite.example/log", key, Notes, config).unwrap())
+    }
 }
 
 struct OnDisk;
@@ -265,7 +291,7 @@ fn note_entry(key: &ed25519_dalek::SigningKey, seq: u64) -> coopledger_ledger::E
     let mut payload = serde_json::Map::new();
     payload.insert("n".into(), seq.into());
     coopledger_ledger::Body {
-        coop: "suite.example/log".into(),
+        coop: ORIGIN.into(),
         kind: "test.note".into(),
         version: 1,
         signer: key.verifying_key().to_bytes(),
@@ -280,8 +306,14 @@ fn note_entry(key: &ed25519_dalek::SigningKey, seq: u64) -> coopledger_ledger::E
 /// Applies `n` batches of one note each to `machine` as committed Raft entries 1..=n.
 async fn apply_notes(machine: &mut LedgerMachine<Notes>, n: u64) {
     use openraft::storage::RaftStateMachine;
+    machine.apply(note_batches(1..=n)).await.unwrap();
+}
+
+/// Raft entries at `indexes` (term 1), each a batch of one note of one member, whose note
+/// numbers are the entries' indexes.
+fn note_batches(indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry<Cluster>> {
     let member = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
-    let entries: Vec<Entry<Cluster>> = (1..=n)
+    indexes
         .map(|i| Entry {
             log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), i),
             payload: EntryPayload::Normal(super::Command::Batch(super::BatchCommand {
@@ -293,8 +325,7 @@ async fn apply_notes(machine: &mut LedgerMachine<Notes>, n: u64) {
                 batch_time_ms: coopledger_ledger::log::now_ms(),
             })),
         })
-        .collect();
-    machine.apply(entries).await.unwrap();
+        .collect()
 }
 
 /// Installs `data` on `machine` as a received snapshot with `meta`.
@@ -374,4 +405,93 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
         mb.applied_state().await.unwrap().0,
         ma.applied_state().await.unwrap().0
     );
+}
+
+/// A purge takes away Raft entries that could give back batches the ledger has written but not
+/// synced (a replica's recorder syncs behind the release, `docs/replication.md` §2, "One fsync
+/// a round"), so it syncs the ledger first. The power cut here is exact: the ledger as its
+/// newest sync left it (copied from inside every sync, through the fault hook), beside the Raft
+/// log as written (each of its writes is synced). Opened after the cut, the ledger holds every
+/// batch the purged entries carried, and signs the checkpoint it had released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_cut_after_a_purge_loses_no_batch_the_purged_entries_carried() {
+    use coopledger_ledger::FaultPoint;
+    use openraft::storage::{RaftLogStorageExt, RaftStateMachine};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, Weak};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cut = tempfile::tempdir().unwrap();
+    let durable = cut.path().join("ledger");
+    let live: Arc<Mutex<Weak<Log<Notes>>>> = Arc::default();
+    let powered = Arc::new(AtomicBool::new(true));
+    let hook: coopledger_ledger::log::FaultHook = {
+        let (live, durable, powered) = (live.clone(), durable.clone(), powered.clone());
+        Arc::new(move |p| {
+            if p != FaultPoint::Synced || !powered.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            // One copy at a time: the recorder and the purge both sync.
+            let held = live.lock().unwrap();
+            if let Some(log) = held.upgrade() {
+                let _ = std::fs::remove_dir_all(&durable);
+                log.backup(&durable)?;
+            }
+            Ok(())
+        })
+    };
+    let log = ledger_with(dir.path(), Some(hook));
+    *live.lock().unwrap() = Arc::downgrade(&log);
+    let mut raft = LogStore::open(&dir.path().join("raft-log"), log.shared_store()).unwrap();
+    let mut machine = LedgerMachine::new(log.clone(), dir.path().join("snapshots")).unwrap();
+
+    // Raft appends, commits and applies 5 batches; behind them the recorder syncs the ledger
+    // and records their checkpoints.
+    let first = note_batches(1..=5);
+    raft.blocking_append(first.clone()).await.unwrap();
+    machine.apply(first).await.unwrap();
+    for _ in 0..300 {
+        if log.metrics().recorded_size() == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(log.metrics().recorded_size(), 10);
+    // 15 more, then all 20 purged (as after a snapshot) at once: the recorder, which syncs at
+    // most every 100 ms, has not synced these yet; only the purge's own sync can.
+    let batches = note_batches(6..=20);
+    let last = batches.last().unwrap().log_id;
+    raft.blocking_append(batches.clone()).await.unwrap();
+    machine.apply(batches).await.unwrap();
+    raft.purge(last).await.unwrap();
+    let released = log.checkpoint();
+    assert_eq!(released.checkpoint.size, 40);
+
+    // The cut: nothing after this reaches the disk (closing syncs again; that sync is not
+    // copied).
+    powered.store(false, Ordering::SeqCst);
+    *live.lock().unwrap() = Weak::new();
+    drop(machine);
+    drop(raft);
+    drop(log);
+
+    let reopened = Arc::new(Log::open(&durable, node_key(), Notes, replicated(None)).unwrap());
+    let mut machine = LedgerMachine::new(reopened.clone(), cut.path().join("snapshots")).unwrap();
+    let mut raft = LogStore::open(&dir.path().join("raft-log"), reopened.shared_store()).unwrap();
+    let state = raft.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(last));
+    assert_eq!(state.last_log_id, Some(last));
+    // Nothing is left in the Raft log to give back, and nothing needs to be: every batch up to
+    // the purge point is in the ledger, with its applied mark.
+    assert_eq!(
+        machine.applied_state().await.unwrap().0,
+        Some(last),
+        "the cut took batches whose Raft entries the purge had deleted"
+    );
+    assert_eq!(reopened.written_size().unwrap(), 40);
+    assert_eq!(
+        reopened.state_get(b"count").unwrap(),
+        Some(20u64.to_be_bytes().to_vec())
+    );
+    assert_eq!(reopened.checkpoint().note, released.note);
 }
