@@ -60,7 +60,7 @@ pub async fn anchor(c: &HttpClient, cmd: AnchorCmd) -> Result<ExitCode> {
                         .and_then(|b| b.get("payload"))
                         .and_then(|p| p.as_object());
                     let (Some("anchor.receipt"), Some(payload)) = (kind, payload) else {
-                        println!("INVALID: entry {index} is not an anchor.receipt");
+                        outln!("INVALID: entry {index} is not an anchor.receipt");
                         return Ok(ExitCode::from(1));
                     };
                     let mut p = payload.clone();
@@ -76,9 +76,9 @@ pub async fn anchor(c: &HttpClient, cmd: AnchorCmd) -> Result<ExitCode> {
                 }
             };
             match check(c, &chain_rpc, &vkey, confirmations, &r).await {
-                Ok(line) => println!("VALID: {line}"),
+                Ok(line) => outln!("VALID: {line}"),
                 Err(e) => {
-                    println!("INVALID: {e}");
+                    outln!("INVALID: {e}");
                     return Ok(ExitCode::from(1));
                 }
             }

@@ -88,7 +88,7 @@ pub async fn vote_secretly(
     let (r, _) = sign_and_submit(c, key, "gov.vote", part)
         .await
         .context("taking part")?;
-    println!("{member} took part (signed) at index {}", r.index);
+    outln!("{member} took part (signed) at index {}", r.index);
 
     let answer = c.ballot_token(p.id.clone(), member.to_owned()).await?;
     // The key must be the one published in the log for the class, or the node could tell this
@@ -155,13 +155,13 @@ pub async fn vote_secretly(
     });
     std::fs::write(&path, serde_json::to_vec_pretty(&receipt)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!(
+    outln!(
         "ballot {} cast secretly; the node's receipt is in {} (it shows how you voted once the \
          ballots are published: keep it private)",
         receipt.ballot,
         path.display()
     );
-    println!(
+    outln!(
         "check after the close: coop tally verify {} --receipt {}",
         p.id,
         path.display()

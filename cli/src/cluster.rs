@@ -61,7 +61,7 @@ pub async fn run(rpc: &str, cmd: ClusterCmd) -> Result<()> {
     match cmd {
         ClusterCmd::Init(place) => {
             if !folder::exists(&place.data) {
-                println!(
+                outln!(
                     "no ledger in {}; creating a demo co-op",
                     place.data.display()
                 );
@@ -76,7 +76,7 @@ pub async fn run(rpc: &str, cmd: ClusterCmd) -> Result<()> {
             };
             refuse_existing(&place.data)?;
             file.write(&place.data)?;
-            println!(
+            outln!(
                 "{} is replica {} of a new cluster; start it with `coop serve --data {} --listen {}`",
                 place.data.display(),
                 file.id,
@@ -122,7 +122,7 @@ pub async fn run(rpc: &str, cmd: ClusterCmd) -> Result<()> {
                 join_via: Some(via),
             };
             file.write(&place.data)?;
-            println!(
+            outln!(
                 "{} is ready to join {origin} as replica {}; start it with `coop serve --data {} --listen {}`",
                 place.data.display(),
                 file.id,
@@ -148,7 +148,7 @@ pub async fn run(rpc: &str, cmd: ClusterCmd) -> Result<()> {
                 coopledger_ledger::log::now_ms(),
             );
             ask_leader(rpc, "cluster_leave", &request).await?;
-            println!("replica {} left the cluster", file.id);
+            outln!("replica {} left the cluster", file.id);
         }
     }
     Ok(())

@@ -149,11 +149,11 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
     let proved = match judge(&text, &vkey) {
         Ok(p) => p,
         Err(invalid) => {
-            println!("INVALID: {invalid}");
+            outln!("INVALID: {invalid}");
             return Ok(ExitCode::from(1));
         }
     };
-    println!("VALID: {}", proved.headline());
+    outln!("VALID: {}", proved.headline());
     match &proved {
         Proved::Consent(report, _) => print_consent_report(report),
         Proved::Revenue(report, facts) => match &facts.member {
@@ -172,10 +172,10 @@ pub fn verify_bundle(file: &Path, vkey: &str) -> Result<ExitCode> {
 
 fn print_consent_report(report: &coopledger_governance::consent_bundle::BundleReport) {
     if report.history.is_empty() {
-        println!("  no consent entry concerns this member (the timeline's absence is proved)");
+        outln!("  no consent entry concerns this member (the timeline's absence is proved)");
     }
     for l in &report.history {
-        println!(
+        outln!(
             "  index {:>6}  {:>14} ms  {:<18} grant {}  -> {}",
             l.index,
             l.ms,
@@ -185,7 +185,7 @@ fn print_consent_report(report: &coopledger_governance::consent_bundle::BundleRe
         );
     }
     for (g, status) in &report.grants {
-        println!(
+        outln!(
             "  grant {} ({} v{}; {}; to {}; categories {}): {} now",
             g.id,
             g.notice,
@@ -196,7 +196,7 @@ fn print_consent_report(report: &coopledger_governance::consent_bundle::BundleRe
             status_name(*status)
         );
     }
-    println!(
+    outln!(
         "  {} data use(s), every one covered by valid consent at its time",
         report.uses
     );
@@ -236,7 +236,7 @@ pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
                 .map_err(|e| anyhow!("the node served a bundle that does not verify: {e}"))?;
             std::fs::write(&out, serde_json::to_string_pretty(&bundle)? + "\n")
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            println!(
+            outln!(
                 "consent history of {member} ({} events, {} entries) as of checkpoint {} written to {}",
                 report.history.len(),
                 bundle.entries.len(),
@@ -267,17 +267,17 @@ pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
                 "untilMs": now + days.saturating_mul(DAY_MS),
             });
             let (r, id) = sign_and_submit(c, &k, "consent.grant", p).await?;
-            println!(
+            outln!(
                 "consent.grant accepted at index {} (entry id {id})",
                 r.index
             );
-            println!("grant: {id}");
+            outln!("grant: {id}");
             let rc = c.receipt(id).await?;
             match receipt {
                 Some(path) => {
                     std::fs::write(&path, serde_json::to_vec_pretty(&rc)?)
                         .with_context(|| format!("cannot write {}", path.display()))?;
-                    println!("consent receipt written to {}", path.display());
+                    outln!("consent receipt written to {}", path.display());
                 }
                 None => crate::print_json(&rc)?,
             }
@@ -288,14 +288,14 @@ pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
             let until = now_ms() + days.saturating_mul(DAY_MS);
             let p = json!({"member": member, "grant": grant, "untilMs": until});
             let (r, _) = sign_and_submit(c, &k, "consent.renew", p).await?;
-            println!("consent.renew accepted at index {}", r.index);
+            outln!("consent.renew accepted at index {}", r.index);
         }
         ConsentCmd::Withdraw { key, grant } => {
             let k = keyfile::read(&key)?;
             let member = member_of(c, &k).await?;
             let p = json!({"member": member, "grant": grant});
             let (r, _) = sign_and_submit(c, &k, "consent.withdraw", p).await?;
-            println!(
+            outln!(
                 "consent.withdraw accepted at index {}: withdrawn for good",
                 r.index
             );
@@ -322,7 +322,7 @@ pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
             let member = who.id(c).await?;
             let grants = c.grants(member.clone()).await?;
             if grants.is_empty() {
-                println!("{member} has given no consent");
+                outln!("{member} has given no consent");
             }
             for g in grants {
                 // The node's answer states each grant's status as of its newest checkpoint.
@@ -330,7 +330,7 @@ pub async fn consent(c: &HttpClient, cmd: ConsentCmd) -> Result<()> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "grant {} at entry {}: {} — to {} for {}; data: {}",
                     g.id,
                     g.index,
@@ -354,7 +354,7 @@ async fn ended_by_party(
     reason: &str,
 ) -> Result<()> {
     let (commitment, salt) = commit_text(reason);
-    println!("reason salt (keep off-ledger with the reason): {salt}");
+    outln!("reason salt (keep off-ledger with the reason): {salt}");
     submit_printing(c, &key, kind, json!({"grant": grant, "reason": commitment})).await?;
     Ok(())
 }
@@ -420,7 +420,7 @@ pub async fn publish_notice(c: &HttpClient, key: PathBuf, file: PathBuf) -> Resu
         c.put_notice_text(text)
             .await
             .with_context(|| format!("the node did not keep the text of {}", path.display()))?;
-        println!("text: kept by the node (members' pages show it)");
+        outln!("text: kept by the node (members' pages show it)");
     }
     Ok(())
 }

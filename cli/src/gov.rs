@@ -328,7 +328,7 @@ pub(crate) async fn submit_printing(
 ) -> Result<(SubmitResult, String)> {
     let key = keyfile::read(key)?;
     let (r, id) = sign_and_submit(c, &key, kind, payload).await?;
-    println!("{kind} accepted at index {} (entry id {id})", r.index);
+    outln!("{kind} accepted at index {} (entry id {id})", r.index);
     Ok((r, id))
 }
 
@@ -341,7 +341,7 @@ async fn with_reason(
     reason: &str,
 ) -> Result<()> {
     let (commitment, salt) = commit_text(reason);
-    println!("reason salt (keep off-ledger with the reason): {salt}");
+    outln!("reason salt (keep off-ledger with the reason): {salt}");
     submit_printing(
         c,
         key,
@@ -364,7 +364,7 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
             if let Some(d) = details {
                 let (commitment, salt) = commit_text(&d);
                 p.insert("details".into(), json!(commitment));
-                println!("details salt (keep off-ledger with the details): {salt}");
+                outln!("details salt (keep off-ledger with the details): {salt}");
             }
             if let Some(path) = invitation {
                 let text = std::fs::read_to_string(&path)
@@ -380,7 +380,7 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
                 }
             }
             let (_, id) = submit_printing(c, &key, "member.apply", Value::Object(p)).await?;
-            println!("application: {id}");
+            outln!("application: {id}");
         }
         MemberCmd::Invite {
             key,
@@ -399,7 +399,7 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
             });
             std::fs::write(&out, serde_json::to_string_pretty(&inv)? + "\n")
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            println!(
+            outln!(
                 "invitation for {} written to {} (apply with --invitation)",
                 b64_encode(applicant),
                 out.display()
@@ -433,7 +433,7 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
                 p.insert("shares".into(), json!(digests));
             }
             let (r, _) = submit_printing(c, &key, "member.admit", Value::Object(p)).await?;
-            println!(
+            outln!(
                 "{} member(s) admitted at index {}",
                 applications.len(),
                 r.index
@@ -467,7 +467,7 @@ pub async fn member(c: &HttpClient, cmd: MemberCmd) -> Result<()> {
             }
             let payload = Value::Object(payload);
             let (r, _) = sign_and_submit(c, &k, "member.key_add", payload).await?;
-            println!("key added to {member} at index {}", r.index);
+            outln!("key added to {member} at index {}", r.index);
         }
         MemberCmd::KeyRevoke { key, revoke } => {
             let k = key_arg(&revoke)?;
@@ -577,8 +577,8 @@ pub async fn proposal(c: &HttpClient, cmd: ProposalCmd) -> Result<()> {
             // Signed at the same instant voting opens: "now" for the rules' notice check.
             let key = keyfile::read(&a.key)?;
             let (r, id) = sign_and_submit_at(c, &key, "gov.propose", Value::Object(p), now).await?;
-            println!("gov.propose accepted at index {} (entry id {id})", r.index);
-            println!("proposal: {id}");
+            outln!("gov.propose accepted at index {} (entry id {id})", r.index);
+            outln!("proposal: {id}");
         }
         ProposalCmd::Amend {
             key,
@@ -640,7 +640,7 @@ pub async fn vote(
     let mut p = obj(json!({ "proposal": id, "member": member }));
     p.extend(choice);
     let (r, _) = sign_and_submit(c, &k, "gov.vote", Value::Object(p)).await?;
-    println!("vote by {member} recorded at index {}", r.index);
+    outln!("vote by {member} recorded at index {}", r.index);
     Ok(())
 }
 
@@ -650,7 +650,7 @@ pub async fn proxy(c: &HttpClient, key: &Path, id: String, to: Option<String>) -
     let member = member_of(c, &k).await?;
     let p = json!({ "proposal": id, "member": member, "to": to });
     let (r, _) = sign_and_submit(c, &k, "gov.proxy", p).await?;
-    println!("proxy of {member} recorded at index {}", r.index);
+    outln!("proxy of {member} recorded at index {}", r.index);
     Ok(())
 }
 
@@ -677,25 +677,25 @@ pub enum BylawsCmd {
 /// Runs a [`BylawsCmd`].
 pub fn bylaws_offline(cmd: BylawsCmd) -> Result<std::process::ExitCode> {
     match cmd {
-        BylawsCmd::Schema => print!("{BYLAWS_SCHEMA}"),
+        BylawsCmd::Schema => out!("{BYLAWS_SCHEMA}"),
         BylawsCmd::Check { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let v: Value = match serde_json::from_str(&text) {
                 Ok(v) => v,
                 Err(e) => {
-                    println!("REFUSED: {} is not JSON: {e}", file.display());
+                    outln!("REFUSED: {} is not JSON: {e}", file.display());
                     return Ok(std::process::ExitCode::from(1));
                 }
             };
             match coopledger_governance::bylaws::Bylaws::from_json(&v) {
-                Ok(b) => println!(
+                Ok(b) => outln!(
                     "ACCEPTED: bylaws v{} with {} classes and rules for every kind of decision",
                     b.version,
                     b.classes.len()
                 ),
                 Err(e) => {
-                    println!("REFUSED: {e}");
+                    outln!("REFUSED: {e}");
                     return Ok(std::process::ExitCode::from(1));
                 }
             }

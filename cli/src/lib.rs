@@ -2,6 +2,33 @@
 //! entries and checkpoints, write proof files and verify them offline.
 #![forbid(unsafe_code)]
 
+/// Prints a line of a command's output, as `println!` would — but a standard output that can
+/// no longer be written (`coop … | head -1`) ends the command through [`write_out`] rather
+/// than a panic.
+macro_rules! outln {
+    () => {
+        $crate::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// [`outln!`] without the line's end.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*))
+    };
+}
+
+/// Prints a line on a running node's console. A console that went away does not stop the
+/// node: the line is dropped.
+macro_rules! consoleln {
+    ($($arg:tt)*) => {
+        $crate::write_console(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod anchor;
 mod ballot;
 mod cluster;
@@ -29,7 +56,8 @@ use std::process::ExitCode;
 pub const EXIT_CODES: &str = "Exit codes:
   0  done; a check passed (VALID, AGREES, AUDIT PASSED, ACCEPTED)
   1  a check ran and failed (INVALID, DIFFERS, AUDIT FAILED, REFUSED)
-  2  usage or input error: bad arguments, an unreadable or malformed file or key
+  2  usage or input error: bad arguments, an unreadable or malformed file or key; or the
+     output could not be written (a closed pipe, as in `coop audit | head -1`: quietly)
   3  refused by the node: a co-op rule, a bad signature, an unknown id (one line names it,
      e.g. `refused (use.withdrawn): …`)
   4  node unavailable: not reachable, timed out, overloaded or stopped (retry later)";
@@ -381,12 +409,12 @@ fn check_witnesses_of_file(
         }
     }
     if notes.is_empty() {
-        println!("INVALID: {} holds no checkpoint", file.display());
+        outln!("INVALID: {} holds no checkpoint", file.display());
         return Ok(Some(ExitCode::from(1)));
     }
     for note in notes {
         if let Err(e) = cosigners_of(&policy, &note) {
-            println!("INVALID: checkpoint witnesses: {e}");
+            outln!("INVALID: checkpoint witnesses: {e}");
             return Ok(Some(ExitCode::from(1)));
         }
     }
@@ -409,11 +437,14 @@ async fn backup(data: &std::path::Path, out: &std::path::Path) -> Result<()> {
         .await
         {
             Ok(r) => {
-                println!(
+                outln!(
                     "backed up {} (checkpoint size {}, root {}) into {} while the node runs",
-                    r.origin, r.size, r.root, r.path
+                    r.origin,
+                    r.size,
+                    r.root,
+                    r.path
                 );
-                println!("the vault key is not in it: back up the vault key file separately");
+                outln!("the vault key is not in it: back up the vault key file separately");
                 return Ok(());
             }
             // Not running (the address is stale): back up the folder directly below.
@@ -423,14 +454,14 @@ async fn backup(data: &std::path::Path, out: &std::path::Path) -> Result<()> {
     }
     let (log, _) = coopledger_node::folder::open(data, coopledger_ledger::LogConfig::default())?;
     let info = coopledger_node::folder::backup(&log, data, &out)?;
-    println!(
+    outln!(
         "backed up {} (checkpoint size {}, root {}) into {} (the node was not running)",
         info.origin,
         info.size,
         info.root,
         out.display()
     );
-    println!("the vault key is not in it: back up the vault key file separately");
+    outln!("the vault key is not in it: back up the vault key file separately");
     Ok(())
 }
 
@@ -460,13 +491,13 @@ async fn audit(
     let signed = match coopledger_ledger::SignedCheckpoint::open(&cp.note, &vkey) {
         Ok(s) => s,
         Err(e) => {
-            println!("AUDIT FAILED: the node's checkpoint: {e}");
+            outln!("AUDIT FAILED: the node's checkpoint: {e}");
             return Ok(ExitCode::from(1));
         }
     };
     let size = signed.checkpoint.size;
     if let Some((file, e)) = earlier.iter().find(|(_, e)| e.size > size) {
-        println!(
+        outln!(
             "AUDIT FAILED: the log is behind a checkpoint you have seen: {file} is signed at size {}, the node serves {size} entries (entries were lost or a fork is being shown)",
             e.size
         );
@@ -481,12 +512,12 @@ async fn audit(
             .map_err(|_| anyhow!("entry {index}: not base64"))?;
         tree.push(coopledger_ledger::hash::leaf_hash(&bytes));
         if let Err(err) = replay.push(&bytes) {
-            println!("AUDIT FAILED: {err}");
+            outln!("AUDIT FAILED: {err}");
             return Ok(ExitCode::from(1));
         }
         for (file, e) in earlier.iter().filter(|(_, e)| e.size == index + 1) {
             if tree.root() != e.root {
-                println!(
+                outln!(
                     "AUDIT FAILED: the log is inconsistent with a checkpoint you have seen: {file} is signed at size {} with root {}, the log's tree there is {} (two histories signed by one key)",
                     e.size,
                     e.root,
@@ -497,7 +528,7 @@ async fn audit(
         }
     }
     if tree.root() != signed.checkpoint.root {
-        println!(
+        outln!(
             "AUDIT FAILED: the entries served hash to {}, the signed checkpoint says {}",
             tree.root(),
             signed.checkpoint.root
@@ -506,7 +537,7 @@ async fn audit(
     }
     match replay.finish() {
         Ok(r) => {
-            println!(
+            outln!(
                 "AUDIT PASSED: {} entries of {} replayed with the co-op's rules in {} batches; every recorded state root reached (last {}); tree root matches the signed checkpoint of size {size}{}",
                 r.entries,
                 signed.checkpoint.origin,
@@ -521,7 +552,7 @@ async fn audit(
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            println!("AUDIT FAILED: {err}");
+            outln!("AUDIT FAILED: {err}");
             Ok(ExitCode::from(1))
         }
     }
@@ -599,8 +630,30 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes `args` to standard output and flushes it. When that fails the command ends at once
+/// with [`EXIT_USAGE`] — quietly when the reader closed the pipe (it chose to stop reading),
+/// with one line on standard error otherwise — never with 0: a script must not take a
+/// `coop audit` whose verdict never reached it for one that passed.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {e}");
+        }
+        std::process::exit(i32::from(EXIT_USAGE));
+    }
+}
+
+/// Writes `args` to standard output for [`consoleln!`]; a failure is ignored.
+pub(crate) fn write_console(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_fmt(args).and_then(|()| stdout.flush());
+}
+
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -691,8 +744,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Cluster(cmd) => cluster::run(&cli.rpc, cmd).await?,
         Cmd::Key(KeyCmd::New { out }) => {
             let key = keyfile::create(&out)?;
-            println!("public key: {}", b64_encode(key.verifying_key().to_bytes()));
-            println!("written to: {}", out.display());
+            outln!("public key: {}", b64_encode(key.verifying_key().to_bytes()));
+            outln!("written to: {}", out.display());
         }
         Cmd::Key(KeyCmd::Show { file }) => {
             let key = keyfile::read(&file)?;
@@ -848,18 +901,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             print_json(&cp)?
         }
-        Cmd::Vkey => println!("{}", client(&cli.rpc)?.verifier_key().await?),
+        Cmd::Vkey => outln!("{}", client(&cli.rpc)?.verifier_key().await?),
         Cmd::Audit { vkey, seen } => return audit(&client(&cli.rpc)?, &vkey, &seen).await,
         Cmd::Backup { data, out } => backup(&data, &out).await?,
         Cmd::Restore { backup, data } => {
             let (info, size) = coopledger_node::folder::restore(&backup, &data)?;
-            println!(
+            outln!(
                 "restored {} into {}: {size} entries, the backup's checkpoint (size {}) held, every entry replayed with the co-op's rules",
                 info.origin,
                 data.display(),
                 info.size
             );
-            println!(
+            outln!(
                 "start it with: coop serve --data {} (and the vault key: --vault-key FILE)",
                 data.display()
             );
@@ -888,7 +941,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .map_err(|e| anyhow!("node served a bad proof: {e}"))?;
             std::fs::write(&out, serde_json::to_string_pretty(&file)? + "\n")
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            println!(
+            outln!(
                 "proof of entry {index} at tree size {} written to {}",
                 cp.size,
                 out.display()
@@ -917,7 +970,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let parsed: ProofFile = match serde_json::from_str(&text) {
                 Ok(p) => p,
                 Err(e) => {
-                    println!(
+                    outln!(
                         "INVALID: {} is not a coopledger proof file: {e}",
                         file.display()
                     );
@@ -928,14 +981,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let cosigners = match cosigners_of(&policy, &parsed.checkpoint) {
                 Ok(c) => c,
                 Err(e) => {
-                    println!("INVALID: checkpoint witnesses: {e}");
+                    outln!("INVALID: checkpoint witnesses: {e}");
                     return Ok(ExitCode::from(1));
                 }
             };
             match parsed.verify(&vkey) {
                 Ok(v) => {
                     if !cosigners.is_empty() {
-                        println!(
+                        outln!(
                             "cosigned by {}",
                             cosigners
                                 .iter()
@@ -945,7 +998,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         );
                     }
                     let b = v.entry.body();
-                    println!(
+                    outln!(
                         "VALID: entry {} ({} v{}, signer {}, seq {}) is in {} at tree size {}, root {}",
                         v.index,
                         b.kind,
@@ -958,7 +1011,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     );
                 }
                 Err(e) => {
-                    println!("INVALID: {e}");
+                    outln!("INVALID: {e}");
                     return Ok(ExitCode::from(1));
                 }
             }

@@ -203,12 +203,13 @@ pub async fn init(args: InitArgs) -> Result<()> {
 }
 
 fn print_created(data: &Path, origin: &str, c: &folder::Created) {
-    println!("created co-op {origin:?} in {}", data.display());
-    println!(
+    outln!("created co-op {origin:?} in {}", data.display());
+    outln!(
         "genesis entry: index {}, checkpoint size {}",
-        c.genesis.index, c.genesis.checkpoint.checkpoint.size
+        c.genesis.index,
+        c.genesis.checkpoint.checkpoint.size
     );
-    println!("verifier key: {}", c.vkey);
+    outln!("verifier key: {}", c.vkey);
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
@@ -222,13 +223,13 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         );
     }
     if !folder::exists(&args.data) {
-        println!(
+        outln!(
             "no ledger in {}; creating a demo co-op",
             args.data.display()
         );
         let (created, keys) = folder::create_demo(&args.data).await?;
         print_created(&args.data, folder::DEMO_ORIGIN, &created);
-        println!(
+        outln!(
             "demo founders' keys: {}/{{board,treasurer,member}}.key",
             keys.display()
         );
@@ -363,17 +364,17 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     })
     .await?;
     if running.erased_at_start > 0 {
-        println!(
+        consoleln!(
             "destroyed the personal data of {} erased member(s)",
             running.erased_at_start
         );
     }
     let log = &running.node.log;
     if let Some((w, _)) = &running.node.witness {
-        println!("witness key: {}", w.vkey());
+        consoleln!("witness key: {}", w.vkey());
     }
     if let Some(a) = &args.anchor_rpc {
-        println!(
+        consoleln!(
             "anchoring on chain {} at {a}",
             args.anchor_chain_id.unwrap_or_default()
         );
@@ -381,35 +382,37 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     std::fs::write(args.data.join("node.addr"), format!("{}\n", running.addr))?;
     let cp = log.checkpoint();
     if coopledger_rpc::portal::is_built() {
-        println!(
+        consoleln!(
             "portal: {}://{}/ (open it in a browser)",
             if tls.is_some() { "https" } else { "http" },
             running.addr
         );
     } else {
-        println!("portal: not built into this binary (run scripts/setup.sh, then rebuild)");
+        consoleln!("portal: not built into this binary (run scripts/setup.sh, then rebuild)");
     }
-    println!(
+    consoleln!(
         "coop node listening on {}://{} (WebSocket on the same port)",
         if tls.is_some() { "https" } else { "http" },
         running.addr
     );
-    println!("origin: {}", log.origin());
-    println!("verifier key: {}", log.verifier_key());
-    println!(
+    consoleln!("origin: {}", log.origin());
+    consoleln!("verifier key: {}", log.verifier_key());
+    consoleln!(
         "checkpoint: size {} root {}",
-        cp.checkpoint.size, cp.checkpoint.root
+        cp.checkpoint.size,
+        cp.checkpoint.root
     );
     if let Some(f) = &cluster_file {
-        println!(
+        consoleln!(
             "replica {} of the cluster; cluster listener {} (mutual TLS with the co-op's key)",
-            f.id, f.cluster
+            f.id,
+            f.cluster
         );
         if f.join_via.is_some() {
             let (data, f) = (args.data.clone(), f.clone());
             tokio::spawn(async move {
                 match crate::cluster::join_when_started(&data, &f).await {
-                    Ok(()) => println!("joined the cluster as replica {}", f.id),
+                    Ok(()) => consoleln!("joined the cluster as replica {}", f.id),
                     Err(e) => eprintln!("could not join the cluster: {e:#}"),
                 }
             });
@@ -417,7 +420,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     tracing::info!(addr = %running.addr, "serving");
     shutdown_signal().await;
-    println!("shutting down");
+    consoleln!("shutting down");
     let _ = stop_tx.send(());
     running.stopped().await;
     Ok(())

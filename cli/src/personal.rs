@@ -78,7 +78,7 @@ pub async fn personal(c: &HttpClient, cmd: PersonalCmd) -> Result<()> {
             let payload = json!({"member": member, "attributes": committed});
             let env = sign_entry(c, &k, "member.profile", payload, now_ms()).await?;
             let r = PersonalApiClient::submit(c, env.to_value(), sent).await?;
-            println!(
+            outln!(
                 "member.profile accepted at index {}: {} attribute(s) of {member} held off the log, encrypted; only salted commitments are on it",
                 r.index,
                 committed.len()
@@ -105,7 +105,7 @@ pub async fn personal(c: &HttpClient, cmd: PersonalCmd) -> Result<()> {
                     b64_encode(sig),
                 )
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&attrs)?);
+            outln!("{}", serde_json::to_string_pretty(&attrs)?);
         }
         PersonalCmd::Erase { key, member } => {
             let k = keyfile::read(&key)?;
@@ -116,7 +116,7 @@ pub async fn personal(c: &HttpClient, cmd: PersonalCmd) -> Result<()> {
             let env =
                 sign_entry(c, &k, "member.erase", json!({"member": member}), now_ms()).await?;
             let r = c.erase(env.to_value()).await?;
-            println!(
+            outln!(
                 "member.erase accepted at index {}; personal data of {member} {}",
                 r.receipt.index,
                 erasure_outcome(&r)

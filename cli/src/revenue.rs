@@ -164,12 +164,15 @@ async fn check_with_node(c: &HttpClient, b: &RevenueBundle) -> Result<RevenueRep
 pub fn print_statement(r: &RevenueReport, member: &str) {
     let d = &r.distribution;
     let line = d.lines.iter().find(|l| l.member == member);
-    println!(
+    outln!(
         "statement of {member}: {} in {} (checkpoint {} of {})",
-        d.period, d.currency, r.size, r.origin
+        d.period,
+        d.currency,
+        r.size,
+        r.origin
     );
     if let Some(l) = line {
-        println!(
+        outln!(
             "  your line: {} {} (basis {} of {}), {}",
             l.amount,
             d.currency,
@@ -178,7 +181,7 @@ pub fn print_statement(r: &RevenueReport, member: &str) {
             line_state(&r.settlement, l)
         );
     }
-    println!(
+    outln!(
         "  gross {} − expenses {} = net {}; reserve {} + community {} + pool {} (policy v{}, split {:?}, adopted by proposal {} at entry {})",
         d.gross,
         d.expense_total,
@@ -206,16 +209,21 @@ pub fn print_reconciliation(r: &RevenueReport, format: &str) -> Result<()> {
             "lines": rec.lines,
         }))?,
         "csv" => {
-            println!("member,basis,amount,paid,difference,state");
+            outln!("member,basis,amount,paid,difference,state");
             for l in &rec.lines {
-                println!(
+                outln!(
                     "{},{},{},{},{},{}",
-                    l.member, l.basis, l.amount, l.paid, l.difference, l.state
+                    l.member,
+                    l.basis,
+                    l.amount,
+                    l.paid,
+                    l.difference,
+                    l.state
                 );
             }
         }
         "table" => {
-            println!(
+            outln!(
                 "reconciliation {} {} (checkpoint {}): {} revenue(s) gross {}, {} expense(s) {}, net {}",
                 rec.period,
                 rec.currency,
@@ -226,23 +234,36 @@ pub fn print_reconciliation(r: &RevenueReport, format: &str) -> Result<()> {
                 rec.expense_total,
                 rec.net
             );
-            println!(
+            outln!(
                 "set aside: reserve {}, community {}, pool {} (unshared {}); unclaimed transferred {}",
                 rec.reserve, rec.community, rec.pool, rec.unshared, rec.unclaimed
             );
-            println!(
+            outln!(
                 "{:<20} {:>6} {:>12} {:>12} {:>12}  state",
-                "member", "basis", "amount", "paid", "difference"
+                "member",
+                "basis",
+                "amount",
+                "paid",
+                "difference"
             );
             for l in &rec.lines {
-                println!(
+                outln!(
                     "{:<20} {:>6} {:>12} {:>12} {:>12}  {}",
-                    l.member, l.basis, l.amount, l.paid, l.difference, l.state
+                    l.member,
+                    l.basis,
+                    l.amount,
+                    l.paid,
+                    l.difference,
+                    l.state
                 );
             }
-            println!(
+            outln!(
                 "{:<20} {:>6} {:>12} {:>12} {:>12}",
-                "total", "", rec.due, rec.paid, rec.difference
+                "total",
+                "",
+                rec.due,
+                rec.paid,
+                rec.difference
             );
         }
         other => anyhow::bail!("--format {other:?}: expected table, json or csv"),
@@ -273,7 +294,7 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
                 "period": period, "evidence": digest_of(&evidence)?, "purpose": purpose,
                 "uses": uses});
             let (r, id) = sign_and_submit(c, &k, "revenue.record", p).await?;
-            println!(
+            outln!(
                 "revenue.record accepted at index {} (entry id {id})",
                 r.index
             );
@@ -290,7 +311,7 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             let p = json!({"payee": payee, "amount": amount, "currency": currency,
                 "period": period, "evidence": digest_of(&evidence)?});
             let (r, id) = sign_and_submit(c, &k, "revenue.expense", p).await?;
-            println!(
+            outln!(
                 "revenue.expense accepted at index {} (entry id {id})",
                 r.index
             );
@@ -311,7 +332,7 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             let d = c.preview(period.clone(), currency.clone()).await?;
             let p = json!({"period": period, "currency": currency, "distribution": d});
             let (r, id) = sign_and_submit(c, &k, "revenue.distribute", p).await?;
-            println!(
+            outln!(
                 "revenue.distribute accepted at index {} (entry id {id}): net {} {currency} = reserve {} + community {}{} + pool {} over {} member line(s)",
                 r.index,
                 d.net,
@@ -345,7 +366,7 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             let p = json!({"period": period, "currency": currency, "member": member,
                 "amount": amount, "reference": reference, "status": status});
             let (r, _) = sign_and_submit(c, &k, "revenue.payment", p).await?;
-            println!(
+            outln!(
                 "revenue.payment accepted at index {}: {amount} {currency} to {member}, {status}",
                 r.index
             );
@@ -358,7 +379,7 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             let k = keyfile::read(&key)?;
             let p = json!({"period": period, "currency": currency});
             let (r, _) = sign_and_submit(c, &k, "revenue.unclaimed", p).await?;
-            println!("revenue.unclaimed accepted at index {}", r.index);
+            outln!("revenue.unclaimed accepted at index {}", r.index);
         }
         RevenueCmd::Settlement { period, currency } => {
             crate::print_json(&c.settlement(period, currency).await?)?
@@ -383,7 +404,7 @@ pub async fn revenue(c: &HttpClient, cmd: RevenueCmd) -> Result<()> {
             }
             std::fs::write(&out, serde_json::to_string_pretty(&st)? + "\n")
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            println!(
+            outln!(
                 "statement of {member} ({} distribution(s)) written to {}",
                 st.bundles.len(),
                 out.display()

@@ -81,7 +81,7 @@ fn name<T: serde::Serialize>(v: &T) -> String {
 pub fn print_report(r: &TallyReport) {
     let p = &r.proposal;
     let t = &r.tally;
-    println!(
+    outln!(
         "recounted proposal {} ({:?}, {}) against {}'s checkpoint of size {}, bylaws v{}",
         p.id,
         p.title,
@@ -90,11 +90,13 @@ pub fn print_report(r: &TallyReport) {
         r.size,
         r.bylaws_version
     );
-    println!(
+    outln!(
         "  electorate {} members {:?}; {} entries checked",
-        r.electorate, t.eligible, r.entries
+        r.electorate,
+        t.eligible,
+        r.entries
     );
-    println!(
+    outln!(
         "  {} ballots ({} by proxy), participation {} (quorum {}), outcome {}{}",
         t.ballots,
         t.by_proxy,
@@ -107,7 +109,7 @@ pub fn print_report(r: &TallyReport) {
             .unwrap_or_default()
     );
     if let coopledger_governance::tallying::TallyResult::YesNo(y) = &t.result {
-        println!(
+        outln!(
             "  yes share {} against {} {} ({}), threshold {}",
             y.yes_share
                 .as_ref()
@@ -131,13 +133,13 @@ pub async fn export(
     let bundle = c.tally_bundle(id).await?;
     let (vkey, vkey_text) = trusted_key(c, vkey).await?;
     if let Err(e) = bundle.verify(&vkey) {
-        println!("INVALID: the node's bundle does not verify, nothing written: {e}");
+        outln!("INVALID: the node's bundle does not verify, nothing written: {e}");
         return Ok(ExitCode::from(1));
     }
     let text = serde_json::to_string_pretty(&bundle)?;
     std::fs::write(out, format!("{text}\n"))
         .with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
+    outln!(
         "wrote {} ({} state proofs, {} entries, checkpoint size {}); recount it with: coop \
          verify-bundle {} --vkey {}",
         out.display(),
@@ -162,7 +164,7 @@ pub async fn verify_tally(
     let report = match bundle.verify(&vkey) {
         Ok(r) => r,
         Err(e) => {
-            println!("DIFFERS: {e}");
+            outln!("DIFFERS: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -178,12 +180,12 @@ pub async fn verify_tally(
         }
         let ballot = crate::ballot::check_receipt(&r, &report.node_key)?;
         match report.published.get(&ballot) {
-            Some(at) => println!(
+            Some(at) => outln!(
                 "your ballot {} is published in entry {at} and counted",
                 r.ballot
             ),
             None => {
-                println!(
+                outln!(
                     "DIFFERS: your ballot {} (receipt signed by the node) is missing from the \
                      published ballots",
                     r.ballot
@@ -192,7 +194,7 @@ pub async fn verify_tally(
             }
         }
     }
-    println!(
+    outln!(
         "AGREES: tally at entry {}: {} ballots ({} by proxy), outcome {}",
         report.tally_index,
         report.tally.ballots,

@@ -197,3 +197,29 @@ fn bylaws_schema_is_the_published_one_and_check_names_a_misspelt_field() {
     assert_ne!(code, 0);
     assert!(err.contains("decisions.special.quorum.minimumPPM"), "{err}");
 }
+
+/// A reader that stops reading (`coop … | head -1`) ends the command with exit code 2 and
+/// nothing on standard error — not a panic, and not 0, which a script would take for a check
+/// that passed. Here the pipe's reading end is closed before `coop` starts, so every write
+/// fails.
+#[test]
+fn a_closed_output_pipe_ends_a_command_with_2_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    coop(&["key", "new", "-o", key.to_str().unwrap()]);
+    for args in [
+        vec!["bylaws", "schema"],
+        vec!["key", "show", key.to_str().unwrap()],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_coop"))
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+    }
+}

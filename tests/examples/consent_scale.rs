@@ -138,7 +138,7 @@ async fn main() -> Result<()> {
             r.with_context(|| format!("event {} refused", written + i))?;
         }
         written += n;
-        if written % 2_000 == 0 || written == events {
+        if written.is_multiple_of(2_000) || written == events {
             println!(
                 "{written:>7} events  last 2,000 in {:>8.1} ms",
                 lap.elapsed().as_secs_f64() * 1e3
